@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    AUTHOR = "author", "Task author"
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ADJUDICATOR = "adjudicator", "Adjudicator"
+
+
+class User(AbstractUser):
+    """A person using Marlin. Roles are granted separately; a user may hold several."""
+
+    def role_names(self) -> frozenset[str]:
+        cached = getattr(self, "_role_names", None)
+        if cached is None:
+            if not self.is_active or self.pk is None:
+                cached = frozenset()
+            else:
+                cached = frozenset(self.role_grants.values_list("role", flat=True))
+                if self.is_superuser:
+                    cached = cached | {Role.ADMIN.value}
+            self._role_names = cached
+        return cached
+
+    def has_role(self, *roles: str) -> bool:
+        """True when the user holds any of the given roles."""
+        return bool(self.role_names() & set(roles))
+
+    def forget_roles(self) -> None:
+        self.__dict__.pop("_role_names", None)
+
+    @property
+    def pseudonym(self) -> str:
+        """A stable id for exports that does not reveal the person."""
+        digest = hashlib.sha256(f"marlin-expert:{self.pk}:{self.date_joined.isoformat()}".encode())
+        return "expert-" + digest.hexdigest()[:12]
+
+
+class RoleGrant(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_grants")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    granted_at = models.DateTimeField(default=timezone.now)
+    granted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "role"], name="unique_role_grant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role}"
+
+
+class ExpertProfile(models.Model):
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="expert_profile")
+    skills = models.JSONField(default=list, blank=True, help_text="e.g. backend, security, ml")
+    languages = models.JSONField(default=list, blank=True, help_text="e.g. python, go, rust")
+    years_experience = models.PositiveSmallIntegerField(default=0)
+    hourly_rate_cents = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides the project's hourly rate for this expert."
+    )
+    bio = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the raw value is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to recognise it.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @classmethod
+    def issue(cls, user: User, name: str) -> tuple[ApiToken, str]:
+        raw = "mrl_" + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, prefix=raw[:12], token_hash=_hash_token(raw)
+        )
+        return token, raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> User | None:
+        token = (
+            cls.objects.select_related("user")
+            .filter(token_hash=_hash_token(raw), revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+        if token is None:
+            return None
+        cls.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return token.user
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
