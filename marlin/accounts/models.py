@@ -111,3 +111,43 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class EarningKind(models.TextChoices):
+    JUDGMENT = "judgment", "Judgment accepted"
+    REVIEW = "review", "Review done"
+    ADJUDICATION = "adjudication", "Adjudication done"
+    ADJUSTMENT = "adjustment", "Adjustment by an admin"
+
+
+class Earning(models.Model):
+    """What an expert is owed for one accepted piece of work; created exactly once per source."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="earnings")
+    project = models.ForeignKey("tasks.Project", on_delete=models.PROTECT, related_name="earnings")
+    kind = models.CharField(max_length=20, choices=EarningKind.choices)
+    source_type = models.CharField(max_length=40)
+    source_id = models.CharField(max_length=64)
+    amount_cents = models.IntegerField()
+    active_seconds = models.PositiveIntegerField(default=0)
+    reason = models.TextField(blank=True)
+    adjusts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adjustments"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "source_type", "source_id"],
+                condition=~models.Q(kind="adjustment"),
+                name="earning_once_per_piece_of_work",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind} {self.amount_cents}c"

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from django.conf import settings as django_settings
+from django.db import models
+from django.utils import timezone
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible API"
+    ANTHROPIC = "anthropic", "Anthropic Messages API"
+    COMMAND = "command", "Command-line agent"
+    IMPORT = "import", "Imported candidates"
+
+
+class Agent(models.Model):
+    """A named, versioned way to produce a patch. Settings never hold a secret in clear: they
+    name an environment variable or a secrets file the worker reads."""
+
+    name = models.CharField(max_length=100)
+    version_label = models.CharField(max_length=100, default="1")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    settings = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "version_label"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version_label"], name="unique_agent_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version_label}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for a follow-up"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Run(models.Model):
+    """One agent working on one task, turn by turn."""
+
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(
+        max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    conversation = models.JSONField(
+        default=list, blank=True, help_text="Provider-neutral message history across turns."
+    )
+    workspace_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.agent} on task {self.task_id}"
+
+
+class TurnStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Turn(models.Model):
+    """One prompt (the task's or a follow-up) and the candidate it led to."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="turns")
+    number = models.PositiveSmallIntegerField()
+    prompt = models.TextField()
+    status = models.CharField(
+        max_length=20, choices=TurnStatus.choices, default=TurnStatus.QUEUED, db_index=True
+    )
+    exit_status = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_turn")]
+
+    def __str__(self) -> str:
+        return f"turn {self.number} of run {self.run_id}"
+
+
+class Candidate(models.Model):
+    """The patch a run produced at a turn, with its trajectory and cost."""
+
+    turn = models.OneToOneField(Turn, on_delete=models.CASCADE, related_name="candidate")
+    patch = models.TextField(blank=True, help_text="Cumulative diff against the base commit.")
+    files_changed = models.PositiveIntegerField(default=0)
+    lines_added = models.PositiveIntegerField(default=0)
+    lines_removed = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    fingerprints = models.JSONField(
+        default=list, blank=True, help_text="Identity fingerprints found (kind, match, line)."
+    )
+    scrubbed_patch = models.TextField(
+        blank=True, help_text="What experts see when fingerprints were found."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"candidate of {self.turn}"
+
+    @property
+    def is_flagged(self) -> bool:
+        return bool(self.fingerprints)
+
+    @property
+    def patch_for_experts(self) -> str:
+        return self.scrubbed_patch if self.fingerprints else self.patch
+
+
+class TrajectoryStep(models.Model):
+    """One step an agent took, saved as it happened."""
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, help_text="model, tool, output, error, note")
+    content = models.JSONField(default=dict)
+    scrubbed_content = models.JSONField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    latency_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["turn", "index"]
+        constraints = [models.UniqueConstraint(fields=["turn", "index"], name="unique_step")]
+
+
+class CheckStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Error"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+class CheckResult(models.Model):
+    """One check of the task run against one candidate. Exactly one row per (candidate, check)."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="check_results")
+    check_index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20)
+    status = models.CharField(
+        max_length=20, choices=CheckStatus.choices, default=CheckStatus.QUEUED, db_index=True
+    )
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    tests = models.JSONField(default=list, blank=True)
+    findings = models.JSONField(default=list, blank=True)
+    log = models.TextField(blank=True)
+    detail = models.TextField(blank=True)
+    limits = models.JSONField(default=dict, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["candidate", "check_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "check_index"], name="unique_check_result")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status}"

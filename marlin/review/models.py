@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def new_public_id() -> str:
+    """Opaque id for URLs and the API: reveals nothing about runs, agents or order."""
+    return secrets.token_urlsafe(12)
+
+
+class ComparisonState(models.TextChoices):
+    AWAITING_JUDGMENTS = "awaiting_judgments", "Awaiting judgments"
+    IN_REVIEW = "in_review", "In review"
+    AGREED = "agreed", "Agreed"
+    DISPUTED = "disputed", "Disputed"
+    DECIDED = "decided", "Decided"
+    VOIDED = "voided", "Voided"
+
+
+class Comparison(models.Model):
+    """Two runs on the same task, shown blind as A and B (the sides are stored, chosen at random)."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    project = models.ForeignKey("tasks.Project", on_delete=models.PROTECT, related_name="comparisons")
+    task = models.ForeignKey("tasks.Task", on_delete=models.PROTECT, related_name="comparisons")
+    run_a = models.ForeignKey("agents.Run", on_delete=models.PROTECT, related_name="+")
+    run_b = models.ForeignKey("agents.Run", on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(
+        max_length=30,
+        choices=ComparisonState.choices,
+        default=ComparisonState.AWAITING_JUDGMENTS,
+        db_index=True,
+    )
+    turn_count = models.PositiveSmallIntegerField(default=1)
+    void_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(run_a=models.F("run_b")), name="comparison_two_runs"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison {self.public_id}"
+
+
+class Claim(models.Model):
+    """An annotator holding a comparison from the queue. Released when abandoned."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="claims")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="claims"
+    )
+    claimed_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "annotator"],
+                condition=models.Q(released_at__isnull=True),
+                name="one_open_claim_per_annotator",
+            )
+        ]
+
+
+class JudgmentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    REVISION_REQUESTED = "revision_requested", "Revision requested"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    VOIDED = "voided", "Voided"
+
+
+class Judgment(models.Model):
+    """One expert's verdict on a comparison, bound to the rubric version it used."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="judgments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments"
+    )
+    rubric_version = models.ForeignKey(
+        "tasks.RubricVersion", on_delete=models.PROTECT, related_name="judgments"
+    )
+    status = models.CharField(
+        max_length=30, choices=JudgmentStatus.choices, default=JudgmentStatus.DRAFT, db_index=True
+    )
+    ratings = models.JSONField(
+        default=dict, blank=True, help_text="criterion key -> -3..3 (A..B) or null (n/a)"
+    )
+    overall = models.SmallIntegerField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-5")
+    comments = models.JSONField(default=list, blank=True, help_text="Line-anchored comments.")
+    turn_notes = models.JSONField(default=dict, blank=True, help_text="turn number -> remark")
+    turn_judged = models.PositiveSmallIntegerField(default=1)
+    active_seconds = models.PositiveIntegerField(default=0)
+    wall_seconds = models.PositiveIntegerField(default=0)
+    draft_revision = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["comparison", "started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "annotator"], name="one_judgment_per_annotator"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"judgment {self.pk} by {self.annotator} on {self.comparison}"
+
+
+class ReviewVerdict(models.TextChoices):
+    AGREE = "agree", "Agree"
+    DISAGREE = "disagree", "Disagree"
+    REVISION = "revision", "Request a revision"
+
+
+class Review(models.Model):
+    judgment = models.ForeignKey(Judgment, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    verdict = models.CharField(max_length=20, choices=ReviewVerdict.choices)
+    per_criterion = models.JSONField(
+        default=dict, blank=True, help_text="criterion key -> {agree: bool, reason: str}"
+    )
+    reason = models.TextField()
+    active_seconds = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["judgment", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["judgment", "reviewer"], name="one_review_per_reviewer")
+        ]
+
+
+class DecisionSource(models.TextChoices):
+    AGREEMENT = "agreement", "Agreement"
+    ADJUDICATION = "adjudication", "Adjudication"
+
+
+class Decision(models.Model):
+    """The final preference of a comparison: the single truth statistics and exports read."""
+
+    comparison = models.OneToOneField(Comparison, on_delete=models.PROTECT, related_name="decision")
+    source = models.CharField(max_length=20, choices=DecisionSource.choices)
+    overall = models.SmallIntegerField(help_text="-3..3; negative prefers side A")
+    ratings = models.JSONField(default=dict, blank=True)
+    rationale = models.TextField()
+    rubric_version = models.ForeignKey(
+        "tasks.RubricVersion", on_delete=models.PROTECT, related_name="decisions"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    decided_at = models.DateTimeField(default=timezone.now)
+    active_seconds = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"decision on {self.comparison}"

@@ -1,0 +1,155 @@
+"""Resource limits applied from the host side: rlimits through prlimit(1) and a pids cgroup.
+
+Rlimits are set by exec'ing through `prlimit` rather than a `preexec_fn`, because a preexec_fn
+can deadlock a process that has threads (a worker serving jobs has them).
+
+RLIMIT_NPROC counts processes per host uid and the worker usually runs as root, where it is not
+enforced at all, so the process limit comes from a pids cgroup made for each run. Where no pids
+cgroup can be made (no cgroupfs, not root, cgroup v2 without delegation) a non-root worker falls
+back to RLIMIT_NPROC, which then bounds all of that uid's processes; a root worker without
+cgroups runs without a process limit and says so in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from marlin.sandbox.core import Limits, SandboxUnavailable
+
+logger = logging.getLogger(__name__)
+
+CGROUP_ROOT_ENV_VAR = "MARLIN_SANDBOX_CGROUP_ROOT"
+_CGROUP_CANDIDATES = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+# bwrap keeps two of its own processes in the cgroup (the outer one and the namespace's init).
+_BACKEND_PROCESS_ALLOWANCE = 4
+
+
+def prlimit_argv(limits: Limits) -> list[str]:
+    """The `prlimit ... --` prefix that applies `limits` to the command and all it starts."""
+    binary = shutil.which("prlimit", path="/usr/bin:/bin")
+    if binary is None:
+        raise SandboxUnavailable(
+            "prlimit(1) is missing, so memory and file-size limits cannot be set; "
+            "install util-linux (apt-get install util-linux)"
+        )
+    memory = limits.memory_mb * 1024 * 1024
+    file_size = limits.max_file_size_mb * 1024 * 1024
+    argv = [binary, f"--as={memory}", f"--fsize={file_size}", "--core=0"]
+    if limits.cpu_seconds is not None:
+        argv.append(f"--cpu={limits.cpu_seconds}")
+    if os.geteuid() != 0 and find_cgroup_root() is None:
+        argv.append(f"--nproc={limits.max_processes}")
+    return [*argv, "--"]
+
+
+def find_cgroup_root() -> Path | None:
+    """A writable pids cgroup directory to make per-run cgroups under, or None."""
+    configured = os.environ.get(CGROUP_ROOT_ENV_VAR)
+    candidates = (Path(configured),) if configured else _CGROUP_CANDIDATES
+    for candidate in candidates:
+        if (candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK):
+            if (candidate / "pids.max").exists() or _v2_delegates_pids(candidate):
+                return candidate
+    return None
+
+
+def _v2_delegates_pids(path: Path) -> bool:
+    try:
+        return "pids" in (path / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def pids_cgroup(limits: Limits) -> Iterator[Path | None]:
+    """A fresh cgroup capped at `limits.max_processes`; every process left in it dies on exit.
+
+    Yields the cgroup's `cgroup.procs` file (write a pid there to move it in), or None when no
+    cgroup could be made.
+    """
+    root = find_cgroup_root()
+    if root is None:
+        if os.geteuid() == 0:
+            logger.warning(
+                "no writable pids cgroup (tried %s; set %s): running without a process limit",
+                ", ".join(str(c) for c in _CGROUP_CANDIDATES), CGROUP_ROOT_ENV_VAR,
+            )
+        yield None
+        return
+    group = root / "marlin" / f"run-{uuid.uuid4().hex}"
+    try:
+        group.mkdir(parents=True)
+        (group / "pids.max").write_text(
+            f"{limits.max_processes + _BACKEND_PROCESS_ALLOWANCE}\n"
+        )
+    except OSError as exc:
+        _remove_cgroup(group)
+        logger.warning("cannot make pids cgroup %s (%s): running without a process limit",
+                       group, exc)
+        yield None
+        return
+    try:
+        yield group / "cgroup.procs"
+    finally:
+        kill_cgroup(group)
+        _remove_cgroup(group)
+
+
+def pids_limit_hit(procs_file: Path | None) -> bool:
+    """Whether a fork failed in this run because the cgroup was full."""
+    if procs_file is None:
+        return False
+    try:
+        for line in (procs_file.parent / "pids.events").read_text().splitlines():
+            name, _, count = line.partition(" ")
+            if name == "max":
+                return int(count) > 0
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def kill_cgroup(group: Path, deadline: float = 5.0) -> None:
+    """SIGKILL every process in `group` until it is empty (a fork bomb races the first pass)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        pids = _read_pids(group / "cgroup.procs")
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    logger.error("processes still alive in %s after %.0f s of SIGKILL", group, deadline)
+
+
+def _read_pids(procs_file: Path) -> list[int]:
+    try:
+        return [int(line) for line in procs_file.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _remove_cgroup(group: Path) -> None:
+    # Dying processes leave the cgroup a moment after SIGKILL, so rmdir can briefly say EBUSY.
+    for _ in range(200):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                logger.warning("cannot remove cgroup %s: %s", group, exc)
+                return
+            time.sleep(0.01)
+    logger.warning("cgroup %s still busy; left in place", group)

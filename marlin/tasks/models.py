@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from marlin.tasks.rubric import OVERALL_KEY
+
+
+class Rubric(models.Model):
+    """Criteria and their scales. The content lives in immutable RubricVersions."""
+
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_version(self) -> RubricVersion:
+        return self.versions.order_by("-number").first()
+
+
+class RubricVersion(models.Model):
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    criteria = models.JSONField(help_text="List of criteria; see marlin.tasks.rubric.Criterion.")
+    change_note = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rubric", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rubric", "number"], name="unique_rubric_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rubric} v{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("Rubric versions are immutable; create a new version instead.")
+        super().save(*args, **kwargs)
+
+    @property
+    def criterion_keys(self) -> list[str]:
+        return [criterion["key"] for criterion in self.criteria]
+
+    @property
+    def rated_criteria(self) -> list[dict]:
+        """The criteria rated one by one (everything but the overall preference)."""
+        return [c for c in self.criteria if c["key"] != OVERALL_KEY]
+
+    @property
+    def overall_criterion(self) -> dict:
+        return next(c for c in self.criteria if c["key"] == OVERALL_KEY)
+
+
+class PayMode(models.TextChoices):
+    PER_ITEM = "per_item", "Per piece of work"
+    HOURLY = "hourly", "Hourly, from active time"
+
+
+class Project(models.Model):
+    """A campaign: its rubric, agent pool, overlap, pay, review and blinding policy."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="projects")
+    agent_pool = models.ManyToManyField("agents.Agent", blank=True, related_name="projects")
+    is_active = models.BooleanField(default=True)
+
+    # Judging and review policy.
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Independent judgments each comparison gets."
+    )
+    reviewers_per_judgment = models.PositiveSmallIntegerField(default=1)
+    agreement_max_step_difference = models.PositiveSmallIntegerField(
+        default=2, help_text="Largest allowed difference, in scale steps, on any criterion."
+    )
+    reviewers_see_annotator = models.BooleanField(default=False)
+    min_rationale_chars = models.PositiveIntegerField(default=80)
+    hide_checks_until_drafted = models.BooleanField(
+        default=False, help_text="Hide check results until the first judgment is drafted."
+    )
+    reveal_agents_to_experts_after_decision = models.BooleanField(default=False)
+    rereview_on_rubric_change = models.BooleanField(default=False)
+    claim_timeout_minutes = models.PositiveIntegerField(default=90)
+
+    # Sandbox policy.
+    allow_setup_network = models.BooleanField(
+        default=False, help_text="Let setup commands reach the network (e.g. pip install)."
+    )
+
+    # Pay.
+    pay_mode = models.CharField(max_length=20, choices=PayMode.choices, default=PayMode.PER_ITEM)
+    pay_per_judgment_cents = models.PositiveIntegerField(default=2500)
+    pay_per_review_cents = models.PositiveIntegerField(default=800)
+    pay_per_adjudication_cents = models.PositiveIntegerField(default=1500)
+    hourly_rate_cents = models.PositiveIntegerField(default=6000)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TaskKind(models.TextChoices):
+    FEATURE = "feature", "Feature"
+    BUG_FIX = "bug_fix", "Bug fix"
+    REFACTOR = "refactor", "Refactor"
+    SECURITY_FIX = "security_fix", "Security fix"
+    TEST = "test", "Tests"
+    DOCS = "docs", "Documentation"
+    OTHER = "other", "Other"
+
+
+class TaskStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved"
+    RETIRED = "retired", "Retired"
+
+
+class Task(models.Model):
+    """A repository at a base commit, a prompt, a kind, a setup command and checks."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="tasks")
+    repository = models.ForeignKey(
+        "catalog.Repository", on_delete=models.PROTECT, related_name="tasks"
+    )
+    base_ref = models.CharField(max_length=255, help_text="What the author typed.")
+    base_commit = models.CharField(max_length=40, help_text="The resolved full SHA.")
+    title = models.CharField(max_length=200)
+    prompt = models.TextField(help_text="Markdown; rendered without raw HTML.")
+    kind = models.CharField(max_length=20, choices=TaskKind.choices, default=TaskKind.FEATURE)
+    setup_command = models.TextField(blank=True)
+    checks = models.JSONField(default=list, blank=True, help_text="List of check specs.")
+    status = models.CharField(
+        max_length=20, choices=TaskStatus.choices, default=TaskStatus.DRAFT, db_index=True
+    )
+    review_comment = models.TextField(blank=True)
+    external_id = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text="e.g. a SWE-bench instance_id"
+    )
+    source = models.CharField(max_length=40, default="authored")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="authored_tasks"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="unique_task_external_id_per_project",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class EnvironmentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    BUILDING = "building", "Building"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Environment(models.Model):
+    """The result of a task's setup command, built once per (repository, commit, setup)."""
+
+    repository = models.ForeignKey(
+        "catalog.Repository", on_delete=models.CASCADE, related_name="environments"
+    )
+    commit = models.CharField(max_length=40)
+    setup_hash = models.CharField(max_length=64)
+    setup_command = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=20, choices=EnvironmentStatus.choices, default=EnvironmentStatus.PENDING
+    )
+    path = models.CharField(max_length=500, blank=True)
+    log = models.TextField(blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "commit", "setup_hash"], name="unique_environment"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"environment {self.repository} @ {self.commit[:10]} ({self.status})"
