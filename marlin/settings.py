@@ -46,10 +46,7 @@ def envsecret(name: str) -> str | None:
 
 
 DATA_DIR = Path(os.environ.get("MARLIN_DATA_DIR") or BASE_DIR / "var").resolve()
-MIRRORS_DIR = DATA_DIR / "mirrors"
-WORKSPACES_DIR = DATA_DIR / "workspaces"
-ENVIRONMENTS_DIR = DATA_DIR / "environments"
-EXPORTS_DIR = DATA_DIR / "exports"
+# Folders inside DATA_DIR are derived at run time by marlin.paths, so tests can move DATA_DIR.
 
 
 def _secret_key() -> str:

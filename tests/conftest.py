@@ -1,2 +1,81 @@
 """Shared fixtures. Actors follow the house style: alice annotates, bob reviews, carol adjudicates,
 dave authors tasks, erin administers, mallory is an outsider with no role."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS_DIR = Path(os.environ.get("MARLIN_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(settings, tmp_path: Path) -> Path:
+    """Each test gets its own data directory (mirrors, workspaces, exports)."""
+    path = tmp_path / "data"
+    path.mkdir()
+    settings.DATA_DIR = path
+    return path
+
+
+@pytest.fixture
+def make_user(db):
+    from marlin.accounts.models import RoleGrant, User
+
+    def make(username: str, *roles: str, **fields) -> User:
+        user = User.objects.create_user(username=username, password=PASSWORD, **fields)
+        for role in roles:
+            RoleGrant.objects.create(user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", "annotator")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob", "reviewer")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol", "adjudicator")
+
+
+@pytest.fixture
+def dave(make_user):
+    return make_user("dave", "author")
+
+
+@pytest.fixture
+def erin(make_user):
+    return make_user("erin", "admin")
+
+
+@pytest.fixture
+def mallory(make_user):
+    return make_user("mallory")
+
+
+@pytest.fixture
+def client_for(client):
+    """Log a user in on the Django test client: client_for(alice)."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS_DIR

