@@ -91,7 +91,8 @@ def run(
 ) -> ExecResult:
     bwrap = find_bwrap()
     check_bwrap_works(bwrap)
-    inner_env = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", **env}
+    # /tmp is the sandbox's private tmpfs, not the host's.
+    inner_env = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", **env}  # noqa: S108
     files = {"/etc/passwd": _PASSWD, "/etc/group": _GROUP}
     if network:
         files.setdefault("/etc/hosts", _HOSTS)
@@ -108,7 +109,8 @@ def run(
             *filesystem_args(workdir, mounts, limits, network),
             *data_args,
             *env_args(inner_env),
-            "--chdir", WORKSPACE_PATH,
+            "--chdir",
+            WORKSPACE_PATH,
             "--",
             *cmd,
         ]
@@ -125,12 +127,16 @@ def namespace_args(network: bool) -> list[str]:
         "--unshare-all",
         "--unshare-user",
         "--disable-userns",
-        "--uid", str(SANDBOX_UID),
-        "--gid", str(SANDBOX_GID),
-        "--cap-drop", "ALL",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_GID),
+        "--cap-drop",
+        "ALL",
         "--die-with-parent",
         "--new-session",
-        "--hostname", "sandbox",
+        "--hostname",
+        "sandbox",
     ]
     if network:
         args.append("--share-net")
@@ -155,10 +161,17 @@ def filesystem_args(
         if Path("/etc", name).is_dir():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     args += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(limits.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
-        "--bind", str(workdir), WORKSPACE_PATH,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.tmp_size_mb * 1024 * 1024),
+        "--tmpfs",
+        "/tmp",  # noqa: S108
+        "--bind",
+        str(workdir),
+        WORKSPACE_PATH,
     ]
     for mount in mounts:
         flag = "--bind" if mount.writable else "--ro-bind"
@@ -188,10 +201,28 @@ def check_bwrap_works(bwrap: str) -> None:
     Doing it once up front is what tells a broken host apart from a command that exits 1 with
     'bwrap:' in its stderr.
     """
-    argv = [bwrap, *namespace_args(network=False), "--ro-bind", "/usr", "/usr",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-            "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
-            "--", "/usr/bin/true"]
+    argv = [
+        bwrap,
+        *namespace_args(network=False),
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--",
+        "/usr/bin/true",
+    ]
     try:
         probe = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={})
     except (OSError, subprocess.TimeoutExpired) as exc:

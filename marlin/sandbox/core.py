@@ -47,8 +47,13 @@ class Limits:
     tmp_size_mb: int = 512
 
     def __post_init__(self) -> None:
-        for name in ("memory_mb", "max_processes", "max_output_bytes", "max_file_size_mb",
-                     "tmp_size_mb"):
+        for name in (
+            "memory_mb",
+            "max_processes",
+            "max_output_bytes",
+            "max_file_size_mb",
+            "tmp_size_mb",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
@@ -183,7 +188,6 @@ def _check_mount(mount: Mount) -> None:
     target = mount.target
     if not target.startswith("/") or "\0" in target or ".." in target.split("/"):
         raise SandboxError(f"mount target {target!r} must be an absolute path without '..'")
-    if target.rstrip("/") in ("", "/proc", "/dev", "/tmp", WORKSPACE_PATH) or target.startswith(
-        ("/proc/", "/dev/")
-    ):
+    hidden = ("", "/proc", "/dev", "/tmp", WORKSPACE_PATH)  # noqa: S108 (paths in the sandbox)
+    if target.rstrip("/") in hidden or target.startswith(("/proc/", "/dev/")):
         raise SandboxError(f"mount target {target!r} would hide part of the sandbox; pick another")

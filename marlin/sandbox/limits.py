@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 CGROUP_ROOT_ENV_VAR = "MARLIN_SANDBOX_CGROUP_ROOT"
 _CGROUP_CANDIDATES = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 # bwrap keeps two of its own processes in the cgroup (the outer one and the namespace's init).
-_BACKEND_PROCESS_ALLOWANCE = 4
+_BACKEND_PROCESS_ALLOWANCE = 2
 
 
 def prlimit_argv(limits: Limits) -> list[str]:
@@ -56,9 +56,12 @@ def find_cgroup_root() -> Path | None:
     configured = os.environ.get(CGROUP_ROOT_ENV_VAR)
     candidates = (Path(configured),) if configured else _CGROUP_CANDIDATES
     for candidate in candidates:
-        if (candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK):
-            if (candidate / "pids.max").exists() or _v2_delegates_pids(candidate):
-                return candidate
+        if not ((candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK)):
+            continue
+        # A v1 pids hierarchy has pids.current below its root; a v2 tree must hand pids down.
+        v1 = (candidate / "tasks").exists() and candidate.name == "pids"
+        if v1 or (candidate / "pids.max").exists() or _v2_delegates_pids(candidate):
+            return candidate
     return None
 
 
@@ -81,20 +84,20 @@ def pids_cgroup(limits: Limits) -> Iterator[Path | None]:
         if os.geteuid() == 0:
             logger.warning(
                 "no writable pids cgroup (tried %s; set %s): running without a process limit",
-                ", ".join(str(c) for c in _CGROUP_CANDIDATES), CGROUP_ROOT_ENV_VAR,
+                ", ".join(str(c) for c in _CGROUP_CANDIDATES),
+                CGROUP_ROOT_ENV_VAR,
             )
         yield None
         return
     group = root / "marlin" / f"run-{uuid.uuid4().hex}"
     try:
         group.mkdir(parents=True)
-        (group / "pids.max").write_text(
-            f"{limits.max_processes + _BACKEND_PROCESS_ALLOWANCE}\n"
-        )
+        (group / "pids.max").write_text(f"{limits.max_processes + _BACKEND_PROCESS_ALLOWANCE}\n")
     except OSError as exc:
         _remove_cgroup(group)
-        logger.warning("cannot make pids cgroup %s (%s): running without a process limit",
-                       group, exc)
+        logger.warning(
+            "cannot make pids cgroup %s (%s): running without a process limit", group, exc
+        )
         yield None
         return
     try:

@@ -58,7 +58,7 @@ def local_path(mounts: Sequence[Mount]) -> str:
         for mount in mounts:
             target = mount.target.rstrip("/")
             if entry == target or entry.startswith(target + "/"):
-                entry = str(Path(mount.source).resolve()) + entry[len(target):]
+                entry = str(Path(mount.source).resolve()) + entry[len(target) :]
                 break
         if os.path.isdir(entry):
             entries.append(entry)
