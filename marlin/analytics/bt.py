@@ -22,8 +22,8 @@ ELO_BASE = 1000.0
 # agent that never lost (whose maximum-likelihood strength is +infinity) finite.
 DEFAULT_RIDGE = 1e-4
 # Bounds on log(nu) keep the optimiser away from overflow when a resample has no ties at all.
-_LOG_NU_BOUNDS = (-30.0, 10.0)
-_BOUNDS_THETA = (-50.0, 50.0)
+LOG_NU_BOUNDS = (-30.0, 10.0)
+THETA_BOUNDS = (-50.0, 50.0)
 
 
 class BTError(ValueError):
@@ -108,7 +108,9 @@ def pair_counts(agent_ids: Sequence[str], outcomes: Iterable[tuple[str, str, flo
         b_idx.append(index[second])
         result.append(outcome)
     return pair_counts_from_arrays(
-        agent_ids, np.asarray(a_idx, dtype=np.int64), np.asarray(b_idx, dtype=np.int64),
+        agent_ids,
+        np.asarray(a_idx, dtype=np.int64),
+        np.asarray(b_idx, dtype=np.int64),
         np.asarray(result, dtype=float),
     )
 
@@ -173,7 +175,11 @@ def unbounded_sides(counts: PairCounts) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _negloglik(
-    params: np.ndarray, wins: np.ndarray, ties: np.ndarray, totals: np.ndarray, ridge: float,
+    params: np.ndarray,
+    wins: np.ndarray,
+    ties: np.ndarray,
+    totals: np.ndarray,
+    ridge: float,
     with_ties: bool,
 ) -> tuple[float, np.ndarray]:
     """Penalised Davidson negative log-likelihood and its gradient, summed over the K x K table."""
@@ -216,9 +222,13 @@ def fit_davidson(
     with_ties = bool(counts.ties.sum() > 0)
     n_params = k + 1 if with_ties else k
     x0 = np.zeros(n_params) if start is None else np.asarray(start, dtype=float)[:n_params].copy()
-    bounds = [_BOUNDS_THETA] * k + ([_LOG_NU_BOUNDS] if with_ties else [])
+    bounds = [THETA_BOUNDS] * k + ([LOG_NU_BOUNDS] if with_ties else [])
     res = minimize(
-        _negloglik, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+        _negloglik,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
         args=(counts.wins, counts.ties, counts.totals, ridge, with_ties),
         options={"maxiter": 2000, "gtol": 1e-8, "ftol": 1e-14},
     )
@@ -255,13 +265,17 @@ def _resample(
     return draws, iu, ju
 
 
-def _ranks(theta: np.ndarray) -> np.ndarray:
+def ranks_of(theta: np.ndarray) -> np.ndarray:
     """Rank 1 = strongest; ties in strength share the better rank."""
     return 1 + np.sum(theta[None, :] > theta[:, None], axis=1)
 
 
 def rank(
-    counts: PairCounts, *, rounds: int = 1000, seed: int | None = 0, ridge: float = DEFAULT_RIDGE,
+    counts: PairCounts,
+    *,
+    rounds: int = 1000,
+    seed: int | None = 0,
+    ridge: float = DEFAULT_RIDGE,
     confidence: float = 0.95,
 ) -> Ranking:
     """Fit the Davidson model and bootstrap percentile intervals for scores and ranks.
@@ -286,24 +300,25 @@ def rank(
             wins[ju, iu] = draws[r, :, 1]
             ties[iu, ju] = draws[r, :, 2]
             ties[ju, iu] = draws[r, :, 2]
-            boot[r], _ = fit_davidson(PairCounts(counts.agents, wins, ties), ridge=ridge,
-                                      start=start)
+            boot[r], _ = fit_davidson(
+                PairCounts(counts.agents, wins, ties), ridge=ridge, start=start
+            )
     alpha = (1.0 - confidence) / 2
     score = ELO_PER_LOG * theta + ELO_BASE
     if rounds:
         boot_score = ELO_PER_LOG * boot + ELO_BASE
         lower = np.quantile(boot_score, alpha, axis=0)
         upper = np.quantile(boot_score, 1 - alpha, axis=0)
-        boot_ranks = np.apply_along_axis(_ranks, 1, boot)
+        boot_ranks = np.apply_along_axis(ranks_of, 1, boot)
         rank_lo = np.floor(np.quantile(boot_ranks, alpha, axis=0, method="lower"))
         rank_hi = np.ceil(np.quantile(boot_ranks, 1 - alpha, axis=0, method="higher"))
     else:
         lower, upper = score.copy(), score.copy()
-        rank_lo = rank_hi = _ranks(theta).astype(float)
+        rank_lo = rank_hi = ranks_of(theta).astype(float)
     no_upper, no_lower = unbounded_sides(counts)
     upper = np.where(no_upper, np.inf, upper)
     lower = np.where(no_lower, -np.inf, lower)
-    ranks = _ranks(theta)
+    ranks = ranks_of(theta)
     # Unbounded agents can take any rank on their open side; report that rather than a false range.
     rank_lo = np.where(no_upper, 1, np.minimum(rank_lo, ranks))
     rank_hi = np.where(no_lower, k, np.maximum(rank_hi, ranks))
@@ -315,10 +330,18 @@ def rank(
     ties_row = counts.ties.sum(axis=1)
     agents = [
         AgentScore(
-            agent=counts.agents[i], score=float(score[i]), lower=float(lower[i]),
-            upper=float(upper[i]), rank=int(ranks[i]), rank_lower=int(rank_lo[i]),
-            rank_upper=int(rank_hi[i]), comparisons=int(totals[i].sum()), wins=int(wins_row[i]),
-            losses=int(losses_row[i]), ties=int(ties_row[i]), log_strength=float(theta[i]),
+            agent=counts.agents[i],
+            score=float(score[i]),
+            lower=float(lower[i]),
+            upper=float(upper[i]),
+            rank=int(ranks[i]),
+            rank_lower=int(rank_lo[i]),
+            rank_upper=int(rank_hi[i]),
+            comparisons=int(totals[i].sum()),
+            wins=int(wins_row[i]),
+            losses=int(losses_row[i]),
+            ties=int(ties_row[i]),
+            log_strength=float(theta[i]),
         )
         for i in order
     ]
@@ -326,7 +349,11 @@ def rank(
         rate = (counts.wins + 0.5 * counts.ties) / totals
     np.fill_diagonal(rate, np.nan)
     return Ranking(
-        agents=agents, tie_parameter=nu, n_comparisons=counts.n_comparisons,
+        agents=agents,
+        tie_parameter=nu,
+        n_comparisons=counts.n_comparisons,
         win_rate=rate[np.ix_(order, order)],
-        predicted=predicted_matrix(theta, nu)[np.ix_(order, order)], rounds=rounds, seed=seed,
+        predicted=predicted_matrix(theta, nu)[np.ix_(order, order)],
+        rounds=rounds,
+        seed=seed,
     )
