@@ -20,7 +20,9 @@ class SecretError(ValueError):
     """A key was asked for but is not where the settings say it is."""
 
 
-def resolve_api_key(settings: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> str | None:
+def resolve_api_key(
+    settings: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+) -> str | None:
     """Return the key named by ``api_key_env`` (an environment variable) or ``api_key_file``.
 
     Returns None when the settings name neither (local servers such as vLLM or Ollama need no
@@ -54,7 +56,9 @@ def resolve_api_key(settings: Mapping[str, Any], *, environ: Mapping[str, str] |
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """Replace every occurrence of each secret value in ``text`` with ``[redacted]``."""
     # Longest first so a key that contains another key is replaced whole.
-    values = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+    values = sorted(
+        {s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+    )
     for value in values:
         text = text.replace(value, REDACTED)
     return text

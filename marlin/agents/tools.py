@@ -18,15 +18,9 @@ from marlin.agents.providers import ToolCall, ToolSpec
 DEFAULT_COMMAND_TIMEOUT = 120.0
 # What a tool returns to the model; long outputs waste context and money.
 DEFAULT_OUTPUT_CAP = 20_000
-# The sandbox's environment is built from nothing: no worker variables (API keys!) leak in.
-SANDBOX_ENV = {
-    "HOME": "/tmp",
-    "LANG": "C.UTF-8",
-    "TERM": "dumb",
-    "PAGER": "cat",
-    "GIT_PAGER": "cat",
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
+# Only these reach the sandbox (which sets PATH, HOME and LANG itself): the worker's own
+# environment, API keys included, never does.
+SANDBOX_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 class ExecResultLike(Protocol):
@@ -128,17 +122,36 @@ def _spec(name: str, description: str, properties: dict[str, Any], required: lis
 
 _PATH = {"type": "string", "description": "Path relative to the repository root."}
 TOOL_SPECS: list[ToolSpec] = [
-    _spec("bash", "Run a bash command in the repository root (no network). Returns exit code and output.",
-          {"command": {"type": "string"}}, ["command"]),
-    _spec("view_file", "Show a file with line numbers, optionally only lines start_line..end_line.",
-          {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}}, ["path"]),
-    _spec("edit_file", "Replace the text old_str, which must occur exactly once in the file, with new_str.",
-          {"path": _PATH, "old_str": {"type": "string"}, "new_str": {"type": "string"}},
-          ["path", "old_str", "new_str"]),
-    _spec("write_file", "Create or overwrite a file with the given content.",
-          {"path": _PATH, "content": {"type": "string"}}, ["path", "content"]),
-    _spec("finish", "Call when the task is done, with a short summary of the change.",
-          {"summary": {"type": "string"}}, ["summary"]),
+    _spec(
+        "bash",
+        "Run a bash command in the repository root (no network). Returns exit code and output.",
+        {"command": {"type": "string"}},
+        ["command"],
+    ),
+    _spec(
+        "view_file",
+        "Show a file with line numbers, optionally only lines start_line..end_line.",
+        {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}},
+        ["path"],
+    ),
+    _spec(
+        "edit_file",
+        "Replace the text old_str, which must occur exactly once in the file, with new_str.",
+        {"path": _PATH, "old_str": {"type": "string"}, "new_str": {"type": "string"}},
+        ["path", "old_str", "new_str"],
+    ),
+    _spec(
+        "write_file",
+        "Create or overwrite a file with the given content.",
+        {"path": _PATH, "content": {"type": "string"}},
+        ["path", "content"],
+    ),
+    _spec(
+        "finish",
+        "Call when the task is done, with a short summary of the change.",
+        {"summary": {"type": "string"}},
+        ["summary"],
+    ),
 ]
 _REQUIRED = {spec["name"]: spec["parameters"]["required"] for spec in TOOL_SPECS}
 
@@ -152,7 +165,11 @@ def cap_output(text: str, cap: int) -> str:
 
 
 def execute_tool(
-    env: Environment, call: ToolCall, *, timeout: float = DEFAULT_COMMAND_TIMEOUT, output_cap: int = DEFAULT_OUTPUT_CAP
+    env: Environment,
+    call: ToolCall,
+    *,
+    timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
 ) -> str:
     """Run one tool call and return what the model should read. Raises ToolError or Submitted."""
     if call.name not in _REQUIRED:
@@ -168,7 +185,9 @@ def execute_tool(
     if call.name == "view_file":
         return cap_output(_view(env, args), output_cap)
     if call.name == "edit_file":
-        return _edit(env, check_relative_path(args["path"]), _str(args, "old_str"), _str(args, "new_str"))
+        return _edit(
+            env, check_relative_path(args["path"]), _str(args, "old_str"), _str(args, "new_str")
+        )
     if call.name == "write_file":
         path = check_relative_path(args["path"])
         content = _str(args, "content")
@@ -202,9 +221,13 @@ def _view(env: Environment, args: dict[str, Any]) -> str:
     lines = env.read_file(check_relative_path(args["path"])).splitlines()
     start, end = args.get("start_line", 1), args.get("end_line", len(lines))
     if not isinstance(start, int) or not isinstance(end, int) or start < 1 or end < start:
-        raise ToolError("start_line and end_line must be integers with 1 <= start_line <= end_line.")
+        raise ToolError(
+            "start_line and end_line must be integers with 1 <= start_line <= end_line."
+        )
     width = len(str(min(end, len(lines)) or 1))
-    return "\n".join(f"{n:>{width}}  {lines[n - 1]}" for n in range(start, min(end, len(lines)) + 1))
+    return "\n".join(
+        f"{n:>{width}}  {lines[n - 1]}" for n in range(start, min(end, len(lines)) + 1)
+    )
 
 
 def _edit(env: Environment, path: str, old: str, new: str) -> str:
@@ -213,8 +236,12 @@ def _edit(env: Environment, path: str, old: str, new: str) -> str:
     text = env.read_file(path)
     count = text.count(old)
     if count == 0:
-        raise ToolError(f"old_str was not found in {path}; view the file and copy the text exactly.")
+        raise ToolError(
+            f"old_str was not found in {path}; view the file and copy the text exactly."
+        )
     if count > 1:
-        raise ToolError(f"old_str occurs {count} times in {path}; include more context so it is unique.")
+        raise ToolError(
+            f"old_str occurs {count} times in {path}; include more context so it is unique."
+        )
     env.write_file(path, text.replace(old, new, 1))
     return f"Edited {path}."

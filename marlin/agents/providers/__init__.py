@@ -90,7 +90,9 @@ class ProviderSettings:
         return cls(**data)
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_price_per_mtok + output_tokens * self.output_price_per_mtok) / 1e6
+        return (
+            input_tokens * self.input_price_per_mtok + output_tokens * self.output_price_per_mtok
+        ) / 1e6
 
 
 PROVIDERS: dict[str, str] = {
@@ -108,7 +110,9 @@ def load_model(settings: ProviderSettings, *, api_key: str | None) -> Model:
     """Build the provider named in ``settings``; its SDK is imported only now."""
     dotted = PROVIDERS.get(settings.provider)
     if dotted is None:
-        raise ValueError(f"Unknown provider {settings.provider!r}; choose one of {sorted(PROVIDERS)}.")
+        raise ValueError(
+            f"Unknown provider {settings.provider!r}; choose one of {sorted(PROVIDERS)}."
+        )
     module_name, _, attr = dotted.rpartition(".")
     try:
         module = importlib.import_module(module_name)

@@ -65,12 +65,19 @@ class AnthropicModel:
             output_tokens=output_tokens,
             cost_usd=self.settings.cost(input_tokens, output_tokens),
             latency_s=latency,
-            raw_message={"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in response.content]},
+            raw_message={
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in response.content],
+            },
         )
 
 
 def to_anthropic_tool(tool: ToolSpec) -> dict[str, Any]:
-    return {"name": tool["name"], "description": tool["description"], "input_schema": tool["parameters"]}
+    return {
+        "name": tool["name"],
+        "description": tool["description"],
+        "input_schema": tool["parameters"],
+    }
 
 
 def to_anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
@@ -113,7 +120,9 @@ def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
         arguments = call["arguments"]
         # tool_use.input must be an object; keep a malformed call's text so the model sees it.
         tool_input = arguments if isinstance(arguments, dict) else {"raw_arguments": arguments}
-        blocks.append({"type": "tool_use", "id": call["id"], "name": call["name"], "input": tool_input})
+        blocks.append(
+            {"type": "tool_use", "id": call["id"], "name": call["name"], "input": tool_input}
+        )
     if not blocks:
         blocks.append({"type": "text", "text": "(no content)"})
     return blocks

@@ -49,7 +49,11 @@ class OpenAIModel:
         latency = time.monotonic() - started
         message = response.choices[0].message
         calls = [
-            ToolCall(id=call.id, name=call.function.name, arguments=_parse_arguments(call.function.arguments))
+            ToolCall(
+                id=call.id,
+                name=call.function.name,
+                arguments=_parse_arguments(call.function.arguments),
+            )
             for call in message.tool_calls or []
             if call.type == "function"
         ]
@@ -78,7 +82,11 @@ def _parse_arguments(raw: str | None) -> dict[str, Any] | str:
 def to_openai_tool(tool: ToolSpec) -> dict[str, Any]:
     return {
         "type": "function",
-        "function": {"name": tool["name"], "description": tool["description"], "parameters": tool["parameters"]},
+        "function": {
+            "name": tool["name"],
+            "description": tool["description"],
+            "parameters": tool["parameters"],
+        },
     }
 
 
@@ -95,13 +103,22 @@ def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
                     {
                         "id": call["id"],
                         "type": "function",
-                        "function": {"name": call["name"], "arguments": _dump_arguments(call["arguments"])},
+                        "function": {
+                            "name": call["name"],
+                            "arguments": _dump_arguments(call["arguments"]),
+                        },
                     }
                     for call in message["tool_calls"]
                 ]
             wire.append(item)
         elif role == "tool":
-            wire.append({"role": "tool", "tool_call_id": message["tool_call_id"], "content": message["content"]})
+            wire.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message["tool_call_id"],
+                    "content": message["content"],
+                }
+            )
         else:
             raise ValueError(f"Unknown message role {role!r} in the history.")
     return wire

@@ -84,7 +84,9 @@ def with_retries(
 _RETRY_STATUSES = {408, 409, 425, 429}
 
 
-def classify_sdk_error(sdk: object, provider: str) -> Callable[[Exception], Retryable | ProviderError | None]:
+def classify_sdk_error(
+    sdk: object, provider: str
+) -> Callable[[Exception], Retryable | ProviderError | None]:
     """A classifier for the openai and anthropic SDKs, which share their exception names."""
     timeout_error = sdk.APITimeoutError  # type: ignore[attr-defined]
     connection_error = sdk.APIConnectionError  # type: ignore[attr-defined]
