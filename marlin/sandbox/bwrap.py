@@ -108,6 +108,9 @@ def run(
             *namespace_args(network),
             *filesystem_args(workdir, mounts, limits, network),
             *data_args,
+            # The root is a tmpfs bwrap made; read-only, nothing outside the mounts is writable.
+            "--remount-ro",
+            "/",
             *env_args(inner_env),
             "--chdir",
             WORKSPACE_PATH,
