@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "marlin.agents",
     "marlin.review",
     "marlin.exports",
+    "marlin",
 ]
 
 MIDDLEWARE = [
@@ -118,6 +119,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "marlin.accounts.context_processors.roles",
             ],
+            "builtins": ["marlin.templatetags.marlin_tags"],
         },
     }
 ]

@@ -1,3 +1,19 @@
-from django.urls import path
+from django.contrib import admin
+from django.urls import include, path
 
-urlpatterns: list = []
+from marlin.accounts import views as account_views
+
+admin.site.site_header = "Marlin administration"
+# The Django admin is for the admin role only (is_staff follows the admin role grant).
+admin.site.has_permission = lambda request: bool(
+    request.user.is_active and request.user.is_authenticated and request.user.has_role("admin")
+)
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("account/", include("marlin.accounts.urls")),
+    path("repositories/", include("marlin.catalog.urls")),
+    path("tasks/", include("marlin.tasks.urls")),
+    path("audit/", include("marlin.audit.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,91 @@
+"""Changes to users and roles. Each writes one audit event."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from marlin.accounts.models import ApiToken, ExpertProfile, Role, RoleGrant, User
+from marlin.audit.actions import record
+
+
+def _sync_staff(user: User) -> None:
+    # Django admin access follows the admin role, so it cannot be granted by a side door.
+    is_admin = user.role_grants.filter(role=Role.ADMIN).exists()
+    if user.is_staff != is_admin:
+        user.is_staff = is_admin
+        user.save(update_fields=["is_staff"])
+
+
+@transaction.atomic
+def do_create_user(
+    actor: User | None,
+    username: str,
+    password: str,
+    *,
+    roles: list[str] = (),  # type: ignore[assignment]
+    email: str = "",
+    reason: str = "",
+) -> User:
+    unknown = sorted(set(roles) - set(Role.values))
+    if unknown:
+        raise ValueError(f"Unknown role(s): {', '.join(unknown)}. Known: {', '.join(Role.values)}.")
+    if User.objects.filter(username=username).exists():
+        raise ValueError(f"A user named {username!r} already exists.")
+    user = User.objects.create_user(username=username, password=password, email=email)
+    ExpertProfile.objects.create(user=user)
+    record(actor, "user.create", user, new={"username": username, "email": email}, reason=reason)
+    for role in roles:
+        do_grant_role(actor, user, role, reason=reason or "created with the account")
+    return user
+
+
+@transaction.atomic
+def do_grant_role(actor: User | None, user: User, role: str, *, reason: str = "") -> bool:
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}. Known: {', '.join(Role.values)}.")
+    grant, created = RoleGrant.objects.get_or_create(
+        user=user, role=role, defaults={"granted_by": actor if getattr(actor, "pk", None) else None}
+    )
+    if created:
+        record(actor, "role.grant", user, new={"role": role}, reason=reason)
+        _sync_staff(user)
+        user.forget_roles()
+    return created
+
+
+@transaction.atomic
+def do_revoke_role(actor: User | None, user: User, role: str, *, reason: str = "") -> bool:
+    deleted, _ = RoleGrant.objects.filter(user=user, role=role).delete()
+    if deleted:
+        record(actor, "role.revoke", user, old={"role": role}, reason=reason)
+        _sync_staff(user)
+        user.forget_roles()
+    return bool(deleted)
+
+
+@transaction.atomic
+def do_update_profile(actor: User, profile: ExpertProfile, changes: dict, *, reason: str = "") -> None:
+    old = {name: getattr(profile, name) for name in changes}
+    if old == changes:
+        return
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.save(update_fields=list(changes))
+    record(actor, "profile.update", profile, old=old, new=changes, reason=reason)
+
+
+@transaction.atomic
+def do_issue_token(actor: User, name: str) -> tuple[ApiToken, str]:
+    token, raw = ApiToken.issue(actor, name)
+    record(actor, "token.issue", token, new={"name": name, "prefix": token.prefix})
+    return token, raw
+
+
+@transaction.atomic
+def do_revoke_token(actor: User, token: ApiToken) -> None:
+    from django.utils import timezone
+
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        record(actor, "token.revoke", token, old={"revoked_at": None}, new={"revoked_at": token.revoked_at})

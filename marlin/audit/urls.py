@@ -1,0 +1,6 @@
+from django.urls import path
+
+from marlin.audit import views
+
+app_name = "audit"
+urlpatterns = [path("", views.event_list, name="list")]

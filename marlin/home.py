@@ -1,0 +1,59 @@
+"""The home page: what each role can do next, as links to the pages that do it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    links: list[Link]
+
+
+def dashboard_sections(user) -> list[Section]:
+    sections: list[Section] = []
+    if user.has_role("admin", "author"):
+        sections.append(
+            Section(
+                "Authoring",
+                [
+                    Link("Repositories", reverse("catalog:list"), "The catalog: add, import and mirror repositories."),
+                    Link("Tasks", reverse("tasks:list"), "Write tasks on a repository at a commit."),
+                    Link("New task", reverse("tasks:create"), "Start a task from a mirrored repository."),
+                ],
+            )
+        )
+    if user.has_role("admin", "reviewer"):
+        sections.append(
+            Section(
+                "Reviewing",
+                [Link("Tasks awaiting approval", reverse("tasks:list") + "?status=draft", "Approve drafts or send them back.")],
+            )
+        )
+    sections.append(
+        Section(
+            "Projects",
+            [Link("Projects", reverse("tasks:projects"), "Campaigns, their rubrics and policies.")],
+        )
+    )
+    if user.has_role("admin"):
+        sections.append(
+            Section(
+                "Administration",
+                [
+                    Link("Audit log", reverse("audit:list"), "Every change: who, when, what and why."),
+                    Link("Django admin", reverse("admin:index"), "Users, roles and raw records."),
+                ],
+            )
+        )
+    return sections

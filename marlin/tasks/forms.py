@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django import forms
+from pydantic import ValidationError as PydanticValidationError
+
+from marlin.catalog.models import MirrorStatus, Repository
+from marlin.tasks.models import Project, TaskKind
+
+
+def parse_checks(text: str) -> list[dict]:
+    """Checks are edited as JSON (a list of check specs); errors name the check and the field."""
+    from marlin.checks.spec import CheckSpec
+
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Checks must be JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from exc
+    if not isinstance(raw, list):
+        raise forms.ValidationError("Checks must be a JSON list of check objects.")
+    checks = []
+    for index, item in enumerate(raw, start=1):
+        try:
+            checks.append(CheckSpec.model_validate(item).model_dump(mode="json"))
+        except PydanticValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'check'}: {err['msg']}" for err in exc.errors())
+            raise forms.ValidationError(f"Check {index}: {problems}") from exc
+    return checks
+
+
+class TaskForm(forms.Form):
+    project = forms.ModelChoiceField(queryset=Project.objects.filter(is_active=True))
+    repository = forms.ModelChoiceField(
+        queryset=Repository.objects.filter(mirror_status=MirrorStatus.READY),
+        help_text="Only mirrored repositories can be used: the base commit is checked in the mirror.",
+    )
+    base_ref = forms.CharField(
+        max_length=255, label="Base commit", help_text="A commit SHA, branch or tag; resolved to a SHA."
+    )
+    title = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=TaskKind.choices)
+    prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12}),
+        help_text="What the pull request should do, in Markdown. Raw HTML is shown as text.",
+    )
+    setup_command = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Runs once in the sandbox before the checks, e.g. pip install -e .",
+    )
+    checks = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}),
+        help_text='JSON list, e.g. [{"kind": "command", "name": "tests", "command": "python -m pytest -q"}]',
+    )
+
+    def clean_checks(self) -> list[dict]:
+        return parse_checks(self.cleaned_data.get("checks", ""))
+
+    def clean(self) -> dict:
+        from marlin.sandbox.gitutil import GitError, resolve_commit
+
+        data = super().clean()
+        repository: Repository | None = data.get("repository")
+        ref = data.get("base_ref")
+        if repository is not None and ref:
+            try:
+                data["base_commit"] = resolve_commit(Path(repository.mirror_path), ref.strip())
+            except (GitError, ValueError) as exc:
+                self.add_error("base_ref", f"{ref!r} is not a commit, branch or tag in the mirror of {repository.name}: {exc}")
+        return data
+
+    def task_fields(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "repository": data["repository"],
+            "base_ref": data["base_ref"].strip(),
+            "base_commit": data["base_commit"],
+            "title": data["title"],
+            "kind": data["kind"],
+            "prompt": data["prompt"],
+            "setup_command": data["setup_command"],
+            "checks": data["checks"],
+        }
+
+
+class ReviewTaskForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("send_back", "Send back")])
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class RubricEditForm(forms.Form):
+    criteria = forms.CharField(widget=forms.Textarea(attrs={"rows": 24, "class": "mono"}))
+    change_note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="Required: what changed and why."
+    )
+
+    def clean_criteria(self) -> list[dict]:
+        from marlin.tasks.rubric import validate_criteria
+
+        try:
+            raw = json.loads(self.cleaned_data["criteria"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Criteria must be JSON: {exc.msg} at line {exc.lineno}.") from exc
+        if not isinstance(raw, list):
+            raise forms.ValidationError("Criteria must be a JSON list.")
+        try:
+            return validate_criteria(raw)
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise forms.ValidationError(problems) from exc
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = [
+            "name", "description", "overlap", "reviewers_per_judgment",
+            "agreement_max_step_difference", "reviewers_see_annotator", "min_rationale_chars",
+            "hide_checks_until_drafted", "reveal_agents_to_experts_after_decision",
+            "rereview_on_rubric_change", "claim_timeout_minutes", "allow_setup_network",
+            "pay_mode", "pay_per_judgment_cents", "pay_per_review_cents",
+            "pay_per_adjudication_cents", "hourly_rate_cents", "is_active",
+        ]
