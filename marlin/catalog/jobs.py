@@ -1,0 +1,101 @@
+"""Background jobs of the catalog. The Repository row's mirror_status is the truth, not the queue:
+a job claims the row atomically, so a job enqueued twice or run by two workers does the work once,
+and a worker that dies mid-clone leaves a lease that another worker takes over once it expires."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+from django_tasks import task
+
+from marlin.catalog.mirror import GitError, clone_mirror, fetch_mirror, is_mirror
+from marlin.catalog.models import MirrorStatus, Repository
+from marlin.catalog.validation import InvalidRepositoryURL, validate_url
+from marlin.paths import mirrors_dir
+
+logger = logging.getLogger(__name__)
+
+_CLAIMABLE = [MirrorStatus.PENDING, MirrorStatus.FAILED, MirrorStatus.READY]
+
+
+def mirror_path_for(repository: Repository) -> Path:
+    slug = slugify(repository.name.replace("/", "-"))[:80] or "repository"
+    return mirrors_dir() / f"{repository.pk}-{slug}.git"
+
+
+def claim(repository_id: int) -> datetime | None:
+    """Mark the repository as mirroring; return the claim time, or None if another worker
+    holds a lease that has not expired yet."""
+    now = timezone.now()
+    claimed = Repository.objects.filter(pk=repository_id, mirror_status__in=_CLAIMABLE).update(
+        mirror_status=MirrorStatus.MIRRORING, mirror_started_at=now
+    )
+    if claimed == 1:
+        return now
+    stale = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    taken_over = (
+        Repository.objects.filter(pk=repository_id, mirror_status=MirrorStatus.MIRRORING)
+        .filter(Q(mirror_started_at__lt=stale) | Q(mirror_started_at__isnull=True))
+        .update(mirror_started_at=now)
+    )
+    return now if taken_over == 1 else None
+
+
+@task()
+def mirror_repository(repository_id: int) -> None:
+    """Clone the repository's mirror, or fetch it when it exists. Running it twice is harmless."""
+    claimed_at = claim(repository_id)
+    if claimed_at is None:
+        logger.info("repository %s is being mirrored by another worker; skipping", repository_id)
+        return
+    repository = Repository.objects.get(pk=repository_id)
+    dest = mirror_path_for(repository)
+    try:
+        _clone_or_fetch(repository, dest)
+    except (GitError, InvalidRepositoryURL) as exc:
+        _finish(repository_id, claimed_at, MirrorStatus.FAILED, last_error=str(exc))
+        logger.warning("mirroring repository %s failed: %s", repository_id, exc)
+        return
+    except BaseException as exc:
+        # Anything unexpected still releases the row, so it is not stuck until the lease ends.
+        _finish(repository_id, claimed_at, MirrorStatus.FAILED, last_error=f"internal error: {exc!r}")
+        raise
+    _finish(
+        repository_id,
+        claimed_at,
+        MirrorStatus.READY,
+        last_error="",
+        mirror_path=str(dest),
+        last_fetched_at=timezone.now(),
+    )
+
+
+def _clone_or_fetch(repository: Repository, dest: Path) -> None:
+    allow_local = bool(settings.ALLOW_LOCAL_REPOSITORIES)
+    if repository.is_local and not allow_local:
+        raise InvalidRepositoryURL(
+            "local repositories are disabled now (MARLIN_ALLOW_LOCAL_REPOSITORIES is off)"
+        )
+    # Validated again: the row may have been edited since it was added (admin, shell).
+    url = validate_url(repository.url, allow_local=repository.is_local and allow_local).url
+    timeout = float(settings.GIT_TIMEOUT_SECONDS)
+    if is_mirror(dest):
+        fetch_mirror(url, dest, allow_local=repository.is_local, timeout=timeout)
+    else:
+        clone_mirror(url, dest, allow_local=repository.is_local, timeout=timeout)
+
+
+def _finish(repository_id: int, claimed_at: datetime, status: str, **fields: object) -> None:
+    # Only the holder of the current lease may write the outcome; a worker whose lease was
+    # taken over must not overwrite the newer worker's result.
+    updated = Repository.objects.filter(
+        pk=repository_id, mirror_status=MirrorStatus.MIRRORING, mirror_started_at=claimed_at
+    ).update(mirror_status=status, **fields)
+    if updated == 0:
+        logger.info("repository %s: lease lost before finishing; result dropped", repository_id)
