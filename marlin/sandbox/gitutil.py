@@ -1,0 +1,263 @@
+"""Running git safely: argument lists only, restricted transports, no prompts, bounded time.
+
+Everything that reaches git from outside (a URL, a ref) is untrusted. Every call here goes
+through `run_git`, which never uses a shell, disables hooks and fsmonitor, allows only the
+https/ssh/git transports (plus local paths when the caller says so), kills git and its helpers
+when a timeout passes, and turns failures into `GitError` carrying the end of git's stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+DEFAULT_TIMEOUT = 120.0
+NETWORK_TIMEOUT = 3600.0
+_STDERR_TAIL = 2000
+
+_PROTOCOL_CONFIG = (
+    "protocol.allow=never",
+    "protocol.https.allow=always",
+    "protocol.ssh.allow=always",
+    "protocol.git.allow=always",
+)
+# Hooks and fsmonitor are the ways a repository's own files could make git run a program.
+_SAFETY_CONFIG = ("core.hooksPath=/dev/null", "core.fsmonitor=false")
+
+# Variables that would point git at another repository, index or configuration than the one
+# the caller named; a worker started from a git hook or a shell with them set must not leak them.
+_LOCATION_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+)
+
+_SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_REF_FORBIDDEN_CHARS = set(" ~^:?*[\\")
+_OCTAL_RE = re.compile(rb"\\([0-7]{3})")
+
+
+class GitError(Exception):
+    """A git command failed, timed out, or was given input it must not see."""
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    allow_local: bool = False,
+    isolated: bool = False,
+    stdin: bytes | None = None,
+) -> bytes:
+    """Run `git <config> <args>` and return its stdout; raise GitError on failure or timeout.
+
+    `isolated` ignores the system and user configuration: used for workspaces, whose contents an
+    agent controls, so that a filter or diff driver configured for the host user cannot be
+    triggered by a `.gitattributes` file the agent wrote.
+    """
+    argv = ["git"]
+    config = list(_PROTOCOL_CONFIG) + list(_SAFETY_CONFIG)
+    if allow_local:
+        config.append("protocol.file.allow=always")
+    for item in config:
+        argv += ["-c", item]
+    argv += list(args)
+
+    full_env = {k: v for k, v in os.environ.items() if not _is_location_var(k)}
+    full_env["GIT_TERMINAL_PROMPT"] = "0"
+    full_env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    if isolated:
+        full_env["GIT_CONFIG_NOSYSTEM"] = "1"
+        full_env["GIT_CONFIG_GLOBAL"] = os.devnull
+    full_env.update(env or {})
+
+    name = _subcommand(args)
+    # A new session lets a timeout kill git's helpers (git-remote-https, ssh) along with git.
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=full_env,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.communicate()
+        raise GitError(f"git {name} timed out after {timeout:g} s") from None
+    except BaseException:
+        _kill_group(process)
+        process.communicate()
+        raise
+    if process.returncode != 0:
+        raise GitError(
+            f"git {name} failed (exit {process.returncode}): {_tail(stderr) or 'no output'}"
+        )
+    return stdout
+
+
+def validate_ref(ref: str) -> str:
+    """Return `ref` if it is a full commit sha or a name `git check-ref-format
+    --allow-onelevel` accepts; raise GitError saying what is wrong otherwise."""
+    if not isinstance(ref, str) or not ref:
+        raise GitError("ref is empty; give a branch, a tag or a full commit sha")
+    if _SHA_RE.match(ref.lower()):
+        return ref.lower()
+    problem = _ref_problem(ref)
+    if problem:
+        raise GitError(f"invalid ref {ref!r}: {problem}")
+    return ref
+
+
+def _ref_problem(ref: str) -> str | None:
+    if ref.startswith("-"):
+        return "it must not start with '-'"
+    if len(ref) > 255:
+        return "it is longer than 255 characters"
+    for char in ref:
+        if ord(char) < 0x20 or ord(char) == 0x7F or char.isspace():
+            return "it contains whitespace or a control character"
+        if char in _REF_FORBIDDEN_CHARS:
+            return f"it contains {char!r}"
+    if ".." in ref:
+        return "it contains '..'"
+    if "@{" in ref:
+        return "it contains '@{'"
+    if ref == "@":
+        return "'@' alone is not a ref name"
+    if ref.startswith("/") or ref.endswith("/") or "//" in ref:
+        return "it has an empty path component"
+    if ref.endswith("."):
+        return "it ends with '.'"
+    for component in ref.split("/"):
+        if component.startswith("."):
+            return f"component {component!r} starts with '.'"
+        if component.endswith(".lock"):
+            return f"component {component!r} ends with '.lock'"
+    return None
+
+
+def resolve_commit(mirror: Path, ref: str) -> str:
+    """The full sha of the commit that branch, tag or sha `ref` names in `mirror`."""
+    ref = validate_ref(ref)
+    try:
+        out = run_git(
+            ["--git-dir", str(mirror), "rev-parse", "--verify", "--quiet", "--end-of-options",
+             f"{ref}^{{commit}}"],
+            isolated=True,
+        )
+    except GitError:
+        raise GitError(
+            f"{ref!r} is not a branch, tag or commit in {mirror}; fetch the mirror if it is new"
+        ) from None
+    return out.decode().strip()
+
+
+def clone_mirror(url: str, dest: Path, *, allow_local: bool) -> None:
+    """Make `dest` a bare mirror of `url`; on failure nothing is left at `dest`."""
+    if not isinstance(url, str) or not url.strip():
+        raise GitError("repository URL is empty")
+    if url.startswith("-"):
+        raise GitError(f"repository URL {url!r} must not start with '-'")
+    if any(ord(c) < 0x20 for c in url):
+        raise GitError("repository URL contains a control character")
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise GitError(f"{dest} already exists and is not empty; use fetch_mirror to update it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Clone beside the destination and rename, so a half-finished clone is never mistaken for
+    # a mirror by a concurrent worker.
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.cloning-", dir=dest.parent))
+    try:
+        run_git(
+            ["clone", "--mirror", "--quiet", "--", url, str(staging / "repo")],
+            timeout=NETWORK_TIMEOUT,
+            allow_local=allow_local,
+        )
+        if dest.exists():
+            dest.rmdir()
+        (staging / "repo").rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_mirror(dest: Path, *, allow_local: bool = False) -> None:
+    """Bring mirror `dest` up to date with its origin, pruning refs deleted there."""
+    if not (Path(dest) / "HEAD").is_file():
+        raise GitError(f"{dest} is not a bare mirror; create it with clone_mirror")
+    run_git(
+        ["--git-dir", str(dest), "fetch", "--prune", "--quiet", "origin"],
+        timeout=NETWORK_TIMEOUT,
+        allow_local=allow_local,
+    )
+
+
+def unquote_path(name: str) -> str:
+    """Undo git's C-style quoting of unusual file names ("a/\\303\\251.txt")."""
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return name
+    body = name[1:-1].encode("utf-8", errors="surrogateescape")
+    simple = {b"n": b"\n", b"t": b"\t", b'"': b'"', b"\\": b"\\", b"a": b"\a", b"b": b"\b",
+              b"f": b"\f", b"r": b"\r", b"v": b"\v"}
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        if body[i : i + 1] == b"\\":
+            octal = _OCTAL_RE.match(body, i)
+            if octal:
+                out.append(int(octal.group(1), 8))
+                i += 4
+                continue
+            out += simple.get(body[i + 1 : i + 2], body[i + 1 : i + 2])
+            i += 2
+        else:
+            out += body[i : i + 1]
+            i += 1
+    return out.decode("utf-8", errors="surrogateescape")
+
+
+def _is_location_var(name: str) -> bool:
+    return name in _LOCATION_VARS or name.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+
+
+def _subcommand(args: Sequence[str]) -> str:
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--git-dir", "--work-tree", "-C", "-c"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return "command"
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(stderr: bytes) -> str:
+    text = stderr.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]

@@ -1,0 +1,487 @@
+"""Workspaces: detached git worktrees of a bare mirror, where agents work and checks run.
+
+A workspace is untrusted once an agent has run in it: it may have rewritten its `.git` file,
+written hooks or a config of its own. So git never discovers the repository from the workspace:
+every command names the worktree's git directory, recorded at creation time in a marker file
+that lives beside the workspace (outside the sandbox's reach), and runs isolated from the
+host's git configuration with hooks and fsmonitor off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import shutil
+import socket
+import stat
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from marlin.sandbox.gitutil import GitError, run_git, unquote_path, validate_ref
+
+__all__ = [
+    "JUNK_PATTERNS",
+    "PatchRejected",
+    "WorkspaceError",
+    "WorkspaceInfo",
+    "apply_patch",
+    "create_workspace",
+    "diff_workspace",
+    "read_marker",
+    "remove_workspace",
+    "sweep_stale_workspaces",
+    "workspace",
+]
+
+MARKER_SUFFIX = ".marlin-workspace.json"
+WORKSPACE_PREFIX = "ws-"
+
+# Build and tool output that never belongs in a candidate, whatever the repository ignores.
+JUNK_PATTERNS = (
+    "__pycache__/",
+    "*.pyc",
+    ".pytest_cache/",
+    "*.egg-info/",
+    "node_modules/",
+    ".venv/",
+    ".marlin/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".coverage",
+    "build/",
+    "dist/",
+)
+
+
+class PatchRejected(Exception):
+    """A patch was refused: it is empty, malformed, escapes the workspace or does not apply."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WorkspaceError(Exception):
+    """A path is not a Marlin workspace, or its marker file is unreadable."""
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    path: str
+    mirror: str
+    gitdir: str | None
+    commit: str
+    host: str
+    pid: int
+    pid_start: int | None
+    created: float
+
+
+def create_workspace(mirror: Path, commit: str, root: Path) -> Path:
+    """Check out `commit` of bare `mirror` as a detached worktree in a new directory under root."""
+    mirror = Path(mirror).resolve()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    commit = validate_ref(commit)
+    name = f"{WORKSPACE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
+    path = root / name
+    info = WorkspaceInfo(
+        path=str(path),
+        mirror=str(mirror),
+        gitdir=None,
+        commit=commit,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        pid_start=_process_start(os.getpid()),
+        created=time.time(),
+    )
+    # The marker goes first, so a worker that dies during checkout leaves something to sweep.
+    _write_marker(path, info)
+    try:
+        run_git(
+            ["--git-dir", str(mirror), "worktree", "add", "--detach", "--quiet", "--",
+             str(path), f"{commit}^{{commit}}"],
+            isolated=True,
+        )
+        # Nothing has run in the worktree yet, so its `.git` file can still be believed.
+        gitdir = _read_gitdir_file(path)
+    except BaseException:
+        _discard(path, mirror)
+        raise
+    _write_marker(path, WorkspaceInfo(**{**asdict(info), "gitdir": gitdir}))
+    return path
+
+
+def remove_workspace(path: Path) -> None:
+    """Remove the worktree and its marker; works on a workspace an agent has mangled."""
+    path = Path(path)
+    try:
+        info = read_marker(path)
+    except WorkspaceError:
+        info = None
+    _discard(path, Path(info.mirror) if info else None)
+
+
+@contextmanager
+def workspace(mirror: Path, commit: str, root: Path) -> Iterator[Path]:
+    """A workspace that is removed when the block ends, however it ends."""
+    path = create_workspace(mirror, commit, root)
+    try:
+        yield path
+    finally:
+        remove_workspace(path)
+
+
+def sweep_stale_workspaces(root: Path, *, older_than_seconds: float) -> list[Path]:
+    """Remove workspaces under root whose owner process is gone or that are older than the
+    threshold; return their paths. Meant for worker start-up."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    now = time.time()
+    host = socket.gethostname()
+    removed: list[Path] = []
+    for marker in sorted(root.glob(f"{WORKSPACE_PREFIX}*{MARKER_SUFFIX}")):
+        path = root / marker.name[: -len(MARKER_SUFFIX)]
+        try:
+            info = read_marker(path)
+        except WorkspaceError:
+            info = None
+        if info is None:
+            stale = now - marker.stat().st_mtime > older_than_seconds
+        else:
+            too_old = now - info.created > older_than_seconds
+            owner_gone = info.host == host and not _process_alive(info.pid, info.pid_start)
+            stale = too_old or owner_gone
+        if stale:
+            _discard(path, Path(info.mirror) if info else None)
+            removed.append(path)
+    # A directory without a marker can only come from a crash mid-removal; age is all we have.
+    for path in sorted(root.glob(f"{WORKSPACE_PREFIX}*")):
+        if path.is_dir() and not _marker_path(path).exists() and path not in removed:
+            if now - path.lstat().st_mtime > older_than_seconds:
+                _rmtree(path)
+                removed.append(path)
+    return removed
+
+
+def read_marker(path: Path) -> WorkspaceInfo:
+    marker = _marker_path(Path(path))
+    try:
+        data = json.loads(marker.read_text())
+        return WorkspaceInfo(**data)
+    except FileNotFoundError:
+        raise WorkspaceError(
+            f"{path} is not a Marlin workspace (no {marker.name} beside it); "
+            "create it with create_workspace"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise WorkspaceError(f"marker file {marker} is unreadable: {exc}") from None
+
+
+def apply_patch(workdir: Path, patch: str) -> None:
+    """Apply a unified (git) diff to the workspace, or raise PatchRejected saying why not."""
+    workdir = Path(workdir).resolve()
+    if not patch.strip():
+        raise PatchRejected("empty patch")
+    if not patch.endswith("\n"):
+        patch += "\n"
+    data = patch.encode("utf-8", errors="surrogateescape")
+    git_paths = _git_patch_paths(workdir, data)
+    _check_patch(workdir, patch, git_paths)
+    try:
+        _workspace_git(
+            workdir,
+            ["apply", "--verbose", "--whitespace=nowarn", "--binary", "-"],
+            stdin=data,
+        )
+    except GitError as exc:
+        raise PatchRejected(f"patch does not apply: {exc}") from None
+
+
+def diff_workspace(workdir: Path, base_commit: str) -> str:
+    """The candidate: every change in the working tree against base_commit, as a git diff with
+    renames detected and binary files included, leaving out build junk."""
+    workdir = Path(workdir).resolve()
+    base_commit = validate_ref(base_commit)
+    gitdir = _require_gitdir(workdir)
+    with tempfile.TemporaryDirectory(prefix="marlin-diff-") as tmp:
+        index = Path(tmp) / "index"
+        excludes = Path(tmp) / "exclude"
+        excludes.write_text("\n".join(JUNK_PATTERNS) + "\n")
+        # Starting from the worktree's own index keeps git's stat cache (no rehash of unchanged
+        # files); read-tree then makes it match the base exactly, whatever happened to it.
+        real_index = Path(gitdir) / "index"
+        if real_index.is_file():
+            shutil.copyfile(real_index, index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        config = ["-c", f"core.excludesFile={excludes}", "-c", "core.untrackedCache=false"]
+        _workspace_git(workdir, [*config, "read-tree", "-m", f"{base_commit}^{{tree}}"], env=env)
+        _workspace_git(workdir, [*config, "add", "-A", "--", "."], env=env)
+        out = _workspace_git(
+            workdir,
+            [*config, "diff", "--cached", "--binary", "-M", "--no-ext-diff", "--no-textconv",
+             "--no-color", "--src-prefix=a/", "--dst-prefix=b/", base_commit, "--"],
+            env=env,
+        )
+    return out.decode("utf-8", errors="replace")
+
+
+def _workspace_git(
+    workdir: Path, args: list[str], *, env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> bytes:
+    gitdir = _require_gitdir(workdir)
+    return run_git(
+        ["--git-dir", gitdir, "--work-tree", str(workdir), *args],
+        cwd=workdir,
+        env=env,
+        isolated=True,
+        stdin=stdin,
+    )
+
+
+def _require_gitdir(workdir: Path) -> str:
+    info = read_marker(workdir)
+    if not info.gitdir or not Path(info.gitdir).is_dir():
+        raise WorkspaceError(f"workspace {workdir} has no git directory; it was not fully created")
+    return info.gitdir
+
+
+def _git_patch_paths(workdir: Path, data: bytes) -> list[str]:
+    """The paths git itself reads from the patch (the parser `git apply` will use)."""
+    try:
+        out = _workspace_git(workdir, ["apply", "--numstat", "-z", "-"], stdin=data)
+    except GitError as exc:
+        raise PatchRejected(f"not a valid patch: {exc}") from None
+    paths = []
+    for field in out.decode("utf-8", errors="surrogateescape").split("\0"):
+        name = field.split("\t", 2)[2] if field.count("\t") >= 2 else field
+        if name:
+            paths.append(name)
+    return paths
+
+
+MAX_PATCH_BYTES = 64 * 1024 * 1024
+_NEW_LINK_RE = re.compile(r"^(?:new file mode|new mode|index [0-9a-f]+\.\.[0-9a-f]+) 120000$")
+_OLD_LINK_RE = re.compile(r"^(?:deleted file mode|old mode) 120000$")
+
+
+@dataclass
+class _Section:
+    """What one file's part of a patch touches, read from its header lines."""
+
+    paths: list[str]
+    new_path: str | None
+    is_link: bool
+    link_target: str | None
+    binary_without_content: bool
+
+
+def _check_patch(workdir: Path, patch: str, git_paths: list[str]) -> None:
+    if len(patch) > MAX_PATCH_BYTES:
+        raise PatchRejected(f"patch is larger than {MAX_PATCH_BYTES // 2**20} MiB")
+    paths = set(git_paths)
+    link_paths: set[str] = set()
+    for section in _sections(patch):
+        name = section.new_path or (section.paths[-1] if section.paths else "a file")
+        if section.binary_without_content:
+            raise PatchRejected(
+                f"binary change to {name!r} has no content ('Binary files ... differ'); "
+                "make the patch with `git diff --binary`"
+            )
+        paths.update(section.paths)
+        if section.is_link:
+            link_paths.update(section.paths)
+        if section.link_target is not None:
+            _check_link_target(name, section.link_target)
+    for path in sorted(paths):
+        _check_path(workdir, path, changes_link=path in link_paths)
+
+
+def _check_path(workdir: Path, path: str, *, changes_link: bool) -> None:
+    if path.startswith("/"):
+        raise PatchRejected(f"patch touches absolute path {path!r}; paths must be relative")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PatchRejected(f"patch path {path!r} contains '..' and could leave the workspace")
+    if any(p.lower() == ".git" for p in parts):
+        raise PatchRejected(f"patch touches {path!r} inside .git; git metadata is off limits")
+    current = workdir
+    for i, part in enumerate(parts):
+        current = current / part
+        if current.is_symlink():
+            last = i == len(parts) - 1
+            if last and changes_link:
+                return  # the patch changes or deletes the link itself, as a link
+            where = "/".join(parts[: i + 1])
+            what = "is a symlink" if last else f"goes through the symlink {where!r}"
+            raise PatchRejected(
+                f"patch path {path!r} {what} (-> {os.readlink(current)!r}); "
+                "patches may not write through symlinks"
+            )
+        if not current.exists():
+            return
+
+
+def _check_link_target(path: str, target: str) -> None:
+    if target.startswith("/"):
+        raise PatchRejected(f"patch makes {path!r} a symlink to absolute path {target!r}")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise PatchRejected(
+            f"patch makes {path!r} a symlink to {target!r}, which points outside the workspace"
+        )
+    if any(p.lower() == ".git" for p in resolved.split("/")):
+        raise PatchRejected(f"patch makes {path!r} a symlink into .git ({target!r})")
+
+
+def _sections(patch: str) -> list[_Section]:
+    chunks: list[list[str]] = []
+    for line in patch.split("\n"):
+        if line.startswith("diff --git ") or not chunks:
+            chunks.append([])
+        chunks[-1].append(line)
+    return [_parse_section(chunk) for chunk in chunks]
+
+
+def _parse_section(lines: list[str]) -> _Section:
+    # Only lines before the first hunk or binary payload are headers; inside hunks a line like
+    # "--- x" can be content.
+    paths: list[str] = []
+    new_path = target = None
+    is_link = new_link = binary_missing = False
+    for index, line in enumerate(lines):
+        if line.startswith("@@") or line == "GIT binary patch":
+            if new_link and line.startswith("@@"):
+                target = next((x[1:] for x in lines[index:] if x.startswith("+")), None)
+            break
+        if line.startswith("diff --git "):
+            paths += _diff_git_paths(line[len("diff --git ") :])
+        elif line.startswith(("--- ", "+++ ")):
+            name = _header_name(line[4:])
+            if name is not None:
+                paths.append(name)
+                new_path = name if line.startswith("+++ ") else new_path
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            name = unquote_path(line.split(" ", 2)[2])
+            paths.append(name)
+            new_path = name if " to " in line[:10] else new_path
+        elif _NEW_LINK_RE.match(line):
+            is_link = new_link = True
+        elif _OLD_LINK_RE.match(line):
+            is_link = True
+        elif line.startswith("Binary files ") and line.endswith(" differ"):
+            binary_missing = True
+    return _Section(paths, new_path, is_link, target, binary_missing)
+
+
+def _header_name(raw: str) -> str | None:
+    name = unquote_path(raw.split("\t", 1)[0].rstrip("\r"))
+    if name == "/dev/null":
+        return None
+    if name.startswith("/"):
+        return name  # reported as absolute rather than silently stripped
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def _diff_git_paths(rest: str) -> list[str]:
+    if '"' in rest:
+        names = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', rest)
+    else:
+        # Unquoted "a/X b/X": the two names are equal unless it is a rename, and a rename has
+        # its own "rename from/to" lines, so only the equal split is needed.
+        half = (len(rest) - 1) // 2
+        names = [rest[:half], rest[half + 1 :]] if rest[:half][2:] == rest[half + 1 :][2:] else []
+    result = []
+    for name in names:
+        name = unquote_path(name)
+        result.append(name.split("/", 1)[1] if "/" in name and not name.startswith("/") else name)
+    return result
+
+
+def _discard(path: Path, mirror: Path | None) -> None:
+    if mirror is not None and mirror.is_dir():
+        try:
+            run_git(["--git-dir", str(mirror), "worktree", "remove", "--force", "--force",
+                     str(path)], isolated=True)
+        except GitError:
+            pass  # an agent may have broken the worktree's .git file; rmtree + prune below
+    if path.exists() or path.is_symlink():
+        _rmtree(path)
+    if mirror is not None and mirror.is_dir():
+        try:
+            run_git(["--git-dir", str(mirror), "worktree", "prune"], isolated=True)
+        except GitError:
+            pass  # prune only tidies metadata; the next prune will catch it
+    _marker_path(path).unlink(missing_ok=True)
+
+
+def _rmtree(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+
+    # An agent may leave read-only directories behind; make them writable and retry once.
+    def retry(function, failed, _exc_info):  # type: ignore[no-untyped-def]
+        parent = os.path.dirname(failed)
+        os.chmod(parent, stat.S_IRWXU)
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            os.chmod(failed, stat.S_IRWXU)
+        function(failed)
+
+    shutil.rmtree(path, onerror=retry)
+
+
+def _marker_path(path: Path) -> Path:
+    return path.parent / f"{path.name}{MARKER_SUFFIX}"
+
+
+def _write_marker(path: Path, info: WorkspaceInfo) -> None:
+    marker = _marker_path(path)
+    tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2))
+    tmp.replace(marker)
+
+
+def _read_gitdir_file(path: Path) -> str:
+    text = (path / ".git").read_text().strip()
+    if not text.startswith("gitdir: "):
+        raise WorkspaceError(f"unexpected .git file in new worktree {path}: {text[:200]!r}")
+    gitdir = Path(text[len("gitdir: "):])
+    return str(gitdir if gitdir.is_absolute() else (path / gitdir).resolve())
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks (Linux), to tell a reused pid from its owner."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields resume after ')'.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _process_alive(pid: int, start: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    if start is None:
+        return True
+    current = _process_start(pid)
+    return current is None or current == start
