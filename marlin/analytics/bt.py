@@ -132,7 +132,7 @@ def pair_counts_from_arrays(
     bad = ~np.isin(outcome, (0.0, 0.5, 1.0))
     if np.any(bad):
         raise BTError(
-            f"outcome must be 1 (first wins), 0 (second wins) or 0.5 (tie); got {outcome[bad][0]!r}"
+            f"outcome must be 1 (first wins), 0 (second wins) or 0.5 (tie); got {float(outcome[bad][0])!r}"
         )
     cells = k * k
     wins = np.bincount(a_idx * k + b_idx, weights=(outcome == 1.0), minlength=cells)

@@ -148,8 +148,6 @@ def fit_with_covariates(
     changed) and files touched of each side's patch. The plain ranking (with its bootstrap of
     `rounds`) is returned beside the controlled one.
     """
-    counts = pair_counts_from_arrays(agent_ids, a_idx, b_idx, outcome)
-    plain = rank(counts, rounds=rounds, seed=seed, ridge=ridge, confidence=confidence)
     x_a = np.asarray(covariates_a, dtype=float)
     x_b = np.asarray(covariates_b, dtype=float)
     if x_a.ndim == 1:
@@ -161,6 +159,8 @@ def fit_with_covariates(
         )
     if not np.all(np.isfinite(x_a)) or not np.all(np.isfinite(x_b)):
         raise BTError("covariates contain NaN or infinite values; impute or drop those rows")
+    counts = pair_counts_from_arrays(agent_ids, a_idx, b_idx, outcome)
+    plain = rank(counts, rounds=rounds, seed=seed, ridge=ridge, confidence=confidence)
     k, m = len(agent_ids), x_a.shape[1]
     a = np.asarray(a_idx, dtype=np.int64)
     b = np.asarray(b_idx, dtype=np.int64)
