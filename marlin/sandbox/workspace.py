@@ -32,6 +32,7 @@ __all__ = [
     "WorkspaceError",
     "WorkspaceInfo",
     "apply_patch",
+    "changed_files",
     "create_workspace",
     "diff_workspace",
     "read_marker",
@@ -210,6 +211,21 @@ def apply_patch(workdir: Path, patch: str) -> None:
 def diff_workspace(workdir: Path, base_commit: str) -> str:
     """The candidate: every change in the working tree against base_commit, as a git diff with
     renames detected and binary files included, leaving out build junk."""
+    out = _diff_against_base(
+        workdir, base_commit, ["--binary", "-M", "--src-prefix=a/", "--dst-prefix=b/"]
+    )
+    return out.decode("utf-8", errors="replace")
+
+
+def changed_files(workdir: Path, base_commit: str) -> list[str]:
+    """Paths added or modified in the working tree since base_commit (deletions left out),
+    relative to the workspace, junk excluded."""
+    out = _diff_against_base(workdir, base_commit, ["--name-only", "-z", "--diff-filter=d", "-M"])
+    return [p for p in out.decode("utf-8", errors="surrogateescape").split("\0") if p]
+
+
+def _diff_against_base(workdir: Path, base_commit: str, diff_args: list[str]) -> bytes:
+    # `git add -A` goes into a throwaway index so the worktree's own index is never changed.
     workdir = Path(workdir).resolve()
     base_commit = validate_ref(base_commit)
     gitdir = _require_gitdir(workdir)
@@ -226,13 +242,12 @@ def diff_workspace(workdir: Path, base_commit: str) -> str:
         config = ["-c", f"core.excludesFile={excludes}", "-c", "core.untrackedCache=false"]
         _workspace_git(workdir, [*config, "read-tree", "-m", f"{base_commit}^{{tree}}"], env=env)
         _workspace_git(workdir, [*config, "add", "-A", "--", "."], env=env)
-        out = _workspace_git(
+        return _workspace_git(
             workdir,
-            [*config, "diff", "--cached", "--binary", "-M", "--no-ext-diff", "--no-textconv",
-             "--no-color", "--src-prefix=a/", "--dst-prefix=b/", base_commit, "--"],
+            [*config, "diff", "--cached", "--no-ext-diff", "--no-textconv", "--no-color",
+             *diff_args, base_commit, "--"],
             env=env,
         )
-    return out.decode("utf-8", errors="replace")
 
 
 def _workspace_git(

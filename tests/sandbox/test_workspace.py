@@ -13,6 +13,7 @@ from marlin.sandbox.gitutil import GitError
 from marlin.sandbox.workspace import (
     WorkspaceError,
     apply_patch,
+    changed_files,
     create_workspace,
     diff_workspace,
     read_marker,
@@ -233,3 +234,14 @@ def test_diff_and_patch_refuse_a_directory_that_is_not_a_workspace(tmp_path: Pat
         diff_workspace(tmp_path, "main")
     with pytest.raises(WorkspaceError, match="not a Marlin workspace"):
         apply_patch(tmp_path, "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n")
+
+
+def test_changed_files_lists_added_and_modified_paths_only(
+    mirror: tuple[Path, str], ws: Path
+) -> None:
+    (ws / "pkg" / "core.py").write_text("changed = 1\n")
+    (ws / "pkg" / "extra.py").write_text("x = 1\n")
+    (ws / "doomed.txt").unlink()
+    (ws / "pkg" / "__pycache__").mkdir()
+    (ws / "pkg" / "__pycache__" / "core.pyc").write_bytes(b"junk")
+    assert changed_files(ws, mirror[1]) == ["pkg/core.py", "pkg/extra.py"]
