@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -196,3 +198,34 @@ def test_limits_reject_nonsense_values() -> None:
     with pytest.raises(ValueError, match="cpu_seconds"):
         Limits(cpu_seconds=-1)
     assert Limits().as_dict()["max_output_bytes"] == 1_000_000
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_still_kills_its_processes(workspace: Path, token: str) -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(Interrupted):
+            run(["sh", "-c", f"sleep {token} & sleep {token}"], workdir=workspace, timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    assert processes_running(token) == []
+
+
+def test_concurrent_runs_from_threads_do_not_mix(workspace: Path) -> None:
+    def one(index: int) -> str:
+        code = f"import time; time.sleep(0.2); print({index})"
+        return run([PY, "-c", code], workdir=workspace).stdout.strip()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outputs = list(pool.map(one, range(12)))
+
+    assert outputs == [str(i) for i in range(12)]
