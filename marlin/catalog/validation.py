@@ -26,6 +26,7 @@ MAX_URL_LENGTH = 500
 
 # git treats `<letters, digits, + - .>::<address>` as "use the remote helper git-remote-<name>".
 _TRANSPORT_RE = re.compile(r"^[A-Za-z0-9+.\-]*::")
+_BAD_CHAR_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SCP_RE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:@]+):(?P<path>.*)$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?$")
@@ -65,7 +66,7 @@ def validate_url(url: str, *, allow_local: bool = False) -> RepositoryURL:
             f"'{transport}::' remote-helper URLs are not allowed (they can run commands); "
             "use an https:// or ssh:// URL"
         )
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _BAD_CHAR_RE.search(url):
         raise InvalidRepositoryURL("the URL contains whitespace or a control character")
     scheme_match = _SCHEME_RE.match(url)
     if scheme_match:
