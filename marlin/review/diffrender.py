@@ -45,13 +45,14 @@ last hunk: up to the end of the file).
 
 from __future__ import annotations
 
+import io
 import re
+import time
 from collections.abc import Iterable
 from functools import lru_cache
 from html import escape
-from typing import Literal
+from typing import Any, Literal
 
-from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
@@ -66,6 +67,11 @@ DEFAULT_MAX_LINES = 2000
 FIRST_SCREEN_LINES = 600
 # Regex lexers can take seconds on one minified line; such sides are shown plain.
 MAX_HIGHLIGHT_LINE_CHARS = 2000
+# Some lexers are quadratic on some inputs (the ASCII-armor lexer takes seconds on a CA bundle):
+# past this budget a side is shown plain rather than holding the page.
+HIGHLIGHT_BUDGET_S = 0.05
+HIGHLIGHT_BUDGET_PER_LINE_S = 0.0005
+HIGHLIGHT_BUDGET_MAX_S = 0.5
 
 _ANCHOR_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -202,18 +208,26 @@ def highlight_lines(lines: list[str], language: str | None) -> list[str]:
     """Highlight ``lines`` as one text so multi-line tokens (docstrings) colour every line.
 
     Falls back to plain escaping when there is no lexer, a line is very long, the lexer raises,
-    or its output does not split back into as many lines (Pygments treats a lone ``\\r`` as a
-    line break, for instance).
+    its output does not split back into as many lines (Pygments treats a lone ``\\r`` as a
+    line break, for instance), or lexing runs past its time budget.
     """
     if not lines:
         return []
     lexer = _lexer(language) if language else None
     if lexer is None or any(len(line) > MAX_HIGHLIGHT_LINE_CHARS for line in lines):
         return [escape(line, quote=False) for line in lines]
+    deadline = time.perf_counter() + min(
+        HIGHLIGHT_BUDGET_S + HIGHLIGHT_BUDGET_PER_LINE_S * len(lines), HIGHLIGHT_BUDGET_MAX_S
+    )
     try:
-        out = highlight("\n".join(lines) + "\n", lexer, _FORMATTER).split("\n")
+        tokens = _tokens_before(lexer, "\n".join(lines) + "\n", deadline)
+        if tokens is None:
+            return [escape(line, quote=False) for line in lines]
+        buffer = io.StringIO()
+        _FORMATTER.format(tokens, buffer)
     except Exception:  # a broken lexer must not break the page; the text still shows, escaped
         return [escape(line, quote=False) for line in lines]
+    out = buffer.getvalue().split("\n")
     if out and out[-1] == "":
         out.pop()
     if len(out) != len(lines):
@@ -224,6 +238,16 @@ def highlight_lines(lines: list[str], language: str | None) -> list[str]:
 def pygments_css(scope: str = ".hl") -> str:
     """The Pygments ``default`` style's token rules under ``scope`` (no global rules)."""
     return "\n".join(HtmlFormatter(style="default").get_token_style_defs(scope)) + "\n"
+
+
+def _tokens_before(lexer: Lexer, text: str, deadline: float) -> list[tuple[Any, str]] | None:
+    """Lex ``text``, or give up (``None``) once ``deadline`` passes."""
+    tokens = []
+    for count, token in enumerate(lexer.get_tokens(text)):
+        tokens.append(token)
+        if count & 255 == 0 and time.perf_counter() > deadline:
+            return None
+    return tokens
 
 
 @lru_cache(maxsize=256)
