@@ -107,7 +107,8 @@ class FakeModelServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() waits forever on a server that never started
+            self._httpd.shutdown()
         self._httpd.server_close()
 
     def __enter__(self) -> FakeModelServer:

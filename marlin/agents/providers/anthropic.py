@@ -67,7 +67,9 @@ class AnthropicModel:
             latency_s=latency,
             raw_message={
                 "role": "assistant",
-                "content": [b.model_dump(exclude_none=True) for b in response.content],
+                "content": [
+                    b.model_dump(exclude_none=True, warnings=False) for b in response.content
+                ],
             },
         )
 
