@@ -57,7 +57,9 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(*ROLES)
 def repository_add(request: HttpRequest) -> HttpResponse:
-    form = AddRepositoryForm(request.POST or None, initial={"mirror": True})
+    form = AddRepositoryForm(
+        request.POST if request.method == "POST" else None, initial={"mirror": True}
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -78,7 +80,8 @@ def repository_add(request: HttpRequest) -> HttpResponse:
 
 @role_required(*ROLES)
 def repository_import(request: HttpRequest) -> HttpResponse:
-    form = ImportForm(request.POST or None, request.FILES or None)
+    bound = request.method == "POST"
+    form = ImportForm(request.POST if bound else None, request.FILES if bound else None)
     result = None
     error = ""
     if request.method == "POST" and form.is_valid():
