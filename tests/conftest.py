@@ -18,6 +18,8 @@ def _data_dir(settings, tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     settings.DATA_DIR = path
+    # The real hasher is deliberately slow; tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return path
 
 

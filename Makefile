@@ -1,0 +1,39 @@
+# Two commands: `make demo` (set up and run the demo) and `make test` (set up and run every test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+export MARLIN_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: demo test test-sqlite test-postgres setup system-deps lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[test,server]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+demo: setup
+	$(BIN)/marlin demo
+
+# The whole suite on SQLite, then the database-dependent tests again on PostgreSQL.
+test: setup system-deps
+	MARLIN_TEST_ARTIFACTS=$(CURDIR)/test-artifacts $(BIN)/pytest -q -n 2 --dist loadgroup
+	MARLIN_DATABASE_URL=$${MARLIN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/marlin} \
+		$(BIN)/pytest -q -n 2 --dist loadgroup -m "not e2e" tests/accounts tests/audit tests/tasks tests/catalog tests/review tests/postgres
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var test-artifacts

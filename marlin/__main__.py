@@ -1,0 +1,3 @@
+from marlin.cli import main
+
+main()

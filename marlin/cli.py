@@ -1,0 +1,30 @@
+"""The `marlin` command: Marlin's own commands plus every Django management command.
+
+    marlin serve [ADDR:PORT]     migrate if needed, run the web app and a job worker
+    marlin demo                  the same, with demo data loaded; prints the demo logins
+    marlin worker                run a job worker
+    marlin createuser NAME --role annotator [--role reviewer]
+    marlin repos import FILE     import repositories (plain list, CSV or JSON lines)
+    marlin import swebench-tasks FILE / predictions FILE
+    marlin export ...            write dataset exports
+    marlin audit verify          verify the audit log's hash chain
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marlin.settings")
+    from django.core.management import execute_from_command_line
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["help"]
+    execute_from_command_line(["marlin", *args])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Load the demo: users for every role, the ledgerlite repository, a project and its tasks.
+
+Idempotent: running it twice leaves one copy of everything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+
+from marlin import paths
+from marlin.accounts.actions import do_create_user
+from marlin.accounts.models import ExpertProfile, User
+from marlin.catalog.models import MirrorStatus, Repository
+from marlin.demo.sample_repo import build_sample_repository, head_commit
+from marlin.demo.sample_repo_files import TASKS
+from marlin.sandbox.gitutil import clone_mirror
+from marlin.tasks import actions as task_actions
+from marlin.tasks.models import Project, Task, TaskStatus
+
+DEMO_PASSWORD = "marlin-demo"
+DEMO_PROJECT = "Ledgerlite pilot"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    roles: tuple[str, ...]
+    languages: tuple[str, ...] = ("python",)
+    skills: tuple[str, ...] = ()
+
+
+DEMO_USERS = [
+    DemoUser("erin", ("admin",), skills=("operations",)),
+    DemoUser("dave", ("author", "reviewer"), skills=("backend",)),
+    DemoUser("alice", ("annotator",), skills=("backend", "security")),
+    DemoUser("anna", ("annotator",), skills=("backend",)),
+    DemoUser("bob", ("reviewer",), skills=("backend",)),
+    DemoUser("brian", ("reviewer",), skills=("testing",)),
+    DemoUser("carol", ("adjudicator", "reviewer"), skills=("security",)),
+]
+
+
+def _ensure_users() -> dict[str, User]:
+    users = {}
+    for spec in DEMO_USERS:
+        user = User.objects.filter(username=spec.username).first()
+        if user is None:
+            user = do_create_user(None, spec.username, DEMO_PASSWORD, roles=list(spec.roles), reason="demo data")
+        ExpertProfile.objects.update_or_create(
+            user=user,
+            defaults={"languages": list(spec.languages), "skills": list(spec.skills), "years_experience": 8},
+        )
+        users[spec.username] = user
+    return users
+
+
+def ensure_demo_repository() -> Repository:
+    source = paths.data_dir() / "demo-src" / "ledgerlite"
+    if not (source / ".git").exists():
+        build_sample_repository(source)
+    repository = Repository.objects.filter(name="demo/ledgerlite").first()
+    mirror = paths.mirrors_dir() / "demo-ledgerlite.git"
+    if not mirror.exists():
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        clone_mirror(str(source), mirror, allow_local=True)
+    if repository is None:
+        repository = Repository.objects.create(
+            url=str(source),
+            normalized_url=f"local:{source}",
+            name="demo/ledgerlite",
+            host="local",
+            is_local=True,
+            language="python",
+            license="MIT",
+            description="A tiny double-entry ledger with exact money arithmetic (Marlin's demo repository).",
+        )
+    repository.mirror_status = MirrorStatus.READY
+    repository.mirror_path = str(mirror)
+    repository.save(update_fields=["mirror_status", "mirror_path"])
+    return repository
+
+
+def demo_checks(task: dict) -> list[dict]:
+    checks = [{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
+    if task.get("hidden_test"):
+        checks.append(
+            {
+                "kind": "hidden-tests",
+                "name": "hidden tests",
+                "command": "python -m pytest -q",
+                "test_patch": task["hidden_test_patch"],
+                "fail_to_pass": task["fail_to_pass"],
+                "pass_to_pass": task["pass_to_pass"],
+            }
+        )
+    checks.append({"kind": "lint", "name": "ruff", "paths": ["ledgerlite"]})
+    checks.append({"kind": "security", "name": "bandit", "paths": ["ledgerlite"]})
+    return checks
+
+
+@transaction.atomic
+def load_demo() -> Project:
+    from marlin.demo.sample_repo import patch_for
+
+    users = _ensure_users()
+    admin, author, reviewer = users["erin"], users["dave"], users["carol"]
+    repository = ensure_demo_repository()
+    project = Project.objects.filter(name=DEMO_PROJECT).first()
+    if project is None:
+        project = task_actions.do_create_project(
+            admin,
+            DEMO_PROJECT,
+            description="Compare two coding agents on real maintenance work in **ledgerlite**.",
+            overlap=2,
+            min_rationale_chars=60,
+        )
+    source = paths.data_dir() / "demo-src" / "ledgerlite"
+    commit = head_commit(source)
+    for spec in TASKS:
+        if Task.objects.filter(project=project, external_id=f"demo:{spec['key']}").exists():
+            continue
+        spec = dict(spec)
+        if spec.get("hidden_test"):
+            spec["hidden_test_patch"] = patch_for(source, {spec["hidden_test_path"]: spec["hidden_test"]})
+        task = task_actions.do_create_task(
+            author,
+            project,
+            repository=repository,
+            base_ref="main",
+            base_commit=commit,
+            title=spec["title"],
+            kind=spec["kind"],
+            prompt=spec["prompt"],
+            setup_command="",
+            checks=demo_checks(spec),
+            external_id=f"demo:{spec['key']}",
+            source="demo",
+        )
+        if spec["key"] != "format-tests":
+            task_actions.do_approve_task(reviewer, task, comment="Clear and checkable.")
+    return project
+
+
+def demo_logins() -> list[tuple[str, str, str]]:
+    return [(u.username, DEMO_PASSWORD, ", ".join(u.roles)) for u in DEMO_USERS]
+
+
+def describe(project: Project) -> str:
+    counts = {status: project.tasks.filter(status=status).count() for status in TaskStatus.values}
+    return json.dumps({"project": project.name, "tasks": counts})
+
+
+def demo_source_path() -> Path:
+    return paths.data_dir() / "demo-src" / "ledgerlite"
