@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django_tasks import task
 
-from marlin.catalog.mirror import GitError, clone_mirror, fetch_mirror, is_mirror
+from marlin.catalog.mirror import is_mirror
 from marlin.catalog.models import MirrorStatus, Repository
 from marlin.catalog.validation import InvalidRepositoryURL, validate_url
 from marlin.paths import mirrors_dir
+from marlin.sandbox.gitutil import GitError, clone_mirror, fetch_mirror
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +85,11 @@ def _clone_or_fetch(repository: Repository, dest: Path) -> None:
         )
     # Validated again: the row may have been edited since it was added (admin, shell).
     url = validate_url(repository.url, allow_local=repository.is_local and allow_local).url
-    timeout = float(settings.GIT_TIMEOUT_SECONDS)
     if is_mirror(dest):
-        fetch_mirror(url, dest, allow_local=repository.is_local, timeout=timeout)
+        # The mirror's origin is the URL it was cloned from, validated then and again above.
+        fetch_mirror(dest, allow_local=repository.is_local)
     else:
-        clone_mirror(url, dest, allow_local=repository.is_local, timeout=timeout)
+        clone_mirror(url, dest, allow_local=repository.is_local)
 
 
 def _finish(repository_id: int, claimed_at: datetime, status: str, **fields: object) -> None:

@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 from marlin.accounts.permissions import role_required
 from marlin.catalog import actions
 from marlin.catalog.forms import AddRepositoryForm, FilterForm, ImportForm
-from marlin.catalog.mirror import GitError, Ref, is_mirror, list_refs
+from marlin.catalog.mirror import Ref, is_mirror, list_refs
 from marlin.catalog.models import Repository
+from marlin.sandbox.gitutil import GitError
 
 PAGE_SIZE = 50
 ROLES = ("author",)

@@ -59,7 +59,7 @@ def test_it_marks_a_broken_repository_failed_with_gits_error(db, erin, settings,
     mirror_repository.call(repo.pk)
     repo.refresh_from_db()
     assert repo.mirror_status == MirrorStatus.FAILED
-    assert "git exited with status 128: fatal:" in repo.last_error and "empty-dir" in repo.last_error
+    assert "git clone failed (exit 128): fatal:" in repo.last_error and "empty-dir" in repo.last_error
     assert repo.last_fetched_at is None
     assert not mirror_path_for(repo).exists()
     assert list(mirrors_dir().iterdir()) == [], "a failed clone leaves nothing behind"
