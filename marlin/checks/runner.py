@@ -1,0 +1,316 @@
+"""Run one CheckSpec against a workspace, inside the sandbox, and say what it found.
+
+A check that fails is an outcome, not an exception: `run_check` returns status "failed",
+"timed_out" or "error" (the sandbox could not run it, a patch did not apply, a report was
+unreadable), with the reason in `detail`. Hidden-tests checks apply their test patch to the
+workspace, so run them last, or in a workspace of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from marlin.checks.parsers import ParseError, parse_bandit, parse_junit, parse_ruff, parse_semgrep
+from marlin.checks.spec import CheckOutcome, CheckSpec, Finding, TestResult
+from marlin.sandbox import WORKSPACE_PATH, ExecResult, Limits, Mount, SandboxError, run
+from marlin.sandbox.core import BACKEND_ENV_VAR, DEFAULT_BACKEND
+from marlin.sandbox.gitutil import GitError
+from marlin.sandbox.workspace import (
+    PatchRejected,
+    WorkspaceError,
+    apply_patch,
+    changed_files,
+    read_marker,
+)
+
+LOG_HEAD_BYTES = 32 * 1024
+LOG_TAIL_BYTES = 32 * 1024
+REPORT_DIR = ".marlin"
+BLOCKING_SEVERITIES = frozenset({"medium", "high", "critical"})
+# Tool caches and environments are not the candidate's code.
+SCAN_EXCLUDES = ".venv,venv,node_modules,.marlin,.git,build,dist,.tox,.nox"
+
+
+class _Context:
+    def __init__(self, spec: CheckSpec, workdir: Path, mounts: Sequence[Mount],
+                 limits: Limits | None, backend: str | None) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.mounts = tuple(mounts)
+        self.limits = limits or Limits()
+        self.backend = backend
+        # Where the workspace appears to the command: the bwrap mount point, or the directory
+        # itself for the unisolated local backend.
+        name = backend or os.environ.get(BACKEND_ENV_VAR) or DEFAULT_BACKEND
+        self.inside = str(workdir) if name == "local" else WORKSPACE_PATH
+
+    def run(self, script: str, env: dict[str, str] | None = None) -> ExecResult:
+        return run(
+            ["bash", "-c", script],
+            workdir=self.workdir,
+            env=env,
+            timeout=self.spec.timeout_seconds,
+            limits=self.limits,
+            mounts=self.mounts,
+            backend=self.backend,
+        )
+
+
+def run_check(
+    spec: CheckSpec,
+    *,
+    workdir: Path,
+    mounts: Sequence[Mount] = (),
+    limits: Limits | None = None,
+    backend: str | None = None,
+) -> CheckOutcome:
+    started = time.monotonic()
+    context = _Context(spec, Path(workdir).resolve(), mounts, limits, backend)
+    try:
+        outcome = _RUNNERS[spec.kind](context)
+    except SandboxError as exc:
+        outcome = CheckOutcome(status="error", detail=f"the sandbox could not run the check: {exc}")
+    except PatchRejected as exc:
+        outcome = CheckOutcome(status="error", detail=f"the test patch was rejected: {exc}")
+    except (GitError, WorkspaceError) as exc:
+        outcome = CheckOutcome(status="error", detail=f"the workspace could not be read: {exc}")
+    outcome.duration = time.monotonic() - started
+    outcome.limits = {**context.limits.as_dict(), "timeout_seconds": spec.timeout_seconds}
+    return outcome
+
+
+def _run_command(context: _Context) -> CheckOutcome:
+    result, tests, problem = _run_with_junit(context, context.spec.command)
+    outcome = _from_exec(result, tests)
+    if outcome.status == "passed":
+        outcome.detail = f"exit 0; {_summary(outcome)}"
+    elif outcome.status == "failed":
+        failing = [t.name for t in tests if t.outcome in ("failed", "error")]
+        outcome.detail = f"exit {result.returncode}; {_summary(outcome)}"
+        if failing:
+            outcome.detail += "; failing: " + ", ".join(failing[:20])
+        if result.killed_reason:
+            outcome.detail += f"; killed: {result.killed_reason}"
+    if problem:
+        outcome.detail += f" ({problem})"
+    return outcome
+
+
+def _run_hidden_tests(context: _Context) -> CheckOutcome:
+    spec = context.spec
+    if spec.test_patch.strip():
+        apply_patch(context.workdir, spec.test_patch)
+    wanted = [*spec.fail_to_pass, *spec.pass_to_pass]
+    quoted = " ".join(shlex.quote(t) for t in wanted)
+    command = (
+        spec.command.replace("{tests}", quoted) if "{tests}" in spec.command
+        else f"{spec.command} {quoted}"
+    )
+    result, tests, problem = _run_with_junit(context, command)
+    outcome = _from_exec(result, tests)
+    if outcome.status == "timed_out":
+        return outcome
+    if not tests:
+        why = problem or f"exit {result.returncode}: {_tail(result)}"
+        if result.returncode == 0:
+            # Success without a report means the command is not pytest: a spec mistake.
+            outcome.status = "error"
+            outcome.detail = (
+                f"the command wrote no test report, so the listed tests cannot be checked "
+                f"({why}); hidden tests need pytest"
+            )
+        else:
+            # pytest stops before running anything when a listed test or file is missing,
+            # e.g. because the candidate deleted it.
+            outcome.status = "failed"
+            outcome.detail = f"none of the required tests ran ({why})"
+        return outcome
+    by_name = {t.name: t.outcome for t in tests}
+    not_passing = []
+    for test_id in wanted:
+        got = by_name.get(test_id, "not run")
+        if got != "passed":
+            group = "FAIL_TO_PASS" if test_id in spec.fail_to_pass else "PASS_TO_PASS"
+            not_passing.append(f"{test_id} ({group}: {got})")
+    outcome.status = "failed" if not_passing else "passed"
+    outcome.detail = (
+        f"{len(wanted) - len(not_passing)} of {len(wanted)} required tests passed"
+        + ("; not passing: " + ", ".join(not_passing[:20]) if not_passing else "")
+    )
+    return outcome
+
+
+def _run_lint(context: _Context) -> CheckOutcome:
+    targets = _targets(context, python_only=True)
+    if not targets:
+        return CheckOutcome(status="passed", detail="no changed Python files to lint")
+    script = shlex.join(
+        ["ruff", "check", "--output-format", "json", "--exit-zero", "--no-cache",
+         "--extend-exclude", SCAN_EXCLUDES, "--", *targets]
+    )
+    result = context.run(script)
+    if result.timed_out:
+        return _from_exec(result, [])
+    if result.returncode != 0:
+        return _error(result, f"ruff failed (exit {result.returncode})")
+    return _from_findings(context, result, parse_ruff, set_blocking=None)
+
+
+def _run_security(context: _Context) -> CheckOutcome:
+    targets = _targets(context, python_only=True)
+    if not targets:
+        return CheckOutcome(status="passed", detail="no changed Python files to scan")
+    bandit = shlex.join(
+        ["bandit", "-f", "json", "-q", "-x", SCAN_EXCLUDES, "-r", "--", *targets]
+    )
+    # bandit exits 1 when it finds issues, so its report, not its exit code, is the answer.
+    result = context.run(f"{bandit}; status=$?; [ $status -le 1 ] || exit $status")
+    if result.timed_out:
+        return _from_exec(result, [])
+    if result.returncode != 0:
+        return _error(result, f"bandit failed (exit {result.returncode})")
+    outcome = _from_findings(context, result, parse_bandit, set_blocking=BLOCKING_SEVERITIES)
+    semgrep = _run_semgrep(context, targets)
+    if semgrep is not None:
+        outcome.findings += semgrep
+        if any(f.severity in BLOCKING_SEVERITIES for f in semgrep) and outcome.status == "passed":
+            outcome.status = "failed"
+        outcome.detail += f"; semgrep: {len(semgrep)} findings"
+    return outcome
+
+
+def _run_semgrep(context: _Context, targets: list[str]) -> list[Finding] | None:
+    """semgrep runs only where it is installed in the sandbox and the repository has its own
+    rules (.semgrep.yml): its registry rules would need the network, which checks do not get."""
+    if not (context.workdir / ".semgrep.yml").is_file():
+        return None
+    scan = shlex.join(
+        ["semgrep", "scan", "--json", "--quiet", "--metrics=off", "--disable-version-check",
+         "--config", ".semgrep.yml", "--", *targets]
+    )
+    result = context.run(f"command -v semgrep >/dev/null || exit 127; {scan}")
+    if result.returncode == 127:
+        return None
+    try:
+        return _relative_findings(context, parse_semgrep(result.stdout))
+    except ParseError:
+        return None
+
+
+def _run_with_junit(context: _Context, command: str) -> tuple[ExecResult, list[TestResult], str]:
+    reports = context.workdir / REPORT_DIR
+    if reports.is_symlink() or (reports.exists() and not reports.is_dir()):
+        reports.unlink()  # planted by the agent; the report must land inside the workspace
+    reports.mkdir(exist_ok=True)
+    name = f"junit-{uuid.uuid4().hex[:12]}.xml"
+    addopts = (
+        f"--junitxml={context.inside}/{REPORT_DIR}/{name} -o junit_family=xunit1 "
+        "-p no:cacheprovider"
+    )
+    result = context.run(command, env={"PYTEST_ADDOPTS": addopts})
+    report = reports / name
+    tests: list[TestResult] = []
+    problem = ""
+    try:
+        if report.is_symlink():
+            problem = "the JUnit report was replaced by a symlink and was ignored"
+        elif report.is_file():
+            tests = parse_junit(report.read_bytes())
+    except ParseError as exc:
+        problem = str(exc)
+    finally:
+        report.unlink(missing_ok=True)
+    return result, tests, problem
+
+
+def _targets(context: _Context, *, python_only: bool) -> list[str]:
+    if context.spec.paths:
+        return list(context.spec.paths)
+    try:
+        base = read_marker(context.workdir).commit
+    except WorkspaceError:
+        return ["."]  # not one of our workspaces: nothing to compare with, scan everything
+    files = changed_files(context.workdir, base)
+    return [f for f in files if not python_only or f.endswith((".py", ".pyi"))]
+
+
+def _from_exec(result: ExecResult, tests: list[TestResult]) -> CheckOutcome:
+    if result.timed_out:
+        status = "timed_out"
+    else:
+        status = "passed" if result.returncode == 0 and result.killed_reason is None else "failed"
+    outcome = CheckOutcome(status=status, tests=tests, log=_log(result))
+    for test in tests:
+        key = {"passed": "passed", "failed": "failed", "error": "errors", "skipped": "skipped"}
+        setattr(outcome, key[test.outcome], getattr(outcome, key[test.outcome]) + 1)
+    if result.timed_out:
+        outcome.detail = f"timed out; {_summary(outcome)} before it was stopped"
+    return outcome
+
+
+def _from_findings(
+    context: _Context, result: ExecResult,
+    parser: Callable[[str], list[Finding]], *, set_blocking: frozenset[str] | None,
+) -> CheckOutcome:
+    try:
+        findings = _relative_findings(context, parser(result.stdout))
+    except ParseError as exc:
+        return _error(result, str(exc))
+    blocking = [f for f in findings if set_blocking is None or f.severity in set_blocking]
+    counts = ", ".join(
+        f"{n} {sev}" for sev in ("high", "medium", "low", "warning", "error")
+        if (n := sum(f.severity == sev for f in findings))
+    )
+    return CheckOutcome(
+        status="failed" if blocking else "passed",
+        findings=findings,
+        log=_log(result),
+        detail=f"{len(findings)} findings" + (f" ({counts})" if counts else ""),
+    )
+
+
+def _relative_findings(context: _Context, findings: list[Finding]) -> list[Finding]:
+    prefix = str(context.workdir) + "/"
+    for finding in findings:
+        if finding.path.startswith(prefix):
+            finding.path = finding.path[len(prefix) :]
+    return findings
+
+
+def _error(result: ExecResult, reason: str) -> CheckOutcome:
+    return CheckOutcome(status="error", log=_log(result), detail=f"{reason}: {_tail(result)}")
+
+
+def _tail(result: ExecResult) -> str:
+    return (result.stderr.strip() or result.stdout.strip())[-500:]
+
+
+def _summary(outcome: CheckOutcome) -> str:
+    if not outcome.tests:
+        return "no per-test report"
+    return (f"{outcome.passed} passed, {outcome.failed} failed, {outcome.errors} errors, "
+            f"{outcome.skipped} skipped")
+
+
+def _log(result: ExecResult) -> str:
+    text = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES:
+        return text
+    cut = len(data) - LOG_HEAD_BYTES - LOG_TAIL_BYTES
+    head = data[:LOG_HEAD_BYTES].decode("utf-8", errors="ignore")
+    tail = data[-LOG_TAIL_BYTES:].decode("utf-8", errors="ignore")
+    return f"{head}\n[... {cut} bytes cut ...]\n{tail}"
+
+
+_RUNNERS: dict[str, Callable[[_Context], CheckOutcome]] = {
+    "command": _run_command,
+    "hidden-tests": _run_hidden_tests,
+    "lint": _run_lint,
+    "security": _run_security,
+}
