@@ -33,7 +33,8 @@ LOG_TAIL_BYTES = 32 * 1024
 REPORT_DIR = ".marlin"
 BLOCKING_SEVERITIES = frozenset({"medium", "high", "critical"})
 # Tool caches and environments are not the candidate's code.
-SCAN_EXCLUDES = ".venv,venv,node_modules,.marlin,.git,build,dist,.tox,.nox"
+SCAN_EXCLUDE_DIRS = (".venv", "venv", "node_modules", ".marlin", ".git", "build", "dist", ".tox",
+                     ".nox")
 
 
 class _Context:
@@ -151,7 +152,7 @@ def _run_lint(context: _Context) -> CheckOutcome:
         return CheckOutcome(status="passed", detail="no changed Python files to lint")
     script = shlex.join(
         ["ruff", "check", "--output-format", "json", "--exit-zero", "--no-cache",
-         "--extend-exclude", SCAN_EXCLUDES, "--", *targets]
+         "--extend-exclude", ",".join(SCAN_EXCLUDE_DIRS), "--", *targets]
     )
     result = context.run(script)
     if result.timed_out:
@@ -165,9 +166,9 @@ def _run_security(context: _Context) -> CheckOutcome:
     targets = _targets(context, python_only=True)
     if not targets:
         return CheckOutcome(status="passed", detail="no changed Python files to scan")
-    bandit = shlex.join(
-        ["bandit", "-f", "json", "-q", "-x", SCAN_EXCLUDES, "-r", "--", *targets]
-    )
+    # bandit matches excludes against whole paths, so bare directory names need globs.
+    excludes = ",".join(f"*/{name}/*" for name in SCAN_EXCLUDE_DIRS)
+    bandit = shlex.join(["bandit", "-f", "json", "-q", "-x", excludes, "-r", "--", *targets])
     # bandit exits 1 when it finds issues, so its report, not its exit code, is the answer.
     result = context.run(f"{bandit}; status=$?; [ $status -le 1 ] || exit $status")
     if result.timed_out:

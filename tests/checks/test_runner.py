@@ -285,3 +285,25 @@ def test_an_unknown_backend_is_an_error_outcome(ws: Path) -> None:
 def test_check_specs_explain_what_is_wrong(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         CheckSpec.model_validate(fields)
+
+
+@pytest.mark.slow
+def test_scans_of_the_whole_tree_skip_virtualenvs_and_dependencies(ws: Path, tools: Mount) -> None:
+    for junk in (".venv/lib/site.py", "node_modules/pkg/setup.py"):
+        (ws / junk).parent.mkdir(parents=True)
+        (ws / junk).write_text("import subprocess\nsubprocess.call(input(), shell=True)\n")
+    outcome = run_check(CheckSpec(kind="security", name="bandit", paths=["."]),
+                        workdir=ws, mounts=[tools])
+    assert outcome.status == "passed", outcome.detail
+    assert not [f for f in outcome.findings if "site.py" in f.path or "setup.py" in f.path]
+    lint = run_check(CheckSpec(kind="lint", name="ruff", paths=["."]), workdir=ws, mounts=[tools])
+    assert (lint.status, lint.findings) == ("passed", [])
+
+
+@pytest.mark.slow
+def test_the_local_backend_reports_per_test_results_too(ws: Path, tools: Mount) -> None:
+    apply_patch(ws, BREAKS_MUL)
+    outcome = run_check(CheckSpec(kind="command", name="unit tests", command=PYTEST),
+                        workdir=ws, mounts=[tools], backend="local")
+    assert outcome.status == "failed"
+    assert "failing: tests/test_ops.py::test_mul" in outcome.detail
