@@ -26,8 +26,8 @@ demo: setup
 # The whole suite on SQLite, then the database-dependent tests again on PostgreSQL.
 test: setup system-deps
 	MARLIN_TEST_ARTIFACTS=$(CURDIR)/test-artifacts $(BIN)/pytest -q -n 2 --dist loadgroup
-	MARLIN_DATABASE_URL=$${MARLIN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/marlin} \
-		$(BIN)/pytest -q -n 2 --dist loadgroup -m "not e2e" tests/accounts tests/audit tests/tasks tests/catalog tests/review tests/postgres
+	MARLIN_TEST_DB_ONLY=1 MARLIN_DATABASE_URL=$${MARLIN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/marlin} \
+		$(BIN)/pytest -q -n 2 --dist loadgroup -m "not e2e"
 
 lint: setup
 	$(BIN)/ruff check .

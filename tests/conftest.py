@@ -81,3 +81,23 @@ def client_for(client):
 def artifacts_dir() -> Path:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS_DIR
+
+
+DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """With MARLIN_TEST_DB_ONLY=1 (the PostgreSQL pass of `make test`), keep only the tests that
+    touch the database: the plain-Python ones already ran in the SQLite pass."""
+    if os.environ.get("MARLIN_TEST_DB_ONLY") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        uses_db = item.get_closest_marker("django_db") is not None or bool(
+            DB_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        is_browser = item.get_closest_marker("e2e") is not None or "/e2e/" in str(item.fspath)
+        (keep if uses_db and not is_browser else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
