@@ -57,6 +57,14 @@ class Run(models.Model):
         default=list, blank=True, help_text="Provider-neutral message history across turns."
     )
     workspace_path = models.CharField(max_length=500, blank=True)
+    partner = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The other run of the pair this run was started with (both point at each other).",
+    )
     error = models.TextField(blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
