@@ -141,11 +141,22 @@ class Review(models.Model):
     reason = models.TextField()
     active_seconds = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # The rubric the reviewer read (re-reviews after a rubric change use the newer one).
+    rubric_version = models.ForeignKey(
+        "tasks.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Set when a revision request or a rubric change sends the judgment back: the review stays
+    # as history (and is paid) but no longer counts towards the judgment's reviews.
+    superseded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["judgment", "created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["judgment", "reviewer"], name="one_review_per_reviewer")
+            models.UniqueConstraint(
+                fields=["judgment", "reviewer"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="one_review_per_reviewer",
+            )
         ]
 
 
