@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
 
 from marlin import paths
 from marlin.accounts.actions import do_create_user
@@ -80,7 +81,8 @@ def ensure_demo_repository() -> Repository:
         )
     repository.mirror_status = MirrorStatus.READY
     repository.mirror_path = str(mirror)
-    repository.save(update_fields=["mirror_status", "mirror_path"])
+    repository.last_fetched_at = repository.last_fetched_at or timezone.now()
+    repository.save(update_fields=["mirror_status", "mirror_path", "last_fetched_at"])
     return repository
 
 
