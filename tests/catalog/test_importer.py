@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from marlin.catalog.importer import parse_repository_list
+from tests.catalog.conftest import generate_list
 
 
 def test_it_reads_a_plain_list_with_comments_and_blank_lines() -> None:
@@ -102,3 +105,26 @@ def test_it_truncates_very_long_bad_lines_in_the_report() -> None:
     assert len(report.bad) == 2
     assert all(len(b.raw) <= 161 for b in report.bad)
     assert "longer than 4000" in report.bad[0].reason
+
+
+def _as_format(text: str, fmt: str) -> tuple[str, int]:
+    """The generated plain list rewritten as CSV or JSON lines; returns the text and how many
+    lines the rewriting put before the first URL (the CSV header)."""
+    urls = text.splitlines()
+    if fmt == "plain":
+        return text, 0
+    if fmt == "csv":
+        quoted = ['"' + url.replace('"', '""') + '"' for url in urls]
+        return "url,language\n" + "\n".join(f"{q},Go" for q in quoted) + "\n", 1
+    return "\n".join(json.dumps({"url": url, "stars": 1}) for url in urls) + "\n", 0
+
+
+@pytest.mark.parametrize("fmt", ["plain", "csv", "jsonl"])
+def test_it_parses_a_generated_ten_thousand_line_list_in_each_format(fmt: str) -> None:
+    text, expected = generate_list(10_000)
+    converted, offset = _as_format(text, fmt)
+    report = parse_repository_list(converted, filename_hint=f"list.{fmt}")
+    assert report.format == fmt
+    assert len(report.good) == expected["good"]
+    assert [b.line_no for b in report.bad] == [n + offset for n in expected["bad"]]
+    assert report.duplicates == [(a + offset, b + offset) for a, b in expected["duplicates"]]
