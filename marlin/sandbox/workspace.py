@@ -9,6 +9,7 @@ host's git configuration with hooks and fsmonitor off.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import posixpath
@@ -20,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,15 +108,20 @@ def create_workspace(mirror: Path, commit: str, root: Path) -> Path:
     # The marker goes first, so a worker that dies during checkout leaves something to sweep.
     _write_marker(path, info)
     try:
-        run_git(
-            ["--git-dir", str(mirror), "worktree", "add", "--detach", "--quiet", "--",
-             str(path), f"{commit}^{{commit}}"],
-            isolated=True,
-        )
-        # Nothing has run in the worktree yet, so its `.git` file can still be believed.
-        gitdir = _read_gitdir_file(path)
+        with _mirror_lock(mirror):
+            run_git(
+                ["--git-dir", str(mirror), "worktree", "add", "--detach", "--no-checkout",
+                 "--quiet", "--", str(path), f"{commit}^{{commit}}"],
+                isolated=True,
+            )
+            # Nothing has run in the worktree yet, so its `.git` file can still be believed.
+            gitdir = _read_gitdir_file(path)
+        # The checkout is the slow part; outside the lock, workers check out in parallel.
+        run_git(["--git-dir", gitdir, "--work-tree", str(path), "reset", "--hard", "--quiet"],
+                cwd=path, isolated=True)
     except BaseException:
-        _discard(path, mirror)
+        with suppress(OSError):
+            _discard(path, mirror)
         raise
     _write_marker(path, WorkspaceInfo(**{**asdict(info), "gitdir": gitdir}))
     return path
@@ -424,20 +430,29 @@ def _diff_git_paths(rest: str) -> list[str]:
 
 
 def _discard(path: Path, mirror: Path | None) -> None:
-    if mirror is not None and mirror.is_dir():
-        try:
-            run_git(["--git-dir", str(mirror), "worktree", "remove", "--force", "--force",
-                     str(path)], isolated=True)
-        except GitError:
-            pass  # an agent may have broken the worktree's .git file; rmtree + prune below
+    # Deleting the directory and then pruning works even when an agent has broken the
+    # worktree's `.git` file, which `git worktree remove` would refuse.
     if path.exists() or path.is_symlink():
         _rmtree(path)
     if mirror is not None and mirror.is_dir():
         try:
-            run_git(["--git-dir", str(mirror), "worktree", "prune"], isolated=True)
+            with _mirror_lock(mirror):
+                run_git(["--git-dir", str(mirror), "worktree", "prune"], isolated=True)
         except GitError:
             pass  # prune only tidies metadata; the next prune will catch it
     _marker_path(path).unlink(missing_ok=True)
+
+
+@contextmanager
+def _mirror_lock(mirror: Path) -> Iterator[None]:
+    """Serialise changes to a mirror's list of worktrees: git reads every worktree's metadata
+    when adding or pruning one, and fails on one another process is half-way through writing."""
+    with open(mirror / "marlin-worktrees.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _rmtree(path: Path) -> None:

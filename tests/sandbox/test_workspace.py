@@ -245,3 +245,23 @@ def test_changed_files_lists_added_and_modified_paths_only(
     (ws / "pkg" / "__pycache__").mkdir()
     (ws / "pkg" / "__pycache__" / "core.pyc").write_bytes(b"junk")
     assert changed_files(ws, mirror[1]) == ["pkg/core.py", "pkg/extra.py"]
+
+
+def test_many_workers_can_make_and_remove_workspaces_at_once(
+    mirror: tuple[Path, str], tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "w"
+
+    def cycle(i: int) -> str:
+        with workspace(mirror[0], mirror[1], root) as path:
+            (path / f"mine-{i}.txt").write_text(str(i))
+            return diff_workspace(path, mirror[1])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        diffs = list(pool.map(cycle, range(12)))
+    assert [d.count("diff --git") for d in diffs] == [1] * 12
+    assert all(f"mine-{i}.txt" in d for i, d in enumerate(diffs))
+    assert list(root.iterdir()) == []
+    assert git(mirror[0], "worktree", "list").count("\n") == 0
