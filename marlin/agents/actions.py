@@ -1,0 +1,234 @@
+"""Changes to agents, runs and turns. Each do_* runs in one transaction and writes one audit event;
+runs and turns are worked on by the run_turn job (jobs.py), enqueued when the transaction commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from marlin.accounts.permissions import require_role
+from marlin.agents.forms import SettingsError, validate_agent_settings
+from marlin.agents.models import Agent, Provider, Run, RunStatus, Turn, TurnStatus
+from marlin.audit.actions import record
+from marlin.tasks.models import Project, Task, TaskStatus
+
+AGENT_FIELDS = ["name", "version_label", "provider", "settings", "description", "is_active"]
+
+
+class IllegalTransition(Exception):
+    """An action refused because of the current state; the message says why."""
+
+
+def _agent_values(agent: Agent) -> dict[str, Any]:
+    return {name: getattr(agent, name) for name in AGENT_FIELDS}
+
+
+def _clean_settings(provider: str, settings: Any) -> dict[str, Any]:
+    try:
+        return validate_agent_settings(provider, settings)
+    except SettingsError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+@transaction.atomic
+def do_create_agent(
+    actor: Any,
+    *,
+    name: str,
+    provider: str,
+    settings: dict[str, Any],
+    version_label: str = "1",
+    description: str = "",
+    is_active: bool = True,
+) -> Agent:
+    require_role(actor, "author")
+    agent = Agent(
+        name=name.strip(),
+        version_label=version_label.strip() or "1",
+        provider=provider,
+        settings=_clean_settings(provider, settings),
+        description=description,
+        is_active=is_active,
+        created_by=actor,
+    )
+    agent.full_clean()
+    agent.save()
+    record(actor, "agent.create", agent, new=_agent_values(agent))
+    return agent
+
+
+@transaction.atomic
+def do_update_agent(
+    actor: Any, agent: Agent, changes: dict[str, Any], *, reason: str = ""
+) -> Agent:
+    require_role(actor, "author")
+    unknown = set(changes) - set(AGENT_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown agent field(s): {', '.join(sorted(unknown))}")
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    old = _agent_values(agent)
+    provider = changes.get("provider", agent.provider)
+    if "settings" in changes or "provider" in changes:
+        changes = {
+            **changes,
+            "settings": _clean_settings(provider, changes.get("settings", agent.settings)),
+        }
+    if provider != agent.provider and agent.runs.exists():
+        # Runs already made by this definition must keep meaning what they meant.
+        raise IllegalTransition(
+            f"{agent} already has runs; create a new version instead of changing its provider."
+        )
+    changed = {name: value for name, value in changes.items() if old[name] != value}
+    if not changed:
+        return agent
+    for name, value in changed.items():
+        setattr(agent, name, value)
+    agent.full_clean()
+    agent.save(update_fields=list(changed))
+    record(
+        actor, "agent.update", agent, old={k: old[k] for k in changed}, new=changed, reason=reason
+    )
+    return agent
+
+
+@transaction.atomic
+def do_set_agent_pool(
+    actor: Any, project: Project, agents: list[Agent], *, reason: str = ""
+) -> Project:
+    require_role(actor, "admin")
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    old = sorted(project.agent_pool.values_list("pk", flat=True))
+    new = sorted(agent.pk for agent in agents)
+    imported = [str(a) for a in agents if a.provider == Provider.IMPORT]
+    if imported:
+        raise ValidationError(
+            f"Import agents cannot be in a pool (they only label imported candidates): {', '.join(imported)}."
+        )
+    if old == new:
+        return project
+    project.agent_pool.set(agents)
+    record(
+        actor,
+        "project.agent_pool",
+        project,
+        old={"agents": old},
+        new={"agents": new},
+        reason=reason,
+    )
+    return project
+
+
+def _enqueue_turn(turn: Turn) -> None:
+    from marlin.agents.jobs import run_turn  # jobs imports this module's neighbours
+
+    turn_id = turn.pk
+    transaction.on_commit(lambda: run_turn.enqueue(turn_id))
+
+
+def create_run(actor: Any, task: Task, agent: Agent, *, partner: Run | None = None) -> Run:
+    """A run with turn 1 queued (inside the caller's transaction; no audit event of its own)."""
+    if task.status == TaskStatus.RETIRED:
+        raise IllegalTransition("The task is retired; agents cannot be run on it.")
+    if not agent.is_active:
+        raise IllegalTransition(f"{agent} is not active.")
+    if agent.provider == Provider.IMPORT:
+        raise IllegalTransition(
+            f"{agent} is an import label; its candidates come from `marlin import predictions`."
+        )
+    run = Run.objects.create(
+        task=task, agent=agent, status=RunStatus.QUEUED, created_by=actor, partner=partner
+    )
+    turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, requested_by=actor)
+    _enqueue_turn(turn)
+    return run
+
+
+@transaction.atomic
+def do_start_run(actor: Any, task: Task, agent: Agent) -> Run:
+    require_role(actor, "author")
+    run = create_run(actor, task, agent)
+    record(
+        actor,
+        "run.start",
+        run,
+        new={"task": task.pk, "agent": str(agent)},
+        project_id=task.project_id,
+    )
+    return run
+
+
+def link_partners(first: Run, second: Run) -> None:
+    first.partner = second
+    second.partner = first
+    first.save(update_fields=["partner"])
+    second.save(update_fields=["partner"])
+
+
+@transaction.atomic
+def do_start_follow_up(actor: Any, comparison: Any, prompt: str) -> list[Turn]:
+    """Turn N+1 on both runs of the comparison, in the same conversation and workspace."""
+    require_role(actor, "annotator")
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise ValidationError("Write the follow-up prompt: what both agents should do next.")
+    runs = list(
+        Run.objects.select_for_update()
+        .filter(pk__in=[comparison.run_a_id, comparison.run_b_id])
+        .order_by("pk")
+    )
+    turns: list[Turn] = []
+    for run in runs:
+        last = run.turns.order_by("-number").first()
+        if last is None or last.status != TurnStatus.DONE:
+            state = "has no turn" if last is None else f"turn {last.number} is {last.status}"
+            # Blinded users see this message: name no agent, only that a side is not ready.
+            raise IllegalTransition(
+                f"Both sides must have finished before a follow-up; one {state}."
+            )
+        turns.append(Turn(run=run, number=last.number + 1, prompt=prompt, requested_by=actor))
+    try:
+        for turn in turns:
+            turn.save()
+    except IntegrityError:
+        raise IllegalTransition(
+            "A follow-up was just started on this comparison; reload the page."
+        ) from None
+    for run, turn in zip(runs, turns, strict=True):
+        run.status = RunStatus.QUEUED
+        run.error = ""
+        run.save(update_fields=["status", "error"])
+        _enqueue_turn(turn)
+    record(
+        actor,
+        "comparison.follow_up",
+        comparison,
+        new={"prompt": prompt, "turn": turns[0].number},
+        project_id=comparison.project_id,
+    )
+    return turns
+
+
+@transaction.atomic
+def do_retry_turn(actor: Any, turn: Turn) -> Turn:
+    """Queue a failed turn again (after fixing a key or a mirror, for example)."""
+    require_role(actor, "author")
+    turn = Turn.objects.select_for_update().select_related("run").get(pk=turn.pk)
+    if turn.status != TurnStatus.FAILED:
+        raise IllegalTransition(f"Only a failed turn can be retried; this one is {turn.status}.")
+    old = {"status": turn.status, "error": turn.error}
+    turn.status = TurnStatus.QUEUED
+    turn.error = ""
+    turn.save(update_fields=["status", "error"])
+    Run.objects.filter(pk=turn.run_id).update(status=RunStatus.QUEUED, error="")
+    _enqueue_turn(turn)
+    record(
+        actor,
+        "turn.retry",
+        turn,
+        old=old,
+        new={"status": turn.status},
+        project_id=turn.run.task.project_id,
+    )
+    return turn

@@ -1,0 +1,511 @@
+"""The run_turn job: one turn of a run, from a claimed row to a Candidate.
+
+Our rows are the truth, not the queue. A turn is claimed atomically (queued -> running, with its
+start time as the claim token); the run holds a lease that every saved step extends, so a worker
+that dies leaves a turn that ``recover_expired_runs`` queues again. A retried turn keeps the steps
+the crashed attempt saved and starts from a workspace rebuilt from the last candidate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django_tasks import task
+
+from marlin.agents.fingerprints import find_fingerprints, scrub
+from marlin.agents.forms import api_settings, command_settings
+from marlin.agents.models import (
+    Candidate,
+    Provider,
+    Run,
+    RunStatus,
+    TrajectoryStep,
+    Turn,
+    TurnStatus,
+)
+from marlin.agents.secrets import SecretError, redact, resolve_api_key
+from marlin.paths import workspaces_dir
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a software engineer working in a git repository, which is your current directory. "
+    "Make the change the user asks for with the tools: run shell commands (there is no network), "
+    "view and edit files. Keep the change focused; do not commit. When the change is complete, "
+    "call finish with a short summary of what you changed."
+)
+
+
+class TurnError(Exception):
+    """The turn cannot run for a reason an operator can fix; the message says how."""
+
+
+@dataclass
+class Outcome:
+    exit_status: str
+    message: str
+    conversation: list[dict[str, Any]]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    failed: bool = False  # no candidate: the provider failed, or a command agent changed nothing
+    fingerprints: list[dict[str, Any]] = field(default_factory=list)
+
+
+def lease_seconds() -> int:
+    return int(settings.JOB_LEASE_SECONDS)
+
+
+def claim_turn(turn_id: int) -> datetime | None:
+    """queued -> running; the returned start time is the claim token. None if not ours to run."""
+    now = timezone.now()
+    if (
+        Turn.objects.filter(pk=turn_id, status=TurnStatus.QUEUED).update(
+            status=TurnStatus.RUNNING, started_at=now, error="", finished_at=None
+        )
+        != 1
+    ):
+        return None
+    run_id = Turn.objects.values_list("run_id", flat=True).get(pk=turn_id)
+    Run.objects.filter(pk=run_id).update(
+        status=RunStatus.RUNNING,
+        error="",
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+    )
+    return now
+
+
+@task()
+def run_turn(turn_id: int) -> None:
+    """Run one turn (agent loop, command agent) and turn its workspace into a Candidate."""
+    claimed_at = claim_turn(turn_id)
+    if claimed_at is None:
+        logger.info(
+            "turn %s is not queued (done, failed or taken by another worker); skipping", turn_id
+        )
+        return
+    turn = Turn.objects.select_related("run__agent", "run__task__repository").get(pk=turn_id)
+    secrets: list[str | None] = []
+    try:
+        candidate = _run(turn, claimed_at, secrets)
+    except TurnError as exc:
+        _fail(turn, claimed_at, redact(str(exc), secrets))
+        return
+    except Exception as exc:  # noqa: BLE001 - any crash must release the row, with a safe message
+        message = redact(f"internal error: {exc!r}", secrets)
+        logger.error("turn %s failed:\n%s", turn_id, redact(traceback.format_exc(), secrets))
+        _fail(turn, claimed_at, message)
+        return
+    if candidate is not None:
+        after_candidate(candidate)
+
+
+def after_candidate(candidate: Candidate) -> None:
+    """Hand the candidate on: its checks, then the comparisons (modules of other parts of Marlin,
+    looked up when called so each part can be deployed and tested on its own)."""
+    enqueue_checks = _optional("marlin.agents.check_jobs", "enqueue_checks")
+    if enqueue_checks is not None:
+        with transaction.atomic():
+            enqueue_checks(candidate)
+    turn_finished = _optional("marlin.review.comparisons", "turn_finished")
+    if turn_finished is not None:
+        with transaction.atomic():
+            turn_finished(candidate.turn)
+
+
+def _optional(module_name: str, attr: str) -> Any:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    return getattr(module, attr, None)
+
+
+def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candidate | None:
+    run = turn.run
+    started = time.monotonic()
+    workdir = prepare_workspace(run, turn)
+    provider = run.agent.provider
+    if provider in (Provider.OPENAI, Provider.ANTHROPIC):
+        outcome = _run_api_agent(turn, workdir, secrets)
+    elif provider == Provider.COMMAND:
+        outcome = _run_command_agent(turn, workdir)
+    else:
+        raise TurnError(
+            f"{run.agent} labels imported candidates; there is nothing to run "
+            "(import its candidates with `marlin import predictions`)."
+        )
+    patch = _diff(workdir, run.task.base_commit)
+    if outcome.failed and (provider != Provider.COMMAND or not patch.strip()):
+        raise TurnError(outcome.message)
+    return _save_candidate(turn, claimed_at, outcome, patch, time.monotonic() - started)
+
+
+def prepare_workspace(run: Run, turn: Turn) -> Path:
+    """The run's workspace, kept between turns; rebuilt from the last candidate when it is gone
+    (a worker restart sweeps it) or when this turn is a retry of a crashed attempt."""
+    from marlin.sandbox.gitutil import GitError
+    from marlin.sandbox.workspace import (
+        PatchRejected,
+        WorkspaceError,
+        apply_patch,
+        create_workspace,
+        read_marker,
+        remove_workspace,
+    )
+
+    repository = run.task.repository
+    if not repository.is_mirrored:
+        raise TurnError(
+            f"The repository {repository.name} is not mirrored yet ({repository.mirror_status}); "
+            "mirror it (`marlin repos mirror --pending`) and retry the turn."
+        )
+    current = Path(run.workspace_path) if run.workspace_path else None
+    retry = turn.steps.exists()
+    if current is not None and current.is_dir() and not retry:
+        try:
+            read_marker(current)
+            return current
+        except WorkspaceError:
+            pass
+    if current is not None:
+        remove_workspace(current)
+    try:
+        path = create_workspace(
+            Path(repository.mirror_path), run.task.base_commit, workspaces_dir()
+        )
+    except GitError as exc:
+        raise TurnError(
+            f"Cannot check out {run.task.base_commit[:12]} of {repository.name}: {exc}"
+        ) from None
+    last = (
+        Candidate.objects.filter(
+            turn__run=run, turn__number__lt=turn.number, turn__status=TurnStatus.DONE
+        )
+        .order_by("-turn__number")
+        .first()
+    )
+    if last is not None and last.patch.strip():
+        try:
+            apply_patch(path, last.patch)
+        except PatchRejected as exc:
+            remove_workspace(path)
+            raise TurnError(
+                f"Cannot rebuild the workspace from turn {last.turn.number}'s candidate: {exc.reason}"
+            ) from None
+    Run.objects.filter(pk=run.pk).update(workspace_path=str(path))
+    run.workspace_path = str(path)
+    return path
+
+
+def _diff(workdir: Path, base_commit: str) -> str:
+    from marlin.sandbox.workspace import diff_workspace
+
+    return diff_workspace(workdir, base_commit)
+
+
+def _extend_lease(run_id: int, seconds: float) -> None:
+    Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+def _redacted(value: Any, secrets: list[str | None]) -> Any:
+    if not any(secrets):
+        return value
+    return json.loads(redact(json.dumps(value), [json.dumps(s)[1:-1] for s in secrets if s]))
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value) if find_fingerprints(value) else value
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def save_step(
+    turn: Turn, index: int, kind: str, content: dict[str, Any], **fields: Any
+) -> list[dict[str, Any]]:
+    """Save one step at once (a crash keeps it); returns the fingerprints found in it."""
+    found = [
+        {
+            "where": f"trajectory step {index}",
+            "kind": f.kind,
+            "match": f.match,
+            "line": f.line,
+            "severity": f.severity,
+        }
+        for text in _strings(content)
+        for f in find_fingerprints(text)
+    ]
+    TrajectoryStep.objects.create(
+        turn=turn,
+        index=index,
+        kind=kind,
+        content=content,
+        scrubbed_content=_scrubbed(content) if found else None,
+        **fields,
+    )
+    return found
+
+
+def _next_step_index(turn: Turn) -> int:
+    return turn.steps.aggregate(top=Max("index"))["top"] or 0
+
+
+def _run_api_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> Outcome:
+    from marlin.agents.loop import AgentLimits, Step, run_agent
+    from marlin.agents.providers import ProviderError, ProviderSettings, load_model
+    from marlin.agents.tools import SandboxEnvironment
+
+    run, agent = turn.run, turn.run.agent
+    config = api_settings(agent)
+    try:
+        key = resolve_api_key(config.model_dump())
+    except SecretError as exc:
+        raise TurnError(f"{agent}: {exc}") from None
+    secrets.append(key)
+    try:
+        model = load_model(
+            ProviderSettings.from_dict(config.provider_settings(agent.provider)), api_key=key
+        )
+    except (ProviderError, ValueError) as exc:
+        raise TurnError(f"{agent}: {exc}") from None
+    history = list(run.conversation) or [
+        {"role": "system", "content": config.system_prompt or DEFAULT_SYSTEM_PROMPT}
+    ]
+    history.append({"role": "user", "content": turn.prompt})
+    offset = _next_step_index(turn)
+    found: list[dict[str, Any]] = []
+
+    def on_step(step: Step) -> None:
+        content = _redacted(
+            {
+                "text": step.text,
+                "tool_calls": step.tool_calls,
+                "tool_outputs": step.tool_outputs,
+                "cost_usd": step.cost_usd,
+            },
+            secrets,
+        )
+        found.extend(
+            save_step(
+                turn,
+                offset + step.index,
+                "model",
+                content,
+                input_tokens=step.input_tokens,
+                output_tokens=step.output_tokens,
+                latency_seconds=step.latency_s,
+            )
+        )
+        _extend_lease(run.pk, lease_seconds())
+
+    result = run_agent(
+        model,
+        SandboxEnvironment(workdir, backend=settings.SANDBOX_BACKEND),
+        history,
+        limits=AgentLimits(**config.limits.model_dump()),
+        on_step=on_step,
+    )
+    return Outcome(
+        exit_status=result.exit_status,
+        message=redact(result.message, secrets),
+        conversation=_redacted(result.messages, secrets),
+        input_tokens=result.totals.input_tokens,
+        output_tokens=result.totals.output_tokens,
+        cost_usd=result.totals.cost_usd,
+        failed=result.exit_status == "error",
+        fingerprints=found,
+    )
+
+
+def transcript(conversation: list[dict[str, Any]]) -> str:
+    """The earlier turns of a command agent, as the text its follow-up prompt starts with."""
+    parts = []
+    for message in conversation:
+        who = "Request" if message.get("role") == "user" else "Your output"
+        parts.append(f"## {who}\n\n{message.get('content') or ''}")
+    return "\n\n".join(parts)
+
+
+def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
+    from marlin.agents.command import CommandAgentSpec, run_command_agent
+
+    run, agent = turn.run, turn.run.agent
+    config = command_settings(agent)
+    try:
+        spec = CommandAgentSpec(
+            argv=config.argv,
+            prompt_via=config.prompt_via,
+            network=config.network,
+            timeout=config.timeout,
+            env=config.env,
+        )
+    except ValueError as exc:
+        raise TurnError(f"{agent}: {exc}") from None
+    # No steps to heartbeat with: hold the lease for the whole allowed run time.
+    _extend_lease(run.pk, config.timeout + lease_seconds())
+    started = time.monotonic()
+    result = run_command_agent(
+        spec,
+        workdir,
+        turn.prompt,
+        transcript=transcript(run.conversation),
+        backend=settings.SANDBOX_BACKEND,
+    )
+    content = {
+        "prompt": turn.prompt,
+        "output": result.output,
+        "returncode": result.returncode,
+        "timed_out": result.timed_out,
+    }
+    found = save_step(
+        turn,
+        _next_step_index(turn) + 1,
+        "output",
+        content,
+        latency_seconds=time.monotonic() - started,
+    )
+    if result.timed_out:
+        status = "limit:wall"
+    else:
+        status = "submitted" if result.returncode == 0 else f"exit:{result.returncode}"
+    tail = result.output[-2000:]
+    return Outcome(
+        exit_status=status,
+        message=f"The agent exited with {status} and changed nothing. Its output ends with:\n{tail}",
+        conversation=[
+            *run.conversation,
+            {"role": "user", "content": turn.prompt},
+            {"role": "assistant", "content": result.output},
+        ],
+        failed=status != "submitted",
+        fingerprints=found,
+    )
+
+
+def candidate_fields(patch: str) -> dict[str, Any]:
+    """Stats, fingerprints and the scrubbed copy of a patch (also used by imports)."""
+    from marlin.review.diffs import DiffParseError, patch_stats
+
+    try:
+        stats = patch_stats(patch)
+        files, added, removed = stats.files, stats.added, stats.removed
+    except DiffParseError:
+        files = added = removed = 0
+    found = [
+        {"where": "patch", "kind": f.kind, "match": f.match, "line": f.line, "severity": f.severity}
+        for f in find_fingerprints(patch)
+    ]
+    return {
+        "patch": patch,
+        "files_changed": files,
+        "lines_added": added,
+        "lines_removed": removed,
+        "fingerprints": found,
+        "scrubbed_patch": scrub(patch) if found else "",
+    }
+
+
+def _save_candidate(
+    turn: Turn, claimed_at: datetime, outcome: Outcome, patch: str, seconds: float
+) -> Candidate | None:
+    fields = candidate_fields(patch)
+    fields["fingerprints"] = fields["fingerprints"] + outcome.fingerprints
+    if fields["fingerprints"] and not fields["scrubbed_patch"]:
+        fields["scrubbed_patch"] = patch
+    now = timezone.now()
+    with transaction.atomic():
+        finished = Turn.objects.filter(
+            pk=turn.pk, status=TurnStatus.RUNNING, started_at=claimed_at
+        ).update(
+            status=TurnStatus.DONE, exit_status=outcome.exit_status[:40], error="", finished_at=now
+        )
+        if finished != 1:
+            # The lease ran out and another worker took the turn over: its result wins.
+            logger.warning("turn %s: lease lost before finishing; result dropped", turn.pk)
+            return None
+        candidate = Candidate.objects.create(
+            turn=turn,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost_usd=Decimal(str(round(outcome.cost_usd, 6))),
+            duration_seconds=seconds,
+            **fields,
+        )
+        Run.objects.filter(pk=turn.run_id).update(
+            status=RunStatus.WAITING,
+            conversation=outcome.conversation,
+            error="",
+            lease_expires_at=None,
+        )
+    return candidate
+
+
+def _fail(turn: Turn, claimed_at: datetime, message: str) -> None:
+    with transaction.atomic():
+        updated = Turn.objects.filter(
+            pk=turn.pk, status=TurnStatus.RUNNING, started_at=claimed_at
+        ).update(status=TurnStatus.FAILED, error=message, finished_at=timezone.now())
+        if updated == 1:
+            Run.objects.filter(pk=turn.run_id).update(
+                status=RunStatus.FAILED,
+                error=f"Turn {turn.number}: {message}"[:5000],
+                lease_expires_at=None,
+            )
+    logger.warning("turn %s of run %s failed: %s", turn.number, turn.run_id, message)
+
+
+def recover_expired_runs() -> int:
+    """Queue again the turns whose worker stopped extending the lease; return how many.
+    Call it when a worker starts and now and then while it runs."""
+    now = timezone.now()
+    stuck = list(
+        Turn.objects.filter(status=TurnStatus.RUNNING, run__lease_expires_at__lt=now).values_list(
+            "pk", "run_id"
+        )
+    )
+    recovered = 0
+    for turn_id, run_id in stuck:
+        with transaction.atomic():
+            if (
+                Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(
+                    status=TurnStatus.QUEUED
+                )
+                != 1
+            ):
+                continue
+            Run.objects.filter(pk=run_id).update(status=RunStatus.QUEUED, lease_expires_at=None)
+            transaction.on_commit(lambda turn_id=turn_id: run_turn.enqueue(turn_id))
+        recovered += 1
+        logger.info("turn %s: lease expired; queued again", turn_id)
+    return recovered
