@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TIMEOUT = 120.0
@@ -49,6 +50,20 @@ _LOCATION_VARS = (
 _SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _REF_FORBIDDEN_CHARS = set(" ~^:?*[\\")
 _OCTAL_RE = re.compile(rb"\\([0-7]{3})")
+_NEW_LINK_RE = re.compile(r"^(?:new file mode|new mode|index [0-9a-f]+\.\.[0-9a-f]+) 120000$")
+_OLD_LINK_RE = re.compile(r"^(?:deleted file mode|old mode) 120000$")
+
+
+@dataclass
+class PatchFile:
+    """What one file's part of a patch touches, read from its header lines (paths as given,
+    with the a/ b/ prefix removed; absolute ones kept absolute so callers can refuse them)."""
+
+    paths: list[str]
+    new_path: str | None
+    is_link: bool
+    link_target: str | None
+    binary_without_content: bool
 
 
 class GitError(Exception):
@@ -209,6 +224,71 @@ def fetch_mirror(dest: Path, *, allow_local: bool = False) -> None:
         timeout=NETWORK_TIMEOUT,
         allow_local=allow_local,
     )
+
+
+def parse_patch_headers(patch: str) -> list[PatchFile]:
+    """The files a unified or git diff touches, one PatchFile per `diff --git` section."""
+    chunks: list[list[str]] = []
+    for line in patch.split("\n"):
+        if line.startswith("diff --git ") or not chunks:
+            chunks.append([])
+        chunks[-1].append(line)
+    return [_parse_section(chunk) for chunk in chunks]
+
+
+def _parse_section(lines: list[str]) -> PatchFile:
+    # Only lines before the first hunk or binary payload are headers; inside hunks a line like
+    # "--- x" can be content.
+    paths: list[str] = []
+    new_path = target = None
+    is_link = new_link = binary_missing = False
+    for index, line in enumerate(lines):
+        if line.startswith("@@") or line == "GIT binary patch":
+            if new_link and line.startswith("@@"):
+                target = next((x[1:] for x in lines[index:] if x.startswith("+")), None)
+            break
+        if line.startswith("diff --git "):
+            paths += _diff_git_paths(line[len("diff --git ") :])
+        elif line.startswith(("--- ", "+++ ")):
+            name = _header_name(line[4:])
+            if name is not None:
+                paths.append(name)
+                new_path = name if line.startswith("+++ ") else new_path
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            name = unquote_path(line.split(" ", 2)[2])
+            paths.append(name)
+            new_path = name if " to " in line[:10] else new_path
+        elif _NEW_LINK_RE.match(line):
+            is_link = new_link = True
+        elif _OLD_LINK_RE.match(line):
+            is_link = True
+        elif line.startswith("Binary files ") and line.endswith(" differ"):
+            binary_missing = True
+    return PatchFile(paths, new_path, is_link, target, binary_missing)
+
+
+def _header_name(raw: str) -> str | None:
+    name = unquote_path(raw.split("\t", 1)[0].rstrip("\r"))
+    if name == "/dev/null":
+        return None
+    if name.startswith("/"):
+        return name  # reported as absolute rather than silently stripped
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def _diff_git_paths(rest: str) -> list[str]:
+    if '"' in rest:
+        names = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', rest)
+    else:
+        # Unquoted "a/X b/X": the two names are equal unless it is a rename, and a rename has
+        # its own "rename from/to" lines, so only the equal split is needed.
+        half = (len(rest) - 1) // 2
+        names = [rest[:half], rest[half + 1 :]] if rest[:half][2:] == rest[half + 1 :][2:] else []
+    result = []
+    for name in names:
+        name = unquote_path(name)
+        result.append(name.split("/", 1)[1] if "/" in name and not name.startswith("/") else name)
+    return result
 
 
 def unquote_path(name: str) -> str:

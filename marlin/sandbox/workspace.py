@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import posixpath
-import re
 import shutil
 import socket
 import stat
@@ -25,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from marlin.sandbox.gitutil import GitError, run_git, unquote_path, validate_ref
+from marlin.sandbox.gitutil import GitError, parse_patch_headers, run_git, validate_ref
 
 __all__ = [
     "JUNK_PATTERNS",
@@ -292,27 +291,12 @@ def _git_patch_paths(workdir: Path, data: bytes) -> list[str]:
 
 
 MAX_PATCH_BYTES = 64 * 1024 * 1024
-_NEW_LINK_RE = re.compile(r"^(?:new file mode|new mode|index [0-9a-f]+\.\.[0-9a-f]+) 120000$")
-_OLD_LINK_RE = re.compile(r"^(?:deleted file mode|old mode) 120000$")
-
-
-@dataclass
-class _Section:
-    """What one file's part of a patch touches, read from its header lines."""
-
-    paths: list[str]
-    new_path: str | None
-    is_link: bool
-    link_target: str | None
-    binary_without_content: bool
-
-
 def _check_patch(workdir: Path, patch: str, git_paths: list[str]) -> None:
     if len(patch) > MAX_PATCH_BYTES:
         raise PatchRejected(f"patch is larger than {MAX_PATCH_BYTES // 2**20} MiB")
     paths = set(git_paths)
     link_paths: set[str] = set()
-    for section in _sections(patch):
+    for section in parse_patch_headers(patch):
         name = section.new_path or (section.paths[-1] if section.paths else "a file")
         if section.binary_without_content:
             raise PatchRejected(
@@ -363,70 +347,6 @@ def _check_link_target(path: str, target: str) -> None:
         )
     if any(p.lower() == ".git" for p in resolved.split("/")):
         raise PatchRejected(f"patch makes {path!r} a symlink into .git ({target!r})")
-
-
-def _sections(patch: str) -> list[_Section]:
-    chunks: list[list[str]] = []
-    for line in patch.split("\n"):
-        if line.startswith("diff --git ") or not chunks:
-            chunks.append([])
-        chunks[-1].append(line)
-    return [_parse_section(chunk) for chunk in chunks]
-
-
-def _parse_section(lines: list[str]) -> _Section:
-    # Only lines before the first hunk or binary payload are headers; inside hunks a line like
-    # "--- x" can be content.
-    paths: list[str] = []
-    new_path = target = None
-    is_link = new_link = binary_missing = False
-    for index, line in enumerate(lines):
-        if line.startswith("@@") or line == "GIT binary patch":
-            if new_link and line.startswith("@@"):
-                target = next((x[1:] for x in lines[index:] if x.startswith("+")), None)
-            break
-        if line.startswith("diff --git "):
-            paths += _diff_git_paths(line[len("diff --git ") :])
-        elif line.startswith(("--- ", "+++ ")):
-            name = _header_name(line[4:])
-            if name is not None:
-                paths.append(name)
-                new_path = name if line.startswith("+++ ") else new_path
-        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
-            name = unquote_path(line.split(" ", 2)[2])
-            paths.append(name)
-            new_path = name if " to " in line[:10] else new_path
-        elif _NEW_LINK_RE.match(line):
-            is_link = new_link = True
-        elif _OLD_LINK_RE.match(line):
-            is_link = True
-        elif line.startswith("Binary files ") and line.endswith(" differ"):
-            binary_missing = True
-    return _Section(paths, new_path, is_link, target, binary_missing)
-
-
-def _header_name(raw: str) -> str | None:
-    name = unquote_path(raw.split("\t", 1)[0].rstrip("\r"))
-    if name == "/dev/null":
-        return None
-    if name.startswith("/"):
-        return name  # reported as absolute rather than silently stripped
-    return name.split("/", 1)[1] if "/" in name else name
-
-
-def _diff_git_paths(rest: str) -> list[str]:
-    if '"' in rest:
-        names = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', rest)
-    else:
-        # Unquoted "a/X b/X": the two names are equal unless it is a rename, and a rename has
-        # its own "rename from/to" lines, so only the equal split is needed.
-        half = (len(rest) - 1) // 2
-        names = [rest[:half], rest[half + 1 :]] if rest[:half][2:] == rest[half + 1 :][2:] else []
-    result = []
-    for name in names:
-        name = unquote_path(name)
-        result.append(name.split("/", 1)[1] if "/" in name and not name.startswith("/") else name)
-    return result
 
 
 def _discard(path: Path, mirror: Path | None) -> None:

@@ -12,6 +12,7 @@ from marlin.sandbox.gitutil import (
     GitError,
     clone_mirror,
     fetch_mirror,
+    parse_patch_headers,
     resolve_commit,
     run_git,
     unquote_path,
@@ -143,3 +144,18 @@ def test_a_hung_git_command_and_its_children_are_killed_at_the_timeout(origin: P
 def test_it_unquotes_git_c_style_paths() -> None:
     assert unquote_path('"caf\\303\\251\\ttab\\"q\\""') == 'café\ttab"q"'
     assert unquote_path("plain name") == "plain name"
+
+
+def test_patch_headers_name_every_path_a_patch_touches() -> None:
+    patch = (
+        "diff --git a/old.py b/new.py\nsimilarity index 90%\nrename from old.py\n"
+        "rename to new.py\n--- a/old.py\n+++ b/new.py\n@@ -1 +1 @@\n-a\n+b\n"
+        "diff --git a/link b/link\nnew file mode 120000\n--- /dev/null\n+++ b/link\n"
+        "@@ -0,0 +1 @@\n+new.py\n\\ No newline at end of file\n"
+        "diff --git a/img.png b/img.png\nBinary files a/img.png and b/img.png differ\n"
+    )
+    rename, link, image = parse_patch_headers(patch)
+    assert (set(rename.paths), rename.new_path, rename.is_link) == ({"old.py", "new.py"},
+                                                                   "new.py", False)
+    assert (link.new_path, link.is_link, link.link_target) == ("link", True, "new.py")
+    assert (image.paths, image.binary_without_content) == (["img.png", "img.png"], True)
