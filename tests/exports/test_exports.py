@@ -1,0 +1,184 @@
+"""Exports written by the real job, read back with pyarrow and json, checked against the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from marlin.agents.models import Run
+from marlin.exports.actions import ExportError, do_create_export
+from marlin.exports.jobs import write_export
+from marlin.exports.models import Export, ExportStatus
+from marlin.exports.writers import verify_manifest
+from marlin.review.models import Decision
+from tests.analytics_views.factories import league, make_agent, make_project
+
+
+@pytest.fixture
+def decided(db, alice, make_user, bob):
+    anna = make_user("anna", "annotator")
+    project = make_project("Ledgerlite")
+    agents = [make_agent("claude-code", "1.0"), make_agent("codex", "2"), make_agent("aider", "0.9")]
+    # (A, B, overall): negative prefers A. One tie, which preference exports leave out.
+    league(project, agents, [(0, 1, -2), (1, 2, 3), (2, 0, 1), (0, 2, 0), (1, 0, -1)],
+           annotators=[alice, anna], reviewer=bob)
+    return project
+
+
+def run_export(actor, project, kind, **options) -> Export:
+    export = do_create_export(actor, project, kind, enqueue=False, **options)
+    write_export.call(export.pk)
+    export.refresh_from_db()
+    assert export.status == ExportStatus.DONE, export.error
+    return export
+
+
+def test_preference_pairs_read_back_with_pyarrow_match_the_database(decided, erin):
+    export = run_export(erin, decided, "preferences")
+    directory = Path(export.directory)
+    assert directory.parent.name == "exports" and directory.name.startswith(f"{export.pk}-preferences-")
+    assert verify_manifest(directory) == []
+    table = pq.read_table(directory / "preferences.parquet")
+    rows = table.to_pylist()
+    lines = [json.loads(line) for line in (directory / "preferences.jsonl").read_text().splitlines()]
+    assert rows == lines
+    decisions = {d.comparison.public_id: d for d in Decision.objects.select_related("comparison__task__repository")}
+    assert len(rows) == 4 and export.manifest["counts"]["ties_excluded"] == 1
+    for row in rows:
+        d = decisions[row["comparison_id"]]
+        c = d.comparison
+        chosen, rejected = (c.run_a, c.run_b) if d.overall < 0 else (c.run_b, c.run_a)
+        assert row["chosen"] == [{"role": "assistant", "content": chosen.turns.get().candidate.patch}]
+        assert row["rejected"] == [{"role": "assistant", "content": rejected.turns.get().candidate.patch}]
+        assert row["prompt"][0]["role"] == "system" and c.task.repository.url in row["prompt"][0]["content"]
+        assert row["prompt"][1] == {"role": "user", "content": c.task.prompt}
+        assert row["margin"] == abs(d.overall)
+        assert row["chosen_side"] == ("A" if d.overall < 0 else "B")
+        assert (row["chosen_agent"], row["chosen_agent_version"]) == (chosen.agent.name, chosen.agent.version_label)
+        assert row["rejected_agent"] == rejected.agent.name
+        criteria = {c["criterion"]: c["preference"] for c in row["criteria"]}
+        assert criteria["overall"] == abs(d.overall) > 0  # chosen's perspective: always positive
+        assert criteria["security"] is None
+        flip = -1 if d.overall < 0 else 1
+        assert criteria["reliability"] == flip * d.ratings["reliability"]
+        assert row["rationale"] == d.rationale
+        assert row["rubric_version"] == d.rubric_version.number
+        assert row["task_id"] == c.task_id and row["base_commit"] == c.task.base_commit
+        assert row["repository"] == c.task.repository.url
+        check = chosen.turns.get().candidate.check_results.get()
+        assert row["chosen_checks"] == [{"name": "tests", "kind": "command", "status": check.status, "passed": 5,
+                                          "failed": check.failed, "errors": 0, "skipped": 0}]
+        assert sorted(row["experts"]) == sorted(j.annotator.pseudonym for j in c.judgments.all())
+        assert all(e.startswith("expert-") for e in row["experts"])
+        assert "alice" not in json.dumps(row) and "anna" not in json.dumps(row)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["kind"] == "preferences" and manifest["counts"]["rows"] == 4
+    assert manifest["counts"]["rubric_versions"][0]["version"] == 1
+    assert {f["name"] for f in manifest["files"]} == {"preferences.jsonl", "preferences.parquet"}
+    assert manifest["marlin_version"] and manifest["created_at"]
+
+
+def test_a_tampered_or_extra_file_fails_verification(decided, erin):
+    directory = Path(run_export(erin, decided, "preferences", formats="jsonl").directory)
+    path = directory / "preferences.jsonl"
+    text = path.read_text()
+    path.write_text(text.replace('"margin": 2', '"margin": 3', 1))
+    problems = verify_manifest(directory)
+    assert problems and "preferences.jsonl" in problems[0]
+    path.write_text(text)
+    assert verify_manifest(directory) == []
+    (directory / "extra.txt").write_text("smuggled")
+    assert verify_manifest(directory) == ["extra.txt: not listed in the manifest"]
+
+
+def test_conversations_option_writes_the_agent_messages_then_the_patch(decided, erin):
+    export = run_export(erin, decided, "preferences", formats="parquet", conversations=True)
+    row = pq.read_table(Path(export.directory) / "preferences.parquet").to_pylist()[0]
+    assert row["chosen"][0] == {"role": "assistant", "content": f"{row['chosen_agent']} edited cli.py"}
+    assert row["chosen"][-1]["content"].startswith("--- a/cli.py")
+
+
+def test_records_hold_every_judgment_review_and_decision(decided, erin):
+    export = run_export(erin, decided, "records")
+    directory = Path(export.directory)
+    judgments = [json.loads(x) for x in (directory / "judgments.jsonl").read_text().splitlines()]
+    reviews = [json.loads(x) for x in (directory / "reviews.jsonl").read_text().splitlines()]
+    decisions = [json.loads(x) for x in (directory / "decisions.jsonl").read_text().splitlines()]
+    assert (len(judgments), len(reviews), len(decisions)) == (10, 5, 5)
+    assert {"active_seconds", "rubric_version", "submitted_at", "ratings", "expert"} <= set(judgments[0])
+    assert judgments[0]["active_seconds"] == 600 and judgments[0]["expert"].startswith("expert-")
+    assert reviews[0]["verdict"] == "agree"
+    assert export.manifest["counts"]["rubric_versions"] == [{"rubric": "Ledgerlite rubric", "version": 1}]
+    assert verify_manifest(directory) == []
+
+
+def test_predictions_are_in_swebench_format_one_file_per_agent(decided, erin):
+    export = run_export(erin, decided, "predictions")
+    directory = Path(export.directory)
+    rows = {}
+    for path in directory.glob("predictions-*.jsonl"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            assert set(row) == {"instance_id", "model_name_or_path", "model_patch"}
+            rows[(row["model_name_or_path"], row["instance_id"])] = row["model_patch"]
+    assert len(rows) == 4
+    d = Decision.objects.filter(overall=-2).select_related("comparison__run_a__agent").get()
+    winner = d.comparison.run_a
+    key = (f"{winner.agent.name}@{winner.agent.version_label}", f"marlin-task-{d.comparison.task_id}")
+    assert rows[key] == winner.turns.get().candidate.patch
+
+
+def test_task_set_export_can_be_rerun(decided, erin):
+    export = run_export(erin, decided, "tasks")
+    rows = [json.loads(x) for x in (Path(export.directory) / "tasks.jsonl").read_text().splitlines()]
+    assert len(rows) == 5
+    assert {"repository_url", "base_commit", "problem_statement", "kind", "setup_command", "checks"} <= set(rows[0])
+    assert rows[0]["checks"] == [{"name": "tests", "kind": "command", "command": "pytest -q"}]
+
+
+def test_annotators_and_reviewers_cannot_create_exports(decided, alice, bob):
+    from django.core.exceptions import PermissionDenied
+
+    for user in (alice, bob):
+        with pytest.raises(PermissionDenied):
+            do_create_export(user, decided, "preferences", enqueue=False)
+
+
+def test_bad_options_are_explained(decided, erin):
+    with pytest.raises(ExportError, match="Parquet is for preferences"):
+        do_create_export(erin, decided, "records", formats="parquet", enqueue=False)
+    with pytest.raises(ExportError, match="since must be a date"):
+        do_create_export(erin, decided, "preferences", {"since": "yesterday"}, enqueue=False)
+    with pytest.raises(ExportError, match="unknown format"):
+        do_create_export(erin, decided, "preferences", formats="csv", enqueue=False)
+
+
+def test_filters_select_decisions_and_are_in_the_manifest(decided, erin):
+    codex_aider = [Run.objects.filter(agent__name=n).first().agent_id for n in ("codex", "aider")]
+    export = run_export(erin, decided, "preferences", filters={"agents": codex_aider}, formats="jsonl")
+    rows = [json.loads(x) for x in (Path(export.directory) / "preferences.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and {rows[0]["chosen_agent"], rows[0]["rejected_agent"]} == {"codex", "aider"}
+    assert export.manifest["filters"]["agents"] == sorted(codex_aider)
+
+
+def test_a_second_run_of_the_job_changes_nothing(decided, erin):
+    export = run_export(erin, decided, "tasks")
+    before = (Path(export.directory) / "manifest.json").read_text()
+    write_export.call(export.pk)
+    assert (Path(export.directory) / "manifest.json").read_text() == before
+
+
+def test_the_export_command_writes_into_out(decided, erin, tmp_path, capsys):
+    out = tmp_path / "datasets"
+    call_command("export", "preferences", "--project", "Ledgerlite", "--format", "parquet", "--out", str(out))
+    export = Export.objects.get()
+    assert Path(export.directory).parent == out
+    assert "written to" in capsys.readouterr().out
+    assert verify_manifest(Path(export.directory)) == []
+    with pytest.raises(CommandError, match="no project named 'Nope'"):
+        call_command("export", "tasks", "--project", "Nope")
