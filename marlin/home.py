@@ -33,6 +33,13 @@ def dashboard_sections(user) -> list[Section]:
                 ],
             )
         )
+    if user.has_role("annotator"):
+        sections.append(
+            Section(
+                "Annotate",
+                [Link("Next comparison", reverse("review:queue"), "Judge two changes blind: your queue and drafts.")],
+            )
+        )
     if user.has_role("admin", "reviewer"):
         sections.append(
             Section(

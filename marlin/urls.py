@@ -15,5 +15,6 @@ urlpatterns = [
     path("repositories/", include("marlin.catalog.urls")),
     path("tasks/", include("marlin.tasks.urls")),
     path("audit/", include("marlin.audit.urls")),
+    path("compare/", include("marlin.review.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,227 @@
+"""Judgment state changes: starting a draft, autosaving it, submitting it, giving work back.
+
+Autosaves are not audited one by one (an expert's draft changes every few seconds and is not a
+decision); starting a judgment, submitting it and releasing a claim each write one audit event.
+Drafts use optimistic concurrency: every save names the ``draft_revision`` it was based on, and a
+save based on an older revision (another tab saved in between) raises :class:`StaleDraft`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from marlin.accounts.permissions import require_role
+from marlin.audit.actions import record
+from marlin.review import queue
+from marlin.review.forms import Draft, submission_errors
+from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
+
+EDITABLE = (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
+
+
+class NotAssigned(PermissionDenied):
+    """The comparison is not claimed by, or assigned to, this annotator."""
+
+
+class StaleDraft(Exception):
+    """Another tab saved a newer draft; ``current`` is what the server holds now."""
+
+    def __init__(self, current: Judgment) -> None:
+        super().__init__(
+            f"This draft was changed in another tab or window (saved revision "
+            f"{current.draft_revision}). Load the newer draft, or keep editing here and save "
+            "again: your unsaved text is kept in this browser."
+        )
+        self.current = current
+
+
+class JudgmentClosed(Exception):
+    """The judgment was submitted; it is final for the annotator."""
+
+
+def ensure_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
+    """Check the actor may work on the comparison and return their judgment if any.
+
+    A draft whose claim expired is claimed again when a slot is still free.
+    """
+    require_role(actor, "annotator")
+    judgment = Judgment.objects.filter(comparison=comparison, annotator=actor).first()
+    if judgment is not None and judgment.status == JudgmentStatus.REVISION_REQUESTED:
+        return judgment
+    if judgment is not None and judgment.status not in EDITABLE:
+        return judgment
+    if comparison.state != ComparisonState.AWAITING_JUDGMENTS:
+        raise NotAssigned(
+            "This comparison is no longer taking judgments; take the next one from the queue."
+        )
+    if queue.touch_claim(actor, comparison):
+        return judgment
+    if judgment is not None and queue.claim(actor, comparison) is not None:
+        return judgment
+    if judgment is not None:
+        raise NotAssigned(
+            "Your claim on this comparison expired after a period without activity and other "
+            "annotators have taken its places. Your draft is kept; take the next comparison."
+        )
+    raise NotAssigned(
+        "This comparison is not assigned to you. Use “Next comparison” to take work from the queue."
+    )
+
+
+@transaction.atomic
+def do_start_judgment(actor: Any, comparison: Comparison) -> Judgment:
+    """The annotator's judgment on the comparison, created as a draft on the current rubric."""
+    existing = ensure_assigned(actor, comparison)
+    if existing is not None:
+        return existing
+    version = comparison.project.rubric.current_version()
+    judgment, created = Judgment.objects.get_or_create(
+        comparison=comparison,
+        annotator=actor,
+        defaults={"rubric_version": version, "turn_judged": comparison.turn_count},
+    )
+    if created:
+        record(
+            actor,
+            "judgment.started",
+            judgment,
+            object_id=judgment.pk,
+            new={"comparison": comparison.public_id, "rubric_version": version.number},
+            project_id=comparison.project_id,
+        )
+    return judgment
+
+
+def do_save_draft(actor: Any, judgment: Judgment, draft: Draft, *, revision: int) -> Judgment:
+    """Save the draft if ``revision`` is the one the server holds; raise StaleDraft if not."""
+    if judgment.annotator_id != actor.pk:
+        raise NotAssigned("Only the annotator who wrote this draft may change it.")
+    ensure_assigned(actor, judgment.comparison)
+    with transaction.atomic():
+        current = Judgment.objects.select_for_update().get(pk=judgment.pk)
+        if current.status not in EDITABLE:
+            raise JudgmentClosed("This judgment was submitted and is final; it can no longer change.")
+        if current.draft_revision != revision:
+            raise StaleDraft(current)
+        _apply_draft(current, draft)
+        current.draft_revision = revision + 1
+        current.save(update_fields=[*_DRAFT_FIELDS, "draft_revision", "updated_at"])
+    return current
+
+
+_DRAFT_FIELDS = [
+    "ratings", "overall", "rationale", "confidence", "comments", "turn_notes",
+    "active_seconds", "wall_seconds",
+]
+
+
+def _apply_draft(judgment: Judgment, draft: Draft) -> None:
+    judgment.ratings = draft["ratings"]
+    judgment.overall = draft["overall"]
+    judgment.rationale = draft["rationale"]
+    judgment.confidence = draft["confidence"]
+    judgment.comments = draft["comments"]
+    judgment.turn_notes = draft["turn_notes"]
+    # Time only grows: a tab that loaded earlier must not wind back what a later tab counted.
+    judgment.active_seconds = max(judgment.active_seconds, draft["active_seconds"])
+    judgment.wall_seconds = max(judgment.wall_seconds, draft["wall_seconds"])
+
+
+def draft_of(judgment: Judgment) -> Draft:
+    return Draft(
+        ratings=dict(judgment.ratings),
+        overall=judgment.overall,
+        rationale=judgment.rationale,
+        confidence=judgment.confidence,
+        comments=list(judgment.comments),
+        turn_notes=dict(judgment.turn_notes),
+        active_seconds=judgment.active_seconds,
+        wall_seconds=judgment.wall_seconds,
+    )
+
+
+def do_submit_judgment(actor: Any, judgment: Judgment) -> Judgment:
+    """Submit the saved draft: final for the annotator. Raise ValidationError (a dict of field
+    messages) when it is incomplete; nothing is changed then."""
+    require_role(actor, "annotator")
+    if judgment.annotator_id != actor.pk:
+        raise NotAssigned("Only the annotator who wrote this judgment may submit it.")
+    with transaction.atomic():
+        current = (
+            Judgment.objects.select_for_update()
+            .select_related("comparison__project", "rubric_version")
+            .get(pk=judgment.pk)
+        )
+        if current.status not in EDITABLE:
+            raise JudgmentClosed("This judgment was already submitted; submitting is final.")
+        comparison = current.comparison
+        if current.status == JudgmentStatus.DRAFT:
+            ensure_assigned(actor, comparison)
+        errors = submission_errors(
+            draft_of(current),
+            current.rubric_version,
+            min_rationale=comparison.project.min_rationale_chars,
+        )
+        if errors:
+            raise ValidationError(errors)
+        old_status = current.status
+        current.status = JudgmentStatus.SUBMITTED
+        current.submitted_at = timezone.now()
+        current.turn_judged = comparison.turn_count
+        current.save(update_fields=["status", "submitted_at", "turn_judged", "updated_at"])
+        Claim.objects.filter(
+            comparison=comparison, annotator=actor, released_at__isnull=True
+        ).update(released_at=current.submitted_at)
+        record(
+            actor,
+            "judgment.submitted",
+            current,
+            old={"status": old_status},
+            new={
+                "status": current.status,
+                "overall": current.overall,
+                "ratings": current.ratings,
+                "turn_judged": current.turn_judged,
+                "active_seconds": current.active_seconds,
+                "rubric_version": current.rubric_version.number,
+            },
+            project_id=comparison.project_id,
+        )
+        hook = _pipeline_hook()
+        if hook is not None:
+            hook(current)
+    return current
+
+
+@transaction.atomic
+def do_release_claim(actor: Any, comparison: Comparison, *, reason: str = "") -> bool:
+    """Give a claimed comparison back to the queue (the draft, if any, is kept)."""
+    require_role(actor, "annotator")
+    now = timezone.now()
+    released = Claim.objects.filter(
+        comparison=comparison, annotator=actor, released_at__isnull=True
+    ).update(released_at=now)
+    if released:
+        record(
+            actor,
+            "comparison.released",
+            comparison,
+            old={"claimed_by": actor.pk},
+            new={"released_at": now},
+            reason=reason or "given back by the annotator",
+        )
+    return bool(released)
+
+
+def _pipeline_hook() -> Any:
+    # The review pipeline is another module that may not exist yet in every deployment stage.
+    try:
+        pipeline = importlib.import_module("marlin.review.pipeline")
+    except ModuleNotFoundError:
+        return None
+    return getattr(pipeline, "judgment_submitted", None)
