@@ -1,31 +1,89 @@
-"""`marlin worker`: run background jobs (mirrors, environments, checks, agent runs, exports)."""
+"""`marlin worker`: run background jobs (mirrors, environments, checks, agent runs, exports).
+
+Before it takes jobs, and then every --recover-every seconds in a background thread, the worker
+sweeps workspaces that dead workers left behind and queues again the work whose lease expired
+(marlin.jobs_recovery). The jobs themselves come from django-tasks-db's `db_worker`, or from
+RQ's worker when MARLIN_TASKS_BACKEND=rq.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
+
+from marlin.jobs_recovery import recover_all
+
+logger = logging.getLogger("marlin.worker")
+
+
+def _recover(stdout_write) -> None:  # type: ignore[no-untyped-def]
+    try:
+        recovered = recover_all()
+    except Exception:  # recovery must never stop the worker; the next sweep tries again
+        logger.exception("recovery sweep failed")
+        return
+    if recovered.anything:
+        stdout_write(f"Recovery: {recovered}.")
+
+
+def _recover_periodically(every: float, stop: threading.Event, stdout_write) -> None:  # type: ignore[no-untyped-def]
+    try:
+        while not stop.wait(every):
+            _recover(stdout_write)
+    finally:
+        connections.close_all()
 
 
 class Command(BaseCommand):
-    help = "Run a job worker. Sweeps stale workspaces left by crashed workers first."
+    help = "Run a job worker. Recovers work that crashed workers left behind, on start and periodically."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch", action="store_true", help="Run what is queued, then exit.")
         parser.add_argument("--interval", type=float, default=1.0, help="Seconds between polls.")
         parser.add_argument("--max-tasks", type=int, default=None)
+        parser.add_argument(
+            "--recover-every",
+            type=float,
+            default=None,
+            help="Seconds between recovery sweeps (default: a third of MARLIN_JOB_LEASE_SECONDS, "
+            "at most 60).",
+        )
 
     def handle(self, *args, **options) -> None:
-        from marlin.paths import workspaces_dir
-        from marlin.sandbox.workspace import sweep_stale_workspaces
+        every = options["recover_every"] or min(60.0, max(settings.JOB_LEASE_SECONDS / 3, 1.0))
+        if every <= 0:
+            self.stderr.write("--recover-every must be a positive number of seconds.")
+            raise SystemExit(2)
+        _recover(self.stdout.write)
+        stop = threading.Event()
+        if not options["batch"]:
+            threading.Thread(
+                target=_recover_periodically,
+                args=(every, stop, self.stdout.write),
+                name="marlin-recovery",
+                daemon=True,
+            ).start()
+        try:
+            self._work(options)
+        finally:
+            stop.set()
 
-        swept = sweep_stale_workspaces(workspaces_dir(), older_than_seconds=settings.JOB_LEASE_SECONDS)
-        if swept:
-            self.stdout.write(f"Swept {len(swept)} stale workspace(s).")
+    def _work(self, options: dict) -> None:
         if settings.TASKS_BACKEND == "rq":
-            call_command("rqworker", "default", burst=options["batch"])
+            # django-tasks-rq's jobs need its Job class to find and call the task function.
+            rq_args = ["default", "--job-class", "django_tasks_rq.Job"]
+            if options["batch"]:
+                rq_args.append("--burst")
+            if options["max_tasks"]:
+                rq_args += ["--max-jobs", str(options["max_tasks"])]
+            call_command("rqworker", *rq_args)
             return
-        worker_args = ["--interval", str(options["interval"]), "--no-startup-delay"]
+        worker_args = ["--interval", str(options["interval"]), "--no-startup-delay", "--no-reload"]
         if options["batch"]:
             worker_args.append("--batch")
         if options["max_tasks"]:

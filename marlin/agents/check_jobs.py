@@ -1,0 +1,207 @@
+"""Check jobs: run every check of a task against one candidate, in the sandbox.
+
+`enqueue_checks(candidate)` writes one CheckResult row per check (queued) and queues
+`run_candidate_checks(candidate_id)`. The job claims each row atomically (queued, or running
+with an expired lease, becomes running with a fresh lease it keeps renewing), runs the check in
+a workspace of its own at the base commit with the candidate's patch applied, and saves the
+outcome. Finished rows are never run again, so the job may run twice, on any worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_tasks import task
+from pydantic import ValidationError
+
+from marlin.agents.models import Candidate, CheckResult, CheckStatus
+from marlin.checks.runner import run_check
+from marlin.checks.spec import CheckOutcome, CheckSpec
+from marlin.jobs_recovery import heartbeat, lease_until
+from marlin.paths import tools_root, workspaces_dir
+from marlin.sandbox import Mount, SandboxError
+from marlin.sandbox.gitutil import GitError
+from marlin.sandbox.tools import tools_mount
+from marlin.sandbox.workspace import PatchRejected, WorkspaceError, apply_patch, workspace
+from marlin.tasks.jobs import cap_log, environment_for, environment_mount, ready_environment
+from marlin.tasks.models import Environment, EnvironmentStatus, Task
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.TIMED_OUT)
+
+
+def enqueue_checks(candidate: Candidate) -> list[CheckResult]:
+    """One queued CheckResult per check of the candidate's task (existing rows are kept), and
+    a job to run them once the caller's transaction commits."""
+    task = Task.objects.get(runs__turns__candidate=candidate)
+    rows = []
+    for index, raw in enumerate(task.checks or []):
+        name = str(raw.get("name", "")) if isinstance(raw, dict) else ""
+        kind = str(raw.get("kind", "")) if isinstance(raw, dict) else ""
+        row, _ = CheckResult.objects.get_or_create(
+            candidate=candidate,
+            check_index=index,
+            defaults={"name": name[:200] or f"check {index + 1}", "kind": kind[:20],
+                      "lease_expires_at": lease_until()},
+        )
+        rows.append(row)
+    if rows:
+        environment_for(task)  # so the task page shows the environment as pending already
+        candidate_id = candidate.pk
+        transaction.on_commit(lambda: run_candidate_checks.enqueue(candidate_id))
+    return rows
+
+
+def claim_check(check_id: int) -> bool:
+    now = timezone.now()
+    claimable = Q(status=CheckStatus.QUEUED) | Q(status=CheckStatus.RUNNING, lease_expires_at__lt=now)
+    claimed = (
+        CheckResult.objects.filter(pk=check_id)
+        .filter(claimable)
+        .update(status=CheckStatus.RUNNING, lease_expires_at=lease_until(),
+                attempts=F("attempts") + 1)
+    )
+    return claimed == 1
+
+
+def _runnable(candidate_id: int) -> list[int]:
+    now = timezone.now()
+    return list(
+        CheckResult.objects.filter(candidate_id=candidate_id)
+        .filter(Q(status=CheckStatus.QUEUED) | Q(status=CheckStatus.RUNNING, lease_expires_at__lt=now))
+        .order_by("check_index")
+        .values_list("pk", flat=True)
+    )
+
+
+@task()
+def run_candidate_checks(candidate_id: int) -> dict[str, int]:
+    """Run the candidate's unfinished checks; return how many ran and how many were skipped."""
+    candidate = (
+        Candidate.objects.select_related("turn__run__task__repository", "turn__run__task__project")
+        .filter(pk=candidate_id)
+        .first()
+    )
+    if candidate is None or not _runnable(candidate_id):
+        return {"ran": 0, "skipped": 0}
+    task = candidate.turn.run.task
+    environment = ready_environment(task)
+    ran = skipped = 0
+    for check_id in _runnable(candidate_id):
+        if not claim_check(check_id):
+            skipped += 1  # another worker took it in the meantime
+            continue
+        _run_claimed(check_id, candidate, task, environment)
+        ran += 1
+    return {"ran": ran, "skipped": skipped}
+
+
+def _run_claimed(check_id: int, candidate: Candidate, task: Task, environment: Environment) -> None:
+    row = CheckResult.objects.get(pk=check_id)
+    try:
+        with heartbeat(CheckResult, check_id, CheckStatus.RUNNING):
+            outcome = _outcome(row, candidate, task, environment)
+    except BaseException as exc:
+        # Release the row on a crash of ours too, so it is not stuck until the lease ends.
+        _save(check_id, CheckOutcome(status="error", detail=f"internal error: {exc!r}"))
+        raise
+    _save(check_id, outcome)
+
+
+def _outcome(row: CheckResult, candidate: Candidate, task: Task, environment: Environment) -> CheckOutcome:
+    try:
+        spec = CheckSpec.model_validate(task.checks[row.check_index])
+    except (IndexError, KeyError, TypeError):
+        return CheckOutcome(status="error", detail="the task no longer has this check")
+    except ValidationError as exc:
+        return CheckOutcome(status="error", detail=f"the check's definition is invalid: {exc}")
+    if environment.status != EnvironmentStatus.READY:
+        return CheckOutcome(
+            status="error",
+            detail=(
+                f"the environment is {environment.get_status_display().lower()}, so the check "
+                "did not run; the setup log is on the task page"
+            ),
+        )
+    mirror = task.repository.mirror_path
+    if not mirror or not Path(mirror).is_dir():
+        return CheckOutcome(status="error", detail=f"the repository {task.repository.name} has no mirror")
+    try:
+        with workspace(Path(mirror), task.base_commit, workspaces_dir()) as ws:
+            if candidate.patch.strip():
+                try:
+                    apply_patch(ws, candidate.patch)
+                except PatchRejected as exc:
+                    return CheckOutcome(
+                        status="error", detail=f"the candidate's patch was rejected: {exc.reason}"
+                    )
+            return run_check(spec, workdir=ws, mounts=_mounts(environment))
+    except (SandboxError, GitError, WorkspaceError) as exc:
+        return CheckOutcome(status="error", detail=f"the check could not be run: {exc}")
+
+
+def _mounts(environment: Environment) -> list[Mount]:
+    mounts = [tools_mount(tools_root())]
+    env = environment_mount(environment)
+    if env is not None:
+        mounts.append(env)
+    return mounts
+
+
+def _save(check_id: int, outcome: CheckOutcome) -> None:
+    CheckResult.objects.filter(pk=check_id, status=CheckStatus.RUNNING).update(
+        status=outcome.status,
+        passed=outcome.passed,
+        failed=outcome.failed,
+        errors=outcome.errors,
+        skipped=outcome.skipped,
+        tests=[t.model_dump() for t in outcome.tests],
+        findings=[f.model_dump() for f in outcome.findings],
+        log=cap_log(outcome.log),
+        detail=outcome.detail[:10_000],
+        limits=outcome.limits,
+        duration_seconds=outcome.duration,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+    logger.info("check %s: %s (%s)", check_id, outcome.status, outcome.detail[:200])
+
+
+def reset_checks(candidate_ids: list[int]) -> int:
+    """Queue the finished checks of these candidates again (for a re-run); return how many."""
+    return (
+        CheckResult.objects.filter(candidate_id__in=candidate_ids, status__in=FINISHED)
+        .update(status=CheckStatus.QUEUED, lease_expires_at=lease_until(), finished_at=None,
+                passed=0, failed=0, errors=0, skipped=0, tests=[], findings=[], log="",
+                detail="", duration_seconds=None)
+    )
+
+
+def recover_checks() -> list[int]:
+    """Queue again the checks a dead worker held (running, lease expired) and queued checks
+    whose job seems lost (their enqueue lease expired); return the candidates queued."""
+    now = timezone.now()
+    candidates: set[int] = set()
+    expired = CheckResult.objects.filter(lease_expires_at__lt=now) | CheckResult.objects.filter(
+        status=CheckStatus.QUEUED, lease_expires_at__isnull=True
+    )
+    for pk, status, candidate_id in expired.filter(
+        status__in=[CheckStatus.QUEUED, CheckStatus.RUNNING]
+    ).values_list("pk", "status", "candidate_id"):
+        # Back to queued with a new lease: the sweep then waits a full lease before it queues
+        # this row again, however long the queue is.
+        reset = (
+            CheckResult.objects.filter(pk=pk, status=status)
+            .filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
+            .update(status=CheckStatus.QUEUED, lease_expires_at=lease_until())
+        )
+        if reset == 1:
+            candidates.add(candidate_id)
+    for candidate_id in sorted(candidates):
+        run_candidate_checks.enqueue(candidate_id)
+    return sorted(candidates)

@@ -1,0 +1,232 @@
+"""Environments: a task's setup command, run once per (repository, commit, setup) in the sandbox.
+
+The setup runs in a fresh workspace at the commit with `/env` bound writable from
+`environments_dir()/<id>`, so `python3 -m venv /env && /env/bin/pip install -e .` works; every
+check of every task that shares the environment then gets `/env` read-only (and first on PATH).
+The Environment row is the truth: a build claims it atomically and holds a lease it renews while
+it works, so a second build of the same row does nothing and a build whose worker died is taken
+over once the lease has expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tasks import task
+
+from marlin.jobs_recovery import heartbeat, lease_seconds, lease_until
+from marlin.paths import environments_dir, workspaces_dir
+from marlin.sandbox import ExecResult, Limits, Mount, SandboxError, run
+from marlin.sandbox.gitutil import GitError
+from marlin.sandbox.workspace import WorkspaceError, workspace
+from marlin.tasks.models import Environment, EnvironmentStatus, Task
+
+logger = logging.getLogger(__name__)
+
+ENV_PATH = "/env"
+SETUP_TIMEOUT_SECONDS = 1800
+# pip and compilers want more room than a check does.
+SETUP_LIMITS = Limits(memory_mb=4096, max_processes=512, tmp_size_mb=2048)
+LOG_LIMIT_BYTES = 64 * 1024
+_WAIT_POLL_SECONDS = 0.5
+
+
+def setup_hash(setup_command: str) -> str:
+    return hashlib.sha256(setup_command.strip().encode()).hexdigest()
+
+
+def environment_for(task: Task) -> Environment:
+    """The task's environment row, created if needed. An empty setup command needs no build:
+    its environment is ready at once and mounts nothing."""
+    command = task.setup_command.strip()
+    key = {
+        "repository_id": task.repository_id,
+        "commit": task.base_commit,
+        "setup_hash": setup_hash(command),
+    }
+    existing = Environment.objects.filter(**key).first()
+    if existing is not None:
+        return existing
+    defaults: dict[str, object] = {"setup_command": command}
+    if not command:
+        defaults.update(status=EnvironmentStatus.READY, finished_at=timezone.now(),
+                        duration_seconds=0.0, log="No setup command: nothing to build.")
+    try:
+        with transaction.atomic():
+            return Environment.objects.create(**key, **defaults)
+    except IntegrityError:
+        return Environment.objects.get(**key)  # another worker created it first
+
+
+def environment_mount(environment: Environment) -> Mount | None:
+    """`/env` read-only for checks, or None when the environment has nothing to mount."""
+    if environment.status != EnvironmentStatus.READY or not environment.path:
+        return None
+    path = Path(environment.path)
+    return Mount(source=path, target=ENV_PATH, writable=False) if path.is_dir() else None
+
+
+def claim_environment(environment_id: int) -> bool:
+    """Move a pending or failed environment (or one whose builder's lease expired) to building."""
+    now = timezone.now()
+    claimable = Q(status__in=[EnvironmentStatus.PENDING, EnvironmentStatus.FAILED]) | Q(
+        status=EnvironmentStatus.BUILDING, lease_expires_at__lt=now
+    )
+    claimed = (
+        Environment.objects.filter(pk=environment_id)
+        .filter(claimable)
+        .update(status=EnvironmentStatus.BUILDING, lease_expires_at=lease_until(), log="",
+                finished_at=None)
+    )
+    return claimed == 1
+
+
+@task()
+def build_environment(environment_id: int) -> str:
+    """Build the environment unless another worker holds it; return its status afterwards."""
+    if claim_environment(environment_id):
+        _build_claimed(environment_id)
+    return Environment.objects.filter(pk=environment_id).values_list("status", flat=True).first() or ""
+
+
+def ready_environment(task: Task, *, wait_seconds: float | None = None) -> Environment:
+    """The task's environment once it is ready or has failed: built here if nobody else is
+    building it, otherwise waited for (a dead builder's lease runs out and it is built here)."""
+    environment = environment_for(task)
+    limit = wait_seconds if wait_seconds is not None else SETUP_TIMEOUT_SECONDS + 2 * lease_seconds()
+    deadline = time.monotonic() + limit
+    while True:
+        environment.refresh_from_db()
+        if environment.status == EnvironmentStatus.PENDING and claim_environment(environment.pk):
+            _build_claimed(environment.pk)
+            continue
+        if environment.status in (EnvironmentStatus.READY, EnvironmentStatus.FAILED):
+            return environment
+        if environment.status == EnvironmentStatus.BUILDING and claim_environment(environment.pk):
+            _build_claimed(environment.pk)  # the previous builder's lease expired
+            continue
+        if time.monotonic() > deadline:
+            return environment
+        time.sleep(_WAIT_POLL_SECONDS)
+
+
+def _build_claimed(environment_id: int) -> None:
+    environment = Environment.objects.select_related("repository").get(pk=environment_id)
+    target = environments_dir() / str(environment.pk)
+    started = time.monotonic()
+    status, log = EnvironmentStatus.FAILED, ""
+    try:
+        with heartbeat(Environment, environment.pk, EnvironmentStatus.BUILDING):
+            status, log = _run_setup(environment, target)
+    except BaseException as exc:
+        # Release the row even on a crash of ours, so it is not stuck until the lease ends.
+        log = f"internal error while building the environment: {exc!r}"
+        _finish(environment.pk, EnvironmentStatus.FAILED, log, target, started)
+        raise
+    _finish(environment.pk, status, log, target, started)
+
+
+def _run_setup(environment: Environment, target: Path) -> tuple[str, str]:
+    repository = environment.repository
+    if not repository.mirror_path or not Path(repository.mirror_path).is_dir():
+        return EnvironmentStatus.FAILED, (
+            f"the repository {repository.name} has no mirror yet; mirror it from its catalog page "
+            "and build again"
+        )
+    # A half-built environment from a worker that died is worthless: start from empty.
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    try:
+        with workspace(Path(repository.mirror_path), environment.commit, workspaces_dir()) as ws:
+            result = run(
+                ["bash", "-c", environment.setup_command],
+                workdir=ws,
+                env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
+                timeout=SETUP_TIMEOUT_SECONDS,
+                limits=SETUP_LIMITS,
+                network=_network_allowed(environment),
+                mounts=[Mount(source=target, target=ENV_PATH, writable=True)],
+            )
+    except (SandboxError, GitError, WorkspaceError) as exc:
+        return EnvironmentStatus.FAILED, f"the setup could not be started: {exc}"
+    return (EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED), _setup_log(result)
+
+
+def _network_allowed(environment: Environment) -> bool:
+    # Tasks of several projects can share one environment: the build may use the network when
+    # one of them belongs to a project that allows it (checks never get the network).
+    commands = Task.objects.filter(
+        repository_id=environment.repository_id,
+        base_commit=environment.commit,
+        project__allow_setup_network=True,
+    ).values_list("setup_command", flat=True)
+    return any(setup_hash(command) == environment.setup_hash for command in commands)
+
+
+def _setup_log(result: ExecResult) -> str:
+    text = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
+    if result.timed_out:
+        text += f"\n[setup stopped: it ran longer than {SETUP_TIMEOUT_SECONDS} s]"
+    elif result.killed_reason:
+        text += f"\n[setup killed: {result.killed_reason}]"
+    elif result.returncode != 0:
+        text += f"\n[setup exited {result.returncode}]"
+    if result.truncated:
+        text += "\n[output truncated by the sandbox]"
+    return cap_log(text)
+
+
+def cap_log(text: str, limit: int = LOG_LIMIT_BYTES) -> str:
+    """Keep the head and the tail of a long log, where the errors usually are."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    half = limit // 2
+    head = data[:half].decode("utf-8", errors="ignore")
+    tail = data[-half:].decode("utf-8", errors="ignore")
+    return f"{head}\n[... {len(data) - limit} bytes cut ...]\n{tail}"
+
+
+def _finish(environment_id: int, status: str, log: str, target: Path, started: float) -> None:
+    if status != EnvironmentStatus.READY:
+        shutil.rmtree(target, ignore_errors=True)
+    Environment.objects.filter(pk=environment_id).update(
+        status=status,
+        log=log,
+        path=str(target) if status == EnvironmentStatus.READY else "",
+        duration_seconds=time.monotonic() - started,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+    logger.info("environment %s: %s", environment_id, status)
+
+
+def request_rebuild(environment: Environment) -> bool:
+    """Make a failed environment buildable again; return whether it changed."""
+    return (
+        Environment.objects.filter(pk=environment.pk, status=EnvironmentStatus.FAILED)
+        .update(status=EnvironmentStatus.PENDING, lease_expires_at=None)
+        == 1
+    )
+
+
+def recover_environments() -> list[int]:
+    """Queue again the builds whose worker died (their lease expired); return their ids."""
+    now = timezone.now()
+    recovered = []
+    stale = Environment.objects.filter(status=EnvironmentStatus.BUILDING, lease_expires_at__lt=now)
+    for environment_id in stale.values_list("pk", flat=True):
+        reset = Environment.objects.filter(
+            pk=environment_id, status=EnvironmentStatus.BUILDING, lease_expires_at__lt=now
+        ).update(status=EnvironmentStatus.PENDING, lease_expires_at=None)
+        if reset == 1:
+            build_environment.enqueue(environment_id)
+            recovered.append(environment_id)
+    return recovered
