@@ -1,0 +1,144 @@
+"""Choosing the two agents of a task from a project's pool.
+
+The sampler is plain Python: among all pairs of two different agents it takes one of those
+compared least often so far (ties broken by a seeded RNG), so over many tasks every pair is
+compared about equally often, and the same seed with the same history gives the same choices.
+The Django part reads the history from the runs already started in pairs and starts two runs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+Pair = tuple[int, int]
+
+
+class PairingError(ValueError):
+    """No pair can be chosen; the message says what to change."""
+
+
+def pair_key(a: int, b: int) -> Pair:
+    if a == b:
+        raise PairingError(f"An agent cannot be compared with itself (agent {a}).")
+    return (a, b) if a < b else (b, a)
+
+
+def choose_pair(
+    pool: Iterable[int],
+    counts: Mapping[Pair, int],
+    rng: random.Random,
+    *,
+    avoid: Iterable[Pair] = (),
+) -> Pair:
+    """A least-compared pair of two different agents of ``pool``, in random order.
+
+    Pairs in ``avoid`` (e.g. already run on this task) are taken only when nothing else is left.
+    """
+    agents = sorted(set(pool))
+    if len(agents) < 2:
+        raise PairingError(
+            f"The agent pool has {len(agents)} agent(s); add at least two to compare them."
+        )
+    pairs = list(combinations(agents, 2))
+    avoided = set(avoid)
+    fresh = [p for p in pairs if p not in avoided] or pairs
+    fewest = min(counts.get(p, 0) for p in fresh)
+    best = [p for p in fresh if counts.get(p, 0) == fewest]
+    first, second = rng.choice(best)
+    return (first, second) if rng.random() < 0.5 else (second, first)
+
+
+class PairSampler:
+    """Draws pairs one after another, counting as it goes (for batches and for tests)."""
+
+    def __init__(
+        self,
+        pool: Sequence[int],
+        counts: Mapping[Pair, int] | None = None,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.pool = list(pool)
+        self.counts: Counter[Pair] = Counter(counts or {})
+        self.rng = random.Random(seed)  # noqa: S311 - fairness, not security
+
+    def draw(self, *, avoid: Iterable[Pair] = ()) -> Pair:
+        pair = choose_pair(self.pool, self.counts, self.rng, avoid=avoid)
+        self.counts[pair_key(*pair)] += 1
+        return pair
+
+
+def project_pair_counts(project: Any) -> Counter[Pair]:
+    """How often each pair of agents was started together on this project's tasks."""
+    from marlin.agents.models import Run
+
+    rows = Run.objects.filter(
+        task__project=project, partner__isnull=False, pk__lt=F("partner_id")
+    ).values_list("agent_id", "partner__agent_id")
+    counts: Counter[Pair] = Counter()
+    for a, b in rows:
+        if a != b:
+            counts[pair_key(a, b)] += 1
+    return counts
+
+
+def _task_pairs(task: Any) -> set[Pair]:
+    from marlin.agents.models import Run
+
+    rows = Run.objects.filter(task=task, partner__isnull=False).values_list(
+        "agent_id", "partner__agent_id"
+    )
+    return {pair_key(a, b) for a, b in rows if a != b}
+
+
+def _pool(project: Any) -> list[int]:
+    from marlin.agents.models import Provider
+
+    return list(
+        project.agent_pool.filter(is_active=True)
+        .exclude(provider=Provider.IMPORT)
+        .values_list("pk", flat=True)
+    )
+
+
+def do_pair_task(actor: Any, task: Any, *, seed: int | None = None) -> tuple[Any, Any]:
+    """Choose two agents for the task and start a run of each (partners of each other)."""
+    return do_pair_tasks(actor, task.project, [task], seed=seed)[0]
+
+
+@transaction.atomic
+def do_pair_tasks(
+    actor: Any, project: Any, tasks: Sequence[Any], *, seed: int | None = None
+) -> list[tuple[Any, Any]]:
+    """Pair several tasks of one project in order; one audit event for the batch."""
+    from marlin.accounts.permissions import require_role
+    from marlin.agents.actions import create_run, link_partners
+    from marlin.agents.models import Agent
+    from marlin.audit.actions import record
+    from marlin.tasks.models import Project
+
+    require_role(actor, "author")
+    # The project row serialises pairings, so two at once still see each other's counts.
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if any(task.project_id != project.pk for task in tasks):
+        raise PairingError("Every task must belong to the project being paired.")
+    sampler = PairSampler(_pool(project), project_pair_counts(project), seed=seed)
+    agents = Agent.objects.in_bulk(sampler.pool)
+    started = []
+    chosen = []
+    for task in tasks:
+        first_id, second_id = sampler.draw(avoid=_task_pairs(task))
+        first = create_run(actor, task, agents[first_id])
+        second = create_run(actor, task, agents[second_id])
+        link_partners(first, second)
+        started.append((first, second))
+        chosen.append({"task": task.pk, "agents": [str(agents[first_id]), str(agents[second_id])]})
+    record(actor, "project.pair_tasks", project, new={"seed": seed, "pairs": chosen})
+    return started
