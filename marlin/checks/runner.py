@@ -70,6 +70,8 @@ def run_check(
     limits: Limits | None = None,
     backend: str | None = None,
 ) -> CheckOutcome:
+    """Run `spec` in the sandbox with `workdir` as the workspace. `mounts` should carry the
+    tools venv (`marlin.sandbox.tools.tools_mount`) for pytest, ruff and bandit."""
     started = time.monotonic()
     context = _Context(spec, Path(workdir).resolve(), mounts, limits, backend)
     try:
