@@ -182,3 +182,40 @@ def test_the_export_command_writes_into_out(decided, erin, tmp_path, capsys):
     assert verify_manifest(Path(export.directory)) == []
     with pytest.raises(CommandError, match="no project named 'Nope'"):
         call_command("export", "tasks", "--project", "Nope")
+
+
+def test_admins_create_follow_and_download_exports_through_the_pages(
+    decided, erin, client_for, settings, django_capture_on_commit_callbacks
+):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    client = client_for(erin)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/exports/", {"project": decided.pk, "kind": "preferences", "parquet": "on"})
+    export = Export.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/exports/{export.pk}/"
+    export.refresh_from_db()
+    assert export.status == ExportStatus.DONE and export.progress == 100
+    detail = client.get(f"/exports/{export.pk}/").content.decode()
+    assert "preferences.parquet" in detail and export.manifest["files"][0]["sha256"] in detail
+    download = client.get(f"/exports/{export.pk}/files/preferences.jsonl")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == (Path(export.directory) / "preferences.jsonl").read_bytes()
+    assert "attachment" in download["Content-Disposition"]
+
+
+def test_only_files_listed_in_the_manifest_can_be_downloaded(decided, erin, client_for, settings):
+    export = run_export(erin, decided, "tasks")
+    (settings.DATA_DIR / "secret_key").write_text("not for download")
+    client = client_for(erin)
+    for name in ("manifest.json", "..%2Fsecret_key", "%2E%2E", "tasks.jsonl%00", "other.jsonl"):
+        assert client.get(f"/exports/{export.pk}/files/{name}").status_code == 404, name
+    assert client.get(f"/exports/{export.pk}/files/../../secret_key").status_code == 404
+
+
+def test_annotators_and_reviewers_cannot_reach_export_pages(decided, erin, alice, bob, client_for):
+    export = run_export(erin, decided, "tasks")
+    for user in (alice, bob):
+        client = client_for(user)
+        assert client.get("/exports/").status_code == 403
+        assert client.get(f"/exports/{export.pk}/").status_code == 403
+        assert client.get(f"/exports/{export.pk}/files/tasks.jsonl").status_code == 403

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from marlin.analytics import views
+
+app_name = "analytics"
+urlpatterns = [
+    path("", views.project_list, name="projects"),
+    path("<int:project_id>/", views.project_leaderboard, name="leaderboard"),
+]

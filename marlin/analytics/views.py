@@ -1,0 +1,182 @@
+"""Leaderboard pages: plain and style-controlled rankings, charts and agreement tables.
+
+Agent names are shown only to roles allowed to know them (admin, author, adjudicator); everyone
+else sees "Agent 1..K" numbered by plain rank, and no agent ids anywhere (not in filters either).
+Per-expert tables (rater quality) are for admins and adjudicators.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from marlin.accounts.models import User
+from marlin.accounts.permissions import role_required
+from marlin.agents.models import Agent
+from marlin.analytics import charts
+from marlin.analytics.queries import (
+    DEFAULT_ROUNDS,
+    MAX_ROUNDS,
+    DecisionFilters,
+    FilterError,
+    Leaderboard,
+    agent_labels,
+    criterion_agreement,
+    criterion_keys,
+    expert_rows,
+    leaderboard,
+    relabel,
+)
+from marlin.tasks.models import Project, TaskKind
+
+VIEWER_ROLES = ("author", "adjudicator", "reviewer", "annotator")
+NAME_ROLES = ("admin", "author", "adjudicator")
+EXPERT_TABLE_ROLES = ("admin", "adjudicator")
+
+
+def can_see_agent_names(user: Any) -> bool:
+    return user.has_role(*NAME_ROLES)
+
+
+def _score(value: float) -> str:
+    if math.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    return f"{value:.0f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def default_rounds() -> int:
+    return int(getattr(settings, "LEADERBOARD_BOOTSTRAP_ROUNDS", DEFAULT_ROUNDS))
+
+
+def _rounds(request: HttpRequest) -> int:
+    raw = request.GET.get("rounds", "").strip()
+    if not raw:
+        return default_rounds()
+    try:
+        rounds = int(raw)
+    except ValueError:
+        raise FilterError(f"rounds must be a whole number 0..{MAX_ROUNDS}; got {raw!r}") from None
+    if not 0 <= rounds <= MAX_ROUNDS:
+        raise FilterError(f"rounds must lie in 0..{MAX_ROUNDS}; got {rounds}")
+    return rounds
+
+
+def _no_ranking_message(board: Leaderboard, labels: dict[str, str]) -> str:
+    if board.disconnected_groups:
+        groups = "; ".join(
+            "{" + ", ".join(labels.get(a, a) for a in group) + "}" for group in board.disconnected_groups
+        )
+        return (
+            f"The comparisons split the agents into {len(board.disconnected_groups)} groups that were "
+            f"never compared with each other: {groups}. Their strengths are not comparable; add "
+            "comparisons that link the groups, or filter to one group."
+        )
+    return (
+        f"Not enough data for a ranking yet ({board.n_decisions} decided comparisons match): "
+        f"{board.error}."
+    )
+
+
+def leaderboard_context(project: Project, board: Leaderboard, *, show_names: bool) -> dict[str, Any]:
+    group_ids = [a for group in board.disconnected_groups for a in group]
+    labels = agent_labels(board.plain, group_ids, show_names=show_names)
+    context: dict[str, Any] = {"board": board, "labels": labels}
+    if board.plain is None:
+        context["no_ranking"] = _no_ranking_message(board, labels)
+        return context
+    named = relabel(board.plain, labels)
+    context["plain_rows"] = [
+        {
+            "label": a.agent, "score": _score(a.score), "lower": _score(a.lower), "upper": _score(a.upper),
+            "rank": a.rank, "rank_lower": a.rank_lower, "rank_upper": a.rank_upper,
+            "comparisons": a.comparisons, "wins": a.wins, "losses": a.losses, "ties": a.ties,
+        }
+        for a in named.agents
+    ]
+    context["ci_svg"] = charts.ci_chart(named, title=f"{project.name}: scores with 95% intervals")
+    context["heatmap_svg"] = charts.heatmap(named.labels, named.win_rate, title="Win rate (row over column, ties half)")
+    if board.style is not None:
+        context["style_rows"] = [
+            {
+                "label": labels[s.agent], "score": _score(s.score), "lower": _score(s.lower),
+                "upper": _score(s.upper), "rank": s.rank, "plain_rank": s.plain_rank,
+            }
+            for s in board.style.agents
+        ]
+        context["style_coefficients"] = [
+            {"name": name, "value": _num(value, 3), "se": _num(board.style.std_errors[name], 3)}
+            for name, value in board.style.coefficients.items()
+        ]
+    return context
+
+
+def _agreement_context(project: Project, filters: DecisionFilters, user: Any) -> dict[str, Any]:
+    rows = [
+        {"criterion": r.criterion, "units": r.units, "alpha": _num(r.alpha), "percent": _pct(r.percent), "message": r.message}
+        for r in criterion_agreement(project, filters)
+    ]
+    context: dict[str, Any] = {"criterion_rows": rows}
+    if user.has_role(*EXPERT_TABLE_ROLES):
+        experts = expert_rows(project, filters)
+        names = dict(User.objects.filter(pk__in=[e.user_id for e in experts]).values_list("pk", "username"))
+        context["expert_rows"] = [
+            {
+                "name": names.get(e.user_id, "?"), "judgments": e.judgments, "agreement": _pct(e.agreement),
+                "distance": _num(e.mean_abs_distance), "sided": e.sided, "share_a": _pct(e.share_a),
+                "p_value": _num(e.p_value, 3), "flag": e.p_value is not None and e.p_value < 0.05,
+            }
+            for e in experts
+        ]
+    return context
+
+
+@role_required(*VIEWER_ROLES)
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = Project.objects.filter(is_active=True).order_by("name")
+    return render(request, "analytics/project_list.html", {"projects": projects})
+
+
+@role_required(*VIEWER_ROLES)
+def project_leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_object_or_404(Project.objects.select_related("rubric"), pk=project_id)
+    show_names = can_see_agent_names(request.user)
+    context: dict[str, Any] = {
+        "project": project,
+        "show_names": show_names,
+        "kinds": TaskKind.choices,
+        "criteria": criterion_keys(project),
+        "query": request.GET,
+        "default_rounds": default_rounds(),
+    }
+    if show_names:
+        context["agents"] = Agent.objects.filter(
+            Q(runs__task__project=project) | Q(projects=project)
+        ).distinct().order_by("name", "version_label")
+    try:
+        filters = DecisionFilters.from_mapping(request.GET)
+        if filters.agents and not show_names:
+            raise FilterError("filtering by agent is only for roles that may see agent names")
+        if filters.criterion not in context["criteria"]:
+            raise FilterError(f"criterion must be one of {', '.join(context['criteria'])}; got {filters.criterion!r}")
+        rounds = _rounds(request)
+    except FilterError as exc:
+        context["filter_error"] = str(exc)
+        return render(request, "analytics/leaderboard.html", context, status=400)
+    board = leaderboard(project, filters, rounds=rounds)
+    context.update(filters=filters, rounds=rounds, selected_agents=[str(a) for a in filters.agents])
+    context.update(leaderboard_context(project, board, show_names=show_names))
+    context.update(_agreement_context(project, filters, request.user))
+    return render(request, "analytics/leaderboard.html", context)
