@@ -53,6 +53,11 @@ def dashboard_sections(user) -> list[Section]:
             [Link("Projects", reverse("tasks:projects"), "Campaigns, their rubrics and policies.")],
         )
     )
+    if user.role_names():
+        results = [Link("Leaderboards", reverse("analytics:projects"), "Agent rankings with intervals, and agreement.")]
+        if user.has_role("admin", "author"):
+            results.append(Link("Exports", reverse("exports:list"), "Preference datasets, records, predictions, task sets."))
+        sections.append(Section("Results", results))
     if user.has_role("admin"):
         sections.append(
             Section(

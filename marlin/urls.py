@@ -14,7 +14,11 @@ urlpatterns = [
     path("account/", include("marlin.accounts.urls")),
     path("repositories/", include("marlin.catalog.urls")),
     path("tasks/", include("marlin.tasks.urls")),
+    path("checks/", include("marlin.agents.check_urls")),
     path("audit/", include("marlin.audit.urls")),
     path("compare/", include("marlin.review.urls")),
+    path("review/", include("marlin.review.pipeline_urls")),
+    path("leaderboard/", include("marlin.analytics.urls")),
+    path("exports/", include("marlin.exports.urls")),
     path("admin/", admin.site.urls),
 ]
