@@ -1,0 +1,34 @@
+"""`{% task_checks task as checks %}`: a task's environment and its candidates' check results,
+for the task page (authors, reviewers and admins see agent names there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.db.models import Prefetch
+
+from marlin.agents.models import Candidate, CheckResult
+from marlin.tasks.jobs import setup_hash
+from marlin.tasks.models import Environment, Task
+
+register = template.Library()
+
+
+@register.simple_tag
+def task_checks(task: Task) -> dict[str, Any]:
+    # Looked up, never created: rendering a page must not write.
+    environment = Environment.objects.filter(
+        repository_id=task.repository_id,
+        commit=task.base_commit,
+        setup_hash=setup_hash(task.setup_command),
+    ).first()
+    candidates = list(
+        Candidate.objects.filter(turn__run__task=task)
+        .select_related("turn__run__agent")
+        .prefetch_related(
+            Prefetch("check_results", queryset=CheckResult.objects.order_by("check_index"))
+        )
+        .order_by("turn__run_id", "turn__number")
+    )
+    return {"environment": environment, "candidates": candidates}
