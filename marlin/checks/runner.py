@@ -15,17 +15,25 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from marlin.checks.parsers import ParseError, parse_bandit, parse_junit, parse_ruff, parse_semgrep
+from marlin.checks.parsers import (
+    MAX_REPORT_BYTES,
+    ParseError,
+    parse_bandit,
+    parse_junit,
+    parse_ruff,
+    parse_semgrep,
+)
 from marlin.checks.spec import CheckOutcome, CheckSpec, Finding, TestResult
 from marlin.sandbox import WORKSPACE_PATH, ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.core import BACKEND_ENV_VAR, DEFAULT_BACKEND
-from marlin.sandbox.gitutil import GitError
+from marlin.sandbox.gitutil import GitError, parse_patch_headers
 from marlin.sandbox.workspace import (
     PatchRejected,
     WorkspaceError,
     apply_patch,
     changed_files,
     read_marker,
+    restore_paths,
 )
 
 LOG_HEAD_BYTES = 32 * 1024
@@ -107,6 +115,10 @@ def _run_command(context: _Context) -> CheckOutcome:
 def _run_hidden_tests(context: _Context) -> CheckOutcome:
     spec = context.spec
     if spec.test_patch.strip():
+        # The candidate may have edited or added the very test files the patch brings; like
+        # SWE-bench, reset those to the base commit so the hidden tests are the author's.
+        touched = sorted({p for f in parse_patch_headers(spec.test_patch) for p in f.paths})
+        restore_paths(context.workdir, read_marker(context.workdir).commit, touched)
         apply_patch(context.workdir, spec.test_patch)
     wanted = [*spec.fail_to_pass, *spec.pass_to_pass]
     quoted = " ".join(shlex.quote(t) for t in wanted)
@@ -222,6 +234,8 @@ def _run_with_junit(context: _Context, command: str) -> tuple[ExecResult, list[T
     try:
         if report.is_symlink():
             problem = "the JUnit report was replaced by a symlink and was ignored"
+        elif report.is_file() and report.stat().st_size > MAX_REPORT_BYTES:
+            problem = f"the JUnit report is larger than {MAX_REPORT_BYTES // 2**20} MiB"
         elif report.is_file():
             tests = parse_junit(report.read_bytes())
     except ParseError as exc:

@@ -37,6 +37,7 @@ __all__ = [
     "diff_workspace",
     "read_marker",
     "remove_workspace",
+    "restore_paths",
     "sweep_stale_workspaces",
     "workspace",
 ]
@@ -211,6 +212,27 @@ def apply_patch(workdir: Path, patch: str) -> None:
         )
     except GitError as exc:
         raise PatchRejected(f"patch does not apply: {exc}") from None
+
+
+def restore_paths(workdir: Path, base_commit: str, paths: list[str]) -> None:
+    """Put `paths` back as they are in base_commit (deleting those it does not have), as
+    SWE-bench does with test files before applying hidden tests over a candidate that may have
+    edited them. Paths get the same checks as a patch's."""
+    workdir = Path(workdir).resolve()
+    base_commit = validate_ref(base_commit)
+    for path in paths:
+        _check_path(workdir, path, changes_link=False)
+    if not paths:
+        return
+    listed = _workspace_git(workdir, ["ls-tree", "-z", "--name-only", base_commit, "--", *paths])
+    in_base = {p for p in listed.decode("utf-8", errors="surrogateescape").split("\0") if p}
+    if in_base:
+        _workspace_git(workdir, ["restore", f"--source={base_commit}", "--worktree", "--",
+                                 *sorted(in_base)])
+    for path in set(paths) - in_base:
+        target = workdir / path
+        if target.is_symlink() or target.is_file():
+            target.unlink()
 
 
 def diff_workspace(workdir: Path, base_commit: str) -> str:

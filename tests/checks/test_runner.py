@@ -307,3 +307,20 @@ def test_the_local_backend_reports_per_test_results_too(ws: Path, tools: Mount) 
                         workdir=ws, mounts=[tools], backend="local")
     assert outcome.status == "failed"
     assert "failing: tests/test_ops.py::test_mul" in outcome.detail
+
+
+@pytest.mark.slow
+def test_hidden_tests_replace_test_files_the_candidate_wrote_itself(
+    ws: Path, tools: Mount
+) -> None:
+    # A candidate that "fixes" the bug by writing a test file that always passes, and by
+    # weakening an existing test, without touching mean().
+    (ws / "tests" / "test_mean.py").write_text(
+        "def test_mean_of_halves():\n    pass\n\n\ndef test_mean_of_equal_values():\n    pass\n"
+    )
+    spec = CheckSpec(kind="hidden-tests", name="hidden", command=PYTEST,
+                     test_patch=HIDDEN_TESTS, fail_to_pass=F2P, pass_to_pass=P2P)
+    outcome = run_check(spec, workdir=ws, mounts=[tools])
+    assert outcome.status == "failed"
+    assert "tests/test_mean.py::test_mean_of_halves (FAIL_TO_PASS: failed)" in outcome.detail
+    assert "assert 1 == 1.5" in "".join(t.message for t in outcome.tests)

@@ -11,6 +11,7 @@ import pytest
 
 from marlin.sandbox.gitutil import GitError
 from marlin.sandbox.workspace import (
+    PatchRejected,
     WorkspaceError,
     apply_patch,
     changed_files,
@@ -18,6 +19,7 @@ from marlin.sandbox.workspace import (
     diff_workspace,
     read_marker,
     remove_workspace,
+    restore_paths,
     sweep_stale_workspaces,
     workspace,
 )
@@ -265,3 +267,13 @@ def test_many_workers_can_make_and_remove_workspaces_at_once(
     assert all(f"mine-{i}.txt" in d for i, d in enumerate(diffs))
     assert list(root.iterdir()) == []
     assert git(mirror[0], "worktree", "list").count("\n") == 0
+
+
+def test_restore_paths_resets_files_to_the_base_commit(mirror: tuple[Path, str], ws: Path) -> None:
+    (ws / "pkg" / "core.py").write_text("edited by the candidate\n")
+    (ws / "pkg" / "test_added.py").write_text("def test_fake(): pass\n")
+    restore_paths(ws, mirror[1], ["pkg/core.py", "pkg/test_added.py", "pkg/never_existed.py"])
+    assert (ws / "pkg" / "core.py").read_text().startswith("def add")
+    assert not (ws / "pkg" / "test_added.py").exists()
+    with pytest.raises(PatchRejected, match=r"contains '\.\.'"):
+        restore_paths(ws, mirror[1], ["../outside.py"])
