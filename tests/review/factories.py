@@ -64,11 +64,11 @@ def _task(project: Project) -> Task:
     )
 
 
-def _run(task: Task, agent_name: str) -> Run:
+def _run(task: Task, agent_name: str, variant: int) -> Run:
     agent, _ = Agent.objects.get_or_create(name=agent_name, version_label="1", defaults={"provider": Provider.IMPORT})
     run = Run.objects.create(task=task, agent=agent, status=RunStatus.WAITING)
     turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, status=TurnStatus.DONE, finished_at=timezone.now())
-    Candidate.objects.create(turn=turn, patch=PATCH.replace("{note}", f"by {agent_name}"), files_changed=1, lines_added=2, lines_removed=1)
+    Candidate.objects.create(turn=turn, patch=PATCH.replace("{note}", f"variant {variant}"), files_changed=1, lines_added=2, lines_removed=1)
     return run
 
 
@@ -79,7 +79,8 @@ def make_comparison(
     if task is None:
         task = _task(project or make_project())
     project = task.project
-    run_a, run_b = _run(task, agents[0]), _run(task, agents[1])
+    # The patches never name their agent: scrubbing identity hints is tested elsewhere.
+    run_a, run_b = _run(task, agents[0], 1), _run(task, agents[1], 2)
     return Comparison.objects.create(project=project, task=task, run_a=run_a, run_b=run_b)
 
 

@@ -1,0 +1,343 @@
+"""Pages of the review pipeline: the reviewer queue and form, the adjudicator queue and form, the
+decision, the timeline, voiding, re-review and the annotator's revision requests.
+
+Reviewers see the comparison exactly as annotators did (blind, through the expert workspace's
+``comparison_context`` and ``review/_comparison_body.html``): only the public id and the letters
+A and B. Agent names appear only on the decision and timeline pages, after the decision, to
+admins (and to experts when the project reveals them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.contrib import messages
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from marlin.accounts.permissions import role_required
+from marlin.audit.models import AuditEvent
+from marlin.review import compare, pipeline
+from marlin.review.models import (
+    Comparison,
+    ComparisonState,
+    Judgment,
+    JudgmentStatus,
+    Review,
+    ReviewVerdict,
+)
+from marlin.tasks.models import Project, RubricVersion
+from marlin.tasks.rubric import SCALE_7
+
+SCALE_LABELS = dict(SCALE_7)
+MAX_ACTIVE_SECONDS = 4 * 3600
+_TIMER_SALT = "marlin.review.pipeline.timer"
+EXPERT_ROLES = ("annotator", "reviewer", "adjudicator")
+
+
+def _get_comparison(public_id: str) -> Comparison:
+    return get_object_or_404(
+        Comparison.objects.select_related("project__rubric", "task__repository", "run_a__agent", "run_b__agent"),
+        public_id=public_id,
+    )
+
+
+def _timer() -> str:
+    return signing.dumps(time.time(), salt=_TIMER_SALT)
+
+
+def _elapsed(token: str) -> int:
+    """Seconds since the form was opened (signed, so a client cannot inflate its pay), capped:
+    a form left open overnight is not four hours of work."""
+    try:
+        started = float(signing.loads(token, salt=_TIMER_SALT))
+    except (signing.BadSignature, TypeError, ValueError):
+        return 0
+    return int(max(0, min(time.time() - started, MAX_ACTIVE_SECONDS)))
+
+
+def _blind(comparison: Comparison, user: Any) -> dict[str, Any]:
+    return compare.comparison_context(comparison, user)
+
+
+def judgment_rows(judgment: Judgment) -> list[dict[str, Any]]:
+    rows = []
+    for criterion in judgment.rubric_version.rated_criteria:
+        key = criterion["key"]
+        value = judgment.ratings.get(key, "missing")
+        label = "Not applicable" if value is None else "—" if value == "missing" else SCALE_LABELS[value]
+        rows.append({"key": key, "name": criterion["name"], "guidance": criterion["guidance"], "value": value, "label": label})
+    overall = judgment.rubric_version.overall_criterion
+    label = SCALE_LABELS.get(judgment.overall, "—")
+    rows.append({"key": overall["key"], "name": overall["name"], "guidance": overall["guidance"], "value": judgment.overall, "label": label, "overall": True})
+    return rows
+
+
+def _current_version(comparison: Comparison) -> RubricVersion:
+    return comparison.project.rubric.current_version()
+
+
+# Reviewers.
+
+
+def review_queue_for(user: Any) -> QuerySet[Judgment]:
+    """Submitted judgments in review that still need reviews, never the reviewer's own, never
+    one they already reviewed, never on a comparison they judged."""
+    mine = Review.objects.filter(judgment=OuterRef("pk"), reviewer=user, superseded_at__isnull=True)
+    judged = Judgment.objects.filter(comparison=OuterRef("comparison"), annotator=user)
+    return (
+        Judgment.objects.filter(status=JudgmentStatus.SUBMITTED, comparison__state=ComparisonState.IN_REVIEW)
+        .exclude(annotator=user)
+        .exclude(Exists(mine))
+        .exclude(Exists(judged))
+        .annotate(n_reviews=Count("reviews", filter=Q(reviews__superseded_at__isnull=True)))
+        .filter(n_reviews__lt=F("comparison__project__reviewers_per_judgment"))
+        .select_related("comparison__project", "comparison__task")
+        .order_by("submitted_at", "pk")
+    )
+
+
+@role_required("reviewer")
+def review_queue(request: HttpRequest) -> HttpResponse:
+    return render(request, "review/pipeline/queue.html", {"judgments": review_queue_for(request.user)[:200]})
+
+
+def _review_from_post(data: Any, judgment: Judgment) -> tuple[str, str, dict[str, Any]]:
+    per_criterion: dict[str, Any] = {}
+    for criterion in judgment.rubric_version.rated_criteria:
+        answer = data.get(f"agree-{criterion['key']}", "")
+        if answer in ("agree", "disagree"):
+            per_criterion[criterion["key"]] = {"agree": answer == "agree", "reason": data.get(f"reason-{criterion['key']}", "")}
+    return data.get("verdict", ""), data.get("reason", ""), per_criterion
+
+
+@role_required("reviewer")
+def review_judgment(request: HttpRequest, public_id: str, judgment_id: int) -> HttpResponse:
+    comparison = _get_comparison(public_id)
+    judgment = get_object_or_404(
+        Judgment.objects.select_related("rubric_version", "annotator"), pk=judgment_id, comparison=comparison
+    )
+    if judgment.annotator_id == request.user.pk:
+        raise PermissionDenied("You cannot review your own judgment; another reviewer must.")
+    if comparison.judgments.filter(annotator=request.user).exists():
+        raise PermissionDenied("You judged this comparison yourself, so you cannot review its judgments.")
+    error = ""
+    if request.method == "POST":
+        verdict, reason, per_criterion = _review_from_post(request.POST, judgment)
+        try:
+            pipeline.do_review(
+                request.user, judgment, verdict=verdict, reason=reason, per_criterion=per_criterion,
+                active_seconds=_elapsed(request.POST.get("timer", "")),
+            )
+        except (ValidationError, pipeline.IllegalTransition) as exc:
+            error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        else:
+            sent_back = verdict == ReviewVerdict.REVISION
+            messages.success(request, "Revision requested; the annotator will see your comments." if sent_back else "Review recorded.")
+            return redirect("pipeline:queue")
+    return render(
+        request,
+        "review/pipeline/review.html",
+        {
+            **_blind(comparison, request.user),
+            "judgment": judgment,
+            "rows": judgment_rows(judgment),
+            "show_annotator": comparison.project.reviewers_see_annotator,
+            "verdicts": ReviewVerdict.choices,
+            "posted": request.POST,
+            "error": error,
+            "timer": request.POST.get("timer") or _timer(),
+        },
+        status=400 if error else 200,
+    )
+
+
+# Adjudicators.
+
+
+@role_required("adjudicator")
+def adjudication_queue(request: HttpRequest) -> HttpResponse:
+    judged = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=request.user)
+    comparisons = (
+        Comparison.objects.filter(state=ComparisonState.DISPUTED)
+        .exclude(Exists(judged))
+        .select_related("project", "task")
+        .order_by("updated_at")
+    )
+    return render(request, "review/pipeline/adjudication_queue.html", {"comparisons": comparisons[:200]})
+
+
+def _ratings_from_post(data: Any, version: RubricVersion) -> tuple[int | None, dict[str, Any]]:
+    def value(raw: str) -> int | None | str:
+        if raw == "na":
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    ratings = {c["key"]: value(data[f"rating-{c['key']}"]) for c in version.rated_criteria if data.get(f"rating-{c['key']}", "") != ""}
+    overall = value(data.get("overall", ""))
+    return (overall if isinstance(overall, int) else None), ratings
+
+
+@role_required("adjudicator")
+def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
+    comparison = _get_comparison(public_id)
+    if comparison.state == ComparisonState.DECIDED:
+        messages.info(request, "This comparison is already decided.")
+        return redirect("pipeline:decision", public_id=public_id)
+    current = _current_version(comparison)
+    error = ""
+    if request.method == "POST":
+        overall, ratings = _ratings_from_post(request.POST, current)
+        try:
+            if overall is None:
+                raise ValidationError("Choose the overall decision (A much better … B much better).")
+            pipeline.do_adjudicate(
+                request.user, comparison, overall=overall, ratings=ratings,
+                rationale=request.POST.get("rationale", ""), active_seconds=_elapsed(request.POST.get("timer", "")),
+            )
+        except (ValidationError, pipeline.IllegalTransition) as exc:
+            error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        else:
+            messages.success(request, "Decision recorded.")
+            return redirect("pipeline:decision", public_id=public_id)
+    judgments = list(
+        comparison.judgments.exclude(status__in=[JudgmentStatus.DRAFT, JudgmentStatus.VOIDED])
+        .select_related("annotator", "rubric_version")
+        .prefetch_related("reviews__reviewer", "reviews__rubric_version")
+        .order_by("pk")
+    )
+    return render(
+        request,
+        "review/pipeline/adjudicate.html",
+        {
+            **_blind(comparison, request.user),
+            "judgments": [{"judgment": j, "rows": judgment_rows(j), "reviews": list(j.reviews.all())} for j in judgments],
+            "current_version": current,
+            "criteria": current.rated_criteria,
+            "scale": SCALE_7,
+            "posted": request.POST,
+            "error": error,
+            "dispute": AuditEvent.objects.filter(object_type="review.comparison", object_id=str(comparison.pk), verb="comparison.disputed").last(),
+            "timer": request.POST.get("timer") or _timer(),
+        },
+        status=400 if error else 200,
+    )
+
+
+# Decision and timeline.
+
+
+def can_see_agents(user: Any, comparison: Comparison) -> bool:
+    if comparison.state != ComparisonState.DECIDED:
+        return False
+    return user.has_role("admin") or (
+        comparison.project.reveal_agents_to_experts_after_decision and user.has_role(*EXPERT_ROLES)
+    )
+
+
+def _took_part(user: Any, comparison: Comparison) -> bool:
+    return (
+        comparison.judgments.filter(annotator=user).exists()
+        or Review.objects.filter(judgment__comparison=comparison, reviewer=user).exists()
+    )
+
+
+def timeline_events(comparison: Comparison) -> QuerySet[AuditEvent]:
+    """The comparison's events and those of its judgments, reviews and decision, in order."""
+    judgment_ids = [str(pk) for pk in comparison.judgments.values_list("pk", flat=True)]
+    review_ids = [str(pk) for pk in Review.objects.filter(judgment__comparison=comparison).values_list("pk", flat=True)]
+    decision = getattr(comparison, "decision", None)
+    query = (
+        Q(object_type="review.comparison", object_id=str(comparison.pk))
+        | Q(object_type="review.judgment", object_id__in=judgment_ids)
+        | Q(object_type="review.review", object_id__in=review_ids)
+    )
+    if decision is not None:
+        query |= Q(object_type="review.decision", object_id=str(decision.pk))
+    return AuditEvent.objects.filter(query).order_by("sequence")
+
+
+def _outcome_context(request: HttpRequest, comparison: Comparison) -> dict[str, Any]:
+    decision = getattr(comparison, "decision", None)
+    reveal = can_see_agents(request.user, comparison)
+    return {
+        "comparison": comparison,
+        "decision": decision,
+        "decision_rows": _decision_rows(decision) if decision else [],
+        "current_version": _current_version(comparison),
+        "reveal": reveal,
+        "agents": {"A": comparison.run_a.agent, "B": comparison.run_b.agent} if reveal else None,
+    }
+
+
+def _decision_rows(decision: Any) -> list[dict[str, Any]]:
+    rows = []
+    for criterion in decision.rubric_version.rated_criteria:
+        value = decision.ratings.get(criterion["key"])
+        rows.append({"name": criterion["name"], "label": "Not applicable" if value is None else SCALE_LABELS[value]})
+    return rows
+
+
+@role_required(*EXPERT_ROLES)
+def decision_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    comparison = _get_comparison(public_id)
+    if not request.user.has_role("admin", "adjudicator") and not _took_part(request.user, comparison):
+        raise Http404("No such comparison.")
+    judgments = comparison.judgments.exclude(status=JudgmentStatus.DRAFT).select_related("annotator", "rubric_version").order_by("pk")
+    return render(request, "review/pipeline/decision.html", {**_outcome_context(request, comparison), "judgments": judgments})
+
+
+@role_required("adjudicator")
+def timeline(request: HttpRequest, public_id: str) -> HttpResponse:
+    comparison = _get_comparison(public_id)
+    judgments = comparison.judgments.select_related("annotator", "rubric_version").order_by("pk")
+    context = {**_outcome_context(request, comparison), "events": timeline_events(comparison), "judgments": judgments, "show_object": True}
+    return render(request, "review/pipeline/timeline.html", context)
+
+
+@role_required("adjudicator")
+@require_POST
+def void(request: HttpRequest, public_id: str) -> HttpResponse:
+    comparison = _get_comparison(public_id)
+    try:
+        pipeline.do_void(request.user, comparison, reason=request.POST.get("reason", ""))
+    except (ValidationError, pipeline.IllegalTransition) as exc:
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    else:
+        messages.success(request, "Comparison voided; its judgments are voided and nobody is paid for it.")
+    return redirect("pipeline:timeline", public_id=public_id)
+
+
+@role_required()
+@require_POST
+def rereview(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_object_or_404(Project, pk=project_id)
+    try:
+        sent_back = pipeline.do_require_rereview(request.user, project, reason=request.POST.get("reason", ""))
+    except pipeline.IllegalTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{len(sent_back)} comparison(s) sent back to review under the current rubric.")
+    return redirect("tasks:project", project_id=project.pk)
+
+
+# Annotators.
+
+
+@role_required("annotator")
+def revisions(request: HttpRequest) -> HttpResponse:
+    """The annotator's judgments that reviewers sent back, with their comments."""
+    judgments = (
+        Judgment.objects.filter(annotator=request.user, status=JudgmentStatus.REVISION_REQUESTED)
+        .select_related("comparison__task")
+        .order_by("updated_at")
+    )
+    items = [{"judgment": j, "requests": list(pipeline.revision_requests(j))} for j in judgments]
+    return render(request, "review/pipeline/revisions.html", {"items": items})

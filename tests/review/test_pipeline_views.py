@@ -1,0 +1,188 @@
+"""The pipeline's pages, through the Django test client posting the real forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from marlin.accounts.models import Earning
+from marlin.review.models import ComparisonState, JudgmentStatus
+from tests.review.factories import make_comparison, make_project, submitted_judgment
+
+CRITERIA = ("correctness", "security", "reliability", "maintainability")
+
+
+@pytest.fixture
+def anna(make_user):
+    return make_user("anna", "annotator")
+
+
+@pytest.fixture
+def brian(make_user):
+    return make_user("brian", "reviewer")
+
+
+def review_form(verdict: str = "agree", reason: str = "The ratings match the diff.", **disagree: str) -> dict[str, str]:
+    form = {"verdict": verdict, "reason": reason}
+    for key in CRITERIA:
+        form[f"agree-{key}"] = "disagree" if key in disagree else "agree"
+        form[f"reason-{key}"] = disagree.get(key, "")
+    return form
+
+
+def in_review(alice, anna, overalls=(-1, -1), project=None):
+    comparison = make_comparison(project=project, agents=("Claude-Secret-Agent", "GPT-Hidden-Agent"))
+    first = submitted_judgment(comparison, alice, overalls[0])
+    second = submitted_judgment(comparison, anna, overalls[1])
+    return comparison, first, second
+
+
+def test_the_queue_lists_judgments_needing_review_but_never_your_own_or_a_comparison_you_judged(client, make_user, alice, anna, brian) -> None:
+    both = make_user("rita", "annotator", "reviewer")
+    comparison, first, second = in_review(alice, anna)
+    mine = make_comparison()
+    submitted_judgment(mine, both, -1)
+    submitted_judgment(mine, alice, -1)
+    client.force_login(both)
+    page = client.get("/review/queue/").content.decode()
+    assert f"/review/{comparison.public_id}/judgments/{first.pk}/" in page
+    assert f"/review/{comparison.public_id}/judgments/{second.pk}/" in page
+    assert mine.public_id not in page
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    page = client.get("/review/queue/").content.decode()
+    assert f"judgments/{first.pk}/" not in page  # already reviewed by rita, and it has its one review
+    client.force_login(brian)
+    page = client.get("/review/queue/").content.decode()
+    assert f"judgments/{first.pk}/" not in page and f"judgments/{second.pk}/" in page
+
+
+def test_reviewers_see_the_comparison_blind(client, alice, anna, bob) -> None:
+    comparison, first, _ = in_review(alice, anna)
+    client.force_login(bob)
+    page = client.get(f"/review/{comparison.public_id}/judgments/{first.pk}/").content.decode()
+    assert "Side A" in page and "Side B" in page
+    assert "Claude-Secret-Agent" not in page and "GPT-Hidden-Agent" not in page
+    assert "variant 1" in page and "variant 2" in page  # both diffs are there
+    assert "alice" not in page  # reviewers_see_annotator is off by default
+
+
+def test_the_annotator_name_is_shown_when_the_project_allows_it(client, alice, anna, bob) -> None:
+    comparison, first, _ = in_review(alice, anna, project=make_project(reviewers_see_annotator=True))
+    client.force_login(bob)
+    page = client.get(f"/review/{comparison.public_id}/judgments/{first.pk}/").content.decode()
+    assert "<dt>Annotator</dt><dd>alice</dd>" in page
+
+
+def test_a_review_without_a_reason_for_a_disagreement_is_refused_and_keeps_the_input(client, alice, anna, bob) -> None:
+    comparison, first, _ = in_review(alice, anna)
+    client.force_login(bob)
+    form = review_form("disagree", reason="Security is wrong.", security="")
+    response = client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", form)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Say why you disagree on Security." in page
+    assert "Security is wrong." in page
+    assert not first.reviews.exists()
+
+
+def test_reviewing_your_own_judgment_is_forbidden(client, make_user, anna) -> None:
+    both = make_user("rita", "annotator", "reviewer")
+    comparison, first, _ = in_review(both, anna)
+    client.force_login(both)
+    response = client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    assert response.status_code == 403
+    assert not first.reviews.exists()
+
+
+def test_a_revision_request_shows_its_comments_to_the_annotator(client, alice, anna, bob) -> None:
+    comparison, first, _ = in_review(alice, anna)
+    client.force_login(bob)
+    response = client.post(
+        f"/review/{comparison.public_id}/judgments/{first.pk}/",
+        review_form("revision", reason="Mention the failing hidden test in your rationale."),
+    )
+    assert response.status_code == 302
+    first.refresh_from_db()
+    assert first.status == JudgmentStatus.REVISION_REQUESTED
+    client.force_login(alice)
+    page = client.get("/review/revisions/").content.decode()
+    assert "Mention the failing hidden test in your rationale." in page
+    assert f"/compare/{comparison.public_id}/" in page
+    assert "bob" not in page
+
+
+def test_adjudication_pages_need_the_role_and_show_every_judgment_and_review(client, alice, anna, bob, brian, carol) -> None:
+    comparison, first, second = in_review(alice, anna, overalls=(-2, 2))
+    client.force_login(bob)
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    client.force_login(brian)
+    client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", review_form("disagree", reason="B breaks callers.", correctness="B fails the hidden test."))
+    comparison.refresh_from_db()
+    assert comparison.state == ComparisonState.DISPUTED
+    assert client.get("/review/adjudicate/").status_code == 403
+    assert client.get(f"/review/{comparison.public_id}/adjudicate/").status_code == 403
+    client.force_login(carol)
+    assert comparison.public_id in client.get("/review/adjudicate/").content.decode()
+    page = client.get(f"/review/{comparison.public_id}/adjudicate/").content.decode()
+    assert "by alice" in page and "by anna" in page
+    assert "B fails the hidden test." in page and "B breaks callers." in page
+    assert "overall preferences point different ways (A vs B)" in page
+
+
+def test_the_timeline_is_for_admins_and_adjudicators_and_reveals_agents_only_after_the_decision(client, alice, anna, bob, brian, carol, erin) -> None:
+    comparison, first, second = in_review(alice, anna)
+    client.force_login(bob)
+    assert client.get(f"/review/{comparison.public_id}/timeline/").status_code == 403
+    client.force_login(erin)
+    page = client.get(f"/review/{comparison.public_id}/timeline/").content.decode()
+    assert "comparison.start_review" in page and "Claude-Secret-Agent 1" not in page
+    client.force_login(bob)
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    client.force_login(brian)
+    client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", review_form())
+    client.force_login(erin)
+    page = client.get(f"/review/{comparison.public_id}/timeline/").content.decode()
+    assert "<dt>Side A</dt><dd>Claude-Secret-Agent 1</dd>" in page
+    client.force_login(carol)
+    assert "Claude-Secret-Agent 1" not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    client.force_login(alice)
+    assert "Claude-Secret-Agent 1" not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+
+
+def test_experts_see_the_agents_after_the_decision_when_the_project_reveals_them(client, alice, anna, bob, brian, mallory) -> None:
+    comparison, first, second = in_review(alice, anna, project=make_project(reveal_agents_to_experts_after_decision=True))
+    client.force_login(alice)
+    assert "Claude-Secret-Agent 1" not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    client.force_login(bob)
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    client.force_login(brian)
+    client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", review_form())
+    client.force_login(alice)
+    page = client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    assert "<dt>Side A</dt><dd>Claude-Secret-Agent 1</dd>" in page
+    client.force_login(mallory)
+    assert client.get(f"/review/{comparison.public_id}/decision/").status_code == 403
+
+
+def test_voiding_through_the_timeline_needs_a_reason_and_pays_nobody(client, alice, anna, bob, carol) -> None:
+    comparison, first, _ = in_review(alice, anna)
+    client.force_login(bob)
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    client.force_login(carol)
+    response = client.post(f"/review/{comparison.public_id}/void/", {"reason": ""}, follow=True)
+    assert "Say why the comparison is voided" in response.content.decode()
+    response = client.post(f"/review/{comparison.public_id}/void/", {"reason": "Side B's candidate is empty."}, follow=True)
+    assert "Comparison voided" in response.content.decode()
+    comparison.refresh_from_db()
+    assert comparison.state == ComparisonState.VOIDED
+    assert Earning.objects.count() == 0
+    response = client.post(f"/review/{comparison.public_id}/void/", {"reason": "again"}, follow=True)
+    assert "already voided" in response.content.decode()
+
+
+def test_rereview_from_the_project_page_is_admin_only(client, erin, bob) -> None:
+    project = make_project()
+    client.force_login(bob)
+    assert client.post(f"/review/projects/{project.pk}/rereview/").status_code == 403
+    client.force_login(erin)
+    response = client.post(f"/review/projects/{project.pk}/rereview/", follow=True)
+    assert "does not ask for re-review" in response.content.decode()
