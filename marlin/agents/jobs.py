@@ -37,6 +37,7 @@ from marlin.agents.models import (
     TurnStatus,
 )
 from marlin.agents.secrets import SecretError, redact, resolve_api_key
+from marlin.jobs_recovery import heartbeat, lease_seconds
 from marlin.paths import workspaces_dir
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,6 @@ class Outcome:
     cost_usd: float = 0.0
     failed: bool = False  # no candidate: the provider failed, or a command agent changed nothing
     fingerprints: list[dict[str, Any]] = field(default_factory=list)
-
-
-def lease_seconds() -> int:
-    return int(settings.JOB_LEASE_SECONDS)
 
 
 def claim_turn(turn_id: int) -> datetime | None:
@@ -141,15 +138,17 @@ def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candida
     started = time.monotonic()
     workdir = prepare_workspace(run, turn)
     provider = run.agent.provider
-    if provider in (Provider.OPENAI, Provider.ANTHROPIC):
-        outcome = _run_api_agent(turn, workdir, secrets)
-    elif provider == Provider.COMMAND:
-        outcome = _run_command_agent(turn, workdir)
-    else:
+    if provider not in (Provider.OPENAI, Provider.ANTHROPIC, Provider.COMMAND):
         raise TurnError(
             f"{run.agent} labels imported candidates; there is nothing to run "
             "(import its candidates with `marlin import predictions`)."
         )
+    # The heartbeat keeps the lease while one long step or a command agent runs.
+    with heartbeat(Run, run.pk, RunStatus.RUNNING):
+        if provider == Provider.COMMAND:
+            outcome = _run_command_agent(turn, workdir)
+        else:
+            outcome = _run_api_agent(turn, workdir, secrets)
     patch = _diff(workdir, run.task.base_commit)
     if outcome.failed and (provider != Provider.COMMAND or not patch.strip()):
         raise TurnError(outcome.message)
@@ -372,8 +371,6 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
         )
     except ValueError as exc:
         raise TurnError(f"{agent}: {exc}") from None
-    # No steps to heartbeat with: hold the lease for the whole allowed run time.
-    _extend_lease(run.pk, config.timeout + lease_seconds())
     started = time.monotonic()
     result = run_command_agent(
         spec,

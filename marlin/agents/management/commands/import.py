@@ -1,0 +1,188 @@
+"""`marlin import swebench-tasks FILE --project NAME` and `marlin import predictions FILE --project NAME`.
+
+Exit codes: 0 when records were imported or were already there (even if others were bad), 1 when
+the file held nothing that could be imported, 2 when it could not be read or the arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from marlin.accounts.models import Role, User
+from marlin.agents.imports import (
+    DEFAULT_TEST_COMMAND,
+    ImportReport,
+    do_import_predictions,
+    do_import_swebench_tasks,
+)
+from marlin.tasks.models import Project
+
+MAX_ERRORS_SHOWN = 200
+
+
+class Command(BaseCommand):
+    help = "Import SWE-bench task records as tasks, or prediction files as candidates."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument("file", help="JSON list or JSON lines ('-' reads standard input)")
+        common.add_argument("--project", required=True, help="the project's name")
+        common.add_argument(
+            "--as", dest="username", help="act as this user (default: the first admin)"
+        )
+        sub = parser.add_subparsers(dest="kind", required=True)
+        tasks = sub.add_parser(
+            "swebench-tasks", parents=[common], help="SWE-bench task records -> tasks"
+        )
+        tasks.add_argument(
+            "--approve", action="store_true", help="approve the tasks (default: drafts)"
+        )
+        tasks.add_argument(
+            "--test-command",
+            default=DEFAULT_TEST_COMMAND,
+            help=f"the hidden tests' command; test ids are appended (default: {DEFAULT_TEST_COMMAND!r})",
+        )
+        tasks.add_argument(
+            "--setup",
+            metavar="FILE",
+            help="JSON lines of {instance_id, install}: each task's setup command",
+        )
+        predictions = sub.add_parser(
+            "predictions", parents=[common], help="predictions -> candidates"
+        )
+        predictions.add_argument(
+            "--version-label", default="1", help="version label of the import agents (default: 1)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.console = Console(file=self.stdout, highlight=False, soft_wrap=True)
+        text = _read(options["file"])
+        actor = _actor(options.get("username"))
+        project = Project.objects.filter(name=options["project"]).first()
+        if project is None:
+            raise CommandError(
+                f"no project named {options['project']!r}; create it on the Projects page first",
+                returncode=2,
+            )
+        name = Path(options["file"]).name
+        try:
+            report = self._with_progress(
+                lambda progress: self._import(options, actor, project, text, name, progress)
+            )
+        except PermissionDenied as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        self._print(report, options["kind"])
+        if not report.created and not report.skipped:
+            raise CommandError("the file held nothing that could be imported", returncode=1)
+
+    def _import(
+        self,
+        options: dict[str, Any],
+        actor: User,
+        project: Project,
+        text: str,
+        name: str,
+        progress: Any,
+    ) -> ImportReport:
+        if options["kind"] == "predictions":
+            return do_import_predictions(
+                actor,
+                project,
+                text,
+                version_label=options["version_label"],
+                filename=name,
+                progress=progress,
+            )
+        setup = _setup_commands(options["setup"]) if options["setup"] else {}
+        return do_import_swebench_tasks(
+            actor,
+            project,
+            text,
+            approve=options["approve"],
+            test_command=options["test_command"],
+            setup=setup,
+            filename=name,
+            progress=progress,
+        )
+
+    def _with_progress(self, work: Any) -> ImportReport:
+        with Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        ) as bar:
+            job = bar.add_task("import", total=None)
+            return work(lambda done, total: bar.update(job, completed=done, total=total))
+
+    def _print(self, report: ImportReport, kind: str) -> None:
+        what = "candidates" if kind == "predictions" else "tasks"
+        self.console.print(
+            f"{report.created} {what} imported, {len(report.skipped)} already there, "
+            f"{len(report.errors)} bad records, of {report.records} (format: {report.format})."
+        )
+        if report.errors:
+            # One plain line per problem: readable in a terminal, greppable in a log.
+            self.console.print("Not imported:")
+            for error in report.errors[:MAX_ERRORS_SHOWN]:
+                self.console.print(f"  line {error.line_no}: {error.reason}", markup=False)
+            hidden = len(report.errors) - MAX_ERRORS_SHOWN
+            if hidden > 0:
+                self.console.print(f"  ... and {hidden} more.")
+
+
+def _setup_commands(filename: str) -> dict[str, str]:
+    commands: dict[str, str] = {}
+    for line_no, line in enumerate(_read(filename).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            commands[str(data["instance_id"])] = str(data.get("install") or "")
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CommandError(
+                f"{filename} line {line_no}: not a setup record ({exc})", returncode=2
+            ) from None
+    return commands
+
+
+def _actor(username: str | None) -> User:
+    if username:
+        user = User.objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CommandError(f"no active user named {username!r}", returncode=2)
+        return user
+    admin = (
+        User.objects.filter(is_active=True)
+        .filter(Q(role_grants__role=Role.ADMIN) | Q(is_superuser=True))
+        .order_by("pk")
+        .first()
+    )
+    if admin is None:
+        raise CommandError(
+            "there is no admin user to act as; create one (marlin createuser NAME --role admin) "
+            "or pass --as USERNAME",
+            returncode=2,
+        )
+    return admin
+
+
+def _read(filename: str) -> str:
+    try:
+        if filename == "-":
+            return sys.stdin.read()
+        return Path(filename).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {filename}: {exc}", returncode=2) from None
