@@ -74,7 +74,7 @@ def _rounds(request: HttpRequest) -> int:
     return rounds
 
 
-def _no_ranking_message(board: Leaderboard, labels: dict[str, str]) -> str:
+def no_ranking_message(board: Leaderboard, labels: dict[str, str]) -> str:
     if board.disconnected_groups:
         groups = "; ".join(
             "{" + ", ".join(labels.get(a, a) for a in group) + "}" for group in board.disconnected_groups
@@ -95,7 +95,7 @@ def leaderboard_context(project: Project, board: Leaderboard, *, show_names: boo
     labels = agent_labels(board.plain, group_ids, show_names=show_names)
     context: dict[str, Any] = {"board": board, "labels": labels}
     if board.plain is None:
-        context["no_ranking"] = _no_ranking_message(board, labels)
+        context["no_ranking"] = no_ranking_message(board, labels)
         return context
     named = relabel(board.plain, labels)
     context["plain_rows"] = [

@@ -6,6 +6,7 @@ without it so the read side can be tested on its own.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,7 +75,7 @@ def make_run(task: Task, agent: Agent, *, patch: str | None = None, files: int =
     turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, status="done")
     candidate = Candidate.objects.create(
         turn=turn,
-        patch=patch if patch is not None else f"--- a/cli.py\n+++ b/cli.py\n@@ -1 +1 @@\n-old\n+{agent.name} task {task.pk}\n",
+        patch=patch if patch is not None else f"--- a/cli.py\n+++ b/cli.py\n@@ -1 +1 @@\n-old\n+new = {secrets.token_hex(6)!r}\n",
         files_changed=files,
         lines_added=lines,
         lines_removed=1,

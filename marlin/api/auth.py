@@ -1,0 +1,38 @@
+"""API authentication (personal Bearer tokens, or the browser's session) and role checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.errors import HttpError
+from ninja.security import HttpBearer, SessionAuth
+
+from marlin.accounts.models import ApiToken
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer mrl_...`: a token created on the profile page (stored hashed)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        if not token or len(token) > 200:
+            return None
+        user = ApiToken.authenticate(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+def user_of(request: HttpRequest) -> Any:
+    return request.auth  # type: ignore[attr-defined]
+
+
+def require(request: HttpRequest, *roles: str) -> Any:
+    """The authenticated user if they hold one of `roles` (admins always pass), else 403."""
+    user = user_of(request)
+    if not user.has_role("admin", *roles):
+        raise HttpError(403, f"This needs one of these roles: {', '.join(roles) or 'admin'}.")
+    return user
+
+
+AUTH = [TokenAuth(), SessionAuth()]

@@ -1,0 +1,423 @@
+"""Comparisons (blind), judgments (your own drafts), reviews and decisions.
+
+Blinding: a comparison is addressed only by its public id and shows sides A and B; no response an
+annotator or reviewer can reach carries an agent name or id, a run, turn or candidate id. Admins
+and authors additionally get `agents` (names by side). Someone else's judgment draft is 404,
+exactly like a comparison that does not exist, so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import HttpRequest, QueryDict
+from ninja import Field, Router, Schema
+from ninja.errors import HttpError
+from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.responses import Status
+
+from marlin.api.auth import require, user_of
+from marlin.review import actions, queue
+from marlin.review.compare import candidate_at, checks_visible
+from marlin.review.forms import draft_from_post
+from marlin.review.models import (
+    Comparison,
+    ComparisonState,
+    Decision,
+    Judgment,
+    JudgmentStatus,
+    Review,
+)
+from marlin.tasks.actions import IllegalTransition
+from marlin.tasks.models import Project
+
+router = Router()
+NAME_ROLES = ("admin", "author")
+OVERSIGHT_ROLES = ("author", "adjudicator")  # may open any comparison (still blind for adjudicators)
+REVIEW_STATES = (ComparisonState.IN_REVIEW, ComparisonState.DISPUTED)
+VISIBLE_JUDGMENTS = (JudgmentStatus.SUBMITTED, JudgmentStatus.ACCEPTED, JudgmentStatus.REJECTED,
+                     JudgmentStatus.REVISION_REQUESTED)
+
+
+class CheckOut(Schema):
+    name: str
+    kind: str
+    status: str
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+
+
+class SideOut(Schema):
+    side: str
+    ready: bool
+    patch: str
+    files_changed: int
+    lines_added: int
+    lines_removed: int
+    flagged: bool = Field(..., description="Identity fingerprints were found; the patch shown is scrubbed.")
+    checks: list[CheckOut] | None = Field(None, description="Null while the project hides checks until you drafted.")
+
+
+class TaskBrief(Schema):
+    title: str
+    prompt: str
+    kind: str
+    repository: str
+    base_commit: str
+
+
+class JudgmentOut(Schema):
+    comparison: str = Field(..., description="The comparison's public id.")
+    status: str
+    ratings: dict[str, int | None]
+    overall: int | None
+    rationale: str
+    confidence: int | None
+    comments: list[dict[str, Any]]
+    turn_notes: dict[str, str]
+    active_seconds: int
+    wall_seconds: int
+    draft_revision: int
+    rubric_version: int
+    submitted_at: datetime | None
+
+
+class ComparisonOut(Schema):
+    public_id: str
+    state: str
+    turn_count: int
+    task: TaskBrief
+    sides: list[SideOut]
+    rubric: list[dict[str, Any]]
+    my_judgment: JudgmentOut | None
+    agents: dict[str, str] | None = Field(None, description="Agent names by side: admins and authors only.")
+
+
+class ComparisonBrief(Schema):
+    public_id: str
+    state: str
+    turn_count: int
+    task_title: str
+    my_judgment_status: str | None
+
+    @staticmethod
+    def resolve_task_title(obj: Comparison) -> str:
+        return obj.task.title
+
+    @staticmethod
+    def resolve_my_judgment_status(obj: Comparison, context: dict[str, Any]) -> str | None:
+        user = context["request"].auth
+        return Judgment.objects.filter(comparison=obj, annotator=user).values_list("status", flat=True).first()
+
+
+class DraftIn(Schema):
+    draft_revision: int = Field(..., ge=0, description="The revision your edit is based on (409 if stale).")
+    ratings: dict[str, int | None] = Field(default_factory=dict, description="criterion key -> -3..3 (A..B) or null (n/a)")
+    overall: int | None = None
+    rationale: str = ""
+    confidence: int | None = None
+    comments: list[dict[str, Any]] = Field(default_factory=list)
+    turn_notes: dict[str, str] = Field(default_factory=dict)
+    active_seconds: int = Field(0, ge=0)
+    wall_seconds: int = Field(0, ge=0)
+
+
+class ReviewIn(Schema):
+    judgment_id: int
+    verdict: str = Field(..., description="agree, disagree or revision")
+    reason: str = Field(..., max_length=20_000)
+    per_criterion: dict[str, dict[str, Any]] = Field(default_factory=dict, description="key -> {agree, reason}")
+    active_seconds: int = Field(0, ge=0)
+
+
+class ReviewOut(Schema):
+    id: int
+    judgment_id: int
+    comparison: str
+    verdict: str
+    reason: str
+    per_criterion: dict[str, Any]
+    created_at: datetime
+
+    @staticmethod
+    def resolve_comparison(obj: Review) -> str:
+        return obj.judgment.comparison.public_id
+
+
+class SubmittedJudgmentOut(Schema):
+    id: int
+    comparison: str
+    status: str
+    ratings: dict[str, int | None]
+    overall: int | None
+    rationale: str
+    confidence: int | None
+    comments: list[dict[str, Any]]
+    rubric_version: int
+    submitted_at: datetime | None
+
+
+class DecisionOut(Schema):
+    comparison: str
+    source: str
+    overall: int
+    ratings: dict[str, int | None]
+    rationale: str
+    rubric_version: int
+    decided_at: datetime
+    agents: dict[str, str] | None = None
+
+    @staticmethod
+    def resolve_comparison(obj: Decision) -> str:
+        return obj.comparison.public_id
+
+    @staticmethod
+    def resolve_rubric_version(obj: Decision) -> int:
+        return obj.rubric_version.number
+
+    @staticmethod
+    def resolve_agents(obj: Decision, context: dict[str, Any]) -> dict[str, str] | None:
+        return _agents(context["request"].auth, obj.comparison)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _judgment_out(j: Judgment) -> dict[str, Any]:
+    return {
+        "comparison": j.comparison.public_id, "status": j.status, "ratings": j.ratings, "overall": j.overall,
+        "rationale": j.rationale, "confidence": j.confidence, "comments": j.comments, "turn_notes": j.turn_notes,
+        "active_seconds": j.active_seconds, "wall_seconds": j.wall_seconds, "draft_revision": j.draft_revision,
+        "rubric_version": j.rubric_version.number, "submitted_at": j.submitted_at,
+    }
+
+
+def _may_open(user: Any, comparison: Comparison) -> bool:
+    if user.has_role("admin", *OVERSIGHT_ROLES):
+        return True
+    if user.has_role("reviewer") and comparison.state in REVIEW_STATES:
+        return True
+    if user.has_role("annotator"):
+        if Judgment.objects.filter(comparison=comparison, annotator=user).exists():
+            return True
+        return queue.open_claim(user, comparison) is not None
+    return False
+
+
+def comparison_for(user: Any, public_id: str) -> Comparison:
+    """The comparison if this user may open it; 404 otherwise (existence is not revealed)."""
+    comparison = (
+        Comparison.objects.select_related("project__rubric", "task__repository", "run_a__agent", "run_b__agent")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if comparison is None or not _may_open(user, comparison):
+        raise HttpError(404, "No such comparison, or it is not assigned to you.")
+    return comparison
+
+
+def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
+    show_checks = checks_visible(comparison, user)
+    sides = []
+    for letter, run in (("A", comparison.run_a), ("B", comparison.run_b)):
+        candidate = candidate_at(run, comparison.turn_count)
+        sides.append({
+            "side": letter,
+            "ready": candidate is not None,
+            "patch": candidate.patch_for_experts if candidate else "",
+            "files_changed": candidate.files_changed if candidate else 0,
+            "lines_added": candidate.lines_added if candidate else 0,
+            "lines_removed": candidate.lines_removed if candidate else 0,
+            "flagged": bool(candidate and candidate.is_flagged),
+            "checks": list(candidate.check_results.all()) if candidate and show_checks else None,
+        })
+    mine = Judgment.objects.filter(comparison=comparison, annotator=user).select_related("rubric_version", "comparison").first()
+    task = comparison.task
+    version = mine.rubric_version if mine else comparison.project.rubric.current_version()
+    return {
+        "public_id": comparison.public_id,
+        "state": comparison.state,
+        "turn_count": comparison.turn_count,
+        "task": {"title": task.title, "prompt": task.prompt, "kind": task.kind,
+                 "repository": task.repository.name, "base_commit": task.base_commit},
+        "sides": sides,
+        "rubric": version.criteria,
+        "my_judgment": _judgment_out(mine) if mine else None,
+        "agents": _agents(user, comparison),
+    }
+
+
+def _agents(user: Any, comparison: Comparison) -> dict[str, str] | None:
+    if not user.has_role(*NAME_ROLES):
+        return None
+    return {"A": str(comparison.run_a.agent), "B": str(comparison.run_b.agent)}
+
+
+def _draft_query(body: DraftIn, turn_count: int) -> QueryDict:
+    """The same fields the web page posts, so drafts are validated exactly as in the browser."""
+    data = QueryDict(mutable=True)
+    for key, value in body.ratings.items():
+        data[f"rating-{key}"] = "na" if value is None else str(value)
+    if body.overall is not None:
+        data["overall"] = str(body.overall)
+    data["rationale"] = body.rationale
+    if body.confidence is not None:
+        data["confidence"] = str(body.confidence)
+    data["comments"] = json.dumps(body.comments)
+    for number, note in body.turn_notes.items():
+        data[f"turn_note-{number}"] = note
+    data["active_seconds"] = str(body.active_seconds)
+    data["wall_seconds"] = str(body.wall_seconds)
+    return data
+
+
+def _own_judgment(user: Any, public_id: str) -> Judgment:
+    judgment = (
+        Judgment.objects.select_related("comparison__project", "rubric_version")
+        .filter(comparison__public_id=public_id, annotator=user)
+        .first()
+    )
+    if judgment is None:
+        raise HttpError(404, "You have no judgment on this comparison.")
+    return judgment
+
+
+# --- comparisons ---------------------------------------------------------------------------
+
+
+@router.get("/comparisons", response=list[ComparisonBrief], tags=["comparisons"],
+            summary="Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)")
+@paginate(LimitOffsetPagination)
+def list_comparisons(request: HttpRequest, project_id: int | None = None, state: str = ""):  # type: ignore[no-untyped-def]
+    user = user_of(request)
+    qs = Comparison.objects.select_related("task").order_by("-created_at", "-pk")
+    if not user.has_role("admin", *OVERSIGHT_ROLES):
+        mine = Q(judgments__annotator=user) | Q(claims__annotator=user, claims__released_at__isnull=True)
+        if user.has_role("reviewer"):
+            mine |= Q(state__in=REVIEW_STATES)
+        qs = qs.filter(mine).distinct()
+    if project_id is not None:
+        qs = qs.filter(project_id=project_id)
+    if state:
+        qs = qs.filter(state=state)
+    return qs
+
+
+@router.post("/comparisons/next", response=ComparisonOut, tags=["comparisons"],
+             summary="Claim the next comparison from your queue (annotators)")
+def next_comparison(request: HttpRequest, project_id: int | None = None) -> dict[str, Any]:
+    user = require(request, "annotator")
+    project = Project.objects.get(pk=project_id) if project_id is not None else None
+    comparison = queue.next_comparison(user, project)
+    if comparison is None:
+        raise HttpError(404, "Your queue is empty: no comparison is waiting for you right now.")
+    return comparison_out(user, comparison_for(user, comparison.public_id))
+
+
+@router.get("/comparisons/{public_id}", response=ComparisonOut, tags=["comparisons"], summary="Get a comparison (blind)")
+def get_comparison(request: HttpRequest, public_id: str) -> dict[str, Any]:
+    user = user_of(request)
+    return comparison_out(user, comparison_for(user, public_id))
+
+
+# --- judgments -----------------------------------------------------------------------------
+
+
+@router.get("/comparisons/{public_id}/judgment", response=JudgmentOut, tags=["judgments"],
+            summary="Your own judgment (draft or submitted) on a comparison")
+def get_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
+    return _judgment_out(_own_judgment(user_of(request), public_id))
+
+
+@router.put("/comparisons/{public_id}/judgment", response=JudgmentOut, tags=["judgments"],
+            summary="Save your draft (starts the judgment if needed); 409 when draft_revision is stale")
+def save_my_judgment(request: HttpRequest, public_id: str, body: DraftIn) -> dict[str, Any]:
+    user = require(request, "annotator")
+    comparison = comparison_for(user, public_id)
+    judgment = actions.do_start_judgment(user, comparison)
+    draft = draft_from_post(_draft_query(body, comparison.turn_count), judgment.rubric_version,
+                            turn_count=comparison.turn_count)
+    try:
+        saved = actions.do_save_draft(user, judgment, draft, revision=body.draft_revision)
+    except actions.StaleDraft as exc:
+        raise HttpError(409, str(exc)) from None
+    except actions.JudgmentClosed as exc:
+        raise HttpError(409, str(exc)) from None
+    return _judgment_out(Judgment.objects.select_related("comparison", "rubric_version").get(pk=saved.pk))
+
+
+@router.post("/comparisons/{public_id}/judgment/submit", response=JudgmentOut, tags=["judgments"],
+             summary="Submit your saved draft (final); 422 lists what is missing")
+def submit_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
+    user = require(request, "annotator")
+    judgment = _own_judgment(user, public_id)
+    try:
+        submitted = actions.do_submit_judgment(user, judgment)
+    except actions.JudgmentClosed as exc:
+        raise HttpError(409, str(exc)) from None
+    return _judgment_out(Judgment.objects.select_related("comparison", "rubric_version").get(pk=submitted.pk))
+
+
+@router.get("/judgments/{judgment_id}", response=SubmittedJudgmentOut, tags=["judgments"],
+            summary="Your own judgment, or a submitted one for reviewers, adjudicators and admins (others' drafts: 404)")
+def get_judgment(request: HttpRequest, judgment_id: int) -> dict[str, Any]:
+    user = require(request, "reviewer", "adjudicator", "annotator")
+    judgments = Judgment.objects.select_related("comparison", "rubric_version")
+    j = judgments.filter(pk=judgment_id, annotator=user).first()
+    if j is None and user.has_role("admin", "reviewer", "adjudicator"):
+        j = judgments.filter(pk=judgment_id, status__in=VISIBLE_JUDGMENTS).first()
+    if j is None:
+        raise HttpError(404, "No such submitted judgment.")
+    return {
+        "id": j.pk, "comparison": j.comparison.public_id, "status": j.status, "ratings": j.ratings,
+        "overall": j.overall, "rationale": j.rationale, "confidence": j.confidence, "comments": j.comments,
+        "rubric_version": j.rubric_version.number, "submitted_at": j.submitted_at,
+    }
+
+
+# --- reviews and decisions -----------------------------------------------------------------
+
+
+@router.get("/reviews", response=list[ReviewOut], tags=["reviews"], summary="Your reviews")
+@paginate(LimitOffsetPagination)
+def list_reviews(request: HttpRequest):  # type: ignore[no-untyped-def]
+    user = require(request, "reviewer")
+    return Review.objects.filter(reviewer=user).select_related("judgment__comparison").order_by("-created_at", "-pk")
+
+
+@router.post("/reviews", response={201: ReviewOut}, tags=["reviews"],
+             summary="Review a submitted judgment: agree, disagree (per criterion) or request a revision")
+def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
+    from marlin.review.pipeline import do_review
+
+    user = require(request, "reviewer")
+    judgment = Judgment.objects.filter(pk=body.judgment_id, status__in=VISIBLE_JUDGMENTS).first()
+    if judgment is None:
+        raise HttpError(404, "No such submitted judgment.")
+    try:
+        review = do_review(user, judgment, verdict=body.verdict, reason=body.reason,
+                           per_criterion=body.per_criterion, active_seconds=body.active_seconds)
+    except IllegalTransition as exc:
+        raise HttpError(409, str(exc)) from None
+    except (KeyError, TypeError) as exc:
+        raise ValidationError(f"per_criterion is malformed: {exc}") from None
+    return Status(201, Review.objects.select_related("judgment__comparison").get(pk=review.pk))
+
+
+@router.get("/decisions", response=list[DecisionOut], tags=["decisions"],
+            summary="Final decisions (admins, authors, adjudicators; agent names for admins and authors)")
+@paginate(LimitOffsetPagination)
+def list_decisions(request: HttpRequest, project_id: int | None = None):  # type: ignore[no-untyped-def]
+    require(request, "author", "adjudicator")
+    qs = Decision.objects.select_related(
+        "comparison__run_a__agent", "comparison__run_b__agent", "rubric_version"
+    ).order_by("-decided_at", "-pk")
+    if project_id is not None:
+        qs = qs.filter(comparison__project_id=project_id)
+    return qs
