@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from marlin.accounts import views as account_views
+from marlin.api.api import api
 
 admin.site.site_header = "Marlin administration"
 # The Django admin is for the admin role only (is_staff follows the admin role grant).
@@ -15,10 +16,12 @@ urlpatterns = [
     path("repositories/", include("marlin.catalog.urls")),
     path("tasks/", include("marlin.tasks.urls")),
     path("checks/", include("marlin.agents.check_urls")),
+    path("agents/", include("marlin.agents.urls")),
     path("audit/", include("marlin.audit.urls")),
     path("compare/", include("marlin.review.urls")),
     path("review/", include("marlin.review.pipeline_urls")),
     path("leaderboard/", include("marlin.analytics.urls")),
     path("exports/", include("marlin.exports.urls")),
+    path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]
