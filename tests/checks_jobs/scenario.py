@@ -86,8 +86,10 @@ def make_candidate(task, patch: str, agent_name: str = "agent-good"):  # type: i
 
 
 def demo_patches(key: str = DEMO_KEY) -> dict[str, str]:
+    from marlin.demo.load import ensure_demo_repository
     from marlin.demo.sample_repo import candidate_patches
 
+    ensure_demo_repository()  # builds the source repository on first use
     return candidate_patches(demo_source(), key)
 
 
