@@ -30,6 +30,7 @@ def dashboard_sections(user) -> list[Section]:
                     Link("Repositories", reverse("catalog:list"), "The catalog: add, import and mirror repositories."),
                     Link("Tasks", reverse("tasks:list"), "Write tasks on a repository at a commit."),
                     Link("New task", reverse("tasks:create"), "Start a task from a mirrored repository."),
+                    Link("Agents", reverse("agents:list"), "Models and command-line agents that write candidates; pools and runs."),
                 ],
             )
         )
