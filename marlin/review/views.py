@@ -6,6 +6,7 @@ run, turn, candidate or agent id into a URL, a page or a JSON answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -181,7 +182,7 @@ def _render_page(
             criteria=_criteria_state(version, state),
             overall=_overall_state(version, state),
             state=state,
-            comments_json=state["comments"],
+            comments_value=json.dumps(state["comments"]),
             turn_notes=[(n, state["turn_notes"].get(str(n), "")) for n in context["turns"]],
             errors=errors or {},
             min_rationale=comparison.project.min_rationale_chars,
