@@ -448,10 +448,13 @@ def do_require_rereview(actor: Any, project: Project, *, reason: str = "") -> li
         .exclude(rubric_version=current)
         .values("comparison_id")
     )
-    candidates = Comparison.objects.filter(pk__in=stale_on).order_by("pk")
+    # Lock every comparison (in id order) before the first audit record takes the chain head:
+    # other transitions lock one comparison and then the head, so this order cannot deadlock.
+    candidates = list(
+        Comparison.objects.select_for_update().select_related("project").filter(pk__in=list(stale_on)).order_by("pk")
+    )
     sent_back = []
-    for candidate in candidates:
-        comparison = _lock(candidate)
+    for comparison in candidates:
         stale = list(
             comparison.judgments.filter(status=JudgmentStatus.SUBMITTED).exclude(rubric_version=current).order_by("pk")
         )
