@@ -371,7 +371,7 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
 
 
 @require_POST
-@comparison_view
+@comparison_view(start=True)
 def follow_up(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
     if not viewer.editable:
         raise PermissionDenied("Only the annotator working on this comparison may ask for a follow-up.")
