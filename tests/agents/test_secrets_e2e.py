@@ -36,7 +36,7 @@ def test_the_key_reaches_the_model_server_and_nothing_else(
     model_server_factory,
     monkeypatch,
     caplog,
-    capfd,  # noqa: F811
+    capfd,
 ) -> None:
     key = f"sk-marlin-{secrets.token_hex(16)}"
     monkeypatch.setenv(KEY_ENV, key)
