@@ -207,10 +207,23 @@ def preference_rows(
 # --- records ----------------------------------------------------------------------------------
 
 
-def judgment_records(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
-    from marlin.analytics.queries import judgments_for
+def record_judgments(project: Project, filters: DecisionFilters) -> QuerySet[Judgment]:
+    """Every judgment that left the draft stage, voided and sent-back ones included (records are
+    the full history; statistics use judgments_for, which keeps only the counted ones)."""
+    qs = Judgment.objects.filter(comparison__project=project).exclude(status=JudgmentStatus.DRAFT)
+    if filters.task_kind:
+        qs = qs.filter(comparison__task__kind=filters.task_kind)
+    if filters.agents:
+        qs = qs.filter(comparison__run_a__agent_id__in=filters.agents, comparison__run_b__agent_id__in=filters.agents)
+    if filters.since:
+        qs = qs.filter(submitted_at__date__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(submitted_at__date__lte=filters.until)
+    return qs
 
-    qs = judgments_for(project, filters).select_related("annotator", "comparison", "rubric_version__rubric")
+
+def judgment_records(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
+    qs = record_judgments(project, filters).select_related("annotator", "comparison", "rubric_version__rubric")
     for j in qs.order_by("pk").iterator(chunk_size=CHUNK):
         yield {
             "type": "judgment",
@@ -235,10 +248,8 @@ def judgment_records(project: Project, filters: DecisionFilters) -> Iterator[dic
 
 
 def review_records(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
-    from marlin.analytics.queries import judgments_for
-
-    qs = Review.objects.filter(judgment__in=judgments_for(project, filters)).select_related(
-        "reviewer", "judgment__comparison"
+    qs = Review.objects.filter(judgment__in=record_judgments(project, filters)).select_related(
+        "reviewer", "judgment__comparison", "rubric_version"
     )
     for r in qs.order_by("pk").iterator(chunk_size=CHUNK):
         yield {
@@ -251,6 +262,8 @@ def review_records(project: Project, filters: DecisionFilters) -> Iterator[dict[
             "per_criterion": r.per_criterion,
             "reason": r.reason,
             "active_seconds": r.active_seconds,
+            "rubric_version": r.rubric_version.number if r.rubric_version else None,
+            "superseded_at": r.superseded_at.isoformat() if r.superseded_at else None,
             "created_at": r.created_at.isoformat(),
         }
 

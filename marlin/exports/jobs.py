@@ -97,9 +97,9 @@ def _write_records(export: Export, filters: DecisionFilters, out: Path, progress
         "reviews": write_jsonl(out / "reviews.jsonl", progress.wrap(build.review_records(project, filters))),
         "decisions": write_jsonl(out / "decisions.jsonl", progress.wrap(build.decision_records(project, filters))),
     }
-    from marlin.analytics.queries import decisions_for, judgments_for
+    from marlin.analytics.queries import decisions_for
 
-    pairs = set(judgments_for(project, filters).values_list("rubric_version__rubric__name", "rubric_version__number"))
+    pairs = set(build.record_judgments(project, filters).values_list("rubric_version__rubric__name", "rubric_version__number"))
     pairs |= set(decisions_for(project, filters).values_list("rubric_version__rubric__name", "rubric_version__number"))
     return {**counts, "rubric_versions": [{"rubric": n, "version": v} for n, v in sorted(pairs)]}
 
