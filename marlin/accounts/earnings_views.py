@@ -126,6 +126,23 @@ def adjust(request: HttpRequest) -> HttpResponse:
     return _back_to(person)
 
 
+def _stale_judgments_per_project() -> list[tuple[Project, int]]:
+    """Projects that re-review after rubric changes, with how many judgments in review or
+    disputed were made under an older rubric version."""
+    from marlin.review.models import Judgment
+
+    rows = []
+    for project in Project.objects.filter(rereview_on_rubric_change=True).select_related("rubric"):
+        current = project.rubric.current_version()
+        stale = (
+            Judgment.objects.filter(comparison__project=project, comparison__state__in=["in_review", "disputed"], status="submitted")
+            .exclude(rubric_version=current)
+            .count()
+        )
+        rows.append((project, stale))
+    return rows
+
+
 @role_required()
 def dashboard(request: HttpRequest) -> HttpResponse:
     project = None
@@ -138,6 +155,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     figures = earnings.dashboard(project=project, days=days)
     peak = max((n for _, n in figures.throughput), default=0) or 1
     context = {
+        "stale": _stale_judgments_per_project(),
         "figures": figures,
         "bars": [(day, n, round(100 * n / peak)) for day, n in figures.throughput],
         "project": project,

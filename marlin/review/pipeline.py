@@ -446,7 +446,7 @@ def do_require_rereview(actor: Any, project: Project, *, reason: str = "") -> li
             status=JudgmentStatus.SUBMITTED,
         )
         .exclude(rubric_version=current)
-        .values("comparison_id")
+        .values_list("comparison_id", flat=True)
     )
     # Lock every comparison (in id order) before the first audit record takes the chain head:
     # other transitions lock one comparison and then the head, so this order cannot deadlock.

@@ -325,7 +325,7 @@ def rereview(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{len(sent_back)} comparison(s) sent back to review under the current rubric.")
-    return redirect("tasks:project", project_id=project.pk)
+    return redirect("earnings:dashboard")
 
 
 # Annotators.

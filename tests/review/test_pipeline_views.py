@@ -6,6 +6,8 @@ import pytest
 
 from marlin.accounts.models import Earning
 from marlin.review.models import ComparisonState, JudgmentStatus
+from marlin.tasks.actions import do_revise_rubric
+from marlin.tasks.rubric import DEFAULT_CRITERIA
 from tests.review.factories import make_comparison, make_project, submitted_judgment
 
 CRITERIA = ("correctness", "security", "reliability", "maintainability")
@@ -179,10 +181,24 @@ def test_voiding_through_the_timeline_needs_a_reason_and_pays_nobody(client, ali
     assert "already voided" in response.content.decode()
 
 
-def test_rereview_from_the_project_page_is_admin_only(client, erin, bob) -> None:
+def test_rereview_from_the_dashboard_is_admin_only(client, erin, bob, alice, anna) -> None:
     project = make_project()
     client.force_login(bob)
     assert client.post(f"/review/projects/{project.pk}/rereview/").status_code == 403
     client.force_login(erin)
     response = client.post(f"/review/projects/{project.pk}/rereview/", follow=True)
     assert "does not ask for re-review" in response.content.decode()
+    project.rereview_on_rubric_change = True
+    project.save()
+    page = client.get("/account/earnings/dashboard/").content.decode()
+    assert f"<td>{project.name}</td><td>0</td>" in page  # nothing stale: no button
+    response = client.post(f"/review/projects/{project.pk}/rereview/", follow=True)
+    assert "0 comparison(s) sent back to review" in response.content.decode()
+    in_review(alice, anna, project=project)
+    criteria = [dict(c) for c in DEFAULT_CRITERIA]
+    criteria[1]["guidance"] += " Check new dependencies too."
+    do_revise_rubric(erin, project.rubric, criteria, note="Dependencies are a security matter.")
+    page = client.get("/account/earnings/dashboard/").content.decode()
+    assert f"<td>{project.name}</td><td>2</td>" in page and f"/review/projects/{project.pk}/rereview/" in page
+    response = client.post(f"/review/projects/{project.pk}/rereview/", follow=True)
+    assert "1 comparison(s) sent back to review" in response.content.decode()
