@@ -38,16 +38,28 @@ def dashboard_sections(user) -> list[Section]:
         sections.append(
             Section(
                 "Annotate",
-                [Link("Next comparison", reverse("review:queue"), "Judge two changes blind: your queue and drafts.")],
+                [
+                    Link("Next comparison", reverse("review:queue"), "Judge two changes blind: your queue and drafts."),
+                    Link("Revisions requested", reverse("pipeline:revisions"), "Judgments reviewers sent back, with their comments."),
+                ],
             )
         )
     if user.has_role("admin", "reviewer"):
         sections.append(
             Section(
                 "Reviewing",
-                [Link("Tasks awaiting approval", reverse("tasks:list") + "?status=draft", "Approve drafts or send them back.")],
+                [
+                    Link("Review queue", reverse("pipeline:queue"), "Agree or disagree with submitted judgments."),
+                    Link("Tasks awaiting approval", reverse("tasks:list") + "?status=draft", "Approve drafts or send them back."),
+                ],
             )
         )
+    if user.has_role("admin", "adjudicator"):
+        sections.append(
+            Section("Adjudication", [Link("Disputed comparisons", reverse("pipeline:adjudication_queue"), "Record the final decision where judgments or reviews disagree.")])
+        )
+    if user.has_role("annotator", "reviewer", "adjudicator"):
+        sections.append(Section("Pay", [Link("Earnings", reverse("earnings:mine"), "Your pay and active time per month.")]))
     sections.append(
         Section(
             "Projects",
@@ -65,6 +77,7 @@ def dashboard_sections(user) -> list[Section]:
                 "Administration",
                 [
                     Link("Audit log", reverse("audit:list"), "Every change: who, when, what and why."),
+                    Link("Review dashboard and payroll", reverse("earnings:dashboard"), "Throughput, agreement, cost; payroll CSV."),
                     Link("Django admin", reverse("admin:index"), "Users, roles and raw records."),
                 ],
             )
