@@ -159,6 +159,9 @@ class Review(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"review {self.pk} by {self.reviewer} on judgment {self.judgment_id}: {self.verdict}"
+
 
 class DecisionSource(models.TextChoices):
     AGREEMENT = "agreement", "Agreement"
