@@ -26,7 +26,7 @@ from django.template.loader import get_template
 
 from marlin import paths
 from marlin.agents.models import Candidate, CheckResult, Run, TrajectoryStep, Turn
-from marlin.review import diffrender
+from marlin.review import blinding, diffrender
 from marlin.review.diffs import DiffParseError, FileDiff, TreeNode, file_tree, parse_patch
 from marlin.review.models import Comparison, Judgment, JudgmentStatus
 from marlin.sandbox.gitutil import GitError, run_git, validate_ref
@@ -157,6 +157,7 @@ def comparison_context(
         "sides": sides,
         "checks_shown": checks_shown,
         "checks_template": _checks_template(),
+        "revealed": blinding.revealed_agents(user, comparison),
     }
 
 

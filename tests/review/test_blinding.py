@@ -14,6 +14,7 @@ import pytest
 
 from marlin.agents.models import Agent, Candidate, Run, TrajectoryStep, Turn
 from marlin.review import queue
+from marlin.review.blinding import identity_strings, revealed_agents
 from marlin.review.compare import side_files
 from marlin.review.comparisons import turn_finished
 from marlin.review.models import Comparison
@@ -61,8 +62,8 @@ def comparison(erin, dave) -> Comparison:
     return comparison
 
 
-def _secrets() -> list[str]:
-    values = set(NAMES) | {name.lower() for name in NAMES}
+def _secrets(comparison: Comparison) -> list[str]:
+    values = set(NAMES) | {name.lower() for name in NAMES} | set(identity_strings(comparison))
     for model in (Agent, Run, Turn, Candidate):
         ids = [str(pk) for pk in model.objects.values_list("pk", flat=True)]
         assert all(int(i) >= PK_BASE for i in ids), f"{model.__name__} ids must be distinctive"
@@ -80,7 +81,7 @@ def _assert_blind(label: str, response, secrets: list[str]) -> str:
 
 
 def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(alice, make_user, client_for, comparison):
-    secrets = _secrets()
+    secrets = _secrets(comparison)
     assert queue.next_comparison(alice) == comparison
     client = client_for(alice)
     base = f"/compare/{comparison.public_id}/"
@@ -138,3 +139,18 @@ def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(alice, make_user
     bob_page = client_for(make_user("bob2", "reviewer")).get(base)
     assert "accounting notation" in _assert_blind("reviewer page", bob_page, secrets)
     assert len(seen) >= 39  # every view above was really fetched and searched
+
+
+def test_identities_are_revealed_only_after_the_decision_and_only_to_those_allowed(erin, alice, comparison):
+    from marlin.review.models import ComparisonState
+
+    assert revealed_agents(erin, comparison) is None  # not even admins before the decision
+    Comparison.objects.filter(pk=comparison.pk).update(state=ComparisonState.DECIDED)
+    comparison.refresh_from_db()
+    revealed = revealed_agents(erin, comparison)
+    assert set(revealed.values()) == {f"{name} 1" for name in NAMES}
+    assert revealed["A"].startswith(comparison.run_a.agent.name)
+    assert revealed_agents(alice, comparison) is None  # the project keeps experts blind
+    comparison.project.reveal_agents_to_experts_after_decision = True
+    comparison.project.save()
+    assert revealed_agents(alice, comparison) is None  # she did not work on it
