@@ -38,9 +38,9 @@ def lease_until() -> datetime:
 
 
 @contextlib.contextmanager
-def heartbeat(model: type[models.Model], pk: int, status: str) -> Iterator[None]:
-    """Renew row `pk`'s lease every third of a lease while the block runs and the row is still
-    `status`, so that only a worker that died loses its claim."""
+def heartbeat(model: type[models.Model], **filters: object) -> Iterator[None]:
+    """Renew the lease of the rows matching `filters` (e.g. pk=..., status="running") every
+    third of a lease while the block runs, so that only a worker that died loses its claim."""
     stop = threading.Event()
     interval = max(lease_seconds() / 3, 0.2)
 
@@ -48,15 +48,15 @@ def heartbeat(model: type[models.Model], pk: int, status: str) -> Iterator[None]
         try:
             while not stop.wait(interval):
                 try:
-                    model.objects.filter(pk=pk, status=status).update(  # type: ignore[attr-defined]
+                    model.objects.filter(**filters).update(  # type: ignore[attr-defined]
                         lease_expires_at=lease_until()
                     )
                 except Exception:  # a missed beat is retried; the lease has slack for two
-                    logger.exception("could not renew the lease of %s %s", model.__name__, pk)
+                    logger.exception("could not renew the lease of %s %s", model.__name__, filters)
         finally:
             connections.close_all()  # this thread's connections only
 
-    thread = threading.Thread(target=beat, name=f"lease-{model.__name__}-{pk}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"lease-{model.__name__}", daemon=True)
     thread.start()
     try:
         yield

@@ -90,7 +90,10 @@ def run_candidate_checks(candidate_id: int) -> dict[str, int]:
     if candidate is None or not _runnable(candidate_id):
         return {"ran": 0, "skipped": 0}
     task = candidate.turn.run.task
-    environment = ready_environment(task)
+    # While this job waits for a long environment build, its queued rows are not lost work:
+    # keep their enqueue lease fresh so the recovery sweep does not queue duplicate jobs.
+    with heartbeat(CheckResult, candidate_id=candidate_id, status=CheckStatus.QUEUED):
+        environment = ready_environment(task)
     ran = skipped = 0
     for check_id in _runnable(candidate_id):
         if not claim_check(check_id):
@@ -104,7 +107,7 @@ def run_candidate_checks(candidate_id: int) -> dict[str, int]:
 def _run_claimed(check_id: int, candidate: Candidate, task: Task, environment: Environment) -> None:
     row = CheckResult.objects.get(pk=check_id)
     try:
-        with heartbeat(CheckResult, check_id, CheckStatus.RUNNING):
+        with heartbeat(CheckResult, pk=check_id, status=CheckStatus.RUNNING):
             outcome = _outcome(row, candidate, task, environment)
     except BaseException as exc:
         # Release the row on a crash of ours too, so it is not stuck until the lease ends.

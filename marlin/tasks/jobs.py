@@ -123,7 +123,7 @@ def _build_claimed(environment_id: int) -> None:
     started = time.monotonic()
     status, log = EnvironmentStatus.FAILED, ""
     try:
-        with heartbeat(Environment, environment.pk, EnvironmentStatus.BUILDING):
+        with heartbeat(Environment, pk=environment.pk, status=EnvironmentStatus.BUILDING):
             status, log = _run_setup(environment, target)
     except BaseException as exc:
         # Release the row even on a crash of ours, so it is not stuck until the lease ends.

@@ -169,3 +169,26 @@ def test_the_sweep_requeues_checks_whose_worker_died(settings, immediate_jobs) -
     row.refresh_from_db()
     assert (row.status, row.attempts) == (CheckStatus.PASSED, 2)
     assert CheckResult.objects.filter(candidate=candidate).count() == 1
+
+
+def test_the_sweep_rebuilds_an_environment_whose_builder_died(settings, immediate_jobs) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marlin.tasks.jobs import claim_environment, recover_environments
+
+    task = demo_task(checks=[], setup_command="echo rebuilt > /env/marker")
+    environment = environment_for(task)
+    assert claim_environment(environment.pk)  # a worker started building, then died
+    assert not claim_environment(environment.pk)
+    assert recover_environments() == []  # its lease still holds
+    Environment.objects.filter(pk=environment.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert recover_environments() == [environment.pk]
+    environment.refresh_from_db()
+    assert environment.status == EnvironmentStatus.READY, environment.log
+    from pathlib import Path
+
+    assert (Path(environment.path) / "marker").read_text() == "rebuilt\n"
