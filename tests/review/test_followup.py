@@ -4,49 +4,14 @@ model server over real HTTP, paired by the agents' pairing action, run by the re
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from marlin.agents import actions as agent_actions
 from marlin.agents.jobs import run_turn
-from marlin.agents.models import Turn, TurnStatus
-from marlin.agents.pairing import do_pair_task
+from marlin.agents.models import Turn
 from marlin.review import queue
-from marlin.review.models import Comparison, Judgment, JudgmentStatus
-from tests.fakes import Call, FakeModelServer, Reply, model_server_factory  # noqa: F401
-from tests.review.workspace_factories import make_project, make_task
-
-KEY_ENV = "MARLIN_TEST_MODEL_KEY"
-NAMES = ("SecretAgentZephyr", "SecretAgentQuokka")
-
-
-def _write(path: str, content: str, summary: str) -> list[Reply]:
-    return [
-        Reply(text=f"Writing {path}.", tool_calls=[Call("write_file", {"path": path, "content": content})]),
-        Reply(tool_calls=[Call("finish", {"summary": summary})]),
-    ]
-
-
-def paired_comparison(erin, dave, server: FakeModelServer, **policy: Any) -> Comparison:
-    """Two agents on one server; turn 1 of each run writes a different README."""
-    project = make_project(erin, **policy)
-    task = make_task(dave, project, reviewer=erin)
-    agents = [
-        agent_actions.do_create_agent(
-            erin, name=name, provider="openai",
-            settings={"model": f"{name.lower()}-1", "base_url": server.openai_base_url,
-                      "api_key_env": KEY_ENV, "timeout_s": 10, "max_attempts": 2, "backoff_base_s": 0.01},
-        )
-        for name in NAMES
-    ]
-    agent_actions.do_set_agent_pool(erin, project, agents)
-    first, second = do_pair_task(erin, task, seed=1)
-    for run, text in ((first, "first"), (second, "second")):
-        server.add(*_write("README.md", f"# ledgerlite\n\nThe {text} run was here.\n", "readme"))
-        run_turn.call(run.turns.get(number=1).pk)
-        assert run.turns.get(number=1).status == TurnStatus.DONE, run.turns.get(number=1).error
-    return Comparison.objects.get(task=task)
+from marlin.review.models import Judgment, JudgmentStatus
+from tests.fakes import model_server_factory  # noqa: F401
+from tests.review.workspace_factories import KEY_ENV, model_writes, paired_comparison
 
 
 @pytest.mark.slow
@@ -69,11 +34,11 @@ def test_a_follow_up_runs_both_sides_and_the_page_shows_the_new_turn(
     status = client.get(base + "status/").content.decode()
     assert "A: queued" in status and "B: queued" in status and 'hx-trigger="every 2s"' in status
     # Side B finishes first: the page says so, and still polls.
-    server.add(*_write("CHANGES.md", "B changes\n", "changes"))
+    server.add(*model_writes("CHANGES.md", "B changes\n", "changes"))
     run_turn.call(Turn.objects.get(run=comparison.run_b, number=2).pk)
     status = client.get(base + "status/").content.decode()
     assert "A: queued" in status and "B: done" in status and "every 2s" in status
-    server.add(*_write("CHANGES.md", "A changes\n", "changes"))
+    server.add(*model_writes("CHANGES.md", "A changes\n", "changes"))
     run_turn.call(Turn.objects.get(run=comparison.run_a, number=2).pk)
     comparison.refresh_from_db()
     assert comparison.turn_count == 2

@@ -27,6 +27,7 @@ from marlin.review.diffs import patch_stats
 from marlin.review.models import Comparison
 from marlin.tasks.actions import do_approve_task, do_create_project, do_create_task
 from marlin.tasks.models import Project, Task
+from tests.fakes import Call, FakeModelServer, Reply
 
 TASK_KEY = "paren-negatives"
 # Building the demo repository takes seconds; it is built once per test session and copied into
@@ -138,3 +139,40 @@ def make_comparison(
 
 def source_path() -> Path:
     return demo_source_path()
+
+
+KEY_ENV = "MARLIN_TEST_MODEL_KEY"
+NAMES = ("SecretAgentZephyr", "SecretAgentQuokka")
+
+
+def model_writes(path: str, content: str, summary: str) -> list[Reply]:
+    return [
+        Reply(text=f"Writing {path}.", tool_calls=[Call("write_file", {"path": path, "content": content})]),
+        Reply(tool_calls=[Call("finish", {"summary": summary})]),
+    ]
+
+
+def paired_comparison(erin, dave, server: FakeModelServer, **policy: Any) -> Comparison:
+    """Two API agents answered by one fake model server, paired by the agents' pairing action
+    and run by the real run_turn job; turn 1 of each run writes a different README."""
+    from marlin.agents import actions as agent_actions
+    from marlin.agents.jobs import run_turn
+    from marlin.agents.pairing import do_pair_task
+
+    project = make_project(erin, **policy)
+    task = make_task(dave, project, reviewer=erin)
+    agents = [
+        agent_actions.do_create_agent(
+            erin, name=name, provider="openai",
+            settings={"model": f"{name.lower()}-1", "base_url": server.openai_base_url,
+                      "api_key_env": KEY_ENV, "timeout_s": 10, "max_attempts": 2, "backoff_base_s": 0.01},
+        )
+        for name in NAMES
+    ]
+    agent_actions.do_set_agent_pool(erin, project, agents)
+    first, second = do_pair_task(erin, task, seed=1)
+    for run, text in ((first, "first"), (second, "second")):
+        server.add(*model_writes("README.md", f"# ledgerlite\n\nThe {text} run was here.\n", "readme"))
+        run_turn.call(run.turns.get(number=1).pk)
+        assert run.turns.get(number=1).status == TurnStatus.DONE, run.turns.get(number=1).error
+    return Comparison.objects.get(task=task)
