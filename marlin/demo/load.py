@@ -99,8 +99,9 @@ def demo_checks(task: dict) -> list[dict]:
                 "pass_to_pass": task["pass_to_pass"],
             }
         )
-    checks.append({"kind": "lint", "name": "ruff", "paths": ["ledgerlite"]})
-    checks.append({"kind": "security", "name": "bandit", "paths": ["ledgerlite"]})
+    # Without paths, lint and security checks scan only the files the candidate changed.
+    checks.append({"kind": "lint", "name": "ruff"})
+    checks.append({"kind": "security", "name": "bandit"})
     return checks
 
 
@@ -144,7 +145,37 @@ def load_demo() -> Project:
         )
         if spec["key"] != "format-tests":
             task_actions.do_approve_task(reviewer, task, comment="Clear and checkable.")
+    _import_demo_candidates(author, project, source)
     return project
+
+
+# Two imported agents with opposite strengths, so the comparisons are worth judging: each
+# solves some tasks well and gets others subtly wrong (see sample_repo_files.TASKS).
+DEMO_AGENT_SOLUTIONS = {
+    "atlas-coder": {"paren-negatives": "good", "no-eval": "flawed", "balance-at": "good"},
+    "corvid-agent": {"paren-negatives": "flawed", "no-eval": "good", "balance-at": "flawed"},
+}
+
+
+def _import_demo_candidates(author: User, project: Project, source: Path) -> None:
+    from marlin.agents.imports import do_import_predictions
+    from marlin.agents.models import Run
+    from marlin.demo.sample_repo import candidate_patches
+
+    if Run.objects.filter(task__project=project).exists():
+        return
+    lines = []
+    patches = {spec["key"]: candidate_patches(source, spec["key"]) for spec in TASKS if spec["candidates"]}
+    for agent, choices in DEMO_AGENT_SOLUTIONS.items():
+        for key, variant in choices.items():
+            lines.append(
+                json.dumps(
+                    {"instance_id": f"demo:{key}", "model_name_or_path": agent, "model_patch": patches[key][variant]}
+                )
+            )
+    report = do_import_predictions(author, project, "\n".join(lines) + "\n", filename="demo predictions")
+    if report.errors:
+        raise RuntimeError(f"demo predictions did not import: {report.errors}")
 
 
 def demo_logins() -> list[tuple[str, str, str]]:
