@@ -1,5 +1,6 @@
 """The demo data: what `make demo` loads must be complete, loadable twice, and usable."""
 
+import pytest
 from django.core.management import call_command
 
 from marlin.accounts.models import User
@@ -9,6 +10,7 @@ from marlin.review.models import Comparison
 from marlin.tasks.models import Task, TaskStatus
 
 
+@pytest.mark.slow
 def test_the_demo_loads_once_and_is_ready_to_judge(db, client, capsys):
     call_command("demo", "--load-only")
     load_demo()  # a second load changes nothing
