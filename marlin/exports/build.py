@@ -12,10 +12,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from marlin.agents.models import Candidate, CheckResult, Turn
+from marlin.accounts.models import User
+from marlin.agents.models import Agent, Candidate, CheckResult, Run, Turn
 from marlin.analytics.queries import DecisionFilters, criterion_keys, decisions_for
 from marlin.review.models import Decision, Judgment, JudgmentStatus, Review
-from marlin.tasks.models import Project, Task, TaskStatus
+from marlin.tasks.models import Project, RubricVersion, Task, TaskStatus
 from marlin.tasks.rubric import OVERALL_KEY
 
 CHUNK = 2000
@@ -31,10 +32,12 @@ def system_message(task: Task) -> str:
     )
 
 
-def prompt_messages(task: Task, follow_ups: list[str]) -> list[dict[str, str]]:
+def prompt_messages(task: Task | dict[str, Any], follow_ups: list[str]) -> list[dict[str, str]]:
+    if isinstance(task, Task):
+        task = {"prompt": task.prompt, "system": system_message(task)}
     messages = [
-        {"role": "system", "content": system_message(task)},
-        {"role": "user", "content": task.prompt},
+        {"role": "system", "content": task["system"]},
+        {"role": "user", "content": task["prompt"]},
     ]
     messages += [{"role": "user", "content": text} for text in follow_ups]
     return messages
@@ -58,37 +61,65 @@ def continuation(conversation: list[Any], patch: str) -> list[dict[str, str]]:
     return messages[first_user + 1 :] + [{"role": "assistant", "content": patch}]
 
 
-def check_summary(results: Iterable[CheckResult | dict[str, Any]]) -> list[dict[str, Any]]:
-    fields = ("name", "kind", "status", "passed", "failed", "errors", "skipped")
-    out = []
-    for r in results:
-        out.append({f: (r[f] if isinstance(r, dict) else getattr(r, f)) for f in fields})
-    return out
+# Decisions are read as plain values, not model instances: building ~11 model objects per
+# decision dominated the export time (see docs/benchmarks-exports.md).
+DECISION_FIELDS = (
+    "pk", "overall", "ratings", "rationale", "source", "decided_at", "rubric_version_id", "decided_by_id",
+    "comparison_id", "comparison__public_id", "comparison__turn_count", "comparison__task_id",
+    "comparison__run_a_id", "comparison__run_b_id", "comparison__run_a__agent_id", "comparison__run_b__agent_id",
+)
+
+
+class Lookups:
+    """Small tables (agents, rubric versions, users) read once; tasks read per chunk."""
+
+    def __init__(self) -> None:
+        self.agents = {pk: (name, version) for pk, name, version in Agent.objects.values_list("pk", "name", "version_label")}
+        self.versions = {
+            pk: (name, number)
+            for pk, name, number in RubricVersion.objects.values_list("pk", "rubric__name", "number")
+        }
+        self._pseudonyms: dict[int, str] = {}
+        self.tasks: dict[int, dict[str, Any]] = {}
+
+    def pseudonyms(self, user_ids: Iterable[int]) -> dict[int, str]:
+        missing = {pk for pk in user_ids if pk is not None and pk not in self._pseudonyms}
+        for pk, joined in User.objects.filter(pk__in=missing).values_list("pk", "date_joined"):
+            self._pseudonyms[pk] = User(pk=pk, date_joined=joined).pseudonym
+        return self._pseudonyms
+
+    def load_tasks(self, task_ids: Iterable[int]) -> None:
+        missing = {pk for pk in task_ids if pk not in self.tasks}
+        for task in Task.objects.filter(pk__in=missing).select_related("repository"):
+            self.tasks[task.pk] = {
+                "prompt": task.prompt, "system": system_message(task), "external_id": task.external_id,
+                "kind": task.kind, "repository": task.repository.url, "base_commit": task.base_commit,
+                "instance_id": instance_id(task),
+            }
 
 
 @dataclass
 class Chunk:
     """Related rows for one chunk of decisions, fetched in bulk."""
 
-    candidates: dict[int, Candidate]  # run id -> latest candidate
+    patches: dict[int, tuple[int, str]]  # run id -> (candidate id, patch) of its latest turn
     checks: dict[int, list[dict[str, Any]]]  # candidate id -> check summaries
     follow_ups: dict[int, list[str]]  # run id -> prompts of turns 2..n
     experts: dict[int, list[str]]  # comparison id -> pseudonyms of the judging experts
+    conversations: dict[int, list[Any]]  # run id -> conversation (only when asked for)
 
 
-def _load_chunk(decisions: list[Decision]) -> Chunk:
-    run_ids = [r for d in decisions for r in (d.comparison.run_a_id, d.comparison.run_b_id)]
-    candidates: dict[int, Candidate] = {}
-    for candidate in (
-        Candidate.objects.filter(turn__run_id__in=run_ids)
-        .select_related("turn")
-        .only("patch", "files_changed", "lines_added", "lines_removed", "turn__run_id", "turn__number")
-        .order_by("turn__number")
+def _load_chunk(decisions: list[dict[str, Any]], lookups: Lookups, *, conversations: bool = False) -> Chunk:
+    run_ids = [r for d in decisions for r in (d["comparison__run_a_id"], d["comparison__run_b_id"])]
+    lookups.load_tasks(d["comparison__task_id"] for d in decisions)
+    patches: dict[int, tuple[int, str]] = {}
+    for run_id, candidate_id, patch in (
+        Candidate.objects.filter(turn__run_id__in=run_ids).order_by("turn__number").values_list("turn__run_id", "pk", "patch")
     ):
-        candidates[candidate.turn.run_id] = candidate  # later turns overwrite: the latest wins
+        patches[run_id] = (candidate_id, patch)  # later turns overwrite: the latest wins
     checks: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
-        CheckResult.objects.filter(candidate_id__in=[c.pk for c in candidates.values()])
+        CheckResult.objects.filter(candidate_id__in=[c for c, _ in patches.values()])
         .order_by("check_index")
         .values("candidate_id", "name", "kind", "status", "passed", "failed", "errors", "skipped")
     ):
@@ -98,87 +129,86 @@ def _load_chunk(decisions: list[Decision]) -> Chunk:
         Turn.objects.filter(run_id__in=run_ids, number__gt=1).order_by("number").values_list("run_id", "prompt")
     ):
         follow_ups[run_id].append(prompt)
-    experts: dict[int, list[str]] = defaultdict(list)
-    for judgment in (
-        Judgment.objects.filter(comparison_id__in=[d.comparison_id for d in decisions], status__in=EXPERT_JUDGMENTS)
-        .select_related("annotator")
-        .only("comparison", "annotator__id", "annotator__date_joined")
+    judged = list(
+        Judgment.objects.filter(comparison_id__in=[d["comparison_id"] for d in decisions], status__in=EXPERT_JUDGMENTS)
         .order_by("pk")
-    ):
-        experts[judgment.comparison_id].append(judgment.annotator.pseudonym)
-    return Chunk(candidates, checks, follow_ups, experts)
+        .values_list("comparison_id", "annotator_id")
+    )
+    names = lookups.pseudonyms([who for _, who in judged] + [d["decided_by_id"] for d in decisions])
+    experts: dict[int, list[str]] = defaultdict(list)
+    for comparison_id, who in judged:
+        experts[comparison_id].append(names[who])
+    convs = dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "conversation")) if conversations else {}
+    return Chunk(patches, checks, follow_ups, experts, convs)
 
 
-def chunked(qs: QuerySet[Decision], size: int = CHUNK) -> Iterator[list[Decision]]:
+def chunked(qs: QuerySet[Decision], size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
     """Keyset pagination by primary key: stable and constant-cost per chunk."""
     last = 0
     while True:
-        batch = list(qs.filter(pk__gt=last).order_by("pk")[:size])
+        batch = list(qs.filter(pk__gt=last).order_by("pk").values(*DECISION_FIELDS)[:size])
         if not batch:
             return
         yield batch
-        last = batch[-1].pk
+        last = batch[-1]["pk"]
 
 
 def preference_decisions(project: Project, filters: DecisionFilters) -> QuerySet[Decision]:
-    return decisions_for(project, filters).select_related(
-        "comparison__task__repository",
-        "comparison__run_a__agent",
-        "comparison__run_b__agent",
-        "rubric_version__rubric",
-        "decided_by",
+    return decisions_for(project, filters)
+
+
+def preference_row(d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list[str], *, conversations: bool) -> dict[str, Any]:
+    task = lookups.tasks[d["comparison__task_id"]]
+    a_chosen = d["overall"] < 0
+    run_a, run_b = d["comparison__run_a_id"], d["comparison__run_b_id"]
+    agent_a, agent_b = d["comparison__run_a__agent_id"], d["comparison__run_b__agent_id"]
+    (chosen_run, chosen_agent), (rejected_run, rejected_agent) = (
+        ((run_a, agent_a), (run_b, agent_b)) if a_chosen else ((run_b, agent_b), (run_a, agent_a))
     )
-
-
-def preference_row(decision: Decision, chunk: Chunk, keys: list[str], *, conversations: bool) -> dict[str, Any]:
-    comparison = decision.comparison
-    task = comparison.task
-    a_chosen = decision.overall < 0
-    chosen_run, rejected_run = (comparison.run_a, comparison.run_b) if a_chosen else (comparison.run_b, comparison.run_a)
-    chosen_c = chunk.candidates.get(chosen_run.pk)
-    rejected_c = chunk.candidates.get(rejected_run.pk)
-    chosen_patch = chosen_c.patch if chosen_c else ""
-    rejected_patch = rejected_c.patch if rejected_c else ""
+    chosen_id, chosen_patch = chunk.patches.get(chosen_run, (None, ""))
+    rejected_id, rejected_patch = chunk.patches.get(rejected_run, (None, ""))
     if conversations:
-        chosen = continuation(chosen_run.conversation, chosen_patch)
-        rejected = continuation(rejected_run.conversation, rejected_patch)
+        chosen = continuation(chunk.conversations.get(chosen_run, []), chosen_patch)
+        rejected = continuation(chunk.conversations.get(rejected_run, []), rejected_patch)
     else:
         chosen = [{"role": "assistant", "content": chosen_patch}]
         rejected = [{"role": "assistant", "content": rejected_patch}]
     # Ratings are on the A..B scale (negative prefers A); flip so positive prefers the chosen side.
     sign = -1 if a_chosen else 1
-    ratings = decision.ratings or {}
+    ratings = d["ratings"] or {}
     criteria = []
     for key in keys:
-        value = decision.overall if key == OVERALL_KEY else ratings.get(key)
+        value = d["overall"] if key == OVERALL_KEY else ratings.get(key)
         criteria.append({"criterion": key, "preference": None if value is None else sign * int(value)})
+    rubric, number = lookups.versions[d["rubric_version_id"]]
+    decided_by = d["decided_by_id"]
     return {
-        "prompt": prompt_messages(task, chunk.follow_ups.get(comparison.run_a_id, [])),
+        "prompt": prompt_messages(task, chunk.follow_ups.get(run_a, [])),
         "chosen": chosen,
         "rejected": rejected,
-        "margin": abs(decision.overall),
+        "margin": abs(d["overall"]),
         "criteria": criteria,
-        "rationale": decision.rationale,
-        "rubric": decision.rubric_version.rubric.name,
-        "rubric_version": decision.rubric_version.number,
+        "rationale": d["rationale"],
+        "rubric": rubric,
+        "rubric_version": number,
         "chosen_side": "A" if a_chosen else "B",
-        "chosen_agent": chosen_run.agent.name,
-        "chosen_agent_version": chosen_run.agent.version_label,
-        "rejected_agent": rejected_run.agent.name,
-        "rejected_agent_version": rejected_run.agent.version_label,
-        "chosen_checks": chunk.checks.get(chosen_c.pk, []) if chosen_c else [],
-        "rejected_checks": chunk.checks.get(rejected_c.pk, []) if rejected_c else [],
-        "experts": chunk.experts.get(comparison.pk, []),
-        "decided_by": decision.decided_by.pseudonym if decision.decided_by else None,
-        "decision_source": decision.source,
-        "decided_at": decision.decided_at.isoformat(),
-        "comparison_id": comparison.public_id,
-        "task_id": task.pk,
-        "task_external_id": task.external_id,
-        "task_kind": task.kind,
-        "repository": task.repository.url,
-        "base_commit": task.base_commit,
-        "turns": comparison.turn_count,
+        "chosen_agent": lookups.agents[chosen_agent][0],
+        "chosen_agent_version": lookups.agents[chosen_agent][1],
+        "rejected_agent": lookups.agents[rejected_agent][0],
+        "rejected_agent_version": lookups.agents[rejected_agent][1],
+        "chosen_checks": chunk.checks.get(chosen_id, []) if chosen_id else [],
+        "rejected_checks": chunk.checks.get(rejected_id, []) if rejected_id else [],
+        "experts": chunk.experts.get(d["comparison_id"], []),
+        "decided_by": lookups.pseudonyms([decided_by])[decided_by] if decided_by else None,
+        "decision_source": d["source"],
+        "decided_at": d["decided_at"].isoformat(),
+        "comparison_id": d["comparison__public_id"],
+        "task_id": d["comparison__task_id"],
+        "task_external_id": task["external_id"],
+        "task_kind": task["kind"],
+        "repository": task["repository"],
+        "base_commit": task["base_commit"],
+        "turns": d["comparison__turn_count"],
     }
 
 
@@ -190,18 +220,19 @@ def preference_rows(
     counts.setdefault("ties_excluded", 0)
     counts.setdefault("rubric_versions", {})
     keys = criterion_keys(project)
+    lookups = Lookups()
     for batch in chunked(preference_decisions(project, filters)):
-        chunk = _load_chunk(batch)
-        for decision in batch:
+        chunk = _load_chunk(batch, lookups, conversations=conversations)
+        for d in batch:
             counts["decisions_seen"] = counts.get("decisions_seen", 0) + 1
-            if decision.overall == 0:
+            if d["overall"] == 0:
                 counts["ties_excluded"] += 1
                 continue
-            version = decision.rubric_version
-            counts["rubric_versions"][f"{version.rubric.name} v{version.number}"] = {
-                "rubric_id": version.rubric_id, "version": version.number, "rubric_version_id": version.pk,
+            rubric, number = lookups.versions[d["rubric_version_id"]]
+            counts["rubric_versions"][f"{rubric} v{number}"] = {
+                "rubric": rubric, "version": number, "rubric_version_id": d["rubric_version_id"],
             }
-            yield preference_row(decision, chunk, keys, conversations=conversations)
+            yield preference_row(d, chunk, lookups, keys, conversations=conversations)
 
 
 # --- records ----------------------------------------------------------------------------------
@@ -269,7 +300,9 @@ def review_records(project: Project, filters: DecisionFilters) -> Iterator[dict[
 
 
 def decision_records(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
-    qs = preference_decisions(project, filters)
+    qs = decisions_for(project, filters).select_related(
+        "comparison__run_a__agent", "comparison__run_b__agent", "rubric_version__rubric", "decided_by"
+    )
     for d in qs.order_by("pk").iterator(chunk_size=CHUNK):
         c = d.comparison
         yield {
@@ -298,8 +331,8 @@ def instance_id(task: Task) -> str:
     return task.external_id or f"marlin-task-{task.pk}"
 
 
-def model_name(agent: Any) -> str:
-    return f"{agent.name}@{agent.version_label}"
+def model_name(name: str, version_label: str) -> str:
+    return f"{name}@{version_label}"
 
 
 def slug(text: str) -> str:
@@ -312,20 +345,22 @@ def prediction_rows(project: Project, filters: DecisionFilters, counts: dict[str
     per_model: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
     counts.setdefault("ties_excluded", 0)
     counts.setdefault("duplicates_replaced", 0)
+    lookups = Lookups()
     for batch in chunked(preference_decisions(project, filters)):
-        chunk = _load_chunk(batch)
-        for d in sorted(batch, key=lambda x: x.decided_at):
-            if d.overall == 0:
+        chunk = _load_chunk(batch, lookups)
+        for d in sorted(batch, key=lambda x: x["decided_at"]):
+            if d["overall"] == 0:
                 counts["ties_excluded"] += 1
                 continue
-            run = d.comparison.run_a if d.overall < 0 else d.comparison.run_b
-            candidate = chunk.candidates.get(run.pk)
-            if candidate is None:
+            side = "a" if d["overall"] < 0 else "b"
+            run_id, agent_id = d[f"comparison__run_{side}_id"], d[f"comparison__run_{side}__agent_id"]
+            if run_id not in chunk.patches:
                 continue
-            name, iid = model_name(run.agent), instance_id(d.comparison.task)
+            name = model_name(*lookups.agents[agent_id])
+            iid = lookups.tasks[d["comparison__task_id"]]["instance_id"]
             if iid in per_model[name]:
                 counts["duplicates_replaced"] += 1
-            per_model[name][iid] = {"instance_id": iid, "model_name_or_path": name, "model_patch": candidate.patch}
+            per_model[name][iid] = {"instance_id": iid, "model_name_or_path": name, "model_patch": chunk.patches[run_id][1]}
     return {name: list(rows.values()) for name, rows in sorted(per_model.items())}
 
 
