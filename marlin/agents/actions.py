@@ -32,6 +32,24 @@ def _clean_settings(provider: str, settings: Any) -> dict[str, Any]:
         raise ValidationError(str(exc)) from None
 
 
+# Settings that say where the key is or how requests are retried, not what the agent does.
+OPERATIONAL_SETTINGS = {
+    "api_key_env",
+    "api_key_file",
+    "timeout_s",
+    "max_attempts",
+    "backoff_base_s",
+    "backoff_max_s",
+}
+
+
+def _behaviour_changes(agent: Agent, provider: str, settings: dict[str, Any]) -> list[str]:
+    changed = ["provider"] if provider != agent.provider else []
+    names = (set(settings) | set(agent.settings)) - OPERATIONAL_SETTINGS
+    changed += sorted(n for n in names if settings.get(n) != agent.settings.get(n))
+    return changed
+
+
 @transaction.atomic
 def do_create_agent(
     actor: Any,
@@ -75,11 +93,15 @@ def do_update_agent(
             **changes,
             "settings": _clean_settings(provider, changes.get("settings", agent.settings)),
         }
-    if provider != agent.provider and agent.runs.exists():
-        # Runs already made by this definition must keep meaning what they meant.
-        raise IllegalTransition(
-            f"{agent} already has runs; create a new version instead of changing its provider."
-        )
+    if agent.runs.exists():
+        # Runs already made by this definition must keep meaning what they meant: only where
+        # the key is and how requests are retried may change; anything else is a new version.
+        behaviour = _behaviour_changes(agent, provider, changes.get("settings", agent.settings))
+        if behaviour:
+            raise IllegalTransition(
+                f"{agent} already has runs, so {', '.join(behaviour)} cannot change; "
+                "create a new version of the agent instead."
+            )
     changed = {name: value for name, value in changes.items() if old[name] != value}
     if not changed:
         return agent

@@ -222,3 +222,18 @@ def test_a_failed_turn_can_be_retried(
         client_for(dave).post(reverse("agents:turn_retry", args=[turn.pk]))
     turn.refresh_from_db()
     assert turn.status == TurnStatus.QUEUED and turn.error == "" and len(queued) == 1
+
+
+def test_an_agent_with_runs_keeps_its_behaviour_but_may_move_its_key(dave, task_with_runs) -> None:
+    agent = Agent.objects.get(name="alpha-agent")  # has a run
+    with pytest.raises(actions.IllegalTransition, match="argv cannot change; create a new version"):
+        actions.do_update_agent(dave, agent, {"settings": {"argv": ["false"]}})
+    keyed = actions.do_create_agent(dave, name="keyed", provider=Provider.OPENAI, settings=OPENAI)
+    Run.objects.create(task=task_with_runs, agent=keyed)
+    moved = {**OPENAI, "api_key_env": "OPENAI_KEY_2", "max_attempts": 2}
+    assert (
+        actions.do_update_agent(dave, keyed, {"settings": moved}).settings["api_key_env"]
+        == "OPENAI_KEY_2"
+    )
+    with pytest.raises(actions.IllegalTransition, match="model cannot change"):
+        actions.do_update_agent(dave, keyed, {"settings": {**moved, "model": "gpt-5"}})

@@ -332,3 +332,31 @@ def test_a_follow_up_needs_both_sides_finished_and_a_prompt(demo_task: Task, dav
         actions.do_start_follow_up(alice, comparison, "  ")
     with pytest.raises(actions.IllegalTransition, match="turn 1 is queued"):
         actions.do_start_follow_up(alice, comparison, "more")
+
+
+@pytest.mark.slow
+def test_a_paired_task_becomes_a_comparison_when_both_runs_finish(
+    demo_task: Task, dave, erin
+) -> None:
+    from marlin.agents.pairing import do_pair_task
+
+    agents = [
+        actions.do_create_agent(
+            dave,
+            name=f"writer-{n}",
+            provider=Provider.COMMAND,
+            settings={"argv": f"echo 'by writer {n}' > WRITER.md", "timeout": 30},
+        )
+        for n in (1, 2)
+    ]
+    actions.do_set_agent_pool(erin, demo_task.project, agents)
+    first, second = do_pair_task(dave, demo_task, seed=1)
+    run_until_done(first.turns.get())
+    assert not Comparison.objects.exists()  # the partner has not finished yet
+    run_until_done(second.turns.get())
+    comparison = Comparison.objects.get()
+    assert {comparison.run_a_id, comparison.run_b_id} == {first.pk, second.pk}
+    patches = {
+        c.turn.run.agent.name: c.patch for c in Candidate.objects.select_related("turn__run__agent")
+    }
+    assert "+by writer 1" in patches["writer-1"] and "+by writer 2" in patches["writer-2"]
