@@ -89,6 +89,9 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
     @classmethod
     def issue(cls, user: User, name: str) -> tuple[ApiToken, str]:
         raw = "mrl_" + secrets.token_urlsafe(32)
@@ -108,9 +111,6 @@ class ApiToken(models.Model):
             return None
         cls.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return token.user
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
 
 
 class EarningKind(models.TextChoices):

@@ -161,6 +161,9 @@ class TrajectoryStep(models.Model):
         ordering = ["turn", "index"]
         constraints = [models.UniqueConstraint(fields=["turn", "index"], name="unique_step")]
 
+    def __str__(self) -> str:
+        return f"step {self.index} of {self.turn}"
+
 
 class CheckStatus(models.TextChoices):
     QUEUED = "queued", "Queued"

@@ -40,6 +40,9 @@ class AuditChainHead(models.Model):
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
     last_sequence = models.BigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.last_sequence}"
+
 
 class AuditEvent(models.Model):
     sequence = models.BigIntegerField(unique=True, editable=False)

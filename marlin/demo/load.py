@@ -22,7 +22,7 @@ from marlin.sandbox.gitutil import clone_mirror
 from marlin.tasks import actions as task_actions
 from marlin.tasks.models import Project, Task, TaskStatus
 
-DEMO_PASSWORD = "marlin-demo"
+DEMO_PASSWORD = "marlin-demo"  # noqa: S105 - printed by `marlin demo` for the demo users
 DEMO_PROJECT = "Ledgerlite pilot"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from marlin.demo.sample_repo_files import COMMITS, TASKS
@@ -39,7 +39,7 @@ def build_sample_repository(path: Path) -> Path:
     """
     path.mkdir(parents=True, exist_ok=True)
     _git(path, "init", "-q", "-b", "main")
-    start = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
     for number, (message, files) in enumerate(COMMITS):
         _write(path, files)
         _git(path, "add", "-A")
