@@ -384,4 +384,18 @@ def task_rows(project: Project, filters: DecisionFilters) -> Iterator[dict[str, 
             "kind": t.kind,
             "setup_command": t.setup_command,
             "checks": t.checks,
+            **swebench_test_fields(t.checks),
         }
+
+
+def swebench_test_fields(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A hidden-tests check as SWE-bench's test fields, so `marlin import swebench-tasks` can read
+    the task set back with its hidden tests."""
+    hidden = next((c for c in checks or [] if c.get("kind") == "hidden-tests"), None)
+    if hidden is None:
+        return {}
+    return {
+        "test_patch": hidden.get("test_patch", ""),
+        "FAIL_TO_PASS": hidden.get("fail_to_pass", []),
+        "PASS_TO_PASS": hidden.get("pass_to_pass", []),
+    }

@@ -219,3 +219,23 @@ def test_annotators_and_reviewers_cannot_reach_export_pages(decided, erin, alice
         assert client.get("/exports/").status_code == 403
         assert client.get(f"/exports/{export.pk}/").status_code == 403
         assert client.get(f"/exports/{export.pk}/files/tasks.jsonl").status_code == 403
+
+
+def test_the_task_set_reads_back_with_the_swebench_task_importer(decided, erin):
+    from marlin.agents.imports import do_import_swebench_tasks
+    from marlin.tasks.models import Task
+
+    hidden = {"kind": "hidden-tests", "name": "hidden tests", "command": "python -m pytest -q",
+              "test_patch": "--- a/tests/test_x.py\n+++ b/tests/test_x.py\n@@ -0,0 +1 @@\n+def test_x(): pass\n",
+              "fail_to_pass": ["tests/test_x.py::test_x"], "pass_to_pass": []}
+    Task.objects.filter(project=decided).update(checks=[hidden])
+    export = run_export(erin, decided, "tasks")
+    text = (Path(export.directory) / "tasks.jsonl").read_text()
+    rerun = make_project("Rerun")
+    report = do_import_swebench_tasks(erin, rerun, text)
+    assert report.created == 5 and not report.errors
+    for original in Task.objects.filter(project=decided):
+        copy = Task.objects.get(project=rerun, external_id=f"marlin-task-{original.pk}")
+        assert (copy.prompt, copy.base_commit, copy.repository_id) == (original.prompt, original.base_commit, original.repository_id)
+        assert copy.checks[0]["fail_to_pass"] == ["tests/test_x.py::test_x"]
+        assert copy.checks[0]["test_patch"] == hidden["test_patch"]
