@@ -139,11 +139,24 @@ def test_a_failing_setup_is_kept_with_its_log_and_the_checks_say_why() -> None:
 
 
 def test_setup_has_no_network_unless_the_project_allows_it() -> None:
-    probe = "python3 -c \"import socket; socket.create_connection(('127.0.0.1', 5432), 2)\""
-    task = demo_task(checks=[], setup_command=probe)
-    assert build_environment.call(environment_for(task).pk) == "failed"
-    log = environment_for(task).log
-    assert "Network is unreachable" in log or "Connection refused" in log or "Errno" in log
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 5)\""
+    try:
+        closed = demo_task(checks=[], setup_command=probe)
+        assert build_environment.call(environment_for(closed).pk) == "failed"
+        assert "Connection refused" in environment_for(closed).log  # its own empty loopback
+
+        opened = demo_task(checks=[], setup_command=probe + " && echo reached",
+                           allow_setup_network=True)
+        assert build_environment.call(environment_for(opened).pk) == "ready"
+        assert "reached" in environment_for(opened).log
+    finally:
+        listener.close()
 
 
 def test_an_empty_setup_is_ready_at_once_and_mounts_nothing() -> None:
