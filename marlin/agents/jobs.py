@@ -144,7 +144,7 @@ def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candida
             "(import its candidates with `marlin import predictions`)."
         )
     # The heartbeat keeps the lease while one long step or a command agent runs.
-    with heartbeat(Run, run.pk, RunStatus.RUNNING):
+    with heartbeat(Run, pk=run.pk, status=RunStatus.RUNNING):
         if provider == Provider.COMMAND:
             outcome = _run_command_agent(turn, workdir)
         else:
