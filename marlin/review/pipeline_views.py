@@ -220,7 +220,7 @@ def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
             **_blind(comparison, request.user),
             "judgments": [{"judgment": j, "rows": judgment_rows(j), "reviews": list(j.reviews.all())} for j in judgments],
             "current_version": current,
-            "criteria": current.rated_criteria,
+            "criteria": [{**c, "na_allowed": c.get("allow_not_applicable", True)} for c in current.rated_criteria],
             "scale": SCALE_7,
             "posted": request.POST,
             "error": error,

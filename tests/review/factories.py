@@ -19,7 +19,7 @@ from marlin.audit.actions import record
 from marlin.catalog.models import MirrorStatus, Repository
 from marlin.review.models import Comparison, Judgment, JudgmentStatus
 from marlin.tasks.models import Project, Rubric, RubricVersion, Task, TaskStatus
-from marlin.tasks.rubric import DEFAULT_CRITERIA
+from marlin.tasks.rubric import DEFAULT_CRITERIA, validate_criteria
 
 _counter = itertools.count(1)
 
@@ -40,7 +40,7 @@ def make_project(**policy: Any) -> Project:
     unless `policy` says otherwise."""
     n = next(_counter)
     rubric = Rubric.objects.create(name=f"Rubric {n}")
-    RubricVersion.objects.create(rubric=rubric, number=1, criteria=DEFAULT_CRITERIA, change_note="Initial version.")
+    RubricVersion.objects.create(rubric=rubric, number=1, criteria=validate_criteria(DEFAULT_CRITERIA), change_note="Initial version.")
     settings = {"overlap": 2, "reviewers_per_judgment": 1, "min_rationale_chars": 20, **policy}
     return Project.objects.create(name=f"Project {n}", rubric=rubric, **settings)
 
