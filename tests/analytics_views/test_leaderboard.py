@@ -100,3 +100,12 @@ def test_fits_are_cached_until_a_new_decision_arrives(project, settings):
     league(project, [make_agent("new-agent")] + [make_agent("other-agent")], [(0, 1, -1)])
     leaderboard(project, filters, rounds=20)
     assert len(list((settings.DATA_DIR / "cache" / "leaderboards").glob("*.json"))) == 2
+
+
+def test_agent_names_are_escaped_in_tables_and_charts(client_for, erin, db):
+    project = make_project("Escaping")
+    agents = [make_agent("<script>alert(1)</script>"), make_agent("plain")]
+    league(project, agents, [(0, 1, -1), (1, 0, 2), (0, 1, 1)])
+    html = page(client_for(erin), project).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3  # table, CI chart, heat map
