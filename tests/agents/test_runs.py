@@ -360,3 +360,39 @@ def test_a_paired_task_becomes_a_comparison_when_both_runs_finish(
         c.turn.run.agent.name: c.patch for c in Candidate.objects.select_related("turn__run__agent")
     }
     assert "+by writer 1" in patches["writer-1"] and "+by writer 2" in patches["writer-2"]
+
+
+@pytest.mark.slow
+def test_a_turn_whose_worker_died_is_retried_on_a_clean_workspace_keeping_the_old_steps(
+    demo_task: Task, dave, model_server_factory, monkeypatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from marlin.agents.jobs import prepare_workspace
+
+    monkeypatch.setenv(KEY_ENV, "sk-test-0123456789abcdef")
+    server = model_server_factory(
+        [Reply(tool_calls=[Call("edit_file", FIRST_EDIT)]), *TURN_TWO[1:]]
+    )
+    run = actions.do_start_run(dave, demo_task, api_agent(dave, "openai", server))
+    turn = run.turns.get()
+    # What a worker that died mid-turn leaves: a running turn, an expired lease, a saved step and
+    # a half-edited workspace.
+    workspace = prepare_workspace(run, turn)
+    (workspace / "HALF_DONE.txt").write_text("from the attempt that died\n")
+    TrajectoryStep.objects.create(
+        turn=turn, index=1, kind="model", content={"text": "first attempt"}
+    )
+    Turn.objects.filter(pk=turn.pk).update(status=TurnStatus.RUNNING, started_at=timezone.now())
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert recover_expired_runs() == 1
+    turn = run_until_done(turn)
+    assert turn.status == TurnStatus.DONE, turn.error
+    assert [s.index for s in turn.steps.order_by("index")] == [1, 2, 3]
+    assert turn.steps.get(index=1).content == {"text": "first attempt"}
+    assert "HALF_DONE" not in turn.candidate.patch and "+Turn one was here." in turn.candidate.patch
+    assert not workspace.exists()
