@@ -377,9 +377,9 @@ class _Lookup:
         self.by_pk = {str(t.pk): t for t in tasks}
         self.agents = {a.name: a for a in Agent.objects.filter(version_label=version_label)}
         self.done = set(
-            Run.objects.filter(task__project=project, agent__provider="import").values_list(
-                "task_id", "agent__name"
-            )
+            Run.objects.filter(
+                task__project=project, agent__provider="import", agent__version_label=version_label
+            ).values_list("task_id", "agent__name")
         )
 
     def task(self, ref: str) -> Any:

@@ -273,3 +273,18 @@ def test_it_imports_the_real_swebench_lite_tasks_and_three_prediction_files(proj
     assert Agent.objects.filter(provider=Provider.IMPORT).count() == 3
     flagged = Candidate.objects.exclude(fingerprints=[]).count()
     assert flagged < expected_total / 4  # fingerprints are for real giveaways, not every patch
+
+
+def test_the_same_predictions_under_another_version_label_are_a_new_agent(
+    calc_tasks, tmp_path: Path
+) -> None:
+    line = json.dumps(
+        {"instance_id": "octo__calc-1", "model_name_or_path": "agent-x", "model_patch": PATCH}
+    )
+    path = write(tmp_path, "p.jsonl", [line])
+    run_import("predictions", path, "--project", calc_tasks.name)
+    output = run_import(
+        "predictions", path, "--project", calc_tasks.name, "--version-label", "rerun"
+    )
+    assert "1 candidates imported, 0 already there" in output
+    assert sorted(Agent.objects.values_list("version_label", flat=True)) == ["1", "rerun"]
