@@ -67,7 +67,7 @@ class PairSampler:
     ) -> None:
         self.pool = list(pool)
         self.counts: Counter[Pair] = Counter(counts or {})
-        self.rng = random.Random(seed)  # noqa: S311 - fairness, not security
+        self.rng = random.Random(seed)  # noqa: S311  # nosec B311 - fair and reproducible, not secret
 
     def draw(self, *, avoid: Iterable[Pair] = ()) -> Pair:
         pair = choose_pair(self.pool, self.counts, self.rng, avoid=avoid)
