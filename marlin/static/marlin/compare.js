@@ -351,6 +351,12 @@
         if (stored && stored.fields === fields) localStorage.removeItem(storeKey);
         setStatus("Draft saved at " + data.saved_at + ".");
         if (data.checks_shown) revealChecksLink();
+      } else if (r.status === 409 && data.draft && fields === savedSnapshot) {
+        // Nothing typed here since the last save: the other tab's draft is simply newer.
+        fillFromServer(data.draft);
+        revisionInput.value = data.revision;
+        savedSnapshot = snapshot();
+        setStatus("Draft updated from another tab (revision " + data.revision + ").");
       } else if (r.status === 409 && data.draft) {
         serverDraft = data;
         document.getElementById("stale-text").textContent = data.error;
@@ -448,6 +454,9 @@
       // A heartbeat keeps the claim alive while the expert reads without typing.
       if (active - lastSavedActive >= 60 && !saving) { lastSavedActive = active; save(); }
     }, 1000);
-    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") save({ keepalive: true }); });
+    document.addEventListener("visibilitychange", () => {
+      const dirty = snapshot() !== savedSnapshot || active !== lastSavedActive;
+      if (document.visibilityState === "hidden" && dirty) { lastSavedActive = active; save({ keepalive: true }); }
+    });
   }
 })();
