@@ -36,7 +36,7 @@ class DemoUser:
 
 DEMO_USERS = [
     DemoUser("erin", ("admin",), skills=("operations",)),
-    DemoUser("dave", ("author", "reviewer"), skills=("backend",)),
+    DemoUser("dave", ("author",), skills=("backend",)),
     DemoUser("alice", ("annotator",), skills=("backend", "security")),
     DemoUser("anna", ("annotator",), skills=("backend",)),
     DemoUser("bob", ("reviewer",), skills=("backend",)),

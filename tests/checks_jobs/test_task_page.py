@@ -106,3 +106,13 @@ def test_the_author_reruns_checks_and_it_is_audited(dave, bob, alice, client_for
 def test_only_authors_reviewers_and_admins_see_the_task_page(alice, client_for) -> None:  # type: ignore[no-untyped-def]
     task = demo_task(checks=[UNIT_TESTS])
     assert client_for(alice).get(f"/tasks/{task.pk}/").status_code == 403
+
+
+def test_reviewers_see_check_results_on_the_task_page_but_no_agent_names(bob, client_for) -> None:  # type: ignore[no-untyped-def]
+    task = demo_task(checks=[UNIT_TESTS])
+    _checked(make_candidate(task, demo_patches()["good"], "SecretAgentZephyr"))
+    html = client_for(bob).get(f"/tasks/{task.pk}/").content.decode()
+    section = html[html.index('id="environment-and-checks"'):]
+    assert "Candidate 1 · turn 1" in section
+    assert '<span class="badge badge-passed">passed</span>' in section
+    assert "SecretAgentZephyr" not in html
