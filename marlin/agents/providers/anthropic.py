@@ -10,6 +10,10 @@ from marlin.agents.providers.retry import classify_sdk_error, with_retries
 
 # The Messages API requires max_tokens on every request.
 DEFAULT_MAX_TOKENS = 4096
+# Without an explicit value the SDK reads ANTHROPIC_API_KEY from the worker's environment: a key
+# the agent definition never named, which our redaction would not know about. Local servers
+# that need no key accept any value.
+_NO_KEY = "no-key"
 
 
 class AnthropicModel:
@@ -19,7 +23,7 @@ class AnthropicModel:
         self.settings = settings
         self._client = anthropic.Anthropic(
             base_url=settings.base_url,
-            api_key=api_key,
+            api_key=api_key or _NO_KEY,
             max_retries=0,
             timeout=settings.timeout_s,
             default_headers=settings.extra_headers or None,
