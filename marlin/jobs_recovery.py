@@ -90,8 +90,12 @@ def sweep_workspaces() -> int:
 
     # Workspaces of dead processes on this host go at once (the marker names the owner); age is
     # only for those of other hosts sharing the directory.
+    from marlin.sandbox.limits import sweep_empty_cgroups
+
     older_than = max(lease_seconds(), FOREIGN_WORKSPACE_MAX_AGE_SECONDS)
-    return len(sweep_stale_workspaces(workspaces_dir(), older_than_seconds=older_than))
+    swept = len(sweep_stale_workspaces(workspaces_dir(), older_than_seconds=older_than))
+    sweep_empty_cgroups()
+    return swept
 
 
 def recover_all(*, sweep: bool = True) -> Recovered:

@@ -157,3 +157,22 @@ def _remove_cgroup(group: Path) -> None:
                 return
             time.sleep(0.01)
     logger.warning("cgroup %s still busy; left in place", group)
+
+
+def sweep_empty_cgroups(*, older_than_seconds: float = 60.0) -> int:
+    """Remove per-run cgroups a killed worker left behind: empty ones only, and only when they are
+    old enough that no worker can be between creating one and moving its sandbox into it."""
+    root = find_cgroup_root()
+    if root is None or not (root / "marlin").is_dir():
+        return 0
+    removed = 0
+    cutoff = time.time() - older_than_seconds
+    for group in (root / "marlin").glob("run-*"):
+        try:
+            if group.stat().st_mtime > cutoff or _read_pids(group / "cgroup.procs"):
+                continue
+            group.rmdir()
+            removed += 1
+        except OSError:
+            continue
+    return removed
