@@ -49,7 +49,10 @@ def make_project(admin: Any, name: str = "Pilot", **policy: Any) -> Project:
     return do_create_project(admin, name, **policy)
 
 
-def make_task(author: Any, project: Project, *, reviewer: Any = None, title: str | None = None) -> Task:
+def make_task(
+    author: Any, project: Project, *, reviewer: Any = None, title: str | None = None,
+    checks: list[dict] | None = None,
+) -> Task:
     repository = prepare_demo_repository()
     spec = task_definition(TASK_KEY)
     task = do_create_task(
@@ -62,7 +65,8 @@ def make_task(author: Any, project: Project, *, reviewer: Any = None, title: str
         kind=spec["kind"],
         prompt=spec["prompt"],
         setup_command="",
-        checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}],
+        checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
+        if checks is None else checks,
     )
     if reviewer is not None:
         do_approve_task(reviewer, task, comment="ok")
@@ -152,15 +156,17 @@ def model_writes(path: str, content: str, summary: str) -> list[Reply]:
     ]
 
 
-def paired_comparison(erin, dave, server: FakeModelServer, **policy: Any) -> Comparison:
+def paired_comparison(
+    erin, dave, server: FakeModelServer, *, checks: list[dict] | None = None, **policy: Any
+) -> Comparison:
     """Two API agents answered by one fake model server, paired by the agents' pairing action
-    and run by the real run_turn job; turn 1 of each run writes a different README."""
+    and run by the real run_turn job; turn 1 of each run adds a different line to the README."""
     from marlin.agents import actions as agent_actions
     from marlin.agents.jobs import run_turn
     from marlin.agents.pairing import do_pair_task
 
     project = make_project(erin, **policy)
-    task = make_task(dave, project, reviewer=erin)
+    task = make_task(dave, project, reviewer=erin, checks=checks)
     agents = [
         agent_actions.do_create_agent(
             erin, name=name, provider="openai",
@@ -172,7 +178,8 @@ def paired_comparison(erin, dave, server: FakeModelServer, **policy: Any) -> Com
     agent_actions.do_set_agent_pool(erin, project, agents)
     first, second = do_pair_task(erin, task, seed=1)
     for run, text in ((first, "first"), (second, "second")):
-        server.add(*model_writes("README.md", f"# ledgerlite\n\nThe {text} run was here.\n", "readme"))
+        edit = {"path": "README.md", "old_str": "# ledgerlite\n", "new_str": f"# ledgerlite\n\nThe {text} run was here.\n"}
+        server.add(Reply(tool_calls=[Call("edit_file", edit)]), Reply(tool_calls=[Call("finish", {"summary": "readme"})]))
         run_turn.call(run.turns.get(number=1).pk)
         assert run.turns.get(number=1).status == TurnStatus.DONE, run.turns.get(number=1).error
     return Comparison.objects.get(task=task)
