@@ -7,6 +7,15 @@ SQLite's IMMEDIATE transactions serialise writers the same way), checks the acto
 current state, changes what it must inside one transaction and writes exactly one audit event.
 A transition that triggers the next one (the last review settles the comparison, agreement
 decides it) calls it inside the same transaction, so each step still has its own event.
+
+Lock order: the comparison row, then the audit chain head (``record`` takes it), then other
+rows. ``do_submit_judgment`` and the annotator queue lock the comparison before recording too, so
+no two of these transactions wait on each other in a cycle. Only the comparison row is locked
+(``of=("self",)``: locking its project too would queue every transition of a project on one
+row), and as ``FOR NO KEY UPDATE`` (``no_key=True``): PostgreSQL checks foreign keys at commit
+with ``FOR KEY SHARE``, which a plain ``FOR UPDATE`` blocks, so a transaction that holds the
+audit head and inserts a row pointing at this comparison (a claim, a judgment) would otherwise
+wait on us while we wait on the head.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ LIVE_STATUSES = (
 
 
 def _lock(comparison: Comparison) -> Comparison:
-    return Comparison.objects.select_for_update().select_related("project").get(pk=comparison.pk)
+    return Comparison.objects.select_for_update(of=("self",), no_key=True).select_related("project").get(pk=comparison.pk)
 
 
 def _refuse_if_closed(comparison: Comparison) -> None:
@@ -448,10 +457,9 @@ def do_require_rereview(actor: Any, project: Project, *, reason: str = "") -> li
         .exclude(rubric_version=current)
         .values_list("comparison_id", flat=True)
     )
-    # Lock every comparison (in id order) before the first audit record takes the chain head:
-    # other transitions lock one comparison and then the head, so this order cannot deadlock.
+    # Every comparison, in id order, before the first record takes the audit head (lock order).
     candidates = list(
-        Comparison.objects.select_for_update().select_related("project").filter(pk__in=list(stale_on)).order_by("pk")
+        Comparison.objects.select_for_update(of=("self",), no_key=True).select_related("project").filter(pk__in=list(stale_on)).order_by("pk")
     )
     sent_back = []
     for comparison in candidates:
