@@ -101,13 +101,17 @@ def revision_requests(judgment: Judgment) -> Any:
 
 def judgment_submitted(judgment: Judgment) -> Comparison:
     """Start review once the comparison has its `overlap` judgments. A resubmission after a
-    revision request needs nothing here: the comparison is still in review."""
+    revision request needs nothing more: the comparison is still in review, and the resubmitted
+    judgment waits for its reviews."""
     comparison = _lock(judgment.comparison)
     _refuse_if_closed(comparison)
     if comparison.state == ComparisonState.AWAITING_JUDGMENTS:
         submitted = comparison.judgments.filter(status__in=LIVE_STATUSES).count()
         if submitted >= comparison.project.overlap:
             _move(judgment.annotator, comparison, ComparisonState.IN_REVIEW, "comparison.start_review", new={"judgments": submitted})
+    if comparison.state == ComparisonState.IN_REVIEW:
+        # Settles at once only when the project asks for no reviews; otherwise a review is missing.
+        _settle(judgment.annotator, comparison)
     return comparison
 
 

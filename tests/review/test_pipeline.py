@@ -313,3 +313,14 @@ def test_rereview_is_refused_when_the_project_does_not_ask_for_it(erin, bob) -> 
     assert pipeline.do_require_rereview(erin, project) == []
     with pytest.raises(PermissionDenied):
         pipeline.do_require_rereview(bob, project)
+
+
+def test_a_project_without_reviews_settles_when_the_judgments_are_in(alice, anna) -> None:
+    agreeing = make_comparison(project=make_project(reviewers_per_judgment=0))
+    submitted_judgment(agreeing, alice, 2)
+    submitted_judgment(agreeing, anna, 3)
+    agreeing.refresh_from_db()
+    assert agreeing.state == ComparisonState.DECIDED
+    assert Decision.objects.get(comparison=agreeing).overall == 2
+    assert verbs(agreeing) == ["comparison.start_review", "comparison.agreed", "comparison.decided"]
+    assert paid() == [("alice", "judgment", 2500), ("anna", "judgment", 2500)]
