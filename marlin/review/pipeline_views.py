@@ -291,6 +291,10 @@ def decision_page(request: HttpRequest, public_id: str) -> HttpResponse:
     if not request.user.has_role("admin", "adjudicator") and not _took_part(request.user, comparison):
         raise Http404("No such comparison.")
     judgments = comparison.judgments.exclude(status=JudgmentStatus.DRAFT).select_related("annotator", "rubric_version").order_by("pk")
+    if comparison.state != ComparisonState.DECIDED and not request.user.has_role("admin", "adjudicator"):
+        # Before the decision, other people's verdicts would anchor a reviewer, or an annotator
+        # revising a judgment that was sent back.
+        judgments = judgments.none()
     return render(request, "review/pipeline/decision.html", {**_outcome_context(request, comparison), "judgments": judgments})
 
 

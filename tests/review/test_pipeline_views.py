@@ -153,7 +153,9 @@ def test_the_timeline_is_for_admins_and_adjudicators_and_reveals_agents_only_aft
 def test_experts_see_the_agents_after_the_decision_when_the_project_reveals_them(client, alice, anna, bob, brian, mallory) -> None:
     comparison, first, second = in_review(alice, anna, project=make_project(reveal_agents_to_experts_after_decision=True))
     client.force_login(alice)
-    assert "Claude-Secret-Agent 1" not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    page = client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    assert "Claude-Secret-Agent 1" not in page
+    assert "shown here once the comparison is decided" in page and anna.pseudonym not in page
     client.force_login(bob)
     client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
     client.force_login(brian)
@@ -161,6 +163,7 @@ def test_experts_see_the_agents_after_the_decision_when_the_project_reveals_them
     client.force_login(alice)
     page = client.get(f"/review/{comparison.public_id}/decision/").content.decode()
     assert "<dt>Side A</dt><dd>Claude-Secret-Agent 1</dd>" in page
+    assert anna.pseudonym in page and "<td>alice</td>" in page  # others by pseudonym, yourself by name
     client.force_login(mallory)
     assert client.get(f"/review/{comparison.public_id}/decision/").status_code == 403
 
