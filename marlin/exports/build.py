@@ -106,6 +106,7 @@ class Chunk:
     checks: dict[int, list[dict[str, Any]]]  # candidate id -> check summaries
     follow_ups: dict[int, list[str]]  # run id -> prompts of turns 2..n
     experts: dict[int, list[str]]  # comparison id -> pseudonyms of the judging experts
+    rationales: dict[int, list[str]]  # comparison id -> their rationales, same order
     conversations: dict[int, list[Any]]  # run id -> conversation (only when asked for)
 
 
@@ -132,14 +133,16 @@ def _load_chunk(decisions: list[dict[str, Any]], lookups: Lookups, *, conversati
     judged = list(
         Judgment.objects.filter(comparison_id__in=[d["comparison_id"] for d in decisions], status__in=EXPERT_JUDGMENTS)
         .order_by("pk")
-        .values_list("comparison_id", "annotator_id")
+        .values_list("comparison_id", "annotator_id", "rationale")
     )
-    names = lookups.pseudonyms([who for _, who in judged] + [d["decided_by_id"] for d in decisions])
+    names = lookups.pseudonyms([who for _, who, _ in judged] + [d["decided_by_id"] for d in decisions])
     experts: dict[int, list[str]] = defaultdict(list)
-    for comparison_id, who in judged:
+    rationales: dict[int, list[str]] = defaultdict(list)
+    for comparison_id, who, rationale in judged:
         experts[comparison_id].append(names[who])
+        rationales[comparison_id].append(rationale)
     convs = dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "conversation")) if conversations else {}
-    return Chunk(patches, checks, follow_ups, experts, convs)
+    return Chunk(patches, checks, follow_ups, experts, rationales, convs)
 
 
 def chunked(qs: QuerySet[Decision], size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
@@ -199,6 +202,7 @@ def preference_row(d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list
         "chosen_checks": chunk.checks.get(chosen_id, []) if chosen_id else [],
         "rejected_checks": chunk.checks.get(rejected_id, []) if rejected_id else [],
         "experts": chunk.experts.get(d["comparison_id"], []),
+        "expert_rationales": chunk.rationales.get(d["comparison_id"], []),
         "decided_by": lookups.pseudonyms([decided_by])[decided_by] if decided_by else None,
         "decision_source": d["source"],
         "decided_at": d["decided_at"].isoformat(),

@@ -55,6 +55,7 @@ PREFERENCE_SCHEMA = pa.schema(
         ("chosen_checks", pa.list_(CHECK)),
         ("rejected_checks", pa.list_(CHECK)),
         ("experts", pa.list_(pa.string())),
+        ("expert_rationales", pa.list_(pa.string())),
         ("decided_by", pa.string()),
         ("decision_source", pa.string()),
         ("decided_at", pa.string()),

@@ -73,7 +73,9 @@ def test_preference_pairs_read_back_with_pyarrow_match_the_database(decided, eri
         check = chosen.turns.get().candidate.check_results.get()
         assert row["chosen_checks"] == [{"name": "tests", "kind": "command", "status": check.status, "passed": 5,
                                           "failed": check.failed, "errors": 0, "skipped": 0}]
-        assert sorted(row["experts"]) == sorted(j.annotator.pseudonym for j in c.judgments.all())
+        judgments = list(c.judgments.order_by("pk"))
+        assert row["experts"] == [j.annotator.pseudonym for j in judgments]
+        assert row["expert_rationales"] == [j.rationale for j in judgments]
         assert all(e.startswith("expert-") for e in row["experts"])
         assert "alice" not in json.dumps(row) and "anna" not in json.dumps(row)
     manifest = json.loads((directory / "manifest.json").read_text())
