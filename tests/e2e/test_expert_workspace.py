@@ -17,6 +17,13 @@ from marlin.review.models import Judgment, JudgmentStatus
 from tests.fakes import model_server_factory  # noqa: F401
 from tests.review.workspace_factories import KEY_ENV, model_writes, paired_comparison
 
+# Every visible form control and button must have an accessible name.
+UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll(
+  'input:not([type=hidden]), select, textarea, button')).filter((el) => {
+    const named = (el.labels && el.labels.length) || el.getAttribute('aria-label')
+      || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim());
+    return !named && el.getClientRects().length > 0;
+  }).map((el) => el.outerHTML.slice(0, 120))"""
 RATIONALE = "Side A handles the accounting negatives and keeps rejecting unbalanced input; B does not."
 
 
@@ -72,6 +79,12 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     expect(page).to_have_url(re.compile(rf"/compare/{comparison.public_id}/$"))
     expect(page.locator("#side-a .diff-file").first).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "expert-compare-1280.png"), full_page=False)
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Keyboard")).to_be_hidden()
 
     # Read both diffs: side B by its tab, back to A by key.
     page.get_by_role("tab", name=re.compile("Side B")).click()
@@ -136,6 +149,12 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     expect(page.locator("#followup-status")).to_contain_text("Turn 2 is ready")
     page.get_by_role("link", name="Show turn 2").click()
     expect(page.locator(".turns a[aria-current=page]")).to_have_text("Turn 2")
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("t")  # cycles to turn 1 and back
+    expect(page.locator(".turns a[aria-current=page]")).to_have_text("Turn 1")
+    page.keyboard.press("t")
+    expect(page.locator(".turns a[aria-current=page]")).to_have_text("Turn 2")
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
     page.get_by_role("link", name="Since turn 1").click()
     expect(page.locator("#side-a .diff-path").first).to_have_text("CHANGES.md")
     expect(page.locator("#side-a .side-diff")).not_to_contain_text("run was here")
