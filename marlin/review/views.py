@@ -28,7 +28,7 @@ from marlin.review.forms import (
     draft_from_post,
     revision_from_post,
 )
-from marlin.review.models import Comparison, Judgment
+from marlin.review.models import Comparison, Judgment, JudgmentStatus, ReviewVerdict
 from marlin.tasks.rubric import SCALE_7
 
 VIEWERS = ("annotator", "reviewer", "adjudicator")
@@ -188,6 +188,7 @@ def _render_page(
             min_rationale=comparison.project.min_rationale_chars,
             confidence_choices=[(1, "guessing"), (2, "unsure"), (3, "fairly sure"), (4, "sure"), (5, "certain")],
             rubric_version=version,
+            revision_notes=_revision_notes(judgment),
         )
     context.update(
         notice=notice,
@@ -196,6 +197,14 @@ def _render_page(
         urls=_urls(comparison),
     )
     return render(request, "review/compare.html", context, status=status)
+
+
+def _revision_notes(judgment: Judgment) -> list[str]:
+    """What reviewers asked the annotator to change (without naming the reviewers)."""
+    if judgment.status != JudgmentStatus.REVISION_REQUESTED:
+        return []
+    requests = judgment.reviews.filter(verdict=ReviewVerdict.REVISION).order_by("-created_at")
+    return [review.reason for review in requests[:5]]
 
 
 def _urls(comparison: Comparison) -> dict[str, str]:
@@ -296,17 +305,18 @@ def followup_status(request: HttpRequest, comparison: Comparison, viewer: Viewer
 
 
 @require_http_methods(["GET", "POST"])
-@comparison_view
+@comparison_view(start=True)
 def draft(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
     judgment = viewer.judgment
     if request.method == "GET":
         if judgment is None:
             return JsonResponse({"error": "You have no draft on this comparison."}, status=404)
         return JsonResponse(_draft_json(judgment))
-    if judgment is None or not viewer.editable:
+    if judgment is None:
+        return JsonResponse({"error": "Only the annotator working on this comparison has a draft."}, status=403)
+    if not viewer.editable:
         return JsonResponse(
-            {"error": "This judgment was submitted and is final; it can no longer change."},
-            status=409 if judgment is not None else 403,
+            {"error": "This judgment was submitted and is final; it can no longer change."}, status=409
         )
     try:
         data = draft_from_post(

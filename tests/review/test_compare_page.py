@@ -167,3 +167,29 @@ def _walk(nodes):
     for node in nodes:
         yield node
         yield from _walk(node.children)
+
+
+def _big_patch(files: int, lines: int) -> str:
+    parts = []
+    for n in range(files):
+        body = "".join(f"+value_{n}_{i} = {i}\n" for i in range(lines))
+        parts.append(
+            f"diff --git a/pkg/mod_{n}.py b/pkg/mod_{n}.py\nnew file mode 100644\n"
+            f"--- /dev/null\n+++ b/pkg/mod_{n}.py\n@@ -0,0 +1,{lines} @@\n{body}"
+        )
+    return "".join(parts)
+
+
+def test_a_large_diff_renders_the_first_screen_and_defers_the_rest(alice, client_for):
+    from tests.review.factories import make_comparison as plain_comparison
+    from tests.review.factories import make_project
+
+    comparison = plain_comparison(make_project(overlap=1))
+    Candidate.objects.filter(turn__run__in=[comparison.run_a, comparison.run_b]).update(patch=_big_patch(60, 100))
+    queue.next_comparison(alice)
+    client = client_for(alice)
+    html = client.get(_url(comparison)).content.decode()
+    assert html.count('data-reason="deferred"') >= 2 * 50  # most of 60 files per side wait
+    assert html.count("<tr") < 2 * 1000
+    deferred = client.get(_url(comparison, "file/B/59/")).content.decode()
+    assert 'id="b-59"' in deferred and deferred.count("<tr") == 101

@@ -153,3 +153,20 @@ def test_a_judgment_keeps_the_rubric_version_it_started_on(erin, alice, alice_cl
     do_revise_rubric(erin, comparison.project.rubric, criteria, note="pinning")
     _submit(alice_client, comparison)
     assert Judgment.objects.get(annotator=alice).rubric_version == started_on
+
+
+def test_a_judgment_sent_back_for_revision_shows_the_comments_and_can_be_submitted_again(
+    alice, bob, alice_client, comparison
+):
+    from marlin.review.pipeline import do_request_revision
+
+    _submit(alice_client, comparison)
+    judgment = Judgment.objects.get(annotator=alice)
+    do_request_revision(bob, judgment, comments="Security is not n/a: side B calls eval.")
+    html = alice_client.get(f"/compare/{comparison.public_id}/").content.decode()
+    assert "A reviewer asked for a revision" in html and "side B calls eval" in html
+    assert "bob" not in html.split('id="judgment-form"', 1)[1]
+    response = _submit(alice_client, comparison, **{"rating-security": "-2", "draft_revision": "1"})
+    assert response.status_code == 302
+    judgment.refresh_from_db()
+    assert judgment.status == JudgmentStatus.SUBMITTED and judgment.ratings["security"] == -2

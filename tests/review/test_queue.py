@@ -174,3 +174,33 @@ def test_on_postgresql_concurrent_claims_with_skip_locked_never_exceed_the_overl
         assert not errors, errors
         _assert_never_over_overlap(project)
     assert Claim.objects.filter(released_at__isnull=True).count() == 8
+
+
+def test_a_draft_whose_claim_expired_is_claimed_again_while_a_place_is_free(alice, make_user, client_for):
+    project = make_project(overlap=1, claim_timeout_minutes=30)
+    comparison = make_comparison(project)
+    queue.next_comparison(alice)
+    client = client_for(alice)
+    client.post(f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"})
+    Claim.objects.filter(annotator=alice).update(last_seen_at=timezone.now() - timedelta(minutes=31))
+    queue.release_expired_claims()
+    response = client.get(f"/compare/{comparison.public_id}/")
+    assert response.status_code == 200 and "half done" in response.content.decode()
+    assert queue.open_claim(alice, comparison) is not None
+
+
+def test_a_draft_whose_place_was_taken_is_kept_and_the_annotator_is_told(alice, make_user, client_for):
+    project = make_project(overlap=1, claim_timeout_minutes=30)
+    comparison = make_comparison(project)
+    queue.next_comparison(alice)
+    client_for(alice).post(f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"})
+    Claim.objects.filter(annotator=alice).update(last_seen_at=timezone.now() - timedelta(minutes=31))
+    anna = make_user("anna", "annotator")
+    assert queue.next_comparison(anna) == comparison
+    response = client_for(alice).get(f"/compare/{comparison.public_id}/")
+    assert response.status_code == 403
+    assert "Your claim on this comparison expired" in response.content.decode()
+    assert "Your draft is kept" in response.content.decode()
+    from marlin.review.models import Judgment
+
+    assert Judgment.objects.get(annotator=alice).rationale == "half done"
