@@ -260,12 +260,14 @@
 
   // Keys ----------------------------------------------------------------------------------------
   const help = document.getElementById("key-help");
-  document.querySelectorAll('[data-action="help"]').forEach((b) => b.addEventListener("click", () => help.showModal()));
+  // Pages that embed the blind body without the dialog (review, adjudication) get no help key.
+  const toggleHelp = () => { if (help) { if (help.open) help.close(); else help.showModal(); } };
+  document.querySelectorAll('[data-action="help"]').forEach((b) => b.addEventListener("click", toggleHelp));
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t.closest && t.closest("textarea, input[type=text], select, [contenteditable]")) return;
-    if (help.open && e.key !== "?") return;
+    if (help && help.open && e.key !== "?") return;
     const k = e.key;
     const handled = {
       j: () => stepFile(1), k: () => stepFile(-1),
@@ -274,7 +276,7 @@
       t: () => { if (turns > 1) location.search = "?turn=" + ((parseInt(turn, 10) % turns) + 1) + "&view=" + view; },
       n: () => focusCrit(critIndex + 1), p: () => focusCrit(critIndex - 1),
       c: () => { if (lastLine && editable) openCommentEditor(lastLine); },
-      "?": () => (help.open ? help.close() : help.showModal()),
+      "?": toggleHelp,
       "0": () => editable && rate("na"),
     };
     if (/^[1-7]$/.test(k) && editable) { e.preventDefault(); rate(String(parseInt(k, 10) - 4)); return; }
@@ -326,7 +328,10 @@
     status.textContent = text;
     status.classList.toggle("error", !!isError);
   }
-  function changed() {
+  function changed(e) {
+    // A field the server marked as wrong is no longer marked once the expert edits it.
+    const marked = e && e.target && e.target.closest && e.target.closest(".has-error, .crit.missing");
+    if (marked) marked.classList.remove("has-error", "missing");
     localStorage.setItem(storeKey, JSON.stringify({ revision: revisionInput.value, fields: snapshot() }));
     setStatus("Unsaved changes…");
     clearTimeout(timer);
@@ -399,7 +404,7 @@
   });
   if (editable) {
     form.addEventListener("input", changed);
-    form.addEventListener("change", (e) => { if (e.target.type === "radio" || e.target.tagName === "SELECT") changed(); });
+    form.addEventListener("change", (e) => { if (e.target.type === "radio" || e.target.tagName === "SELECT") changed(e); });
     form.addEventListener("submit", () => { writeTime(); localStorage.removeItem(storeKey); });
     savedSnapshot = snapshot();
     const stored = JSON.parse(localStorage.getItem(storeKey) || "null");
