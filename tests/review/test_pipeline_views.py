@@ -205,3 +205,15 @@ def test_rereview_from_the_dashboard_is_admin_only(client, erin, bob, alice, ann
     assert f"<td>{project.name}</td><td>2</td>" in page and f"/review/projects/{project.pk}/rereview/" in page
     response = client.post(f"/review/projects/{project.pk}/rereview/", follow=True)
     assert "1 comparison(s) sent back to review" in response.content.decode()
+
+
+def test_a_revision_request_needs_only_comments_and_an_agreement_needs_every_criterion(client, alice, anna, bob) -> None:
+    comparison, first, second = in_review(alice, anna)
+    client.force_login(bob)
+    response = client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", {"verdict": "agree", "reason": "Looks right."})
+    assert response.status_code == 400
+    assert "missing: Correctness, Security, Reliability, Maintainability" in response.content.decode()
+    response = client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", {"verdict": "revision", "reason": "Rate security: the patch adds eval()."})
+    assert response.status_code == 302
+    second.refresh_from_db()
+    assert second.status == JudgmentStatus.REVISION_REQUESTED
