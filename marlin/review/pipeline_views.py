@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from marlin.accounts.permissions import role_required
 from marlin.audit.models import AuditEvent
-from marlin.review import compare, pipeline
+from marlin.review import blinding, compare, pipeline
 from marlin.review.models import (
     Comparison,
     ComparisonState,
@@ -234,14 +234,6 @@ def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
 # Decision and timeline.
 
 
-def can_see_agents(user: Any, comparison: Comparison) -> bool:
-    if comparison.state != ComparisonState.DECIDED:
-        return False
-    return user.has_role("admin") or (
-        comparison.project.reveal_agents_to_experts_after_decision and user.has_role(*EXPERT_ROLES)
-    )
-
-
 def _took_part(user: Any, comparison: Comparison) -> bool:
     return (
         comparison.judgments.filter(annotator=user).exists()
@@ -266,14 +258,14 @@ def timeline_events(comparison: Comparison) -> QuerySet[AuditEvent]:
 
 def _outcome_context(request: HttpRequest, comparison: Comparison) -> dict[str, Any]:
     decision = getattr(comparison, "decision", None)
-    reveal = can_see_agents(request.user, comparison)
+    agents = blinding.revealed_agents(request.user, comparison)
     return {
         "comparison": comparison,
         "decision": decision,
         "decision_rows": _decision_rows(decision) if decision else [],
         "current_version": _current_version(comparison),
-        "reveal": reveal,
-        "agents": {"A": comparison.run_a.agent, "B": comparison.run_b.agent} if reveal else None,
+        "reveal": agents is not None,
+        "agents": agents,
     }
 
 
