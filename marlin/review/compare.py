@@ -109,12 +109,21 @@ def side_patch(comparison: Comparison, side: str, turn: int, view: View = "cumul
         return candidate.patch_for_experts
     previous = candidate_at(run, turn - 1)
     before = previous.patch_for_experts if previous is not None else ""
-    return incremental_patch(comparison.task.repository.mirror_path, comparison.task.base_commit,
-                             before, candidate.patch_for_experts)
+    try:
+        return incremental_patch(comparison.task.repository.mirror_path,
+                                 comparison.task.base_commit, before, candidate.patch_for_experts)
+    except GitError as exc:
+        raise CompareError(
+            f"The changes of turn {turn} alone could not be computed ({exc}); "
+            "use the cumulative view."
+        ) from None
 
 
 def side_files(comparison: Comparison, side: str, turn: int, view: View = "cumulative") -> list[FileDiff]:
-    return parse_cached(side_patch(comparison, side, turn, view))
+    try:
+        return parse_cached(side_patch(comparison, side, turn, view))
+    except DiffParseError as exc:
+        raise CompareError(f"The change on side {side} could not be read: {exc}") from None
 
 
 @lru_cache(maxsize=32)
@@ -190,7 +199,7 @@ def _side_view(
     side.flagged = candidate.is_flagged
     try:
         files = side_files(comparison, letter, turn, view)
-    except (DiffParseError, GitError) as exc:
+    except CompareError as exc:
         side.parse_error = str(exc)
         return side
     side.files = len(files)
@@ -255,9 +264,14 @@ def base_file_lines(mirror: str, commit: str, path: str) -> list[str]:
     """The file at ``commit`` from the bare mirror, as lines (``git show commit:path``)."""
     if not mirror:
         raise CompareError("The repository has no mirror to read the base file from.")
+    if path.startswith("-") or ":" in path[:1]:
+        raise CompareError("That path cannot be read.")
     if path.startswith("/") or "\0" in path or any(p in ("..", ".git") for p in path.split("/")):
         raise CompareError("That path cannot be read.")
-    blob = run_git(["--git-dir", mirror, "show", f"{validate_ref(commit)}:{path}"], timeout=20)
+    try:
+        blob = run_git(["--git-dir", mirror, "show", f"{validate_ref(commit)}:{path}"], timeout=20)
+    except GitError as exc:
+        raise CompareError(f"The base version of {path} could not be read: {exc}") from None
     if len(blob) > MAX_BASE_FILE_BYTES:
         raise CompareError("The base file is too large to show context from.")
     return blob.decode("utf-8", errors="replace").splitlines()

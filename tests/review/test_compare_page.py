@@ -193,3 +193,29 @@ def test_a_large_diff_renders_the_first_screen_and_defers_the_rest(alice, client
     assert html.count("<tr") < 2 * 1000
     deferred = client.get(_url(comparison, "file/B/59/")).content.decode()
     assert 'id="b-59"' in deferred and deferred.count("<tr") == 101
+
+
+def test_an_unreadable_patch_is_explained_not_a_server_error(alice, client_for):
+    from tests.review.factories import make_comparison as plain_comparison
+    from tests.review.factories import make_project
+
+    comparison = plain_comparison(make_project(overlap=1))
+    Candidate.objects.filter(turn__run=comparison.run_a).update(patch="this is not a diff\n")
+    queue.next_comparison(alice)
+    client = client_for(alice)
+    page = client.get(_url(comparison))
+    assert page.status_code == 200
+    assert "The change on side A could not be read" in page.content.decode()
+    file = client.get(_url(comparison, "file/A/0/"))
+    assert file.status_code == 400 and "could not be read" in file.content.decode()
+
+
+def test_context_without_a_mirror_says_so(alice, client_for):
+    from tests.review.factories import make_comparison as plain_comparison
+    from tests.review.factories import make_project
+
+    comparison = plain_comparison(make_project(overlap=1))  # its repository was never mirrored
+    queue.next_comparison(alice)
+    response = client_for(alice).get(_url(comparison, "context/A/0/?from=1&to=2"))
+    assert response.status_code == 400
+    assert "no mirror" in response.content.decode() or "could not be read" in response.content.decode()
