@@ -6,12 +6,13 @@ from datetime import datetime
 
 from django.db.models import Q
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Path, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require
+from marlin.api.types import MAX_ID
 from marlin.catalog.actions import CatalogError, do_add_repository, do_import_repositories
 from marlin.catalog.models import Repository
 
@@ -80,7 +81,7 @@ def list_repositories(request: HttpRequest, q: str = "", language: str = "", sta
 
 
 @router.get("/{repository_id}", response=RepositoryOut, summary="Get a repository")
-def get_repository(request: HttpRequest, repository_id: int) -> Repository:
+def get_repository(request: HttpRequest, repository_id: int = Path(..., ge=1, le=MAX_ID)) -> Repository:
     require(request, *CATALOG_ROLES)
     return Repository.objects.prefetch_related("tags").get(pk=repository_id)
 

@@ -9,13 +9,14 @@ from typing import Any
 
 from django.db.models import Q
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.responses import Status
 
 from marlin.agents.models import Agent, Run
 from marlin.api.auth import require
+from marlin.api.types import MAX_ID, Id
 from marlin.tasks.actions import do_create_task
 from marlin.tasks.forms import TaskForm
 from marlin.tasks.models import Project, Task
@@ -43,8 +44,8 @@ class TaskOut(Schema):
 
 
 class TaskIn(Schema):
-    project_id: int
-    repository_id: int
+    project_id: Id
+    repository_id: Id
     base_ref: str = Field(..., min_length=1, max_length=255, description="Commit SHA, branch or tag; resolved in the mirror.")
     title: str = Field(..., min_length=1, max_length=200)
     kind: str = "feature"
@@ -115,7 +116,7 @@ class RunOut(Schema):
 
 
 class ImportIn(Schema):
-    project_id: int
+    project_id: Id
     text: str = Field(..., max_length=200_000_000, description="JSON lines or a JSON list.")
     filename: str = Field("", max_length=200)
 
@@ -144,7 +145,7 @@ class ImportOut(Schema):
 
 @router.get("/tasks", response=list[TaskOut], tags=["tasks"], summary="List tasks")
 @paginate(LimitOffsetPagination)
-def list_tasks(request: HttpRequest, project_id: int | None = None, status: str = "", kind: str = "", q: str = ""):  # type: ignore[no-untyped-def]
+def list_tasks(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), status: str = "", kind: str = "", q: str = ""):  # type: ignore[no-untyped-def]
     require(request, *TASK_READERS)
     qs = Task.objects.select_related("repository").order_by("-created_at", "-pk")
     if project_id is not None:
@@ -159,7 +160,7 @@ def list_tasks(request: HttpRequest, project_id: int | None = None, status: str 
 
 
 @router.get("/tasks/{task_id}", response=TaskOut, tags=["tasks"], summary="Get a task")
-def get_task(request: HttpRequest, task_id: int) -> Task:
+def get_task(request: HttpRequest, task_id: int = Path(..., ge=1, le=MAX_ID)) -> Task:
     require(request, *TASK_READERS)
     return Task.objects.select_related("repository").get(pk=task_id)
 
@@ -184,7 +185,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status[Task]:
 
 @router.get("/agents", response=list[AgentOut], tags=["agents"], summary="List agents (admins and authors)")
 @paginate(LimitOffsetPagination)
-def list_agents(request: HttpRequest, project_id: int | None = None):  # type: ignore[no-untyped-def]
+def list_agents(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, *AGENT_ROLES)
     qs = Agent.objects.order_by("name", "version_label", "pk")
     if project_id is not None:
@@ -193,13 +194,13 @@ def list_agents(request: HttpRequest, project_id: int | None = None):  # type: i
 
 
 @router.get("/agents/{agent_id}", response=AgentOut, tags=["agents"], summary="Get an agent")
-def get_agent(request: HttpRequest, agent_id: int) -> Agent:
+def get_agent(request: HttpRequest, agent_id: int = Path(..., ge=1, le=MAX_ID)) -> Agent:
     require(request, *AGENT_ROLES)
     return Agent.objects.get(pk=agent_id)
 
 
 @router.get("/runs/{run_id}", response=RunOut, tags=["runs"], summary="Get a run with its turns and candidates")
-def get_run(request: HttpRequest, run_id: int) -> Run:
+def get_run(request: HttpRequest, run_id: int = Path(..., ge=1, le=MAX_ID)) -> Run:
     require(request, *AGENT_ROLES)
     return Run.objects.select_related("agent").prefetch_related(
         "turns__candidate__check_results"

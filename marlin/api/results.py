@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.responses import Status
@@ -25,6 +25,7 @@ from marlin.analytics.views import (
     no_ranking_message,
 )
 from marlin.api.auth import require
+from marlin.api.types import MAX_ID, Id
 from marlin.exports.actions import EXPORT_ROLES, ExportError, do_create_export
 from marlin.exports.models import Export
 from marlin.tasks.models import Project
@@ -35,7 +36,7 @@ router = Router()
 class LeaderboardQuery(Schema):
     task_kind: str = ""
     criterion: str = "overall"
-    agents: list[int] = Field(default_factory=list, description="Agent ids (admins, authors and adjudicators only).")
+    agents: list[Id] = Field(default_factory=list, description="Agent ids (admins, authors and adjudicators only).")
     since: date | None = None
     until: date | None = None
     rounds: int | None = Field(None, ge=0, le=MAX_ROUNDS, description="Bootstrap rounds (default 1,000).")
@@ -76,10 +77,10 @@ class LeaderboardOut(Schema):
 
 
 class ExportIn(Schema):
-    project_id: int
+    project_id: Id
     kind: str = Field(..., description="preferences, records, predictions or tasks")
     task_kind: str = ""
-    agents: list[int] = Field(default_factory=list)
+    agents: list[Id] = Field(default_factory=list)
     since: date | None = None
     until: date | None = None
     formats: list[str] = Field(default_factory=list, description="jsonl and/or parquet (preferences)")
@@ -114,7 +115,7 @@ def _finite(value: float) -> float | None:
 
 @router.get("/leaderboards/{project_id}", response=LeaderboardOut, tags=["leaderboards"],
             summary="A project's ranking, plain and style-controlled")
-def get_leaderboard(request: HttpRequest, project_id: int, query: Query[LeaderboardQuery]) -> dict[str, Any]:
+def get_leaderboard(request: HttpRequest, query: Query[LeaderboardQuery], project_id: int = Path(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     user = require(request, *VIEWER_ROLES)
     project = Project.objects.select_related("rubric").get(pk=project_id)
     show_names = can_see_agent_names(user)
@@ -154,14 +155,14 @@ def get_leaderboard(request: HttpRequest, project_id: int, query: Query[Leaderbo
 
 @router.get("/exports", response=list[ExportOut], tags=["exports"], summary="List exports")
 @paginate(LimitOffsetPagination)
-def list_exports(request: HttpRequest, project_id: int | None = None):  # type: ignore[no-untyped-def]
+def list_exports(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, *EXPORT_ROLES)
     qs = Export.objects.order_by("-created_at", "-pk")
     return qs.filter(project_id=project_id) if project_id is not None else qs
 
 
 @router.get("/exports/{export_id}", response=ExportOut, tags=["exports"], summary="Get an export and its manifest")
-def get_export(request: HttpRequest, export_id: int) -> Export:
+def get_export(request: HttpRequest, export_id: int = Path(..., ge=1, le=MAX_ID)) -> Export:
     require(request, *EXPORT_ROLES)
     return Export.objects.get(pk=export_id)
 

@@ -15,12 +15,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, QueryDict
-from ninja import Field, Router, Schema
+from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require, user_of
+from marlin.api.types import MAX_ID, Counter, Id, Seconds
 from marlin.review import actions, queue
 from marlin.review.compare import candidate_at, checks_visible
 from marlin.review.forms import draft_from_post
@@ -117,23 +118,23 @@ class ComparisonBrief(Schema):
 
 
 class DraftIn(Schema):
-    draft_revision: int = Field(..., ge=0, description="The revision your edit is based on (409 if stale).")
+    draft_revision: Counter = Field(..., description="The revision your edit is based on (409 if stale).")
     ratings: dict[str, int | None] = Field(default_factory=dict, description="criterion key -> -3..3 (A..B) or null (n/a)")
     overall: int | None = None
     rationale: str = ""
     confidence: int | None = None
     comments: list[dict[str, Any]] = Field(default_factory=list)
     turn_notes: dict[str, str] = Field(default_factory=dict)
-    active_seconds: int = Field(0, ge=0)
-    wall_seconds: int = Field(0, ge=0)
+    active_seconds: Seconds = 0
+    wall_seconds: Seconds = 0
 
 
 class ReviewIn(Schema):
-    judgment_id: int
+    judgment_id: Id
     verdict: str = Field(..., description="agree, disagree or revision")
     reason: str = Field(..., max_length=20_000)
     per_criterion: dict[str, dict[str, Any]] = Field(default_factory=dict, description="key -> {agree, reason}")
-    active_seconds: int = Field(0, ge=0)
+    active_seconds: Seconds = 0
 
 
 class ReviewOut(Schema):
@@ -294,7 +295,7 @@ def _own_judgment(user: Any, public_id: str) -> Judgment:
 @router.get("/comparisons", response=list[ComparisonBrief], tags=["comparisons"],
             summary="Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)")
 @paginate(LimitOffsetPagination)
-def list_comparisons(request: HttpRequest, project_id: int | None = None, state: str = ""):  # type: ignore[no-untyped-def]
+def list_comparisons(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), state: str = ""):  # type: ignore[no-untyped-def]
     user = user_of(request)
     qs = Comparison.objects.select_related("task").order_by("-created_at", "-pk")
     if not user.has_role("admin", *OVERSIGHT_ROLES):
@@ -311,7 +312,7 @@ def list_comparisons(request: HttpRequest, project_id: int | None = None, state:
 
 @router.post("/comparisons/next", response=ComparisonOut, tags=["comparisons"],
              summary="Claim the next comparison from your queue (annotators)")
-def next_comparison(request: HttpRequest, project_id: int | None = None) -> dict[str, Any]:
+def next_comparison(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)) -> dict[str, Any]:
     user = require(request, "annotator")
     project = Project.objects.get(pk=project_id) if project_id is not None else None
     comparison = queue.next_comparison(user, project)
@@ -366,7 +367,7 @@ def submit_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
 
 @router.get("/judgments/{judgment_id}", response=SubmittedJudgmentOut, tags=["judgments"],
             summary="Your own judgment, or a submitted one for reviewers, adjudicators and admins (others' drafts: 404)")
-def get_judgment(request: HttpRequest, judgment_id: int) -> dict[str, Any]:
+def get_judgment(request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     user = require(request, "reviewer", "adjudicator", "annotator")
     judgments = Judgment.objects.select_related("comparison", "rubric_version")
     j = judgments.filter(pk=judgment_id, annotator=user).first()
@@ -413,7 +414,7 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
 @router.get("/decisions", response=list[DecisionOut], tags=["decisions"],
             summary="Final decisions (admins, authors, adjudicators; agent names for admins and authors)")
 @paginate(LimitOffsetPagination)
-def list_decisions(request: HttpRequest, project_id: int | None = None):  # type: ignore[no-untyped-def]
+def list_decisions(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, "author", "adjudicator")
     qs = Decision.objects.select_related(
         "comparison__run_a__agent", "comparison__run_b__agent", "rubric_version"
