@@ -8,11 +8,11 @@ from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Field, Path, Router, Schema
 from ninja.errors import HttpError
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require
-from marlin.api.types import MAX_ID
+from marlin.api.types import MAX_ID, Pagination
 from marlin.catalog.actions import CatalogError, do_add_repository, do_import_repositories
 from marlin.catalog.models import Repository
 
@@ -67,7 +67,7 @@ class ImportOut(Schema):
 
 
 @router.get("", response=list[RepositoryOut], summary="List repositories")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_repositories(request: HttpRequest, q: str = "", language: str = "", status: str = ""):  # type: ignore[no-untyped-def]
     require(request, *CATALOG_ROLES)
     qs = Repository.objects.prefetch_related("tags").order_by("name", "pk")

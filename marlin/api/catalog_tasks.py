@@ -11,12 +11,12 @@ from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.agents.models import Agent, Run
 from marlin.api.auth import require
-from marlin.api.types import MAX_ID, Id
+from marlin.api.types import MAX_ID, Id, Pagination
 from marlin.tasks.actions import do_create_task
 from marlin.tasks.forms import TaskForm
 from marlin.tasks.models import Project, Task
@@ -144,7 +144,7 @@ class ImportOut(Schema):
 
 
 @router.get("/tasks", response=list[TaskOut], tags=["tasks"], summary="List tasks")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_tasks(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), status: str = "", kind: str = "", q: str = ""):  # type: ignore[no-untyped-def]
     require(request, *TASK_READERS)
     qs = Task.objects.select_related("repository").order_by("-created_at", "-pk")
@@ -184,7 +184,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status[Task]:
 
 
 @router.get("/agents", response=list[AgentOut], tags=["agents"], summary="List agents (admins and authors)")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_agents(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, *AGENT_ROLES)
     qs = Agent.objects.order_by("name", "version_label", "pk")

@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.analytics.queries import (
@@ -25,7 +25,7 @@ from marlin.analytics.views import (
     no_ranking_message,
 )
 from marlin.api.auth import require
-from marlin.api.types import MAX_ID, Id
+from marlin.api.types import MAX_ID, Id, Pagination
 from marlin.exports.actions import EXPORT_ROLES, ExportError, do_create_export
 from marlin.exports.models import Export
 from marlin.tasks.models import Project
@@ -154,7 +154,7 @@ def get_leaderboard(request: HttpRequest, query: Query[LeaderboardQuery], projec
 
 
 @router.get("/exports", response=list[ExportOut], tags=["exports"], summary="List exports")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_exports(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, *EXPORT_ROLES)
     qs = Export.objects.order_by("-created_at", "-pk")

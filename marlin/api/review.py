@@ -17,11 +17,11 @@ from django.db.models import Q
 from django.http import HttpRequest, QueryDict
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require, user_of
-from marlin.api.types import MAX_ID, Counter, Id, Seconds
+from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds
 from marlin.review import actions, queue
 from marlin.review.compare import candidate_at, checks_visible
 from marlin.review.forms import draft_from_post
@@ -294,7 +294,7 @@ def _own_judgment(user: Any, public_id: str) -> Judgment:
 
 @router.get("/comparisons", response=list[ComparisonBrief], tags=["comparisons"],
             summary="Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_comparisons(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), state: str = ""):  # type: ignore[no-untyped-def]
     user = user_of(request)
     qs = Comparison.objects.select_related("task").order_by("-created_at", "-pk")
@@ -386,7 +386,7 @@ def get_judgment(request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX
 
 
 @router.get("/reviews", response=list[ReviewOut], tags=["reviews"], summary="Your reviews")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_reviews(request: HttpRequest):  # type: ignore[no-untyped-def]
     user = require(request, "reviewer")
     return Review.objects.filter(reviewer=user).select_related("judgment__comparison").order_by("-created_at", "-pk")
@@ -413,7 +413,7 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
 
 @router.get("/decisions", response=list[DecisionOut], tags=["decisions"],
             summary="Final decisions (admins, authors, adjudicators; agent names for admins and authors)")
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def list_decisions(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, "author", "adjudicator")
     qs = Decision.objects.select_related(

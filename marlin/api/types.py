@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from ninja import Schema
+from ninja.pagination import LimitOffsetPagination
 from pydantic import Field
 
 MAX_ID = 2**63 - 1
@@ -14,3 +16,12 @@ MAX_SECONDS = 7 * 24 * 3600
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
 Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
+
+
+class Pagination(LimitOffsetPagination):
+    """limit/offset paging with both bounded (ninja leaves the offset unbounded, and a huge
+    offset overflows the database's integer)."""
+
+    class Input(Schema):
+        limit: int = Field(100, ge=1, le=1000)
+        offset: int = Field(0, ge=0, le=MAX_COUNTER)

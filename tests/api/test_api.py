@@ -182,3 +182,10 @@ def test_the_schema_and_docs_are_served(client, db):
 def test_authors_list_catalog_tasks_and_agents(client, world, token_for, dave, path):
     response = client.get(path, headers=token_for(dave))
     assert response.status_code == 200 and response.json()["count"] >= 1
+
+
+@pytest.mark.parametrize("query", ["offset=99999999999999999999", "limit=5000", "offset=-1", "project_id=99999999999999999999"])
+def test_out_of_range_numbers_are_a_422_not_a_server_error(client, world, token_for, dave, query):
+    response = client.get(f"/api/tasks?{query}", headers=token_for(dave))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][0] == "query"
