@@ -44,7 +44,7 @@ class LeaderboardQuery(Schema):
 
 class RankOut(Schema):
     agent: str = Field(..., description="'name version', or 'Agent N' for roles that may not see names.")
-    score: float | None = Field(..., description="Elo-like score; null never happens for point estimates.")
+    score: float = Field(..., description="Elo-like score (400 points = 10:1 odds), centred on 1000.")
     lower: float | None = Field(..., description="2.5th percentile; null when unbounded below.")
     upper: float | None = Field(..., description="97.5th percentile; null when unbounded above.")
     rank: int
