@@ -117,6 +117,8 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     page.keyboard.press("0")  # security: not applicable
     _rating(page, "Reliability", "A slightly better").check()
     page.get_by_label("Rationale").fill(RATIONALE[:30])
+    # Saved means the browser holds no unsaved copy any more (not just an earlier save's status).
+    page.wait_for_function(f"!localStorage.getItem('marlin-draft-{comparison.public_id}')")
     expect(page.locator("#save-status")).to_contain_text("Draft saved")
 
     # Reload mid-way: the draft, the comment and the layout are all still there.
