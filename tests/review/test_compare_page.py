@@ -219,3 +219,29 @@ def test_context_without_a_mirror_says_so(alice, client_for):
     response = client_for(alice).get(_url(comparison, "context/A/0/?from=1&to=2"))
     assert response.status_code == 400
     assert "no mirror" in response.content.decode() or "could not be read" in response.content.decode()
+
+
+def test_the_incremental_diff_shows_only_the_later_turn_and_never_writes_to_the_mirror(db):
+    from pathlib import Path
+
+    from marlin.demo.load import demo_source_path
+    from marlin.demo.sample_repo import head_commit
+    from marlin.review.compare import incremental_patch
+    from tests.review.workspace_factories import (
+        candidate_files,
+        demo_patch,
+        prepare_demo_repository,
+    )
+
+    repository = prepare_demo_repository()
+    objects = sorted(p.name for p in Path(repository.mirror_path, "objects").rglob("*"))
+    base = head_commit(demo_source_path())
+    first = demo_patch(candidate_files("flawed"))
+    second = demo_patch(candidate_files("good") | {"CHANGES.md": "Fixed.\n"})
+    diff = incremental_patch(repository.mirror_path, base, first, second)
+    assert "b/CHANGES.md" in diff and "b/tests/test_money_parentheses.py" in diff
+    assert "ledgerlite/money.py" in diff  # flawed -> good
+    assert incremental_patch(repository.mirror_path, base, second, second) == ""
+    assert sorted(p.name for p in Path(repository.mirror_path, "objects").rglob("*")) == objects
+    cached = list((Path(repository.mirror_path).parents[1] / "cache" / "turn-diffs").glob("*.patch"))
+    assert len(cached) == 2

@@ -204,3 +204,10 @@ def test_a_draft_whose_place_was_taken_is_kept_and_the_annotator_is_told(alice, 
     from marlin.review.models import Judgment
 
     assert Judgment.objects.get(annotator=alice).rationale == "half done"
+
+
+def test_the_queue_can_be_asked_for_one_project(alice):
+    pilot, other = make_project(overlap=1), make_project(overlap=1)
+    make_comparison(pilot)
+    wanted = make_comparison(other)
+    assert queue.next_comparison(alice, project=other) == wanted
