@@ -86,11 +86,11 @@ class Recovered:
 
 def sweep_workspaces() -> int:
     from marlin.paths import workspaces_dir
-    from marlin.sandbox.workspace import sweep_stale_workspaces
 
     # Workspaces of dead processes on this host go at once (the marker names the owner); age is
     # only for those of other hosts sharing the directory.
     from marlin.sandbox.limits import sweep_empty_cgroups
+    from marlin.sandbox.workspace import sweep_stale_workspaces
 
     older_than = max(lease_seconds(), FOREIGN_WORKSPACE_MAX_AGE_SECONDS)
     swept = len(sweep_stale_workspaces(workspaces_dir(), older_than_seconds=older_than))

@@ -153,7 +153,10 @@ def do_submit_judgment(actor: Any, judgment: Judgment) -> Judgment:
         raise NotAssigned("Only the annotator who wrote this judgment may submit it.")
     with transaction.atomic():
         current = (
-            Judgment.objects.select_for_update()
+            # Lock only the judgment and its comparison: a plain FOR UPDATE through select_related
+            # would also lock the project and rubric version, which concurrent transactions need
+            # FOR KEY SHARE at commit (foreign-key checks) — a deadlock on PostgreSQL.
+            Judgment.objects.select_for_update(of=("self", "comparison"), no_key=True)
             .select_related("comparison__project", "rubric_version")
             .get(pk=judgment.pk)
         )

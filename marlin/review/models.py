@@ -72,6 +72,9 @@ class Claim(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"claim of {self.comparison} by {self.annotator_id}"
+
 
 class JudgmentStatus(models.TextChoices):
     DRAFT = "draft", "Draft"

@@ -193,7 +193,10 @@ def may_take(annotator: Any, comparison: Comparison) -> bool:
 
 def _try_claim(annotator: Any, comparison_id: int, *, skip_locked: bool) -> Comparison | None:
     with transaction.atomic():
-        locked = Comparison.objects.select_for_update(skip_locked=skip_locked).select_related(
+        # of=("self",): see do_submit_judgment — locking the project row too deadlocks.
+        locked = Comparison.objects.select_for_update(
+            skip_locked=skip_locked, of=("self",), no_key=True
+        ).select_related(
             "project", "task"
         )
         comparison = locked.filter(

@@ -152,16 +152,6 @@ def test_concurrent_reviews_and_adjudications_lose_nothing_and_do_nothing_twice(
     race.check()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "deadlocks until marlin.review.actions.do_submit_judgment locks with "
-        "select_for_update(of=('self', 'comparison'), no_key=True) and marlin.review.queue._try_claim "
-        "with select_for_update(..., of=('self',), no_key=True): their plain FOR UPDATE through "
-        "select_related also locks the project and rubric version rows, which every transaction "
-        "that holds the audit head needs FOR KEY SHARE at commit (foreign-key checks)"
-    ),
-)
 def test_resubmissions_and_claims_during_reviews_do_not_deadlock(make_user) -> None:
     from marlin.review import queue
     from marlin.review.actions import do_submit_judgment
