@@ -62,7 +62,7 @@ def continuation(conversation: list[Any], patch: str) -> list[dict[str, str]]:
 
 
 # Decisions are read as plain values, not model instances: building ~11 model objects per
-# decision dominated the export time (see docs/benchmarks-exports.md).
+# decision dominated the export time (see docs/benchmarks.md).
 DECISION_FIELDS = (
     "pk", "overall", "ratings", "rationale", "source", "decided_at", "rubric_version_id", "decided_by_id",
     "comparison_id", "comparison__public_id", "comparison__turn_count", "comparison__task_id",
