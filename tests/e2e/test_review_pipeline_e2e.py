@@ -22,7 +22,7 @@ def disputed_soon(transactional_db, make_user):
 def _review(page, live_server, login, user, verdict: str, reason: str, disagree_on: dict[str, str] | None = None) -> None:
     login(page, live_server, user)
     page.goto(f"{live_server.url}/review/queue/")
-    page.get_by_role("link", name="Review").first.click()
+    page.locator("main").get_by_role("link", name="Review", exact=True).first.click()
     page.wait_for_selector("text=Your review")
     for key in ("correctness", "security", "reliability", "maintainability"):
         answer = "disagree" if disagree_on and key in disagree_on else "agree"
@@ -44,7 +44,7 @@ def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browse
     _review(page, live_server, login, people["bob"], "agree", "Matches what I see in both diffs.")
     login(page, live_server, people["brian"])
     page.goto(f"{live_server.url}/review/queue/")
-    page.get_by_role("link", name="Review").first.click()
+    page.locator("main").get_by_role("link", name="Review", exact=True).first.click()
     page.wait_for_selector("text=Your review")
     assert "Hidden-Agent" not in page.content()
     page.screenshot(path=str(artifacts_dir / "pipeline-review-form.png"), full_page=True)
@@ -55,7 +55,7 @@ def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browse
 
     login(page, live_server, people["carol"])
     page.goto(f"{live_server.url}/review/adjudicate/")
-    page.get_by_role("link", name="Adjudicate").first.click()
+    page.locator("main").get_by_role("link", name="Adjudicate", exact=True).first.click()
     page.wait_for_selector("text=Final decision")
     assert "B crashes on []." in page.content()
     for label, value in (("Correctness", "-2"), ("Security", "na"), ("Reliability", "-1"), ("Maintainability", "0"), ("Overall preference", "-2")):
