@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from marlin.accounts.models import Role, User
+from marlin.accounts.models import User
 from marlin.agents.imports import (
     DEFAULT_TEST_COMMAND,
     ImportReport,
     do_import_predictions,
     do_import_swebench_tasks,
 )
+from marlin.management.commandline import acting_user, read_input
 from marlin.tasks.models import Project
 
 MAX_ERRORS_SHOWN = 200
@@ -66,8 +65,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.console = Console(file=self.stdout, highlight=False, soft_wrap=True)
-        text = _read(options["file"])
-        actor = _actor(options.get("username"))
+        text = read_input(options["file"])
+        actor = acting_user(options.get("username"))
         project = Project.objects.filter(name=options["project"]).first()
         if project is None:
             raise CommandError(
@@ -145,7 +144,7 @@ class Command(BaseCommand):
 
 def _setup_commands(filename: str) -> dict[str, str]:
     commands: dict[str, str] = {}
-    for line_no, line in enumerate(_read(filename).splitlines(), start=1):
+    for line_no, line in enumerate(read_input(filename).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -158,31 +157,3 @@ def _setup_commands(filename: str) -> dict[str, str]:
     return commands
 
 
-def _actor(username: str | None) -> User:
-    if username:
-        user = User.objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise CommandError(f"no active user named {username!r}", returncode=2)
-        return user
-    admin = (
-        User.objects.filter(is_active=True)
-        .filter(Q(role_grants__role=Role.ADMIN) | Q(is_superuser=True))
-        .order_by("pk")
-        .first()
-    )
-    if admin is None:
-        raise CommandError(
-            "there is no admin user to act as; create one (marlin createuser NAME --role admin) "
-            "or pass --as USERNAME",
-            returncode=2,
-        )
-    return admin
-
-
-def _read(filename: str) -> str:
-    try:
-        if filename == "-":
-            return sys.stdin.read()
-        return Path(filename).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {filename}: {exc}", returncode=2) from None

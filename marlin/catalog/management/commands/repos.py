@@ -7,19 +7,17 @@ file held nothing valid, 2 when it could not be read.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from marlin.accounts.models import Role, User
+from marlin.accounts.models import User
 from marlin.catalog.actions import (
     CatalogError,
     ImportResult,
@@ -28,6 +26,7 @@ from marlin.catalog.actions import (
 )
 from marlin.catalog.jobs import mirror_repository
 from marlin.catalog.models import MirrorStatus, Repository
+from marlin.management.commandline import acting_user, read_input
 
 MAX_BAD_LINES_SHOWN = 200
 
@@ -67,10 +66,10 @@ class Command(BaseCommand):
 
     def _change(self, action: str, options: dict[str, Any]) -> None:
         if action == "import":
-            text = _read(options["file"])  # before the database, so a bad path exits 2 at once
-            self._import(_actor(options.get("username")), text, options["file"], mirror=options["mirror"])
+            text = read_input(options["file"])  # before the database, so a bad path exits 2 at once
+            self._import(acting_user(options.get("username")), text, options["file"], mirror=options["mirror"])
         else:
-            self._add(_actor(options.get("username")), options)
+            self._add(acting_user(options.get("username")), options)
 
     def _add(self, actor: User, options: dict[str, Any]) -> None:
         try:
@@ -159,31 +158,3 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} repositories could not be mirrored", returncode=1)
 
 
-def _actor(username: str | None) -> User:
-    if username:
-        user = User.objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise CommandError(f"no active user named {username!r}", returncode=2)
-        return user
-    admin = (
-        User.objects.filter(is_active=True)
-        .filter(Q(role_grants__role=Role.ADMIN) | Q(is_superuser=True))
-        .order_by("pk")
-        .first()
-    )
-    if admin is None:
-        raise CommandError(
-            "there is no admin user to act as; create one (marlin createuser NAME --role admin) "
-            "or pass --as USERNAME",
-            returncode=2,
-        )
-    return admin
-
-
-def _read(filename: str) -> str:
-    try:
-        if filename == "-":
-            return sys.stdin.read()
-        return Path(filename).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {filename}: {exc}", returncode=2) from None
