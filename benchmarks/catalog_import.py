@@ -53,7 +53,9 @@ def make_csv(lines: int) -> str:
         else:
             lang = LANGUAGES[unique % len(LANGUAGES)]
             tags = ";".join(["web", "cli", "infra", "ml"][: 1 + unique % 3])
-            rows.append(f"https://github.com/owner{unique}/repo{unique},{lang},{unique * 13 % 90000},MIT,{tags}")
+            rows.append(
+                f"https://github.com/owner{unique}/repo{unique},{lang},{unique * 13 % 90000},MIT,{tags}"
+            )
             unique += 1
     return "\n".join(rows) + "\n"
 
@@ -93,8 +95,14 @@ def child(lines: int, runs: int) -> dict:
         created = 0
         for line in report.good:
             repo = Repository.objects.create(
-                url=line.url, normalized_url=line.normalized, name=line.name, host=line.host,
-                language=line.language, stars=line.stars, license=line.license, created_by=admin,
+                url=line.url,
+                normalized_url=line.normalized,
+                name=line.name,
+                host=line.host,
+                language=line.language,
+                stars=line.stars,
+                license=line.license,
+                created_by=admin,
             )
             for name in line.tags:
                 tag, _ = Tag.objects.get_or_create(name=name)
@@ -138,7 +146,10 @@ def run_backend(backend: str, lines: int, runs: int) -> dict | None:
         try:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", "--lines", str(lines), "--runs", str(runs)],
-                env=env, capture_output=True, text=True, check=True,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
         except subprocess.CalledProcessError as exc:
             sys.stderr.write(exc.stderr)

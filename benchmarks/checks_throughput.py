@@ -52,8 +52,13 @@ def _queue_round(count: int, number: int) -> list[int]:
     return [c.pk for c in candidates]
 
 
-def _round(env: dict[str, str], workers: int, count: int, number: int,
-           check_seconds: list[float] | None = None) -> float:
+def _round(
+    env: dict[str, str],
+    workers: int,
+    count: int,
+    number: int,
+    check_seconds: list[float] | None = None,
+) -> float:
     from marlin.agents.models import CheckResult
 
     ids = _queue_round(count, number)
@@ -61,14 +66,19 @@ def _round(env: dict[str, str], workers: int, count: int, number: int,
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "marlin", "worker", "--batch", "--interval", "0.1"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(workers)
     ]
     for process in processes:
         process.wait()
     elapsed = time.monotonic() - started
-    statuses = list(CheckResult.objects.filter(candidate_id__in=ids).values_list("status", flat=True))
+    statuses = list(
+        CheckResult.objects.filter(candidate_id__in=ids).values_list("status", flat=True)
+    )
     if statuses != ["passed"] * count:
         raise SystemExit(f"round {number}: expected {count} passed checks, got {statuses}")
     if check_seconds is not None:
@@ -116,8 +126,10 @@ def main() -> None:
         per_minute[workers] = args.candidates * 60 / median
         runs = ", ".join(f"{t:.1f}" for t in times)
         one = statistics.median(check_seconds[workers])
-        print(f"  {workers} worker(s): {median:.1f} s -> {per_minute[workers]:.1f} checks/min  "
-              f"(runs: {runs} s; one check in the sandbox: median {one:.2f} s)")
+        print(
+            f"  {workers} worker(s): {median:.1f} s -> {per_minute[workers]:.1f} checks/min  "
+            f"(runs: {runs} s; one check in the sandbox: median {one:.2f} s)"
+        )
     print(f"  ratio 2 workers / 1 worker: {per_minute[2] / per_minute[1]:.2f}x")
 
 

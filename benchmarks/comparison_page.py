@@ -62,8 +62,13 @@ def setup_comparison(changed: int, admin: User, annotator: User):
         normalized_url="bench", defaults={"url": "https://example.com/bench", "name": "bench/repo"}
     )
     task = Task.objects.create(
-        project=project, repository=repository, base_ref="main", base_commit="0" * 40,
-        title=f"{changed} lines", prompt="Refactor the handlers.", status=TaskStatus.APPROVED,
+        project=project,
+        repository=repository,
+        base_ref="main",
+        base_commit="0" * 40,
+        title=f"{changed} lines",
+        prompt="Refactor the handlers.",
+        status=TaskStatus.APPROVED,
     )
     runs = []
     for n, seed_shift in enumerate((0, 1)):
@@ -72,8 +77,13 @@ def setup_comparison(changed: int, admin: User, annotator: User):
         turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, status="done")
         patch = make_patch(changed + seed_shift)
         stats = patch_stats(patch)
-        Candidate.objects.create(turn=turn, patch=patch, files_changed=stats.files,
-                                 lines_added=stats.added, lines_removed=stats.removed)
+        Candidate.objects.create(
+            turn=turn,
+            patch=patch,
+            files_changed=stats.files,
+            lines_added=stats.added,
+            lines_removed=stats.removed,
+        )
         runs.append(run)
     comparison = create_comparison(project, task, *runs)
     assert queue.claim(annotator, comparison) is not None
@@ -101,9 +111,13 @@ def eager_page(comparison, runs: int) -> tuple[float, int]:
         compare.parse_cached.cache_clear()
         start = time.perf_counter()
         html = "".join(
-            diffrender.render_patch(compare.side_files(comparison, side, 1), mode="split",
-                                    anchor_prefix=compare.PREFIX[side], first_screen_lines=10**9,
-                                    max_lines=None)
+            diffrender.render_patch(
+                compare.side_files(comparison, side, 1),
+                mode="split",
+                anchor_prefix=compare.PREFIX[side],
+                first_screen_lines=10**9,
+                max_lines=None,
+            )
             for side in compare.SIDES
         )
         times.append(time.perf_counter() - start)
@@ -124,18 +138,24 @@ def serve() -> str:
         def log_message(self, *args) -> None:
             pass
 
-    server = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=Threaded, handler_class=Quiet)
+    server = make_server(
+        "127.0.0.1", 0, get_wsgi_application(), server_class=Threaded, handler_class=Quiet
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}"
 
 
-def first_file_visible(base_url: str, session: str, urls: dict[int, str], runs: int) -> dict[int, float]:
+def first_file_visible(
+    base_url: str, session: str, urls: dict[int, str], runs: int
+) -> dict[int, float]:
     from playwright.sync_api import sync_playwright
 
     results: dict[int, float] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ.get("MARLIN_CHROMIUM", "/usr/bin/chromium"),
-                                    args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("MARLIN_CHROMIUM", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu"],
+        )
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.add_cookies([{"name": "sessionid", "value": session, "url": base_url}])
         page = context.new_page()
@@ -146,7 +166,9 @@ def first_file_visible(base_url: str, session: str, urls: dict[int, str], runs: 
                 compare.parse_cached.cache_clear()
                 start = time.perf_counter()
                 page.goto(base_url + url, wait_until="commit")
-                page.locator("#side-a .diff-file table.diff").first.wait_for(state="visible", timeout=120_000)
+                page.locator("#side-a .diff-file table.diff").first.wait_for(
+                    state="visible", timeout=120_000
+                )
                 times.append(time.perf_counter() - start)
             results[changed] = statistics.median(times)
         browser.close()
@@ -168,8 +190,10 @@ def main() -> None:
     client.force_login(annotator)
     random.seed(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}")
-    print(f"{'changed/side':>12} {'files':>5} {'cold ms':>8} {'warm ms':>8} {'page KB':>8} "
-          f"{'eager ms':>9} {'eager KB':>9} {'eager/cold ms':>13} {'eager/page KB':>13}")
+    print(
+        f"{'changed/side':>12} {'files':>5} {'cold ms':>8} {'warm ms':>8} {'page KB':>8} "
+        f"{'eager ms':>9} {'eager KB':>9} {'eager/cold ms':>13} {'eager/page KB':>13}"
+    )
     urls = {}
     for changed in SIZES:
         comparison = setup_comparison(changed, admin, annotator)
@@ -181,12 +205,16 @@ def main() -> None:
         warm_s, _ = median_request(client, url, runs, cold=False)
         eager_s, eager_bytes = eager_page(comparison, runs)
         files = len(compare.side_files(comparison, "A", 1))
-        print(f"{changed:>12} {files:>5} {page_s * 1e3:>8.0f} {warm_s * 1e3:>8.0f} "
-              f"{page_bytes / 1024:>8.0f} {eager_s * 1e3:>9.0f} {eager_bytes / 1024:>9.0f} "
-              f"{eager_s / page_s:>13.1f} {eager_bytes / page_bytes:>13.1f}")
+        print(
+            f"{changed:>12} {files:>5} {page_s * 1e3:>8.0f} {warm_s * 1e3:>8.0f} "
+            f"{page_bytes / 1024:>8.0f} {eager_s * 1e3:>9.0f} {eager_bytes / 1024:>9.0f} "
+            f"{eager_s / page_s:>13.1f} {eager_bytes / page_bytes:>13.1f}"
+        )
     if not args.no_browser:
         base_url = serve()
-        visible = first_file_visible(base_url, client.cookies["sessionid"].value, urls, args.browser_runs)
+        visible = first_file_visible(
+            base_url, client.cookies["sessionid"].value, urls, args.browser_runs
+        )
         print(f"{'changed/side':>12} {'first file visible (ms, chromium)':>34}")
         for changed, seconds in visible.items():
             print(f"{changed:>12} {seconds * 1e3:>34.0f}")

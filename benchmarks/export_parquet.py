@@ -44,7 +44,9 @@ def setup_django(data_dir: Path) -> None:
 
 
 def patch_text(i: int, side: str) -> str:
-    body = "".join(f"+    total += line_{j}_{i % 97}  # {side} keeps the running sum\n" for j in range(25))
+    body = "".join(
+        f"+    total += line_{j}_{i % 97}  # {side} keeps the running sum\n" for j in range(25)
+    )
     return (
         f"diff --git a/ledger/book_{i % 500}.py b/ledger/book_{i % 500}.py\n"
         f"--- a/ledger/book_{i % 500}.py\n+++ b/ledger/book_{i % 500}.py\n"
@@ -67,44 +69,99 @@ def generate(n: int) -> object:
     RoleGrant.objects.create(user=admin, role="admin")
     experts = User.objects.bulk_create([User(username=f"expert{i}") for i in range(20)])
     rubric = Rubric.objects.create(name="bench")
-    version = RubricVersion.objects.create(rubric=rubric, number=1, criteria=DEFAULT_CRITERIA, change_note="v1")
+    version = RubricVersion.objects.create(
+        rubric=rubric, number=1, criteria=DEFAULT_CRITERIA, change_note="v1"
+    )
     project = Project.objects.create(name="bench", rubric=rubric)
-    repo = Repository.objects.create(url="https://github.com/acme/ledger", normalized_url="github.com/acme/ledger", name="acme/ledger")
+    repo = Repository.objects.create(
+        url="https://github.com/acme/ledger",
+        normalized_url="github.com/acme/ledger",
+        name="acme/ledger",
+    )
     tasks = Task.objects.bulk_create(
-        Task(project=project, repository=repo, base_ref="main", base_commit=f"{i:040x}", title=f"Task {i}",
-             prompt=f"Make balance() handle refunds in book {i}; keep the public API.", status="approved")
+        Task(
+            project=project,
+            repository=repo,
+            base_ref="main",
+            base_commit=f"{i:040x}",
+            title=f"Task {i}",
+            prompt=f"Make balance() handle refunds in book {i}; keep the public API.",
+            status="approved",
+        )
         for i in range(2000)
     )
-    agents = Agent.objects.bulk_create(Agent(name=f"agent-{i}", version_label="1", provider="import") for i in range(10))
+    agents = Agent.objects.bulk_create(
+        Agent(name=f"agent-{i}", version_label="1", provider="import") for i in range(10)
+    )
     now = timezone.now()
     batch = 10_000
     for start in range(0, n, batch):
         idx = range(start, min(start + batch, n))
         runs = Run.objects.bulk_create(
-            Run(task=tasks[i % len(tasks)], agent=agents[(i + s) % 10], status="waiting") for i in idx for s in (0, 3)
+            Run(task=tasks[i % len(tasks)], agent=agents[(i + s) % 10], status="waiting")
+            for i in idx
+            for s in (0, 3)
         )
-        turns = Turn.objects.bulk_create(Turn(run=r, number=1, prompt="p", status="done") for r in runs)
+        turns = Turn.objects.bulk_create(
+            Turn(run=r, number=1, prompt="p", status="done") for r in runs
+        )
         cands = Candidate.objects.bulk_create(
-            Candidate(turn=t, patch=patch_text(i, side), files_changed=1, lines_added=26, lines_removed=1)
+            Candidate(
+                turn=t, patch=patch_text(i, side), files_changed=1, lines_added=26, lines_removed=1
+            )
             for t, (i, side) in zip(turns, ((i, s) for i in idx for s in "AB"), strict=True)
         )
         CheckResult.objects.bulk_create(
-            CheckResult(candidate=c, check_index=0, name="tests", kind="command", status="passed", passed=12) for c in cands
+            CheckResult(
+                candidate=c, check_index=0, name="tests", kind="command", status="passed", passed=12
+            )
+            for c in cands
         )
         comps = Comparison.objects.bulk_create(
-            Comparison(project=project, task=tasks[i % len(tasks)], run_a=runs[2 * k], run_b=runs[2 * k + 1], state="decided")
+            Comparison(
+                project=project,
+                task=tasks[i % len(tasks)],
+                run_a=runs[2 * k],
+                run_b=runs[2 * k + 1],
+                state="decided",
+            )
             for k, i in enumerate(idx)
         )
         overall = [(i % 7) - 3 for i in idx]
-        ratings = [{"correctness": o, "security": None, "reliability": o // 2, "maintainability": 0, "overall": o} for o in overall]
+        ratings = [
+            {
+                "correctness": o,
+                "security": None,
+                "reliability": o // 2,
+                "maintainability": 0,
+                "overall": o,
+            }
+            for o in overall
+        ]
         Judgment.objects.bulk_create(
-            Judgment(comparison=c, annotator=experts[(k + e) % 20], rubric_version=version, status="accepted",
-                     ratings=r, overall=o, rationale="A handles refunds; B double-counts them.", submitted_at=now)
-            for k, (c, o, r) in enumerate(zip(comps, overall, ratings, strict=True)) for e in (0, 1)
+            Judgment(
+                comparison=c,
+                annotator=experts[(k + e) % 20],
+                rubric_version=version,
+                status="accepted",
+                ratings=r,
+                overall=o,
+                rationale="A handles refunds; B double-counts them.",
+                submitted_at=now,
+            )
+            for k, (c, o, r) in enumerate(zip(comps, overall, ratings, strict=True))
+            for e in (0, 1)
         )
         Decision.objects.bulk_create(
-            Decision(comparison=c, source="agreement", overall=o, ratings=r, rubric_version=version,
-                     rationale="Agreed: A handles refunds; B double-counts them.", decided_at=now)
+            Decision(
+                comparison=c,
+                source="agreement",
+                overall=o,
+                ratings=r,
+                rubric_version=version,
+                rationale="Agreed: A handles refunds; B double-counts them.",
+                decided_at=now,
+            )
             for c, o, r in zip(comps, overall, ratings, strict=True)
         )
     return admin, project
@@ -163,7 +220,9 @@ def main() -> None:
         setup_django(Path(tmp))
         t0 = time.perf_counter()
         admin, project = generate(args.comparisons)
-        print(f"generated {args.comparisons:,} decided comparisons in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {args.comparisons:,} decided comparisons in {time.perf_counter() - t0:.1f} s"
+        )
         results: dict[str, list[float]] = {"parquet": [], "jsonl": [], "build": []}
         sizes: dict[str, int] = {}
         rows = 0
@@ -175,17 +234,25 @@ def main() -> None:
         sample = 2000
         row_by_row = time_row_by_row(project, sample, Path(tmp) / "row_by_row.parquet")
         med = {k: statistics.median(v) for k, v in results.items()}
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+        )
         print(f"rows exported: {rows:,} (ties excluded), runs: {args.runs}")
         print(f"build rows only (queries + dicts): median {med['build']:.2f} s")
         for fmt in ("parquet", "jsonl"):
-            print(f"export {fmt:7s}: median {med[fmt]:.2f} s ({rows / med[fmt]:,.0f} rows/s), "
-                  f"{sizes[fmt] / 1e6:.1f} MB, runs {', '.join(f'{t:.2f}' for t in results[fmt])}")
-        print(f"ratio parquet / jsonl time: {med['parquet'] / med['jsonl']:.2f}; "
-              f"size: {sizes['parquet'] / sizes['jsonl']:.3f}")
-        print(f"row-by-row pyarrow: {sample:,} rows in {row_by_row:.2f} s -> "
-              f"{row_by_row / sample * rows:.0f} s extrapolated for {rows:,} rows "
-              f"({row_by_row / sample * rows / (med['parquet'] - med['build']):.0f}x the batched write)")
+            print(
+                f"export {fmt:7s}: median {med[fmt]:.2f} s ({rows / med[fmt]:,.0f} rows/s), "
+                f"{sizes[fmt] / 1e6:.1f} MB, runs {', '.join(f'{t:.2f}' for t in results[fmt])}"
+            )
+        print(
+            f"ratio parquet / jsonl time: {med['parquet'] / med['jsonl']:.2f}; "
+            f"size: {sizes['parquet'] / sizes['jsonl']:.3f}"
+        )
+        print(
+            f"row-by-row pyarrow: {sample:,} rows in {row_by_row:.2f} s -> "
+            f"{row_by_row / sample * rows:.0f} s extrapolated for {rows:,} rows "
+            f"({row_by_row / sample * rows / (med['parquet'] - med['build']):.0f}x the batched write)"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: {peak:.0f} MB")
 

@@ -55,8 +55,9 @@ def build_repository(path: Path, commits: int, files: int) -> None:
             stream += f"M 100644 inline {name}\n".encode()
             stream += f"data {len(data)}\n".encode() + data + b"\n"
         stream += b"\n"
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=bytes(stream),
-                   check=True, env=GIT_ENV)
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=path, input=bytes(stream), check=True, env=GIT_ENV
+    )
     subprocess.run(["git", "gc", "--quiet"], cwd=path, check=True, env=GIT_ENV)
 
 
@@ -113,20 +114,30 @@ def main() -> None:
         build_repository(base / "src", args.commits, args.files)
         built = time.perf_counter() - started
         mirror = base / "mirror.git"
-        subprocess.run(["git", "clone", "-q", "--mirror", str(base / "src"), str(mirror)],
-                       check=True, env=GIT_ENV)
-        head = subprocess.run(["git", "--git-dir", str(mirror), "rev-parse", "main"],
-                              check=True, capture_output=True, text=True).stdout.strip()
-        pack_mib = sum(p.stat().st_size for p in (mirror / "objects").rglob("*")
-                       if p.is_file()) / 2**20
+        subprocess.run(
+            ["git", "clone", "-q", "--mirror", str(base / "src"), str(mirror)],
+            check=True,
+            env=GIT_ENV,
+        )
+        head = subprocess.run(
+            ["git", "--git-dir", str(mirror), "rev-parse", "main"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        pack_mib = (
+            sum(p.stat().st_size for p in (mirror / "objects").rglob("*") if p.is_file()) / 2**20
+        )
         counter = iter(range(10**6))
 
         def clone(*flags: str) -> Callable[[], Path]:
             def make() -> Path:
                 dest = base / f"clone-{next(counter)}"
-                subprocess.run(["git", "clone", "-q", *flags, str(mirror), str(dest)],
-                               check=True, env=GIT_ENV)
+                subprocess.run(
+                    ["git", "clone", "-q", *flags, str(mirror), str(dest)], check=True, env=GIT_ENV
+                )
                 return dest
+
             return make
 
         results = timed(
@@ -142,15 +153,21 @@ def main() -> None:
         )
 
     worktree = results["worktree from mirror (create_workspace)"][0]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-          f"{platform.release()}, git {_git_version()}, Python {platform.python_version()}")
-    print(f"repository: {args.commits} commits, {args.files} files at head, "
-          f"mirror objects {pack_mib:.1f} MiB (built with fast-import in {built:.1f} s)")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
+        f"{platform.release()}, git {_git_version()}, Python {platform.python_version()}"
+    )
+    print(
+        f"repository: {args.commits} commits, {args.files} files at head, "
+        f"mirror objects {pack_mib:.1f} MiB (built with fast-import in {built:.1f} s)"
+    )
     print(f"median of {args.runs} runs each, interleaved\n")
     print(f"{'method':42} {'create':>9} {'remove':>9} {'new disk':>10} {'create vs worktree':>19}")
     for name, (create, remove, disk) in results.items():
-        print(f"{name:42} {create * 1000:7.0f}ms {remove * 1000:7.0f}ms {disk:6.1f} MiB "
-              f"{create / worktree:18.2f}x")
+        print(
+            f"{name:42} {create * 1000:7.0f}ms {remove * 1000:7.0f}ms {disk:6.1f} MiB "
+            f"{create / worktree:18.2f}x"
+        )
 
 
 def _git_version() -> str:

@@ -1,13 +1,13 @@
 """The `marlin` command: Marlin's own commands plus every Django management command.
 
-    marlin serve [ADDR:PORT]     migrate if needed, run the web app and a job worker
-    marlin demo                  the same, with demo data loaded; prints the demo logins
-    marlin worker                run a job worker
-    marlin createuser NAME --role annotator [--role reviewer]
-    marlin repos import FILE     import repositories (plain list, CSV or JSON lines)
-    marlin import swebench-tasks FILE / predictions FILE
-    marlin export ...            write dataset exports
-    marlin audit verify          verify the audit log's hash chain
+marlin serve [ADDR:PORT]     migrate if needed, run the web app and a job worker
+marlin demo                  the same, with demo data loaded; prints the demo logins
+marlin worker                run a job worker
+marlin createuser NAME --role annotator [--role reviewer]
+marlin repos import FILE     import repositories (plain list, CSV or JSON lines)
+marlin import swebench-tasks FILE / predictions FILE
+marlin export ...            write dataset exports
+marlin audit verify          verify the audit log's hash chain
 """
 
 from __future__ import annotations

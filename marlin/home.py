@@ -27,10 +27,24 @@ def dashboard_sections(user) -> list[Section]:
             Section(
                 "Authoring",
                 [
-                    Link("Repositories", reverse("catalog:list"), "The catalog: add, import and mirror repositories."),
-                    Link("Tasks", reverse("tasks:list"), "Write tasks on a repository at a commit."),
-                    Link("New task", reverse("tasks:create"), "Start a task from a mirrored repository."),
-                    Link("Agents", reverse("agents:list"), "Models and command-line agents that write candidates; pools and runs."),
+                    Link(
+                        "Repositories",
+                        reverse("catalog:list"),
+                        "The catalog: add, import and mirror repositories.",
+                    ),
+                    Link(
+                        "Tasks", reverse("tasks:list"), "Write tasks on a repository at a commit."
+                    ),
+                    Link(
+                        "New task",
+                        reverse("tasks:create"),
+                        "Start a task from a mirrored repository.",
+                    ),
+                    Link(
+                        "Agents",
+                        reverse("agents:list"),
+                        "Models and command-line agents that write candidates; pools and runs.",
+                    ),
                 ],
             )
         )
@@ -39,8 +53,16 @@ def dashboard_sections(user) -> list[Section]:
             Section(
                 "Annotate",
                 [
-                    Link("Next comparison", reverse("review:queue"), "Judge two changes blind: your queue and drafts."),
-                    Link("Revisions requested", reverse("pipeline:revisions"), "Judgments reviewers sent back, with their comments."),
+                    Link(
+                        "Next comparison",
+                        reverse("review:queue"),
+                        "Judge two changes blind: your queue and drafts.",
+                    ),
+                    Link(
+                        "Revisions requested",
+                        reverse("pipeline:revisions"),
+                        "Judgments reviewers sent back, with their comments.",
+                    ),
                 ],
             )
         )
@@ -49,17 +71,39 @@ def dashboard_sections(user) -> list[Section]:
             Section(
                 "Reviewing",
                 [
-                    Link("Review queue", reverse("pipeline:queue"), "Agree or disagree with submitted judgments."),
-                    Link("Tasks awaiting approval", reverse("tasks:list") + "?status=draft", "Approve drafts or send them back."),
+                    Link(
+                        "Review queue",
+                        reverse("pipeline:queue"),
+                        "Agree or disagree with submitted judgments.",
+                    ),
+                    Link(
+                        "Tasks awaiting approval",
+                        reverse("tasks:list") + "?status=draft",
+                        "Approve drafts or send them back.",
+                    ),
                 ],
             )
         )
     if user.has_role("admin", "adjudicator"):
         sections.append(
-            Section("Adjudication", [Link("Disputed comparisons", reverse("pipeline:adjudication_queue"), "Record the final decision where judgments or reviews disagree.")])
+            Section(
+                "Adjudication",
+                [
+                    Link(
+                        "Disputed comparisons",
+                        reverse("pipeline:adjudication_queue"),
+                        "Record the final decision where judgments or reviews disagree.",
+                    )
+                ],
+            )
         )
     if user.has_role("annotator", "reviewer", "adjudicator"):
-        sections.append(Section("Pay", [Link("Earnings", reverse("earnings:mine"), "Your pay and active time per month.")]))
+        sections.append(
+            Section(
+                "Pay",
+                [Link("Earnings", reverse("earnings:mine"), "Your pay and active time per month.")],
+            )
+        )
     sections.append(
         Section(
             "Projects",
@@ -67,17 +111,35 @@ def dashboard_sections(user) -> list[Section]:
         )
     )
     if user.role_names():
-        results = [Link("Leaderboards", reverse("analytics:projects"), "Agent rankings with intervals, and agreement.")]
+        results = [
+            Link(
+                "Leaderboards",
+                reverse("analytics:projects"),
+                "Agent rankings with intervals, and agreement.",
+            )
+        ]
         if user.has_role("admin", "author"):
-            results.append(Link("Exports", reverse("exports:list"), "Preference datasets, records, predictions, task sets."))
+            results.append(
+                Link(
+                    "Exports",
+                    reverse("exports:list"),
+                    "Preference datasets, records, predictions, task sets.",
+                )
+            )
         sections.append(Section("Results", results))
     if user.has_role("admin"):
         sections.append(
             Section(
                 "Administration",
                 [
-                    Link("Audit log", reverse("audit:list"), "Every change: who, when, what and why."),
-                    Link("Review dashboard and payroll", reverse("earnings:dashboard"), "Throughput, agreement, cost; payroll CSV."),
+                    Link(
+                        "Audit log", reverse("audit:list"), "Every change: who, when, what and why."
+                    ),
+                    Link(
+                        "Review dashboard and payroll",
+                        reverse("earnings:dashboard"),
+                        "Throughput, agreement, cost; payroll CSV.",
+                    ),
                     Link("Django admin", reverse("admin:index"), "Users, roles and raw records."),
                 ],
             )

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ARTIFACTS_DIR = Path(os.environ.get("MARLIN_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+ARTIFACTS_DIR = Path(
+    os.environ.get("MARLIN_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 PASSWORD = "correct-horse-battery-staple"
 
 

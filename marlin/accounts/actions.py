@@ -64,7 +64,9 @@ def do_revoke_role(actor: User | None, user: User, role: str, *, reason: str = "
 
 
 @transaction.atomic
-def do_update_profile(actor: User, profile: ExpertProfile, changes: dict, *, reason: str = "") -> None:
+def do_update_profile(
+    actor: User, profile: ExpertProfile, changes: dict, *, reason: str = ""
+) -> None:
     old = {name: getattr(profile, name) for name in changes}
     if old == changes:
         return
@@ -88,4 +90,10 @@ def do_revoke_token(actor: User, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        record(actor, "token.revoke", token, old={"revoked_at": None}, new={"revoked_at": token.revoked_at})
+        record(
+            actor,
+            "token.revoke",
+            token,
+            old={"revoked_at": None},
+            new={"revoked_at": token.revoked_at},
+        )

@@ -39,7 +39,9 @@ class NotPayable(Exception):
 
 def hourly_rate_cents(user: User, project: Project) -> int:
     """The expert's own hourly rate when their profile sets one, else the project's."""
-    own = ExpertProfile.objects.filter(user=user).values_list("hourly_rate_cents", flat=True).first()
+    own = (
+        ExpertProfile.objects.filter(user=user).values_list("hourly_rate_cents", flat=True).first()
+    )
     return own if own is not None else project.hourly_rate_cents
 
 
@@ -55,7 +57,9 @@ def amount_cents(project: Project, kind: str, user: User, active_seconds: int) -
     return per_item[kind]
 
 
-def _pay(user: User, project: Project, kind: str, source_type: str, source_id: int, active_seconds: int) -> Earning:
+def _pay(
+    user: User, project: Project, kind: str, source_type: str, source_id: int, active_seconds: int
+) -> Earning:
     earning, _ = Earning.objects.get_or_create(
         user=user,
         kind=kind,
@@ -74,7 +78,9 @@ def _require_decided(comparison: Any, what: str) -> None:
     if comparison.state == "voided":
         raise NotPayable(f"{what} is on a voided comparison; voided work is never paid.")
     if comparison.state != "decided":
-        raise NotPayable(f"{what} is on a comparison that is not decided yet; pay comes with the decision.")
+        raise NotPayable(
+            f"{what} is on a comparison that is not decided yet; pay comes with the decision."
+        )
 
 
 def pay_judgment(judgment: Any) -> Earning:
@@ -85,26 +91,52 @@ def pay_judgment(judgment: Any) -> Earning:
     _require_decided(judgment.comparison, what)
     if judgment.status != "accepted":
         raise NotPayable(f"{what} is {judgment.status}; only accepted judgments are paid.")
-    return _pay(judgment.annotator, judgment.comparison.project, EarningKind.JUDGMENT, SOURCE_JUDGMENT, judgment.pk, judgment.active_seconds)
+    return _pay(
+        judgment.annotator,
+        judgment.comparison.project,
+        EarningKind.JUDGMENT,
+        SOURCE_JUDGMENT,
+        judgment.pk,
+        judgment.active_seconds,
+    )
 
 
 def pay_review(review: Any) -> Earning:
     """Pay a completed review (any verdict, superseded ones included: the work was done)."""
     comparison = review.judgment.comparison
     _require_decided(comparison, f"Review {review.pk}")
-    return _pay(review.reviewer, comparison.project, EarningKind.REVIEW, SOURCE_REVIEW, review.pk, review.active_seconds)
+    return _pay(
+        review.reviewer,
+        comparison.project,
+        EarningKind.REVIEW,
+        SOURCE_REVIEW,
+        review.pk,
+        review.active_seconds,
+    )
 
 
 def pay_adjudication(decision: Any) -> Earning:
     if decision.source != "adjudication" or decision.decided_by_id is None:
         raise NotPayable("Only a decision an adjudicator made is paid as an adjudication.")
     _require_decided(decision.comparison, f"Decision {decision.pk}")
-    return _pay(decision.decided_by, decision.comparison.project, EarningKind.ADJUDICATION, SOURCE_DECISION, decision.pk, decision.active_seconds)
+    return _pay(
+        decision.decided_by,
+        decision.comparison.project,
+        EarningKind.ADJUDICATION,
+        SOURCE_DECISION,
+        decision.pk,
+        decision.active_seconds,
+    )
 
 
 @transaction.atomic
 def do_adjust_earning(
-    actor: User, earning_or_user: Earning | User, amount_cents: int, reason: str, *, project: Project | None = None
+    actor: User,
+    earning_or_user: Earning | User,
+    amount_cents: int,
+    reason: str,
+    *,
+    project: Project | None = None,
 ) -> Earning:
     """An admin's correction, as a new adjustment row (earnings are never edited in place)."""
     require_role(actor, "admin")
@@ -112,7 +144,9 @@ def do_adjust_earning(
     if not reason:
         raise ValidationError("A reason is required for an adjustment: say what it corrects.")
     if not isinstance(amount_cents, int) or amount_cents == 0:
-        raise ValidationError("An adjustment needs a non-zero amount in cents (negative to deduct).")
+        raise ValidationError(
+            "An adjustment needs a non-zero amount in cents (negative to deduct)."
+        )
     if isinstance(earning_or_user, Earning):
         adjusts: Earning | None = earning_or_user
         user, project = earning_or_user.user, earning_or_user.project
@@ -137,7 +171,11 @@ def do_adjust_earning(
         actor,
         "earning.adjust",
         adjustment,
-        new={"user": user.username, "amount_cents": amount_cents, "adjusts": adjusts.pk if adjusts else None},
+        new={
+            "user": user.username,
+            "amount_cents": amount_cents,
+            "adjusts": adjusts.pk if adjusts else None,
+        },
         reason=reason,
     )
     return adjustment
@@ -161,7 +199,9 @@ def current_period() -> str:
     return datetime.now(UTC).strftime("%Y-%m")
 
 
-def earnings_in(period: str, *, user: User | None = None, project: Project | None = None) -> QuerySet[Earning]:
+def earnings_in(
+    period: str, *, user: User | None = None, project: Project | None = None
+) -> QuerySet[Earning]:
     start, end = parse_period(period)
     earnings = Earning.objects.filter(created_at__gte=start, created_at__lt=end)
     if user is not None:
@@ -173,7 +213,9 @@ def earnings_in(period: str, *, user: User | None = None, project: Project | Non
 
 def periods_with_earnings(user: User | None = None) -> list[str]:
     earnings = Earning.objects.all() if user is None else Earning.objects.filter(user=user)
-    months = {created.strftime("%Y-%m") for created in earnings.values_list("created_at", flat=True)}
+    months = {
+        created.strftime("%Y-%m") for created in earnings.values_list("created_at", flat=True)
+    }
     return sorted(months | {current_period()}, reverse=True)
 
 
@@ -213,8 +255,12 @@ def _money(cents: int) -> str:
 
 def payroll_rows(period: str, project: Project | None = None) -> list[PayrollRow]:
     earnings = earnings_in(period, project=project)
-    per_user: dict[int, dict[str, int]] = defaultdict(lambda: {"items": 0, "seconds": 0, "cents": 0})
-    for user_id, kind, cents, seconds in earnings.values_list("user_id", "kind", "amount_cents", "active_seconds"):
+    per_user: dict[int, dict[str, int]] = defaultdict(
+        lambda: {"items": 0, "seconds": 0, "cents": 0}
+    )
+    for user_id, kind, cents, seconds in earnings.values_list(
+        "user_id", "kind", "amount_cents", "active_seconds"
+    ):
         row = per_user[user_id]
         row["cents"] += cents
         if kind != EarningKind.ADJUSTMENT:
@@ -259,12 +305,28 @@ def _comparisons_paid(earnings: QuerySet[Earning]) -> dict[int, int]:
     from marlin.review.models import Decision, Judgment, Review
 
     by_source: dict[str, dict[int, int]] = defaultdict(dict)
-    for source_type, source_id, cents in earnings.values_list("source_type", "source_id", "amount_cents"):
-        by_source[source_type][int(source_id)] = by_source[source_type].get(int(source_id), 0) + cents
+    for source_type, source_id, cents in earnings.values_list(
+        "source_type", "source_id", "amount_cents"
+    ):
+        by_source[source_type][int(source_id)] = (
+            by_source[source_type].get(int(source_id), 0) + cents
+        )
     owners = {
-        SOURCE_JUDGMENT: dict(Judgment.objects.filter(pk__in=by_source[SOURCE_JUDGMENT]).values_list("pk", "comparison_id")),
-        SOURCE_REVIEW: dict(Review.objects.filter(pk__in=by_source[SOURCE_REVIEW]).values_list("pk", "judgment__comparison_id")),
-        SOURCE_DECISION: dict(Decision.objects.filter(pk__in=by_source[SOURCE_DECISION]).values_list("pk", "comparison_id")),
+        SOURCE_JUDGMENT: dict(
+            Judgment.objects.filter(pk__in=by_source[SOURCE_JUDGMENT]).values_list(
+                "pk", "comparison_id"
+            )
+        ),
+        SOURCE_REVIEW: dict(
+            Review.objects.filter(pk__in=by_source[SOURCE_REVIEW]).values_list(
+                "pk", "judgment__comparison_id"
+            )
+        ),
+        SOURCE_DECISION: dict(
+            Decision.objects.filter(pk__in=by_source[SOURCE_DECISION]).values_list(
+                "pk", "comparison_id"
+            )
+        ),
     }
     paid: dict[int, int] = defaultdict(int)
     for source_type, amounts in by_source.items():
@@ -275,7 +337,9 @@ def _comparisons_paid(earnings: QuerySet[Earning]) -> dict[int, int]:
     return paid
 
 
-def dashboard(*, project: Project | None = None, days: int = 30, today: date | None = None) -> Dashboard:
+def dashboard(
+    *, project: Project | None = None, days: int = 30, today: date | None = None
+) -> Dashboard:
     """Figures over the last `days` days (decisions made in that window)."""
     from marlin.review.models import Decision, Judgment
 
@@ -283,14 +347,18 @@ def dashboard(*, project: Project | None = None, days: int = 30, today: date | N
     first_day = today - timedelta(days=days - 1)
     start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
     decisions = Decision.objects.filter(decided_at__gte=start)
-    judgments = Judgment.objects.filter(submitted_at__gte=start).exclude(status__in=["draft", "voided"])
+    judgments = Judgment.objects.filter(submitted_at__gte=start).exclude(
+        status__in=["draft", "voided"]
+    )
     if project is not None:
         decisions = decisions.filter(comparison__project=project)
         judgments = judgments.filter(comparison__project=project)
     per_day: dict[date, int] = defaultdict(int)
     sources: list[str] = []
     comparison_ids: list[int] = []
-    for decided_at, source, comparison_id in decisions.values_list("decided_at", "source", "comparison_id"):
+    for decided_at, source, comparison_id in decisions.values_list(
+        "decided_at", "source", "comparison_id"
+    ):
         per_day[decided_at.astimezone(UTC).date()] += 1
         sources.append(source)
         comparison_ids.append(comparison_id)
@@ -300,7 +368,10 @@ def dashboard(*, project: Project | None = None, days: int = 30, today: date | N
     paid = _comparisons_paid(work)
     cost = sum(paid.get(comparison_id, 0) for comparison_id in comparison_ids)
     return Dashboard(
-        throughput=[(first_day + timedelta(days=n), per_day.get(first_day + timedelta(days=n), 0)) for n in range(days)],
+        throughput=[
+            (first_day + timedelta(days=n), per_day.get(first_day + timedelta(days=n), 0))
+            for n in range(days)
+        ],
         decided=len(sources),
         median_active_minutes=round(statistics.median(seconds) / 60, 1) if seconds else None,
         agreement_rate=round(sources.count("agreement") / len(sources), 3) if sources else None,

@@ -41,13 +41,29 @@ def _comparison_links(rows: list[Earning]) -> dict[int, str]:
         if row.source_id.isdigit():
             ids.setdefault(row.source_type, []).append(int(row.source_id))
     owners = {
-        earnings.SOURCE_JUDGMENT: dict(Judgment.objects.filter(pk__in=ids.get(earnings.SOURCE_JUDGMENT, [])).values_list("pk", "comparison__public_id")),
-        earnings.SOURCE_REVIEW: dict(Review.objects.filter(pk__in=ids.get(earnings.SOURCE_REVIEW, [])).values_list("pk", "judgment__comparison__public_id")),
-        earnings.SOURCE_DECISION: dict(Decision.objects.filter(pk__in=ids.get(earnings.SOURCE_DECISION, [])).values_list("pk", "comparison__public_id")),
+        earnings.SOURCE_JUDGMENT: dict(
+            Judgment.objects.filter(pk__in=ids.get(earnings.SOURCE_JUDGMENT, [])).values_list(
+                "pk", "comparison__public_id"
+            )
+        ),
+        earnings.SOURCE_REVIEW: dict(
+            Review.objects.filter(pk__in=ids.get(earnings.SOURCE_REVIEW, [])).values_list(
+                "pk", "judgment__comparison__public_id"
+            )
+        ),
+        earnings.SOURCE_DECISION: dict(
+            Decision.objects.filter(pk__in=ids.get(earnings.SOURCE_DECISION, [])).values_list(
+                "pk", "comparison__public_id"
+            )
+        ),
     }
     links = {}
     for row in rows:
-        public_id = owners.get(row.source_type, {}).get(int(row.source_id)) if row.source_id.isdigit() else None
+        public_id = (
+            owners.get(row.source_type, {}).get(int(row.source_id))
+            if row.source_id.isdigit()
+            else None
+        )
         if public_id:
             links[row.pk] = public_id
     return links
@@ -63,7 +79,9 @@ def my_earnings(request: HttpRequest) -> HttpResponse:
             raise Http404("No such page.")
         person = get_object_or_404(User, username=username)
     period = _period(request)
-    rows = earnings.earnings_in(period, user=person).select_related("project").order_by("-created_at")
+    rows = (
+        earnings.earnings_in(period, user=person).select_related("project").order_by("-created_at")
+    )
     kind = request.GET.get("kind", "")
     summary = earnings.summarise(rows)
     if kind in EarningKind.values:
@@ -109,7 +127,9 @@ def adjust(request: HttpRequest) -> HttpResponse:
     try:
         amount = int(request.POST.get("amount_cents", ""))
     except ValueError:
-        messages.error(request, "The amount must be a whole number of cents, e.g. -500 to deduct $5.00.")
+        messages.error(
+            request, "The amount must be a whole number of cents, e.g. -500 to deduct $5.00."
+        )
         return _back_to(person)
     target: Earning | User = person
     project = None
@@ -118,7 +138,9 @@ def adjust(request: HttpRequest) -> HttpResponse:
     elif request.POST.get("project"):
         project = get_object_or_404(Project, pk=request.POST["project"])
     try:
-        earnings.do_adjust_earning(request.user, target, amount, request.POST.get("reason", ""), project=project)
+        earnings.do_adjust_earning(
+            request.user, target, amount, request.POST.get("reason", ""), project=project
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -135,7 +157,11 @@ def _stale_judgments_per_project() -> list[tuple[Project, int]]:
     for project in Project.objects.filter(rereview_on_rubric_change=True).select_related("rubric"):
         current = project.rubric.current_version()
         stale = (
-            Judgment.objects.filter(comparison__project=project, comparison__state__in=["in_review", "disputed"], status="submitted")
+            Judgment.objects.filter(
+                comparison__project=project,
+                comparison__state__in=["in_review", "disputed"],
+                status="submitted",
+            )
             .exclude(rubric_version=current)
             .count()
         )

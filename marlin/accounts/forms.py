@@ -6,7 +6,9 @@ from marlin.accounts.models import ExpertProfile
 
 
 def _split_list(value: str) -> list[str]:
-    return sorted({part.strip().lower() for part in value.replace(";", ",").split(",") if part.strip()})
+    return sorted(
+        {part.strip().lower() for part in value.replace(";", ",").split(",") if part.strip()}
+    )
 
 
 class ExpertProfileForm(forms.Form):

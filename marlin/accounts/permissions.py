@@ -35,7 +35,9 @@ def role_required(*roles: str) -> Callable:
 
 def require_role(user: Any, *roles: str) -> None:
     """Raise PermissionDenied unless the user holds one of the roles (for actions)."""
-    if user is None or not getattr(user, "is_authenticated", False) or not user.has_role(
-        "admin", *roles
+    if (
+        user is None
+        or not getattr(user, "is_authenticated", False)
+        or not user.has_role("admin", *roles)
     ):
         raise PermissionDenied(f"This action needs one of these roles: {', '.join(roles)}.")

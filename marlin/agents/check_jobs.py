@@ -46,8 +46,11 @@ def enqueue_checks(candidate: Candidate) -> list[CheckResult]:
         row, _ = CheckResult.objects.get_or_create(
             candidate=candidate,
             check_index=index,
-            defaults={"name": name[:200] or f"check {index + 1}", "kind": kind[:20],
-                      "lease_expires_at": lease_until()},
+            defaults={
+                "name": name[:200] or f"check {index + 1}",
+                "kind": kind[:20],
+                "lease_expires_at": lease_until(),
+            },
         )
         rows.append(row)
     if rows:
@@ -59,12 +62,15 @@ def enqueue_checks(candidate: Candidate) -> list[CheckResult]:
 
 def claim_check(check_id: int) -> bool:
     now = timezone.now()
-    claimable = Q(status=CheckStatus.QUEUED) | Q(status=CheckStatus.RUNNING, lease_expires_at__lt=now)
+    claimable = Q(status=CheckStatus.QUEUED) | Q(
+        status=CheckStatus.RUNNING, lease_expires_at__lt=now
+    )
     claimed = (
         CheckResult.objects.filter(pk=check_id)
         .filter(claimable)
-        .update(status=CheckStatus.RUNNING, lease_expires_at=lease_until(),
-                attempts=F("attempts") + 1)
+        .update(
+            status=CheckStatus.RUNNING, lease_expires_at=lease_until(), attempts=F("attempts") + 1
+        )
     )
     return claimed == 1
 
@@ -73,7 +79,9 @@ def _runnable(candidate_id: int) -> list[int]:
     now = timezone.now()
     return list(
         CheckResult.objects.filter(candidate_id=candidate_id)
-        .filter(Q(status=CheckStatus.QUEUED) | Q(status=CheckStatus.RUNNING, lease_expires_at__lt=now))
+        .filter(
+            Q(status=CheckStatus.QUEUED) | Q(status=CheckStatus.RUNNING, lease_expires_at__lt=now)
+        )
         .order_by("check_index")
         .values_list("pk", flat=True)
     )
@@ -116,7 +124,9 @@ def _run_claimed(check_id: int, candidate: Candidate, task: Task, environment: E
     _save(check_id, outcome)
 
 
-def _outcome(row: CheckResult, candidate: Candidate, task: Task, environment: Environment) -> CheckOutcome:
+def _outcome(
+    row: CheckResult, candidate: Candidate, task: Task, environment: Environment
+) -> CheckOutcome:
     try:
         spec = CheckSpec.model_validate(task.checks[row.check_index])
     except (IndexError, KeyError, TypeError):
@@ -133,7 +143,9 @@ def _outcome(row: CheckResult, candidate: Candidate, task: Task, environment: En
         )
     mirror = task.repository.mirror_path
     if not mirror or not Path(mirror).is_dir():
-        return CheckOutcome(status="error", detail=f"the repository {task.repository.name} has no mirror")
+        return CheckOutcome(
+            status="error", detail=f"the repository {task.repository.name} has no mirror"
+        )
     try:
         with workspace(Path(mirror), task.base_commit, workspaces_dir()) as ws:
             if candidate.patch.strip():
@@ -177,11 +189,19 @@ def _save(check_id: int, outcome: CheckOutcome) -> None:
 
 def reset_checks(candidate_ids: list[int]) -> int:
     """Queue the finished checks of these candidates again (for a re-run); return how many."""
-    return (
-        CheckResult.objects.filter(candidate_id__in=candidate_ids, status__in=FINISHED)
-        .update(status=CheckStatus.QUEUED, lease_expires_at=lease_until(), finished_at=None,
-                passed=0, failed=0, errors=0, skipped=0, tests=[], findings=[], log="",
-                detail="", duration_seconds=None)
+    return CheckResult.objects.filter(candidate_id__in=candidate_ids, status__in=FINISHED).update(
+        status=CheckStatus.QUEUED,
+        lease_expires_at=lease_until(),
+        finished_at=None,
+        passed=0,
+        failed=0,
+        errors=0,
+        skipped=0,
+        tests=[],
+        findings=[],
+        log="",
+        detail="",
+        duration_seconds=None,
     )
 
 

@@ -66,7 +66,9 @@ class DecisionFilters:
 
         kind = str(get("task_kind") or "").strip()
         if kind and kind not in TaskKind.values:
-            raise FilterError(f"task_kind must be one of {', '.join(TaskKind.values)}; got {kind!r}")
+            raise FilterError(
+                f"task_kind must be one of {', '.join(TaskKind.values)}; got {kind!r}"
+            )
         criterion = str(get("criterion") or OVERALL_KEY).strip()
         raw_agents = get("agents") or []
         if isinstance(raw_agents, str | int):
@@ -78,7 +80,9 @@ class DecisionFilters:
                     try:
                         agents.append(int(part))
                     except ValueError:
-                        raise FilterError(f"agents must be agent ids (numbers); got {part!r}") from None
+                        raise FilterError(
+                            f"agents must be agent ids (numbers); got {part!r}"
+                        ) from None
         dates = {}
         for name in ("since", "until"):
             value = get(name)
@@ -90,7 +94,9 @@ class DecisionFilters:
                 try:
                     dates[name] = date.fromisoformat(str(value))
                 except ValueError:
-                    raise FilterError(f"{name} must be a date like 2026-01-31; got {value!r}") from None
+                    raise FilterError(
+                        f"{name} must be a date like 2026-01-31; got {value!r}"
+                    ) from None
         if dates["since"] and dates["until"] and dates["since"] > dates["until"]:
             raise FilterError("since must not be after until")
         return cls(kind, criterion, tuple(sorted(set(agents))), dates["since"], dates["until"])
@@ -221,7 +227,15 @@ def _cache_key(project: Project, filters: DecisionFilters, rounds: int) -> str:
         n=Count("pk"), newest=Max("decided_at"), last_pk=Max("pk")
     )
     raw = json.dumps(
-        [CACHE_VERSION, project.pk, filters.as_dict(), rounds, summary["n"], str(summary["newest"]), summary["last_pk"]],
+        [
+            CACHE_VERSION,
+            project.pk,
+            filters.as_dict(),
+            rounds,
+            summary["n"],
+            str(summary["newest"]),
+            summary["last_pk"],
+        ],
         sort_keys=True,
     )
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -302,17 +316,27 @@ def _from_json(d: dict[str, Any]) -> Leaderboard:
     )
 
 
-def fit_leaderboard(project: Project, filters: DecisionFilters, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> Leaderboard:
+def fit_leaderboard(
+    project: Project, filters: DecisionFilters, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0
+) -> Leaderboard:
     """Plain Davidson ranking with bootstrap and the style-controlled one; errors become text."""
     from marlin.analytics.bt import DisconnectedComparisons, pair_counts_from_arrays, rank
 
     data = outcomes_for(project, filters)
-    board = Leaderboard(n_decisions=len(data.outcome), skipped_not_applicable=data.skipped_not_applicable)
+    board = Leaderboard(
+        n_decisions=len(data.outcome), skipped_not_applicable=data.skipped_not_applicable
+    )
     ids = [str(a) for a in data.agent_ids]
     try:
         board.style = fit_with_covariates(
-            ids, data.a_idx, data.b_idx, data.outcome, data.covariates_a, data.covariates_b,
-            rounds=rounds, seed=seed,
+            ids,
+            data.a_idx,
+            data.b_idx,
+            data.outcome,
+            data.covariates_a,
+            data.covariates_b,
+            rounds=rounds,
+            seed=seed,
         )
         board.plain = board.style.plain
     except DisconnectedComparisons as exc:
@@ -328,7 +352,9 @@ def fit_leaderboard(project: Project, filters: DecisionFilters, *, rounds: int =
     return board
 
 
-def leaderboard(project: Project, filters: DecisionFilters, *, rounds: int = DEFAULT_ROUNDS) -> Leaderboard:
+def leaderboard(
+    project: Project, filters: DecisionFilters, *, rounds: int = DEFAULT_ROUNDS
+) -> Leaderboard:
     """fit_leaderboard, cached on disk by the decision set; a corrupt cache entry is refitted."""
     if not 0 <= rounds <= MAX_ROUNDS:
         raise FilterError(f"rounds must lie in 0..{MAX_ROUNDS}; got {rounds}")
@@ -350,13 +376,18 @@ def relabel(ranking: Ranking, labels: Mapping[str, str]) -> Ranking:
     return replace(ranking, agents=[replace(a, agent=labels[a.agent]) for a in ranking.agents])
 
 
-def agent_labels(ranking: Ranking | None, agent_ids: list[str], *, show_names: bool) -> dict[str, str]:
+def agent_labels(
+    ranking: Ranking | None, agent_ids: list[str], *, show_names: bool
+) -> dict[str, str]:
     """Display labels by agent id: "name version" for those allowed, else "Agent N" by rank."""
     order = [a.agent for a in ranking.agents] if ranking else []
     order += [a for a in agent_ids if a not in order]
     if not show_names:
         return {agent_id: f"Agent {i}" for i, agent_id in enumerate(order, start=1)}
-    names = {str(a.pk): f"{a.name} {a.version_label}" for a in Agent.objects.filter(pk__in=[int(x) for x in order])}
+    names = {
+        str(a.pk): f"{a.name} {a.version_label}"
+        for a in Agent.objects.filter(pk__in=[int(x) for x in order])
+    }
     return {agent_id: names.get(agent_id, f"agent {agent_id}") for agent_id in order}
 
 
@@ -391,10 +422,17 @@ def judgments_for(project: Project, filters: DecisionFilters) -> QuerySet[Judgme
 
 
 def criterion_agreement(project: Project, filters: DecisionFilters) -> list[CriterionAgreement]:
-    rows = list(judgments_for(project, filters).values_list("annotator_id", "comparison_id", "overall", "ratings"))
+    rows = list(
+        judgments_for(project, filters).values_list(
+            "annotator_id", "comparison_id", "overall", "ratings"
+        )
+    )
     out = []
     for key in criterion_keys(project):
-        triples = [(who, comp, preference(overall, ratings or {}, key)) for who, comp, overall, ratings in rows]
+        triples = [
+            (who, comp, preference(overall, ratings or {}, key))
+            for who, comp, overall, ratings in rows
+        ]
         _, _, data = reliability_matrix(triples)
         units = int(np.sum(np.sum(~np.isnan(data), axis=0) >= 2)) if data.size else 0
         try:
@@ -419,9 +457,13 @@ class ExpertRow:
 
 
 def expert_rows(project: Project, filters: DecisionFilters) -> list[ExpertRow]:
-    judgments = list(judgments_for(project, filters).values_list("annotator_id", "comparison_id", "overall"))
+    judgments = list(
+        judgments_for(project, filters).values_list("annotator_id", "comparison_id", "overall")
+    )
     decisions = dict(
-        Decision.objects.filter(comparison_id__in={c for _, c, _ in judgments}).values_list("comparison_id", "overall")
+        Decision.objects.filter(comparison_id__in={c for _, c, _ in judgments}).values_list(
+            "comparison_id", "overall"
+        )
     )
     agree = {a.expert: a for a in expert_agreement(judgments, decisions)}
     bias = {b.expert: b for b in side_bias((who, overall) for who, _, overall in judgments)}
@@ -445,4 +487,6 @@ def expert_rows(project: Project, filters: DecisionFilters) -> list[ExpertRow]:
 
 def decision_counts(project: Project) -> dict[str, Any]:
     qs = decisions_for(project, DecisionFilters())
-    return qs.aggregate(n=Count("pk"), ties=Count("pk", filter=Q(overall=0)), newest=Max("decided_at"))
+    return qs.aggregate(
+        n=Count("pk"), ties=Count("pk", filter=Q(overall=0)), newest=Max("decided_at")
+    )

@@ -77,7 +77,8 @@ def _rounds(request: HttpRequest) -> int:
 def no_ranking_message(board: Leaderboard, labels: dict[str, str]) -> str:
     if board.disconnected_groups:
         groups = "; ".join(
-            "{" + ", ".join(labels.get(a, a) for a in group) + "}" for group in board.disconnected_groups
+            "{" + ", ".join(labels.get(a, a) for a in group) + "}"
+            for group in board.disconnected_groups
         )
         return (
             f"The comparisons split the agents into {len(board.disconnected_groups)} groups that were "
@@ -90,7 +91,9 @@ def no_ranking_message(board: Leaderboard, labels: dict[str, str]) -> str:
     )
 
 
-def leaderboard_context(project: Project, board: Leaderboard, *, show_names: bool) -> dict[str, Any]:
+def leaderboard_context(
+    project: Project, board: Leaderboard, *, show_names: bool
+) -> dict[str, Any]:
     group_ids = [a for group in board.disconnected_groups for a in group]
     labels = agent_labels(board.plain, group_ids, show_names=show_names)
     context: dict[str, Any] = {"board": board, "labels": labels}
@@ -100,19 +103,33 @@ def leaderboard_context(project: Project, board: Leaderboard, *, show_names: boo
     named = relabel(board.plain, labels)
     context["plain_rows"] = [
         {
-            "label": a.agent, "score": _score(a.score), "lower": _score(a.lower), "upper": _score(a.upper),
-            "rank": a.rank, "rank_lower": a.rank_lower, "rank_upper": a.rank_upper,
-            "comparisons": a.comparisons, "wins": a.wins, "losses": a.losses, "ties": a.ties,
+            "label": a.agent,
+            "score": _score(a.score),
+            "lower": _score(a.lower),
+            "upper": _score(a.upper),
+            "rank": a.rank,
+            "rank_lower": a.rank_lower,
+            "rank_upper": a.rank_upper,
+            "comparisons": a.comparisons,
+            "wins": a.wins,
+            "losses": a.losses,
+            "ties": a.ties,
         }
         for a in named.agents
     ]
     context["ci_svg"] = charts.ci_chart(named, title=f"{project.name}: scores with 95% intervals")
-    context["heatmap_svg"] = charts.heatmap(named.labels, named.win_rate, title="Win rate (row over column, ties half)")
+    context["heatmap_svg"] = charts.heatmap(
+        named.labels, named.win_rate, title="Win rate (row over column, ties half)"
+    )
     if board.style is not None:
         context["style_rows"] = [
             {
-                "label": labels[s.agent], "score": _score(s.score), "lower": _score(s.lower),
-                "upper": _score(s.upper), "rank": s.rank, "plain_rank": s.plain_rank,
+                "label": labels[s.agent],
+                "score": _score(s.score),
+                "lower": _score(s.lower),
+                "upper": _score(s.upper),
+                "rank": s.rank,
+                "plain_rank": s.plain_rank,
             }
             for s in board.style.agents
         ]
@@ -125,18 +142,31 @@ def leaderboard_context(project: Project, board: Leaderboard, *, show_names: boo
 
 def _agreement_context(project: Project, filters: DecisionFilters, user: Any) -> dict[str, Any]:
     rows = [
-        {"criterion": r.criterion, "units": r.units, "alpha": _num(r.alpha), "percent": _pct(r.percent), "message": r.message}
+        {
+            "criterion": r.criterion,
+            "units": r.units,
+            "alpha": _num(r.alpha),
+            "percent": _pct(r.percent),
+            "message": r.message,
+        }
         for r in criterion_agreement(project, filters)
     ]
     context: dict[str, Any] = {"criterion_rows": rows}
     if user.has_role(*EXPERT_TABLE_ROLES):
         experts = expert_rows(project, filters)
-        names = dict(User.objects.filter(pk__in=[e.user_id for e in experts]).values_list("pk", "username"))
+        names = dict(
+            User.objects.filter(pk__in=[e.user_id for e in experts]).values_list("pk", "username")
+        )
         context["expert_rows"] = [
             {
-                "name": names.get(e.user_id, "?"), "judgments": e.judgments, "agreement": _pct(e.agreement),
-                "distance": _num(e.mean_abs_distance), "sided": e.sided, "share_a": _pct(e.share_a),
-                "p_value": _num(e.p_value, 3), "flag": e.p_value is not None and e.p_value < 0.05,
+                "name": names.get(e.user_id, "?"),
+                "judgments": e.judgments,
+                "agreement": _pct(e.agreement),
+                "distance": _num(e.mean_abs_distance),
+                "sided": e.sided,
+                "share_a": _pct(e.share_a),
+                "p_value": _num(e.p_value, 3),
+                "flag": e.p_value is not None and e.p_value < 0.05,
             }
             for e in experts
         ]
@@ -162,15 +192,19 @@ def project_leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "default_rounds": default_rounds(),
     }
     if show_names:
-        context["agents"] = Agent.objects.filter(
-            Q(runs__task__project=project) | Q(projects=project)
-        ).distinct().order_by("name", "version_label")
+        context["agents"] = (
+            Agent.objects.filter(Q(runs__task__project=project) | Q(projects=project))
+            .distinct()
+            .order_by("name", "version_label")
+        )
     try:
         filters = DecisionFilters.from_mapping(request.GET)
         if filters.agents and not show_names:
             raise FilterError("filtering by agent is only for roles that may see agent names")
         if filters.criterion not in context["criteria"]:
-            raise FilterError(f"criterion must be one of {', '.join(context['criteria'])}; got {filters.criterion!r}")
+            raise FilterError(
+                f"criterion must be one of {', '.join(context['criteria'])}; got {filters.criterion!r}"
+            )
         rounds = _rounds(request)
     except FilterError as exc:
         context["filter_error"] = str(exc)

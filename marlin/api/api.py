@@ -28,8 +28,10 @@ api = NinjaAPI(
 
 def _validation_messages(exc: ValidationError) -> str:
     if hasattr(exc, "message_dict"):
-        return "; ".join(f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
-                         for field, msgs in exc.message_dict.items())
+        return "; ".join(
+            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+            for field, msgs in exc.message_dict.items()
+        )
     return " ".join(exc.messages)
 
 

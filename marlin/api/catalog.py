@@ -47,7 +47,11 @@ class RepositoryIn(Schema):
 
 
 class ImportIn(Schema):
-    text: str = Field(..., max_length=20_000_000, description="The list: one URL a line, CSV with a header, or JSON lines.")
+    text: str = Field(
+        ...,
+        max_length=20_000_000,
+        description="The list: one URL a line, CSV with a header, or JSON lines.",
+    )
     filename: str = Field("", max_length=200, description="Helps detect the format (.csv, .jsonl).")
     mirror: bool = False
 
@@ -81,7 +85,9 @@ def list_repositories(request: HttpRequest, q: str = "", language: str = "", sta
 
 
 @router.get("/{repository_id}", response=RepositoryOut, summary="Get a repository")
-def get_repository(request: HttpRequest, repository_id: int = Path(..., ge=1, le=MAX_ID)) -> Repository:
+def get_repository(
+    request: HttpRequest, repository_id: int = Path(..., ge=1, le=MAX_ID)
+) -> Repository:
     require(request, *CATALOG_ROLES)
     return Repository.objects.prefetch_related("tags").get(pk=repository_id)
 
@@ -91,7 +97,12 @@ def add_repository(request: HttpRequest, body: RepositoryIn) -> Status[Repositor
     user = require(request, *CATALOG_ROLES)
     try:
         repository = do_add_repository(
-            user, body.url, language=body.language, tags=body.tags, description=body.description, mirror=body.mirror
+            user,
+            body.url,
+            language=body.language,
+            tags=body.tags,
+            description=body.description,
+            mirror=body.mirror,
         )
     except CatalogError as exc:
         raise HttpError(422, str(exc)) from None

@@ -46,7 +46,12 @@ class TaskOut(Schema):
 class TaskIn(Schema):
     project_id: Id
     repository_id: Id
-    base_ref: str = Field(..., min_length=1, max_length=255, description="Commit SHA, branch or tag; resolved in the mirror.")
+    base_ref: str = Field(
+        ...,
+        min_length=1,
+        max_length=255,
+        description="Commit SHA, branch or tag; resolved in the mirror.",
+    )
     title: str = Field(..., min_length=1, max_length=200)
     kind: str = "feature"
     prompt: str = Field(..., min_length=1, max_length=100_000)
@@ -145,7 +150,13 @@ class ImportOut(Schema):
 
 @router.get("/tasks", response=list[TaskOut], tags=["tasks"], summary="List tasks")
 @paginate(Pagination)
-def list_tasks(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), status: str = "", kind: str = "", q: str = ""):  # type: ignore[no-untyped-def]
+def list_tasks(
+    request: HttpRequest,
+    project_id: int | None = Query(None, ge=1, le=MAX_ID),
+    status: str = "",
+    kind: str = "",
+    q: str = "",
+):  # type: ignore[no-untyped-def]
     require(request, *TASK_READERS)
     qs = Task.objects.select_related("repository").order_by("-created_at", "-pk")
     if project_id is not None:
@@ -165,25 +176,36 @@ def get_task(request: HttpRequest, task_id: int = Path(..., ge=1, le=MAX_ID)) ->
     return Task.objects.select_related("repository").get(pk=task_id)
 
 
-@router.post("/tasks", response={201: TaskOut}, tags=["tasks"], summary="Create a task (as a draft)")
+@router.post(
+    "/tasks", response={201: TaskOut}, tags=["tasks"], summary="Create a task (as a draft)"
+)
 def create_task(request: HttpRequest, body: TaskIn) -> Status[Task]:
     user = require(request, "author")
     # The web form's validation (mirrored repository, ref resolved to a commit, check specs).
     form = TaskForm(
         {
-            "project": body.project_id, "repository": body.repository_id, "base_ref": body.base_ref,
-            "title": body.title, "kind": body.kind, "prompt": body.prompt,
-            "setup_command": body.setup_command, "checks": json.dumps(body.checks),
+            "project": body.project_id,
+            "repository": body.repository_id,
+            "base_ref": body.base_ref,
+            "title": body.title,
+            "kind": body.kind,
+            "prompt": body.prompt,
+            "setup_command": body.setup_command,
+            "checks": json.dumps(body.checks),
         }
     )
     if not form.is_valid():
-        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        problems = "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+        )
         raise HttpError(422, problems)
     task = do_create_task(user, form.cleaned_data["project"], **form.task_fields())
     return Status(201, task)
 
 
-@router.get("/agents", response=list[AgentOut], tags=["agents"], summary="List agents (admins and authors)")
+@router.get(
+    "/agents", response=list[AgentOut], tags=["agents"], summary="List agents (admins and authors)"
+)
 @paginate(Pagination)
 def list_agents(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, *AGENT_ROLES)
@@ -199,12 +221,19 @@ def get_agent(request: HttpRequest, agent_id: int = Path(..., ge=1, le=MAX_ID)) 
     return Agent.objects.get(pk=agent_id)
 
 
-@router.get("/runs/{run_id}", response=RunOut, tags=["runs"], summary="Get a run with its turns and candidates")
+@router.get(
+    "/runs/{run_id}",
+    response=RunOut,
+    tags=["runs"],
+    summary="Get a run with its turns and candidates",
+)
 def get_run(request: HttpRequest, run_id: int = Path(..., ge=1, le=MAX_ID)) -> Run:
     require(request, *AGENT_ROLES)
-    return Run.objects.select_related("agent").prefetch_related(
-        "turns__candidate__check_results"
-    ).get(pk=run_id)
+    return (
+        Run.objects.select_related("agent")
+        .prefetch_related("turns__candidate__check_results")
+        .get(pk=run_id)
+    )
 
 
 def _import_out(report: Any) -> dict[str, Any]:
@@ -218,29 +247,41 @@ def _import_out(report: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/imports/predictions", response=ImportOut, tags=["imports"],
-             summary="Import candidates from SWE-bench predictions (JSON lines)")
+@router.post(
+    "/imports/predictions",
+    response=ImportOut,
+    tags=["imports"],
+    summary="Import candidates from SWE-bench predictions (JSON lines)",
+)
 def import_predictions(request: HttpRequest, body: PredictionsIn) -> dict[str, Any]:
     from marlin.agents.imports import do_import_predictions
 
     user = require(request, "author")
     project = Project.objects.get(pk=body.project_id)
     try:
-        report = do_import_predictions(user, project, body.text, version_label=body.version_label, filename=body.filename)
+        report = do_import_predictions(
+            user, project, body.text, version_label=body.version_label, filename=body.filename
+        )
     except ValueError as exc:
         raise HttpError(422, str(exc)) from None
     return _import_out(report)
 
 
-@router.post("/imports/swebench-tasks", response=ImportOut, tags=["imports"],
-             summary="Import tasks from SWE-bench task records (JSON lines)")
+@router.post(
+    "/imports/swebench-tasks",
+    response=ImportOut,
+    tags=["imports"],
+    summary="Import tasks from SWE-bench task records (JSON lines)",
+)
 def import_swebench_tasks(request: HttpRequest, body: SwebenchTasksIn) -> dict[str, Any]:
     from marlin.agents.imports import do_import_swebench_tasks
 
     user = require(request, "author")
     project = Project.objects.get(pk=body.project_id)
     try:
-        report = do_import_swebench_tasks(user, project, body.text, approve=body.approve, filename=body.filename)
+        report = do_import_swebench_tasks(
+            user, project, body.text, approve=body.approve, filename=body.filename
+        )
     except ValueError as exc:
         raise HttpError(422, str(exc)) from None
     return _import_out(report)

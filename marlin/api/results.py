@@ -36,15 +36,23 @@ router = Router()
 class LeaderboardQuery(Schema):
     task_kind: str = ""
     criterion: str = "overall"
-    agents: list[Id] = Field(default_factory=list, description="Agent ids (admins, authors and adjudicators only).")
+    agents: list[Id] = Field(
+        default_factory=list, description="Agent ids (admins, authors and adjudicators only)."
+    )
     since: date | None = None
     until: date | None = None
-    rounds: int | None = Field(None, ge=0, le=MAX_ROUNDS, description="Bootstrap rounds (default 1,000).")
+    rounds: int | None = Field(
+        None, ge=0, le=MAX_ROUNDS, description="Bootstrap rounds (default 1,000)."
+    )
 
 
 class RankOut(Schema):
-    agent: str = Field(..., description="'name version', or 'Agent N' for roles that may not see names.")
-    score: float = Field(..., description="Elo-like score (400 points = 10:1 odds), centred on 1000.")
+    agent: str = Field(
+        ..., description="'name version', or 'Agent N' for roles that may not see names."
+    )
+    score: float = Field(
+        ..., description="Elo-like score (400 points = 10:1 odds), centred on 1000."
+    )
     lower: float | None = Field(..., description="2.5th percentile; null when unbounded below.")
     upper: float | None = Field(..., description="97.5th percentile; null when unbounded above.")
     rank: int
@@ -69,7 +77,9 @@ class LeaderboardOut(Schema):
     project_id: int
     decisions: int
     rounds: int
-    message: str = Field("", description="Why there is no ranking (too little data, disconnected comparisons).")
+    message: str = Field(
+        "", description="Why there is no ranking (too little data, disconnected comparisons)."
+    )
     tie_parameter: float | None
     ranking: list[RankOut]
     style_controlled: list[StyleRankOut]
@@ -83,7 +93,9 @@ class ExportIn(Schema):
     agents: list[Id] = Field(default_factory=list)
     since: date | None = None
     until: date | None = None
-    formats: list[str] = Field(default_factory=list, description="jsonl and/or parquet (preferences)")
+    formats: list[str] = Field(
+        default_factory=list, description="jsonl and/or parquet (preferences)"
+    )
     conversations: bool = False
 
 
@@ -98,7 +110,9 @@ class ExportOut(Schema):
     error: str
     created_at: datetime
     finished_at: datetime | None
-    files: list[str] = Field(..., description="Download at /exports/{id}/files/{name} (browser session).")
+    files: list[str] = Field(
+        ..., description="Download at /exports/{id}/files/{name} (browser session)."
+    )
 
     @staticmethod
     def resolve_files(obj: Export) -> list[str]:
@@ -113,9 +127,17 @@ def _finite(value: float) -> float | None:
     return value if value not in (float("inf"), float("-inf")) else None
 
 
-@router.get("/leaderboards/{project_id}", response=LeaderboardOut, tags=["leaderboards"],
-            summary="A project's ranking, plain and style-controlled")
-def get_leaderboard(request: HttpRequest, query: Query[LeaderboardQuery], project_id: int = Path(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+@router.get(
+    "/leaderboards/{project_id}",
+    response=LeaderboardOut,
+    tags=["leaderboards"],
+    summary="A project's ranking, plain and style-controlled",
+)
+def get_leaderboard(
+    request: HttpRequest,
+    query: Query[LeaderboardQuery],
+    project_id: int = Path(..., ge=1, le=MAX_ID),
+) -> dict[str, Any]:
     user = require(request, *VIEWER_ROLES)
     project = Project.objects.select_related("rubric").get(pk=project_id)
     show_names = can_see_agent_names(user)
@@ -130,23 +152,45 @@ def get_leaderboard(request: HttpRequest, query: Query[LeaderboardQuery], projec
     group_ids = [a for group in board.disconnected_groups for a in group]
     labels = agent_labels(board.plain, group_ids, show_names=show_names)
     out: dict[str, Any] = {
-        "project_id": project.pk, "decisions": board.n_decisions, "rounds": rounds, "message": "",
-        "tie_parameter": None, "ranking": [], "style_controlled": [], "style_coefficients": {},
+        "project_id": project.pk,
+        "decisions": board.n_decisions,
+        "rounds": rounds,
+        "message": "",
+        "tie_parameter": None,
+        "ranking": [],
+        "style_controlled": [],
+        "style_coefficients": {},
     }
     if board.plain is None:
         out["message"] = no_ranking_message(board, labels)
         return out
     out["tie_parameter"] = board.plain.tie_parameter
     out["ranking"] = [
-        {"agent": labels[a.agent], "score": a.score, "lower": _finite(a.lower), "upper": _finite(a.upper),
-         "rank": a.rank, "rank_lower": a.rank_lower, "rank_upper": a.rank_upper, "comparisons": a.comparisons,
-         "wins": a.wins, "losses": a.losses, "ties": a.ties}
+        {
+            "agent": labels[a.agent],
+            "score": a.score,
+            "lower": _finite(a.lower),
+            "upper": _finite(a.upper),
+            "rank": a.rank,
+            "rank_lower": a.rank_lower,
+            "rank_upper": a.rank_upper,
+            "comparisons": a.comparisons,
+            "wins": a.wins,
+            "losses": a.losses,
+            "ties": a.ties,
+        }
         for a in board.plain.agents
     ]
     if board.style is not None:
         out["style_controlled"] = [
-            {"agent": labels[s.agent], "score": s.score, "lower": s.lower, "upper": s.upper, "rank": s.rank,
-             "plain_rank": s.plain_rank}
+            {
+                "agent": labels[s.agent],
+                "score": s.score,
+                "lower": s.lower,
+                "upper": s.upper,
+                "rank": s.rank,
+                "plain_rank": s.plain_rank,
+            }
             for s in board.style.agents
         ]
         out["style_coefficients"] = board.style.coefficients
@@ -161,19 +205,38 @@ def list_exports(request: HttpRequest, project_id: int | None = Query(None, ge=1
     return qs.filter(project_id=project_id) if project_id is not None else qs
 
 
-@router.get("/exports/{export_id}", response=ExportOut, tags=["exports"], summary="Get an export and its manifest")
+@router.get(
+    "/exports/{export_id}",
+    response=ExportOut,
+    tags=["exports"],
+    summary="Get an export and its manifest",
+)
 def get_export(request: HttpRequest, export_id: int = Path(..., ge=1, le=MAX_ID)) -> Export:
     require(request, *EXPORT_ROLES)
     return Export.objects.get(pk=export_id)
 
 
-@router.post("/exports", response={202: ExportOut}, tags=["exports"], summary="Start an export (a job)")
+@router.post(
+    "/exports", response={202: ExportOut}, tags=["exports"], summary="Start an export (a job)"
+)
 def create_export(request: HttpRequest, body: ExportIn) -> Status[Export]:
     user = require(request, *EXPORT_ROLES)
     project = Project.objects.get(pk=body.project_id)
-    filters = {"task_kind": body.task_kind, "agents": body.agents, "since": body.since, "until": body.until}
+    filters = {
+        "task_kind": body.task_kind,
+        "agents": body.agents,
+        "since": body.since,
+        "until": body.until,
+    }
     try:
-        export = do_create_export(user, project, body.kind, filters, formats=body.formats, conversations=body.conversations)
+        export = do_create_export(
+            user,
+            project,
+            body.kind,
+            filters,
+            formats=body.formats,
+            conversations=body.conversations,
+        )
     except ExportError as exc:
         raise HttpError(422, str(exc)) from None
     return Status(202, export)

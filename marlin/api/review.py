@@ -38,10 +38,17 @@ from marlin.tasks.models import Project
 
 router = Router()
 NAME_ROLES = ("admin", "author")
-OVERSIGHT_ROLES = ("author", "adjudicator")  # may open any comparison (still blind for adjudicators)
+OVERSIGHT_ROLES = (
+    "author",
+    "adjudicator",
+)  # may open any comparison (still blind for adjudicators)
 REVIEW_STATES = (ComparisonState.IN_REVIEW, ComparisonState.DISPUTED)
-VISIBLE_JUDGMENTS = (JudgmentStatus.SUBMITTED, JudgmentStatus.ACCEPTED, JudgmentStatus.REJECTED,
-                     JudgmentStatus.REVISION_REQUESTED)
+VISIBLE_JUDGMENTS = (
+    JudgmentStatus.SUBMITTED,
+    JudgmentStatus.ACCEPTED,
+    JudgmentStatus.REJECTED,
+    JudgmentStatus.REVISION_REQUESTED,
+)
 
 
 class CheckOut(Schema):
@@ -61,8 +68,12 @@ class SideOut(Schema):
     files_changed: int
     lines_added: int
     lines_removed: int
-    flagged: bool = Field(..., description="Identity fingerprints were found; the patch shown is scrubbed.")
-    checks: list[CheckOut] | None = Field(None, description="Null while the project hides checks until you drafted.")
+    flagged: bool = Field(
+        ..., description="Identity fingerprints were found; the patch shown is scrubbed."
+    )
+    checks: list[CheckOut] | None = Field(
+        None, description="Null while the project hides checks until you drafted."
+    )
 
 
 class TaskBrief(Schema):
@@ -97,7 +108,9 @@ class ComparisonOut(Schema):
     sides: list[SideOut]
     rubric: list[dict[str, Any]]
     my_judgment: JudgmentOut | None
-    agents: dict[str, str] | None = Field(None, description="Agent names by side: admins and authors only.")
+    agents: dict[str, str] | None = Field(
+        None, description="Agent names by side: admins and authors only."
+    )
 
 
 class ComparisonBrief(Schema):
@@ -114,12 +127,20 @@ class ComparisonBrief(Schema):
     @staticmethod
     def resolve_my_judgment_status(obj: Comparison, context: dict[str, Any]) -> str | None:
         user = context["request"].auth
-        return Judgment.objects.filter(comparison=obj, annotator=user).values_list("status", flat=True).first()
+        return (
+            Judgment.objects.filter(comparison=obj, annotator=user)
+            .values_list("status", flat=True)
+            .first()
+        )
 
 
 class DraftIn(Schema):
-    draft_revision: Counter = Field(..., description="The revision your edit is based on (409 if stale).")
-    ratings: dict[str, int | None] = Field(default_factory=dict, description="criterion key -> -3..3 (A..B) or null (n/a)")
+    draft_revision: Counter = Field(
+        ..., description="The revision your edit is based on (409 if stale)."
+    )
+    ratings: dict[str, int | None] = Field(
+        default_factory=dict, description="criterion key -> -3..3 (A..B) or null (n/a)"
+    )
     overall: int | None = None
     rationale: str = ""
     confidence: int | None = None
@@ -133,7 +154,9 @@ class ReviewIn(Schema):
     judgment_id: Id
     verdict: str = Field(..., description="agree, disagree or revision")
     reason: str = Field(..., max_length=20_000)
-    per_criterion: dict[str, dict[str, Any]] = Field(default_factory=dict, description="key -> {agree, reason}")
+    per_criterion: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="key -> {agree, reason}"
+    )
     active_seconds: Seconds = 0
 
 
@@ -192,10 +215,19 @@ class DecisionOut(Schema):
 
 def _judgment_out(j: Judgment) -> dict[str, Any]:
     return {
-        "comparison": j.comparison.public_id, "status": j.status, "ratings": j.ratings, "overall": j.overall,
-        "rationale": j.rationale, "confidence": j.confidence, "comments": j.comments, "turn_notes": j.turn_notes,
-        "active_seconds": j.active_seconds, "wall_seconds": j.wall_seconds, "draft_revision": j.draft_revision,
-        "rubric_version": j.rubric_version.number, "submitted_at": j.submitted_at,
+        "comparison": j.comparison.public_id,
+        "status": j.status,
+        "ratings": j.ratings,
+        "overall": j.overall,
+        "rationale": j.rationale,
+        "confidence": j.confidence,
+        "comments": j.comments,
+        "turn_notes": j.turn_notes,
+        "active_seconds": j.active_seconds,
+        "wall_seconds": j.wall_seconds,
+        "draft_revision": j.draft_revision,
+        "rubric_version": j.rubric_version.number,
+        "submitted_at": j.submitted_at,
     }
 
 
@@ -214,7 +246,9 @@ def _may_open(user: Any, comparison: Comparison) -> bool:
 def comparison_for(user: Any, public_id: str) -> Comparison:
     """The comparison if this user may open it; 404 otherwise (existence is not revealed)."""
     comparison = (
-        Comparison.objects.select_related("project__rubric", "task__repository", "run_a__agent", "run_b__agent")
+        Comparison.objects.select_related(
+            "project__rubric", "task__repository", "run_a__agent", "run_b__agent"
+        )
         .filter(public_id=public_id)
         .first()
     )
@@ -228,25 +262,38 @@ def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
     sides = []
     for letter, run in (("A", comparison.run_a), ("B", comparison.run_b)):
         candidate = candidate_at(run, comparison.turn_count)
-        sides.append({
-            "side": letter,
-            "ready": candidate is not None,
-            "patch": candidate.patch_for_experts if candidate else "",
-            "files_changed": candidate.files_changed if candidate else 0,
-            "lines_added": candidate.lines_added if candidate else 0,
-            "lines_removed": candidate.lines_removed if candidate else 0,
-            "flagged": bool(candidate and candidate.is_flagged),
-            "checks": list(candidate.check_results.all()) if candidate and show_checks else None,
-        })
-    mine = Judgment.objects.filter(comparison=comparison, annotator=user).select_related("rubric_version", "comparison").first()
+        sides.append(
+            {
+                "side": letter,
+                "ready": candidate is not None,
+                "patch": candidate.patch_for_experts if candidate else "",
+                "files_changed": candidate.files_changed if candidate else 0,
+                "lines_added": candidate.lines_added if candidate else 0,
+                "lines_removed": candidate.lines_removed if candidate else 0,
+                "flagged": bool(candidate and candidate.is_flagged),
+                "checks": list(candidate.check_results.all())
+                if candidate and show_checks
+                else None,
+            }
+        )
+    mine = (
+        Judgment.objects.filter(comparison=comparison, annotator=user)
+        .select_related("rubric_version", "comparison")
+        .first()
+    )
     task = comparison.task
     version = mine.rubric_version if mine else comparison.project.rubric.current_version()
     return {
         "public_id": comparison.public_id,
         "state": comparison.state,
         "turn_count": comparison.turn_count,
-        "task": {"title": task.title, "prompt": task.prompt, "kind": task.kind,
-                 "repository": task.repository.name, "base_commit": task.base_commit},
+        "task": {
+            "title": task.title,
+            "prompt": task.prompt,
+            "kind": task.kind,
+            "repository": task.repository.name,
+            "base_commit": task.base_commit,
+        },
         "sides": sides,
         "rubric": version.criteria,
         "my_judgment": _judgment_out(mine) if mine else None,
@@ -292,14 +339,22 @@ def _own_judgment(user: Any, public_id: str) -> Judgment:
 # --- comparisons ---------------------------------------------------------------------------
 
 
-@router.get("/comparisons", response=list[ComparisonBrief], tags=["comparisons"],
-            summary="Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)")
+@router.get(
+    "/comparisons",
+    response=list[ComparisonBrief],
+    tags=["comparisons"],
+    summary="Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)",
+)
 @paginate(Pagination)
-def list_comparisons(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), state: str = ""):  # type: ignore[no-untyped-def]
+def list_comparisons(
+    request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), state: str = ""
+):  # type: ignore[no-untyped-def]
     user = user_of(request)
     qs = Comparison.objects.select_related("task").order_by("-created_at", "-pk")
     if not user.has_role("admin", *OVERSIGHT_ROLES):
-        mine = Q(judgments__annotator=user) | Q(claims__annotator=user, claims__released_at__isnull=True)
+        mine = Q(judgments__annotator=user) | Q(
+            claims__annotator=user, claims__released_at__isnull=True
+        )
         if user.has_role("reviewer"):
             mine |= Q(state__in=REVIEW_STATES)
         qs = qs.filter(mine).distinct()
@@ -310,9 +365,15 @@ def list_comparisons(request: HttpRequest, project_id: int | None = Query(None, 
     return qs
 
 
-@router.post("/comparisons/next", response=ComparisonOut, tags=["comparisons"],
-             summary="Claim the next comparison from your queue (annotators)")
-def next_comparison(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)) -> dict[str, Any]:
+@router.post(
+    "/comparisons/next",
+    response=ComparisonOut,
+    tags=["comparisons"],
+    summary="Claim the next comparison from your queue (annotators)",
+)
+def next_comparison(
+    request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)
+) -> dict[str, Any]:
     user = require(request, "annotator")
     project = Project.objects.get(pk=project_id) if project_id is not None else None
     comparison = queue.next_comparison(user, project)
@@ -321,7 +382,12 @@ def next_comparison(request: HttpRequest, project_id: int | None = Query(None, g
     return comparison_out(user, comparison_for(user, comparison.public_id))
 
 
-@router.get("/comparisons/{public_id}", response=ComparisonOut, tags=["comparisons"], summary="Get a comparison (blind)")
+@router.get(
+    "/comparisons/{public_id}",
+    response=ComparisonOut,
+    tags=["comparisons"],
+    summary="Get a comparison (blind)",
+)
 def get_comparison(request: HttpRequest, public_id: str) -> dict[str, Any]:
     user = user_of(request)
     return comparison_out(user, comparison_for(user, public_id))
@@ -330,31 +396,48 @@ def get_comparison(request: HttpRequest, public_id: str) -> dict[str, Any]:
 # --- judgments -----------------------------------------------------------------------------
 
 
-@router.get("/comparisons/{public_id}/judgment", response=JudgmentOut, tags=["judgments"],
-            summary="Your own judgment (draft or submitted) on a comparison")
+@router.get(
+    "/comparisons/{public_id}/judgment",
+    response=JudgmentOut,
+    tags=["judgments"],
+    summary="Your own judgment (draft or submitted) on a comparison",
+)
 def get_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
     return _judgment_out(_own_judgment(user_of(request), public_id))
 
 
-@router.put("/comparisons/{public_id}/judgment", response=JudgmentOut, tags=["judgments"],
-            summary="Save your draft (starts the judgment if needed); 409 when draft_revision is stale")
+@router.put(
+    "/comparisons/{public_id}/judgment",
+    response=JudgmentOut,
+    tags=["judgments"],
+    summary="Save your draft (starts the judgment if needed); 409 when draft_revision is stale",
+)
 def save_my_judgment(request: HttpRequest, public_id: str, body: DraftIn) -> dict[str, Any]:
     user = require(request, "annotator")
     comparison = comparison_for(user, public_id)
     judgment = actions.do_start_judgment(user, comparison)
-    draft = draft_from_post(_draft_query(body, comparison.turn_count), judgment.rubric_version,
-                            turn_count=comparison.turn_count)
+    draft = draft_from_post(
+        _draft_query(body, comparison.turn_count),
+        judgment.rubric_version,
+        turn_count=comparison.turn_count,
+    )
     try:
         saved = actions.do_save_draft(user, judgment, draft, revision=body.draft_revision)
     except actions.StaleDraft as exc:
         raise HttpError(409, str(exc)) from None
     except actions.JudgmentClosed as exc:
         raise HttpError(409, str(exc)) from None
-    return _judgment_out(Judgment.objects.select_related("comparison", "rubric_version").get(pk=saved.pk))
+    return _judgment_out(
+        Judgment.objects.select_related("comparison", "rubric_version").get(pk=saved.pk)
+    )
 
 
-@router.post("/comparisons/{public_id}/judgment/submit", response=JudgmentOut, tags=["judgments"],
-             summary="Submit your saved draft (final); 422 lists what is missing")
+@router.post(
+    "/comparisons/{public_id}/judgment/submit",
+    response=JudgmentOut,
+    tags=["judgments"],
+    summary="Submit your saved draft (final); 422 lists what is missing",
+)
 def submit_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
     user = require(request, "annotator")
     judgment = _own_judgment(user, public_id)
@@ -362,12 +445,20 @@ def submit_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
         submitted = actions.do_submit_judgment(user, judgment)
     except actions.JudgmentClosed as exc:
         raise HttpError(409, str(exc)) from None
-    return _judgment_out(Judgment.objects.select_related("comparison", "rubric_version").get(pk=submitted.pk))
+    return _judgment_out(
+        Judgment.objects.select_related("comparison", "rubric_version").get(pk=submitted.pk)
+    )
 
 
-@router.get("/judgments/{judgment_id}", response=SubmittedJudgmentOut, tags=["judgments"],
-            summary="Your own judgment, or a submitted one for reviewers, adjudicators and admins (others' drafts: 404)")
-def get_judgment(request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+@router.get(
+    "/judgments/{judgment_id}",
+    response=SubmittedJudgmentOut,
+    tags=["judgments"],
+    summary="Your own judgment, or a submitted one for reviewers, adjudicators and admins (others' drafts: 404)",
+)
+def get_judgment(
+    request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX_ID)
+) -> dict[str, Any]:
     user = require(request, "reviewer", "adjudicator", "annotator")
     judgments = Judgment.objects.select_related("comparison", "rubric_version")
     j = judgments.filter(pk=judgment_id, annotator=user).first()
@@ -376,9 +467,16 @@ def get_judgment(request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX
     if j is None:
         raise HttpError(404, "No such submitted judgment.")
     return {
-        "id": j.pk, "comparison": j.comparison.public_id, "status": j.status, "ratings": j.ratings,
-        "overall": j.overall, "rationale": j.rationale, "confidence": j.confidence, "comments": j.comments,
-        "rubric_version": j.rubric_version.number, "submitted_at": j.submitted_at,
+        "id": j.pk,
+        "comparison": j.comparison.public_id,
+        "status": j.status,
+        "ratings": j.ratings,
+        "overall": j.overall,
+        "rationale": j.rationale,
+        "confidence": j.confidence,
+        "comments": j.comments,
+        "rubric_version": j.rubric_version.number,
+        "submitted_at": j.submitted_at,
     }
 
 
@@ -389,11 +487,19 @@ def get_judgment(request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX
 @paginate(Pagination)
 def list_reviews(request: HttpRequest):  # type: ignore[no-untyped-def]
     user = require(request, "reviewer")
-    return Review.objects.filter(reviewer=user).select_related("judgment__comparison").order_by("-created_at", "-pk")
+    return (
+        Review.objects.filter(reviewer=user)
+        .select_related("judgment__comparison")
+        .order_by("-created_at", "-pk")
+    )
 
 
-@router.post("/reviews", response={201: ReviewOut}, tags=["reviews"],
-             summary="Review a submitted judgment: agree, disagree (per criterion) or request a revision")
+@router.post(
+    "/reviews",
+    response={201: ReviewOut},
+    tags=["reviews"],
+    summary="Review a submitted judgment: agree, disagree (per criterion) or request a revision",
+)
 def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
     from marlin.review.pipeline import do_review
 
@@ -402,8 +508,14 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
     if judgment is None:
         raise HttpError(404, "No such submitted judgment.")
     try:
-        review = do_review(user, judgment, verdict=body.verdict, reason=body.reason,
-                           per_criterion=body.per_criterion, active_seconds=body.active_seconds)
+        review = do_review(
+            user,
+            judgment,
+            verdict=body.verdict,
+            reason=body.reason,
+            per_criterion=body.per_criterion,
+            active_seconds=body.active_seconds,
+        )
     except IllegalTransition as exc:
         raise HttpError(409, str(exc)) from None
     except (KeyError, TypeError) as exc:
@@ -411,8 +523,12 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
     return Status(201, Review.objects.select_related("judgment__comparison").get(pk=review.pk))
 
 
-@router.get("/decisions", response=list[DecisionOut], tags=["decisions"],
-            summary="Final decisions (admins, authors, adjudicators; agent names for admins and authors)")
+@router.get(
+    "/decisions",
+    response=list[DecisionOut],
+    tags=["decisions"],
+    summary="Final decisions (admins, authors, adjudicators; agent names for admins and authors)",
+)
 @paginate(Pagination)
 def list_decisions(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
     require(request, "author", "adjudicator")

@@ -84,18 +84,27 @@ def iter_chain_problems() -> Iterator[BrokenLink]:
             yield BrokenLink(
                 event.sequence,
                 event.pk,
-                f"sequence jumps from {expected_sequence - 1} to {event.sequence} "
-                "(events missing)",
+                f"sequence jumps from {expected_sequence - 1} to {event.sequence} (events missing)",
             )
         if event.prev_hash != expected_prev:
-            yield BrokenLink(event.sequence, event.pk, "previous-hash does not match the event before it")
+            yield BrokenLink(
+                event.sequence, event.pk, "previous-hash does not match the event before it"
+            )
         if event.compute_hash() != event.hash:
-            yield BrokenLink(event.sequence, event.pk, "content does not match its hash (changed after it was written)")
+            yield BrokenLink(
+                event.sequence,
+                event.pk,
+                "content does not match its hash (changed after it was written)",
+            )
         expected_prev = event.hash
         expected_sequence = event.sequence + 1
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and head.last_sequence != expected_sequence - 1:
-        yield BrokenLink(head.last_sequence, 0, "the newest events are missing (chain head points past the last event)")
+        yield BrokenLink(
+            head.last_sequence,
+            0,
+            "the newest events are missing (chain head points past the last event)",
+        )
 
 
 def verify_chain() -> BrokenLink | None:

@@ -98,7 +98,9 @@ class AuditEvent(models.Model):
             "reason": self.reason,
             "prev_hash": self.prev_hash,
         }
-        return json.dumps(payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        return json.dumps(
+            payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":")
+        ).encode()
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical_payload()).hexdigest()

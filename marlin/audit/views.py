@@ -29,5 +29,10 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "audit/event_list.html",
-        {"page": page, "filters": query.urlencode(), "verbs": sorted(set(verbs)), "current": request.GET},
+        {
+            "page": page,
+            "filters": query.urlencode(),
+            "verbs": sorted(set(verbs)),
+            "current": request.GET,
+        },
     )

@@ -89,7 +89,12 @@ def do_add_repository(
             actor,
             "repository.add",
             repository,
-            new={"url": parsed.url, "name": parsed.name, "language": repository.language, "tags": tag_names},
+            new={
+                "url": parsed.url,
+                "name": parsed.name,
+                "language": repository.language,
+                "tags": tag_names,
+            },
         )
         if mirror:
             _enqueue_mirrors([repository.pk])
@@ -167,7 +172,9 @@ def _drop_present(lines: list[RepoLine], result: ImportResult) -> list[RepoLine]
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start : start + _LOOKUP_CHUNK]
         present.update(
-            Repository.objects.filter(normalized_url__in=chunk).values_list("normalized_url", flat=True)
+            Repository.objects.filter(normalized_url__in=chunk).values_list(
+                "normalized_url", flat=True
+            )
         )
     kept: list[RepoLine] = []
     for line in lines:
@@ -211,9 +218,9 @@ def _create_in_batches(
     keys = [line.normalized for line in lines]
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         ids.update(
-            Repository.objects.filter(normalized_url__in=keys[start : start + _LOOKUP_CHUNK]).values_list(
-                "normalized_url", "pk"
-            )
+            Repository.objects.filter(
+                normalized_url__in=keys[start : start + _LOOKUP_CHUNK]
+            ).values_list("normalized_url", "pk")
         )
     return ids
 

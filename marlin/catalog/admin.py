@@ -10,8 +10,17 @@ class RepositoryAdmin(admin.ModelAdmin):
     search_fields = ["name", "normalized_url"]
     # URL changes must go through validation (actions.py), so the admin shows them read-only.
     readonly_fields = [
-        "url", "normalized_url", "host", "is_local", "mirror_status", "mirror_path",
-        "last_fetched_at", "last_error", "mirror_started_at", "created_at", "created_by",
+        "url",
+        "normalized_url",
+        "host",
+        "is_local",
+        "mirror_status",
+        "mirror_path",
+        "last_fetched_at",
+        "last_error",
+        "mirror_started_at",
+        "created_at",
+        "created_by",
     ]
 
 

@@ -44,7 +44,9 @@ class AddRepositoryForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(required=False, help_text="A plain list, CSV with a url column, or JSON lines")
+    file = forms.FileField(
+        required=False, help_text="A plain list, CSV with a url column, or JSON lines"
+    )
     text = forms.CharField(
         required=False, label="Or paste the list", widget=forms.Textarea(attrs={"rows": 8})
     )

@@ -113,14 +113,20 @@ def _is_content(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("#")
 
 
-def _rows(lines: list[str], fmt: str, report: ImportReport) -> Iterable[tuple[int, str, dict[str, Any]]]:
+def _rows(
+    lines: list[str], fmt: str, report: ImportReport
+) -> Iterable[tuple[int, str, dict[str, Any]]]:
     header: list[str] | None = None
     for index, line in enumerate(lines):
         line_no = index + 1
         if not _is_content(line):
             continue
         if len(line) > MAX_LINE_LENGTH:
-            report.bad.append(BadLine(line_no, _preview(line), f"line is longer than {MAX_LINE_LENGTH} characters"))
+            report.bad.append(
+                BadLine(
+                    line_no, _preview(line), f"line is longer than {MAX_LINE_LENGTH} characters"
+                )
+            )
             continue
         if fmt == "plain":
             yield line_no, line, {"url": line.strip()}
@@ -131,7 +137,9 @@ def _rows(lines: list[str], fmt: str, report: ImportReport) -> Iterable[tuple[in
                 report.bad.append(BadLine(line_no, _preview(line), f"not valid JSON: {exc.msg}"))
                 continue
             if not isinstance(obj, dict):
-                report.bad.append(BadLine(line_no, _preview(line), "expected a JSON object with a \"url\" field"))
+                report.bad.append(
+                    BadLine(line_no, _preview(line), 'expected a JSON object with a "url" field')
+                )
                 continue
             yield line_no, line, obj
         else:
@@ -140,7 +148,13 @@ def _rows(lines: list[str], fmt: str, report: ImportReport) -> Iterable[tuple[in
                 header = [cell.strip().lower() for cell in cells]
                 continue
             if len(cells) > len(header):
-                report.bad.append(BadLine(line_no, _preview(line), f"{len(cells)} columns but the header has {len(header)}"))
+                report.bad.append(
+                    BadLine(
+                        line_no,
+                        _preview(line),
+                        f"{len(cells)} columns but the header has {len(header)}",
+                    )
+                )
                 continue
             yield line_no, line, dict(zip(header, (cell.strip() for cell in cells), strict=False))
 
@@ -208,7 +222,9 @@ def _tags(value: Any) -> tuple[str, ...]:
         if not tag or tag in tags:
             continue
         if len(tag) > _TAG_LIMIT or not tag.isprintable():
-            raise _BadRow(f"tag {tag[:20]!r} is longer than {_TAG_LIMIT} characters or has control characters")
+            raise _BadRow(
+                f"tag {tag[:20]!r} is longer than {_TAG_LIMIT} characters or has control characters"
+            )
         tags.append(tag)
     if len(tags) > MAX_TAGS:
         raise _BadRow(f"more than {MAX_TAGS} tags")

@@ -65,7 +65,9 @@ def mirror_repository(repository_id: int) -> None:
         return
     except BaseException as exc:
         # Anything unexpected still releases the row, so it is not stuck until the lease ends.
-        _finish(repository_id, claimed_at, MirrorStatus.FAILED, last_error=f"internal error: {exc!r}")
+        _finish(
+            repository_id, claimed_at, MirrorStatus.FAILED, last_error=f"internal error: {exc!r}"
+        )
         raise
     _finish(
         repository_id,

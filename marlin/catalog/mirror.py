@@ -31,8 +31,13 @@ def list_refs(mirror: Path, *, timeout: float = 30, limit: int = MAX_REFS) -> li
     the host user's git configuration out of it."""
     out = run_git(
         [
-            "--git-dir", str(mirror), "for-each-ref", f"--count={limit}",
-            "--format=%(objectname) %(refname)", "refs/heads", "refs/tags",
+            "--git-dir",
+            str(mirror),
+            "for-each-ref",
+            f"--count={limit}",
+            "--format=%(objectname) %(refname)",
+            "refs/heads",
+            "refs/tags",
         ],
         timeout=timeout,
         isolated=True,

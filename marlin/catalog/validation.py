@@ -138,13 +138,17 @@ def _check_user(user: str) -> None:
     if not user:
         raise InvalidRepositoryURL("the user name before '@' is empty")
     if user.startswith("-"):
-        raise InvalidRepositoryURL("the user name starts with '-', which ssh would read as an option")
+        raise InvalidRepositoryURL(
+            "the user name starts with '-', which ssh would read as an option"
+        )
     if ":" in user:
         raise InvalidRepositoryURL(
             "credentials must not be part of the URL; configure an SSH key for the worker instead"
         )
     if not _USER_RE.match(user):
-        raise InvalidRepositoryURL(f"the user name {user!r} contains characters that are not allowed")
+        raise InvalidRepositoryURL(
+            f"the user name {user!r} contains characters that are not allowed"
+        )
 
 
 def _host_of(netloc_host: str, port: int | None) -> str:
@@ -177,7 +181,9 @@ def _describe(host: str, path: str, url: str) -> RepositoryURL:
         if segment in (".", ".."):
             raise InvalidRepositoryURL("the path must not contain '.' or '..' segments")
         if not _SEGMENT_RE.match(segment):
-            raise InvalidRepositoryURL(f"the path segment {segment!r} contains characters that are not allowed")
+            raise InvalidRepositoryURL(
+                f"the path segment {segment!r} contains characters that are not allowed"
+            )
     segments[-1] = _strip_git(segments[-1])
     if not segments[-1]:
         raise InvalidRepositoryURL("the repository name is empty")

@@ -41,7 +41,10 @@ def repository_list(request: HttpRequest) -> HttpResponse:
             repositories = repositories.filter(mirror_status=current["status"])
     page = Paginator(repositories, PAGE_SIZE).get_page(request.GET.get("page"))
     languages = (
-        Repository.objects.exclude(language="").order_by("language").values_list("language", flat=True).distinct()
+        Repository.objects.exclude(language="")
+        .order_by("language")
+        .values_list("language", flat=True)
+        .distinct()
     )
     return render(
         request,

@@ -54,7 +54,9 @@ def _node_id(case: ET.Element) -> str:
     if file:
         # classname is the module's dotted path followed by any enclosing test classes.
         module = file.removesuffix(".py").replace("/", ".")
-        classes = classname[len(module) + 1 :].split(".") if classname.startswith(module + ".") else []
+        classes = (
+            classname[len(module) + 1 :].split(".") if classname.startswith(module + ".") else []
+        )
         return "::".join([file, *[c for c in classes if c], name])
     return f"{classname}::{name}" if classname else name
 

@@ -41,13 +41,28 @@ LOG_TAIL_BYTES = 32 * 1024
 REPORT_DIR = ".marlin"
 BLOCKING_SEVERITIES = frozenset({"medium", "high", "critical"})
 # Tool caches and environments are not the candidate's code.
-SCAN_EXCLUDE_DIRS = (".venv", "venv", "node_modules", ".marlin", ".git", "build", "dist", ".tox",
-                     ".nox")
+SCAN_EXCLUDE_DIRS = (
+    ".venv",
+    "venv",
+    "node_modules",
+    ".marlin",
+    ".git",
+    "build",
+    "dist",
+    ".tox",
+    ".nox",
+)
 
 
 class _Context:
-    def __init__(self, spec: CheckSpec, workdir: Path, mounts: Sequence[Mount],
-                 limits: Limits | None, backend: str | None) -> None:
+    def __init__(
+        self,
+        spec: CheckSpec,
+        workdir: Path,
+        mounts: Sequence[Mount],
+        limits: Limits | None,
+        backend: str | None,
+    ) -> None:
         self.spec = spec
         self.workdir = workdir
         self.mounts = tuple(mounts)
@@ -123,7 +138,8 @@ def _run_hidden_tests(context: _Context) -> CheckOutcome:
     wanted = [*spec.fail_to_pass, *spec.pass_to_pass]
     quoted = " ".join(shlex.quote(t) for t in wanted)
     command = (
-        spec.command.replace("{tests}", quoted) if "{tests}" in spec.command
+        spec.command.replace("{tests}", quoted)
+        if "{tests}" in spec.command
         else f"{spec.command} {quoted}"
     )
     result, tests, problem = _run_with_junit(context, command)
@@ -153,9 +169,8 @@ def _run_hidden_tests(context: _Context) -> CheckOutcome:
             group = "FAIL_TO_PASS" if test_id in spec.fail_to_pass else "PASS_TO_PASS"
             not_passing.append(f"{test_id} ({group}: {got})")
     outcome.status = "failed" if not_passing else "passed"
-    outcome.detail = (
-        f"{len(wanted) - len(not_passing)} of {len(wanted)} required tests passed"
-        + ("; not passing: " + ", ".join(not_passing[:20]) if not_passing else "")
+    outcome.detail = f"{len(wanted) - len(not_passing)} of {len(wanted)} required tests passed" + (
+        "; not passing: " + ", ".join(not_passing[:20]) if not_passing else ""
     )
     return outcome
 
@@ -165,8 +180,18 @@ def _run_lint(context: _Context) -> CheckOutcome:
     if not targets:
         return CheckOutcome(status="passed", detail="no changed Python files to lint")
     script = shlex.join(
-        ["ruff", "check", "--output-format", "json", "--exit-zero", "--no-cache",
-         "--extend-exclude", ",".join(SCAN_EXCLUDE_DIRS), "--", *targets]
+        [
+            "ruff",
+            "check",
+            "--output-format",
+            "json",
+            "--exit-zero",
+            "--no-cache",
+            "--extend-exclude",
+            ",".join(SCAN_EXCLUDE_DIRS),
+            "--",
+            *targets,
+        ]
     )
     result = context.run(script)
     if result.timed_out:
@@ -205,8 +230,18 @@ def _run_semgrep(context: _Context, targets: list[str]) -> list[Finding] | None:
     if not (context.workdir / ".semgrep.yml").is_file():
         return None
     scan = shlex.join(
-        ["semgrep", "scan", "--json", "--quiet", "--metrics=off", "--disable-version-check",
-         "--config", ".semgrep.yml", "--", *targets]
+        [
+            "semgrep",
+            "scan",
+            "--json",
+            "--quiet",
+            "--metrics=off",
+            "--disable-version-check",
+            "--config",
+            ".semgrep.yml",
+            "--",
+            *targets,
+        ]
     )
     result = context.run(f"command -v semgrep >/dev/null || exit 127; {scan}")
     if result.returncode == 127:
@@ -271,8 +306,11 @@ def _from_exec(result: ExecResult, tests: list[TestResult]) -> CheckOutcome:
 
 
 def _from_findings(
-    context: _Context, result: ExecResult,
-    parser: Callable[[str], list[Finding]], *, set_blocking: frozenset[str] | None,
+    context: _Context,
+    result: ExecResult,
+    parser: Callable[[str], list[Finding]],
+    *,
+    set_blocking: frozenset[str] | None,
 ) -> CheckOutcome:
     try:
         findings = _relative_findings(context, parser(result.stdout))
@@ -280,7 +318,8 @@ def _from_findings(
         return _error(result, str(exc))
     blocking = [f for f in findings if set_blocking is None or f.severity in set_blocking]
     counts = ", ".join(
-        f"{n} {sev}" for sev in ("high", "medium", "low", "warning", "error")
+        f"{n} {sev}"
+        for sev in ("high", "medium", "low", "warning", "error")
         if (n := sum(f.severity == sev for f in findings))
     )
     return CheckOutcome(
@@ -310,8 +349,10 @@ def _tail(result: ExecResult) -> str:
 def _summary(outcome: CheckOutcome) -> str:
     if not outcome.tests:
         return "no per-test report"
-    return (f"{outcome.passed} passed, {outcome.failed} failed, {outcome.errors} errors, "
-            f"{outcome.skipped} skipped")
+    return (
+        f"{outcome.passed} passed, {outcome.failed} failed, {outcome.errors} errors, "
+        f"{outcome.skipped} skipped"
+    )
 
 
 def _log(result: ExecResult) -> str:

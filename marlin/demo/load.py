@@ -50,10 +50,16 @@ def _ensure_users() -> dict[str, User]:
     for spec in DEMO_USERS:
         user = User.objects.filter(username=spec.username).first()
         if user is None:
-            user = do_create_user(None, spec.username, DEMO_PASSWORD, roles=list(spec.roles), reason="demo data")
+            user = do_create_user(
+                None, spec.username, DEMO_PASSWORD, roles=list(spec.roles), reason="demo data"
+            )
         ExpertProfile.objects.update_or_create(
             user=user,
-            defaults={"languages": list(spec.languages), "skills": list(spec.skills), "years_experience": 8},
+            defaults={
+                "languages": list(spec.languages),
+                "skills": list(spec.skills),
+                "years_experience": 8,
+            },
         )
         users[spec.username] = user
     return users
@@ -128,7 +134,9 @@ def load_demo() -> Project:
             continue
         spec = dict(spec)
         if spec.get("hidden_test"):
-            spec["hidden_test_patch"] = patch_for(source, {spec["hidden_test_path"]: spec["hidden_test"]})
+            spec["hidden_test_patch"] = patch_for(
+                source, {spec["hidden_test_path"]: spec["hidden_test"]}
+            )
         task = task_actions.do_create_task(
             author,
             project,
@@ -165,15 +173,23 @@ def _import_demo_candidates(author: User, project: Project, source: Path) -> Non
     if Run.objects.filter(task__project=project).exists():
         return
     lines = []
-    patches = {spec["key"]: candidate_patches(source, spec["key"]) for spec in TASKS if spec["candidates"]}
+    patches = {
+        spec["key"]: candidate_patches(source, spec["key"]) for spec in TASKS if spec["candidates"]
+    }
     for agent, choices in DEMO_AGENT_SOLUTIONS.items():
         for key, variant in choices.items():
             lines.append(
                 json.dumps(
-                    {"instance_id": f"demo:{key}", "model_name_or_path": agent, "model_patch": patches[key][variant]}
+                    {
+                        "instance_id": f"demo:{key}",
+                        "model_name_or_path": agent,
+                        "model_patch": patches[key][variant],
+                    }
                 )
             )
-    report = do_import_predictions(author, project, "\n".join(lines) + "\n", filename="demo predictions")
+    report = do_import_predictions(
+        author, project, "\n".join(lines) + "\n", filename="demo predictions"
+    )
     if report.errors:
         raise RuntimeError(f"demo predictions did not import: {report.errors}")
 

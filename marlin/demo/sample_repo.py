@@ -45,8 +45,12 @@ def build_sample_repository(path: Path) -> Path:
         _git(path, "add", "-A")
         when = (start + timedelta(days=number)).isoformat()
         env = {
-            "GIT_AUTHOR_NAME": _AUTHOR[0], "GIT_AUTHOR_EMAIL": _AUTHOR[1], "GIT_AUTHOR_DATE": when,
-            "GIT_COMMITTER_NAME": _AUTHOR[0], "GIT_COMMITTER_EMAIL": _AUTHOR[1], "GIT_COMMITTER_DATE": when,
+            "GIT_AUTHOR_NAME": _AUTHOR[0],
+            "GIT_AUTHOR_EMAIL": _AUTHOR[1],
+            "GIT_AUTHOR_DATE": when,
+            "GIT_COMMITTER_NAME": _AUTHOR[0],
+            "GIT_COMMITTER_EMAIL": _AUTHOR[1],
+            "GIT_COMMITTER_DATE": when,
         }
         _git(path, "commit", "-q", "-m", message, env=env)
     _git(path, "tag", "v0.3.0")
@@ -76,4 +80,7 @@ def task_definition(key: str) -> dict:
 
 def candidate_patches(repository: Path, key: str) -> dict[str, str]:
     """{'good': patch, 'flawed': patch} for a demo task."""
-    return {name: patch_for(repository, files) for name, files in task_definition(key)["candidates"].items()}
+    return {
+        name: patch_for(repository, files)
+        for name, files in task_definition(key)["candidates"].items()
+    }

@@ -6,7 +6,7 @@ parsing, a double-entry ledger, CSV import. Its tests run with plain pytest and 
 
 from __future__ import annotations
 
-PYPROJECT = '''[build-system]
+PYPROJECT = """[build-system]
 requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
 
@@ -15,9 +15,9 @@ name = "ledgerlite"
 version = "0.3.0"
 description = "A tiny double-entry ledger with exact money arithmetic."
 requires-python = ">=3.9"
-'''
+"""
 
-README = '''# ledgerlite
+README = """# ledgerlite
 
 A tiny double-entry ledger with exact money arithmetic (integer cents, no floats).
 
@@ -29,7 +29,7 @@ ledger.balance("cash")  # 125000
 ```
 
 Run the tests with `python -m pytest`.
-'''
+"""
 
 INIT = '''"""ledgerlite: a tiny double-entry ledger with exact money arithmetic."""
 
@@ -148,7 +148,7 @@ def load_csv(path: str | Path, ledger: Ledger | None = None) -> Ledger:
     return ledger
 '''
 
-TEST_MONEY = '''import pytest
+TEST_MONEY = """import pytest
 
 from ledgerlite.money import format_cents, parse_amount
 
@@ -170,9 +170,9 @@ def test_parse_amount_rejects_garbage(text):
 def test_format_cents():
     assert format_cents(123456) == "$1,234.56"
     assert format_cents(-5) == "-$0.05"
-'''
+"""
 
-TEST_LEDGER = '''import pytest
+TEST_LEDGER = """import pytest
 
 from ledgerlite import Ledger, LedgerError
 
@@ -194,9 +194,9 @@ def test_rejects_non_positive_amounts():
 def test_rejects_same_account():
     with pytest.raises(LedgerError):
         Ledger().post("2024-01-05", "cash", "cash", 10)
-'''
+"""
 
-TEST_CSVIO = '''from ledgerlite.csvio import load_csv
+TEST_CSVIO = """from ledgerlite.csvio import load_csv
 
 
 def test_load_csv(tmp_path):
@@ -205,20 +205,28 @@ def test_load_csv(tmp_path):
     ledger = load_csv(path)
     assert ledger.balance("cash") == 100000 - 250
     assert ledger.entries[0].memo == "inv 1"
-'''
+"""
 
 # The history: (message, {path: content}) applied in order.
 COMMITS: list[tuple[str, dict[str, str]]] = [
     (
         "Money parsing and formatting in integer cents",
-        {"pyproject.toml": PYPROJECT, "ledgerlite/__init__.py": INIT.replace(
-            "from ledgerlite.ledger import Entry, Ledger, LedgerError\n", "").replace(
-            '"Entry", "Ledger", "LedgerError", ', ""),
-         "ledgerlite/money.py": MONEY, "tests/test_money.py": TEST_MONEY},
+        {
+            "pyproject.toml": PYPROJECT,
+            "ledgerlite/__init__.py": INIT.replace(
+                "from ledgerlite.ledger import Entry, Ledger, LedgerError\n", ""
+            ).replace('"Entry", "Ledger", "LedgerError", ', ""),
+            "ledgerlite/money.py": MONEY,
+            "tests/test_money.py": TEST_MONEY,
+        },
     ),
     (
         "Add the double-entry ledger",
-        {"ledgerlite/__init__.py": INIT, "ledgerlite/ledger.py": LEDGER, "tests/test_ledger.py": TEST_LEDGER},
+        {
+            "ledgerlite/__init__.py": INIT,
+            "ledgerlite/ledger.py": LEDGER,
+            "tests/test_ledger.py": TEST_LEDGER,
+        },
     ),
     ("Import postings from CSV", {"ledgerlite/csvio.py": CSVIO, "tests/test_csvio.py": TEST_CSVIO}),
     ("Write a README", {"README.md": README}),
@@ -226,7 +234,7 @@ COMMITS: list[tuple[str, dict[str, str]]] = [
 
 # --- Tasks of the demo and two candidate solutions for each (a good one and a flawed one). ---
 
-PAREN_TEST = '''import pytest
+PAREN_TEST = """import pytest
 
 from ledgerlite.money import parse_amount
 
@@ -239,19 +247,19 @@ def test_parse_amount_accepts_accounting_negatives(text, cents):
 def test_parse_amount_rejects_unbalanced_parentheses():
     with pytest.raises(ValueError):
         parse_amount("(12.50")
-'''
+"""
 
 MONEY_PAREN_GOOD = MONEY.replace(
-    '''    cleaned = text.strip().replace("$", "")
-    match = _AMOUNT.match(cleaned)''',
-    '''    cleaned = text.strip().replace("$", "")
+    """    cleaned = text.strip().replace("$", "")
+    match = _AMOUNT.match(cleaned)""",
+    """    cleaned = text.strip().replace("$", "")
     negative = cleaned.startswith("(") and cleaned.endswith(")")
     if negative:
         # Accounting notation: (12.50) means -12.50. A sign inside the parentheses is an error.
         cleaned = cleaned[1:-1].strip()
         if cleaned.startswith("-"):
             raise ValueError(f"not an amount: {text!r}")
-    match = _AMOUNT.match(cleaned)''',
+    match = _AMOUNT.match(cleaned)""",
 ).replace(
     "    return -cents if sign else cents",
     "    return -cents if (sign or negative) else cents",
@@ -259,24 +267,26 @@ MONEY_PAREN_GOOD = MONEY.replace(
 
 # Flawed: strips parentheses anywhere, so "(12.50" is accepted and "12.50)" too.
 MONEY_PAREN_BUGGY = MONEY.replace(
-    '''    cleaned = text.strip().replace("$", "")
-    match = _AMOUNT.match(cleaned)''',
-    '''    cleaned = text.strip().replace("$", "")
+    """    cleaned = text.strip().replace("$", "")
+    match = _AMOUNT.match(cleaned)""",
+    """    cleaned = text.strip().replace("$", "")
     if "(" in cleaned:
         cleaned = "-" + cleaned.replace("(", "").replace(")", "")
-    match = _AMOUNT.match(cleaned)''',
+    match = _AMOUNT.match(cleaned)""",
 )
 
-CSVIO_SAFE = CSVIO.replace(
-    '''            amount = row["amount"].strip()
+CSVIO_SAFE = (
+    CSVIO.replace(
+        """            amount = row["amount"].strip()
             if any(op in amount for op in "+-*/"):
                 cents = int(round(eval(amount) * 100))
             else:
-                cents = parse_amount(amount)''',
-    '''            cents = _amount_cents(row["amount"])''',
-).replace(
-    '''def load_csv(''',
-    '''def _amount_cents(cell: str) -> int:
+                cents = parse_amount(amount)""",
+        """            cents = _amount_cents(row["amount"])""",
+    )
+    .replace(
+        """def load_csv(""",
+        '''def _amount_cents(cell: str) -> int:
     """Sum of '+'-separated amounts ('100+25.5'); no other arithmetic, and no eval."""
     parts = [part for part in cell.strip().split("+")]
     if any(not part.strip() for part in parts):
@@ -285,12 +295,16 @@ CSVIO_SAFE = CSVIO.replace(
 
 
 def load_csv(''',
-).replace(
-    "    Amount cells may hold simple arithmetic such as '100+25.5' (spreadsheets export them).",
-    "    Amount cells may hold sums such as '100+25.5' (spreadsheets export them).",
+    )
+    .replace(
+        "    Amount cells may hold simple arithmetic such as '100+25.5' (spreadsheets export them).",
+        "    Amount cells may hold sums such as '100+25.5' (spreadsheets export them).",
+    )
 )
 
-CSVIO_SAFE_TEST = TEST_CSVIO + '''
+CSVIO_SAFE_TEST = (
+    TEST_CSVIO
+    + """
 
 def test_sums_are_supported_without_eval(tmp_path):
     path = tmp_path / "bank.csv"
@@ -305,7 +319,8 @@ def test_code_in_amount_cells_is_rejected(tmp_path):
     path.write_text("date,debit,credit,amount\\n2024-02-01,cash,sales,__import__('os').getcwd() and 1\\n")
     with pytest.raises(ValueError):
         load_csv(path)
-'''
+"""
+)
 
 # Flawed: swaps eval for a "restricted" eval that still evaluates expressions.
 CSVIO_RESTRICTED_EVAL = CSVIO.replace(
@@ -314,7 +329,7 @@ CSVIO_RESTRICTED_EVAL = CSVIO.replace(
 )
 
 BALANCE_AT_GOOD = LEDGER.replace(
-    '''    def balances(self) -> dict[str, int]:''',
+    """    def balances(self) -> dict[str, int]:""",
     '''    def balance_at(self, account: str, day: str | date) -> int:
         """The balance of `account` at the end of `day` (postings on that day included)."""
         until = date.fromisoformat(day) if isinstance(day, str) else day
@@ -327,7 +342,7 @@ BALANCE_AT_GOOD = LEDGER.replace(
     def balances(self) -> dict[str, int]:''',
 )
 
-BALANCE_AT_TEST = '''from ledgerlite import Ledger
+BALANCE_AT_TEST = """from ledgerlite import Ledger
 
 
 def test_balance_at_includes_the_day_itself():
@@ -337,7 +352,7 @@ def test_balance_at_includes_the_day_itself():
     assert ledger.balance_at("cash", "2024-01-04") == 0
     assert ledger.balance_at("cash", "2024-01-05") == 1000
     assert ledger.balance_at("cash", "2024-01-10") == 600
-'''
+"""
 
 # Flawed: excludes postings made on the day itself.
 BALANCE_AT_OFF_BY_ONE = BALANCE_AT_GOOD.replace("if entry.day <= until", "if entry.day < until")
@@ -349,7 +364,7 @@ TASKS: list[dict] = [
         "kind": "bug_fix",
         "prompt": (
             "Bank exports write negative amounts in accounting notation: `(12.50)` means -12.50.\n\n"
-            "`parse_amount(\"(12.50)\")` currently raises `ValueError`. Make `parse_amount` accept "
+            '`parse_amount("(12.50)")` currently raises `ValueError`. Make `parse_amount` accept '
             "parenthesised amounts as negative values (with or without a `$` and thousands "
             "separators), and keep rejecting malformed input such as an unbalanced `(12.50`.\n\n"
             "Add tests for the new behaviour."
@@ -366,7 +381,10 @@ TASKS: list[dict] = [
             "tests/test_money.py::test_format_cents",
         ],
         "candidates": {
-            "good": {"ledgerlite/money.py": MONEY_PAREN_GOOD, "tests/test_money_parentheses.py": PAREN_TEST},
+            "good": {
+                "ledgerlite/money.py": MONEY_PAREN_GOOD,
+                "tests/test_money_parentheses.py": PAREN_TEST,
+            },
             "flawed": {"ledgerlite/money.py": MONEY_PAREN_BUGGY},
         },
     },
@@ -396,7 +414,10 @@ TASKS: list[dict] = [
             "Postings made on that day count. Document it and test it."
         ),
         "candidates": {
-            "good": {"ledgerlite/ledger.py": BALANCE_AT_GOOD, "tests/test_balance_at.py": BALANCE_AT_TEST},
+            "good": {
+                "ledgerlite/ledger.py": BALANCE_AT_GOOD,
+                "tests/test_balance_at.py": BALANCE_AT_TEST,
+            },
             "flawed": {"ledgerlite/ledger.py": BALANCE_AT_OFF_BY_ONE},
         },
     },

@@ -30,12 +30,20 @@ def parse_formats(kind: str, formats: list[str] | str | None) -> list[str]:
     if unknown:
         raise ExportError(f"unknown format(s) {', '.join(unknown)}; use jsonl and/or parquet")
     if kind != ExportKind.PREFERENCES and set(formats) != {"jsonl"}:
-        raise ExportError(f"{kind} exports are written as JSON lines only; Parquet is for preferences")
+        raise ExportError(
+            f"{kind} exports are written as JSON lines only; Parquet is for preferences"
+        )
     return list(dict.fromkeys(formats))
 
 
-def export_options(kind: str, filters: dict[str, Any] | None = None, *, formats: list[str] | str | None = None,
-                   conversations: bool = False, out: str = "") -> dict[str, Any]:
+def export_options(
+    kind: str,
+    filters: dict[str, Any] | None = None,
+    *,
+    formats: list[str] | str | None = None,
+    conversations: bool = False,
+    out: str = "",
+) -> dict[str, Any]:
     """The JSON stored in Export.filters: the decision filters plus the writer's options."""
     if kind not in ExportKind.values:
         raise ExportError(f"kind must be one of {', '.join(ExportKind.values)}; got {kind!r}")
@@ -55,9 +63,17 @@ def export_options(kind: str, filters: dict[str, Any] | None = None, *, formats:
 
 
 @transaction.atomic
-def do_create_export(actor: Any, project: Project, kind: str, filters: dict[str, Any] | None = None, *,
-                     formats: list[str] | str | None = None, conversations: bool = False, out: str = "",
-                     enqueue: bool = True) -> Export:
+def do_create_export(
+    actor: Any,
+    project: Project,
+    kind: str,
+    filters: dict[str, Any] | None = None,
+    *,
+    formats: list[str] | str | None = None,
+    conversations: bool = False,
+    out: str = "",
+    enqueue: bool = True,
+) -> Export:
     require_role(actor, *EXPORT_ROLES)
     options = export_options(kind, filters, formats=formats, conversations=conversations, out=out)
     export = Export.objects.create(project=project, kind=kind, filters=options, created_by=actor)

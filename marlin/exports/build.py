@@ -47,9 +47,15 @@ def _message(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict):
         return {"role": "assistant", "content": str(raw)}
     content = raw.get("content")
-    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+    text = (
+        content
+        if isinstance(content, str)
+        else json.dumps(content, ensure_ascii=False, default=str)
+    )
     if raw.get("tool_calls"):
-        text += "\n" + json.dumps({"tool_calls": raw["tool_calls"]}, ensure_ascii=False, default=str)
+        text += "\n" + json.dumps(
+            {"tool_calls": raw["tool_calls"]}, ensure_ascii=False, default=str
+        )
     return {"role": str(raw.get("role", "assistant")), "content": text}
 
 
@@ -64,9 +70,22 @@ def continuation(conversation: list[Any], patch: str) -> list[dict[str, str]]:
 # Decisions are read as plain values, not model instances: building ~11 model objects per
 # decision dominated the export time (see docs/benchmarks.md).
 DECISION_FIELDS = (
-    "pk", "overall", "ratings", "rationale", "source", "decided_at", "rubric_version_id", "decided_by_id",
-    "comparison_id", "comparison__public_id", "comparison__turn_count", "comparison__task_id",
-    "comparison__run_a_id", "comparison__run_b_id", "comparison__run_a__agent_id", "comparison__run_b__agent_id",
+    "pk",
+    "overall",
+    "ratings",
+    "rationale",
+    "source",
+    "decided_at",
+    "rubric_version_id",
+    "decided_by_id",
+    "comparison_id",
+    "comparison__public_id",
+    "comparison__turn_count",
+    "comparison__task_id",
+    "comparison__run_a_id",
+    "comparison__run_b_id",
+    "comparison__run_a__agent_id",
+    "comparison__run_b__agent_id",
 )
 
 
@@ -74,10 +93,15 @@ class Lookups:
     """Small tables (agents, rubric versions, users) read once; tasks read per chunk."""
 
     def __init__(self) -> None:
-        self.agents = {pk: (name, version) for pk, name, version in Agent.objects.values_list("pk", "name", "version_label")}
+        self.agents = {
+            pk: (name, version)
+            for pk, name, version in Agent.objects.values_list("pk", "name", "version_label")
+        }
         self.versions = {
             pk: (name, number)
-            for pk, name, number in RubricVersion.objects.values_list("pk", "rubric__name", "number")
+            for pk, name, number in RubricVersion.objects.values_list(
+                "pk", "rubric__name", "number"
+            )
         }
         self._pseudonyms: dict[int, str] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
@@ -92,8 +116,12 @@ class Lookups:
         missing = {pk for pk in task_ids if pk not in self.tasks}
         for task in Task.objects.filter(pk__in=missing).select_related("repository"):
             self.tasks[task.pk] = {
-                "prompt": task.prompt, "system": system_message(task), "external_id": task.external_id,
-                "kind": task.kind, "repository": task.repository.url, "base_commit": task.base_commit,
+                "prompt": task.prompt,
+                "system": system_message(task),
+                "external_id": task.external_id,
+                "kind": task.kind,
+                "repository": task.repository.url,
+                "base_commit": task.base_commit,
                 "instance_id": instance_id(task),
             }
 
@@ -110,12 +138,16 @@ class Chunk:
     conversations: dict[int, list[Any]]  # run id -> conversation (only when asked for)
 
 
-def _load_chunk(decisions: list[dict[str, Any]], lookups: Lookups, *, conversations: bool = False) -> Chunk:
+def _load_chunk(
+    decisions: list[dict[str, Any]], lookups: Lookups, *, conversations: bool = False
+) -> Chunk:
     run_ids = [r for d in decisions for r in (d["comparison__run_a_id"], d["comparison__run_b_id"])]
     lookups.load_tasks(d["comparison__task_id"] for d in decisions)
     patches: dict[int, tuple[int, str]] = {}
     for run_id, candidate_id, patch in (
-        Candidate.objects.filter(turn__run_id__in=run_ids).order_by("turn__number").values_list("turn__run_id", "pk", "patch")
+        Candidate.objects.filter(turn__run_id__in=run_ids)
+        .order_by("turn__number")
+        .values_list("turn__run_id", "pk", "patch")
     ):
         patches[run_id] = (candidate_id, patch)  # later turns overwrite: the latest wins
     checks: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -127,21 +159,31 @@ def _load_chunk(decisions: list[dict[str, Any]], lookups: Lookups, *, conversati
         checks[row.pop("candidate_id")].append(row)
     follow_ups: dict[int, list[str]] = defaultdict(list)
     for run_id, prompt in (
-        Turn.objects.filter(run_id__in=run_ids, number__gt=1).order_by("number").values_list("run_id", "prompt")
+        Turn.objects.filter(run_id__in=run_ids, number__gt=1)
+        .order_by("number")
+        .values_list("run_id", "prompt")
     ):
         follow_ups[run_id].append(prompt)
     judged = list(
-        Judgment.objects.filter(comparison_id__in=[d["comparison_id"] for d in decisions], status__in=EXPERT_JUDGMENTS)
+        Judgment.objects.filter(
+            comparison_id__in=[d["comparison_id"] for d in decisions], status__in=EXPERT_JUDGMENTS
+        )
         .order_by("pk")
         .values_list("comparison_id", "annotator_id", "rationale")
     )
-    names = lookups.pseudonyms([who for _, who, _ in judged] + [d["decided_by_id"] for d in decisions])
+    names = lookups.pseudonyms(
+        [who for _, who, _ in judged] + [d["decided_by_id"] for d in decisions]
+    )
     experts: dict[int, list[str]] = defaultdict(list)
     rationales: dict[int, list[str]] = defaultdict(list)
     for comparison_id, who, rationale in judged:
         experts[comparison_id].append(names[who])
         rationales[comparison_id].append(rationale)
-    convs = dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "conversation")) if conversations else {}
+    convs = (
+        dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "conversation"))
+        if conversations
+        else {}
+    )
     return Chunk(patches, checks, follow_ups, experts, rationales, convs)
 
 
@@ -160,7 +202,9 @@ def preference_decisions(project: Project, filters: DecisionFilters) -> QuerySet
     return decisions_for(project, filters)
 
 
-def preference_row(d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list[str], *, conversations: bool) -> dict[str, Any]:
+def preference_row(
+    d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list[str], *, conversations: bool
+) -> dict[str, Any]:
     task = lookups.tasks[d["comparison__task_id"]]
     a_chosen = d["overall"] < 0
     run_a, run_b = d["comparison__run_a_id"], d["comparison__run_b_id"]
@@ -182,7 +226,9 @@ def preference_row(d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list
     criteria = []
     for key in keys:
         value = d["overall"] if key == OVERALL_KEY else ratings.get(key)
-        criteria.append({"criterion": key, "preference": None if value is None else sign * int(value)})
+        criteria.append(
+            {"criterion": key, "preference": None if value is None else sign * int(value)}
+        )
     rubric, number = lookups.versions[d["rubric_version_id"]]
     decided_by = d["decided_by_id"]
     return {
@@ -217,7 +263,11 @@ def preference_row(d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list
 
 
 def preference_rows(
-    project: Project, filters: DecisionFilters, *, conversations: bool = False, counts: dict[str, Any] | None = None
+    project: Project,
+    filters: DecisionFilters,
+    *,
+    conversations: bool = False,
+    counts: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One row per decided, non-tied comparison. Ties are counted in `counts["ties_excluded"]`."""
     counts = counts if counts is not None else {}
@@ -234,7 +284,9 @@ def preference_rows(
                 continue
             rubric, number = lookups.versions[d["rubric_version_id"]]
             counts["rubric_versions"][f"{rubric} v{number}"] = {
-                "rubric": rubric, "version": number, "rubric_version_id": d["rubric_version_id"],
+                "rubric": rubric,
+                "version": number,
+                "rubric_version_id": d["rubric_version_id"],
             }
             yield preference_row(d, chunk, lookups, keys, conversations=conversations)
 
@@ -249,7 +301,10 @@ def record_judgments(project: Project, filters: DecisionFilters) -> QuerySet[Jud
     if filters.task_kind:
         qs = qs.filter(comparison__task__kind=filters.task_kind)
     if filters.agents:
-        qs = qs.filter(comparison__run_a__agent_id__in=filters.agents, comparison__run_b__agent_id__in=filters.agents)
+        qs = qs.filter(
+            comparison__run_a__agent_id__in=filters.agents,
+            comparison__run_b__agent_id__in=filters.agents,
+        )
     if filters.since:
         qs = qs.filter(submitted_at__date__gte=filters.since)
     if filters.until:
@@ -258,7 +313,9 @@ def record_judgments(project: Project, filters: DecisionFilters) -> QuerySet[Jud
 
 
 def judgment_records(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
-    qs = record_judgments(project, filters).select_related("annotator", "comparison", "rubric_version__rubric")
+    qs = record_judgments(project, filters).select_related(
+        "annotator", "comparison", "rubric_version__rubric"
+    )
     for j in qs.order_by("pk").iterator(chunk_size=CHUNK):
         yield {
             "type": "judgment",
@@ -305,7 +362,10 @@ def review_records(project: Project, filters: DecisionFilters) -> Iterator[dict[
 
 def decision_records(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
     qs = decisions_for(project, filters).select_related(
-        "comparison__run_a__agent", "comparison__run_b__agent", "rubric_version__rubric", "decided_by"
+        "comparison__run_a__agent",
+        "comparison__run_b__agent",
+        "rubric_version__rubric",
+        "decided_by",
     )
     for d in qs.order_by("pk").iterator(chunk_size=CHUNK):
         c = d.comparison
@@ -343,7 +403,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "agent"
 
 
-def prediction_rows(project: Project, filters: DecisionFilters, counts: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+def prediction_rows(
+    project: Project, filters: DecisionFilters, counts: dict[str, Any]
+) -> dict[str, list[dict[str, str]]]:
     """model name -> SWE-bench predictions of its winning candidates, one per instance (the
     latest decision wins when an agent won the same task twice)."""
     per_model: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
@@ -357,21 +419,30 @@ def prediction_rows(project: Project, filters: DecisionFilters, counts: dict[str
                 counts["ties_excluded"] += 1
                 continue
             side = "a" if d["overall"] < 0 else "b"
-            run_id, agent_id = d[f"comparison__run_{side}_id"], d[f"comparison__run_{side}__agent_id"]
+            run_id, agent_id = (
+                d[f"comparison__run_{side}_id"],
+                d[f"comparison__run_{side}__agent_id"],
+            )
             if run_id not in chunk.patches:
                 continue
             name = model_name(*lookups.agents[agent_id])
             iid = lookups.tasks[d["comparison__task_id"]]["instance_id"]
             if iid in per_model[name]:
                 counts["duplicates_replaced"] += 1
-            per_model[name][iid] = {"instance_id": iid, "model_name_or_path": name, "model_patch": chunk.patches[run_id][1]}
+            per_model[name][iid] = {
+                "instance_id": iid,
+                "model_name_or_path": name,
+                "model_patch": chunk.patches[run_id][1],
+            }
     return {name: list(rows.values()) for name, rows in sorted(per_model.items())}
 
 
 def task_rows(project: Project, filters: DecisionFilters) -> Iterator[dict[str, Any]]:
     """Approved tasks as re-runnable specs (the format `marlin.exports.build.task_rows` documents
     in docs/api.md: repository url + commit + prompt + kind + setup + checks)."""
-    qs = Task.objects.filter(project=project, status=TaskStatus.APPROVED).select_related("repository")
+    qs = Task.objects.filter(project=project, status=TaskStatus.APPROVED).select_related(
+        "repository"
+    )
     if filters.task_kind:
         qs = qs.filter(kind=filters.task_kind)
     for t in qs.order_by("pk").iterator(chunk_size=CHUNK):

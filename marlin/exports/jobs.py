@@ -43,11 +43,15 @@ def directory_name(export: Export) -> str:
 class Progress:
     """Counts rows and writes Export.progress (percent of the expected rows) now and then."""
 
-    def __init__(self, export_id: int, expected: int, listener: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, export_id: int, expected: int, listener: Callable[[int], None] | None = None
+    ) -> None:
         self.export_id, self.expected, self.done, self.last = export_id, max(expected, 1), 0, -1
         self.listener = listener
 
-    def wrap(self, rows: Iterator[dict[str, Any]], share: float = 1.0, offset: float = 0.0) -> Iterator[dict[str, Any]]:
+    def wrap(
+        self, rows: Iterator[dict[str, Any]], share: float = 1.0, offset: float = 0.0
+    ) -> Iterator[dict[str, Any]]:
         for row in rows:
             self.done += 1
             if self.done % PROGRESS_EVERY == 0:
@@ -63,7 +67,9 @@ class Progress:
                 self.listener(value)
 
 
-def _write_preferences(export: Export, filters: DecisionFilters, out: Path, progress: Progress) -> dict[str, Any]:
+def _write_preferences(
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+) -> dict[str, Any]:
     options = export.filters or {}
     formats = options.get("formats") or list(PREFERENCE_FORMATS)
     counts: dict[str, Any] = {}
@@ -72,7 +78,12 @@ def _write_preferences(export: Export, filters: DecisionFilters, out: Path, prog
         fmt_counts: dict[str, Any] = {}
         progress.done = 0
         rows = progress.wrap(
-            build.preference_rows(export.project, filters, conversations=bool(options.get("conversations")), counts=fmt_counts),
+            build.preference_rows(
+                export.project,
+                filters,
+                conversations=bool(options.get("conversations")),
+                counts=fmt_counts,
+            ),
             share=1 / len(formats),
             offset=100 * i / len(formats),
         )
@@ -85,37 +96,70 @@ def _write_preferences(export: Export, filters: DecisionFilters, out: Path, prog
         "rows": written,
         "ties_excluded": counts.get("ties_excluded", 0),
         "decisions": counts.get("decisions_seen", 0),
-        "rubric_versions": sorted(counts.get("rubric_versions", {}).values(), key=lambda v: v["rubric_version_id"]),
+        "rubric_versions": sorted(
+            counts.get("rubric_versions", {}).values(), key=lambda v: v["rubric_version_id"]
+        ),
         "formats": formats,
     }
 
 
-def _write_records(export: Export, filters: DecisionFilters, out: Path, progress: Progress) -> dict[str, Any]:
+def _write_records(
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+) -> dict[str, Any]:
     project = export.project
     counts = {
-        "judgments": write_jsonl(out / "judgments.jsonl", progress.wrap(build.judgment_records(project, filters))),
-        "reviews": write_jsonl(out / "reviews.jsonl", progress.wrap(build.review_records(project, filters))),
-        "decisions": write_jsonl(out / "decisions.jsonl", progress.wrap(build.decision_records(project, filters))),
+        "judgments": write_jsonl(
+            out / "judgments.jsonl", progress.wrap(build.judgment_records(project, filters))
+        ),
+        "reviews": write_jsonl(
+            out / "reviews.jsonl", progress.wrap(build.review_records(project, filters))
+        ),
+        "decisions": write_jsonl(
+            out / "decisions.jsonl", progress.wrap(build.decision_records(project, filters))
+        ),
     }
     from marlin.analytics.queries import decisions_for
 
-    pairs = set(build.record_judgments(project, filters).values_list("rubric_version__rubric__name", "rubric_version__number"))
-    pairs |= set(decisions_for(project, filters).values_list("rubric_version__rubric__name", "rubric_version__number"))
+    pairs = set(
+        build.record_judgments(project, filters).values_list(
+            "rubric_version__rubric__name", "rubric_version__number"
+        )
+    )
+    pairs |= set(
+        decisions_for(project, filters).values_list(
+            "rubric_version__rubric__name", "rubric_version__number"
+        )
+    )
     return {**counts, "rubric_versions": [{"rubric": n, "version": v} for n, v in sorted(pairs)]}
 
 
-def _write_predictions(export: Export, filters: DecisionFilters, out: Path, progress: Progress) -> dict[str, Any]:
+def _write_predictions(
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     per_model = build.prediction_rows(export.project, filters, counts)
     files = {}
     for name, rows in per_model.items():
         filename = f"predictions-{build.slug(name)}.jsonl"
-        files[name] = {"file": filename, "predictions": write_jsonl(out / filename, progress.wrap(iter(rows)))}
-    return {"models": files, "ties_excluded": counts["ties_excluded"], "duplicates_replaced": counts["duplicates_replaced"]}
+        files[name] = {
+            "file": filename,
+            "predictions": write_jsonl(out / filename, progress.wrap(iter(rows))),
+        }
+    return {
+        "models": files,
+        "ties_excluded": counts["ties_excluded"],
+        "duplicates_replaced": counts["duplicates_replaced"],
+    }
 
 
-def _write_tasks(export: Export, filters: DecisionFilters, out: Path, progress: Progress) -> dict[str, Any]:
-    return {"tasks": write_jsonl(out / "tasks.jsonl", progress.wrap(build.task_rows(export.project, filters)))}
+def _write_tasks(
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+) -> dict[str, Any]:
+    return {
+        "tasks": write_jsonl(
+            out / "tasks.jsonl", progress.wrap(build.task_rows(export.project, filters))
+        )
+    }
 
 
 WRITERS = {
@@ -127,7 +171,12 @@ WRITERS = {
 
 
 def claim(export_id: int) -> bool:
-    return Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING, progress=0) == 1
+    return (
+        Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+            status=ExportStatus.RUNNING, progress=0
+        )
+        == 1
+    )
 
 
 def expected_rows(export: Export, filters: DecisionFilters) -> int:
@@ -183,10 +232,16 @@ def run_export(export_id: int, on_progress: Callable[[int], None] | None = None)
     except Exception as exc:
         shutil.rmtree(partial, ignore_errors=True)
         Export.objects.filter(pk=export_id).update(
-            status=ExportStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            status=ExportStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
         )
         logger.exception("export %s failed", export_id)
         return
     Export.objects.filter(pk=export_id).update(
-        status=ExportStatus.DONE, progress=100, directory=str(final), manifest=manifest, finished_at=timezone.now()
+        status=ExportStatus.DONE,
+        progress=100,
+        directory=str(final),
+        manifest=manifest,
+        finished_at=timezone.now(),
     )

@@ -25,7 +25,9 @@ class Export(models.Model):
     project = models.ForeignKey("tasks.Project", on_delete=models.PROTECT, related_name="exports")
     kind = models.CharField(max_length=20, choices=ExportKind.choices)
     filters = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    status = models.CharField(
+        max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
     progress = models.PositiveSmallIntegerField(default=0, help_text="percent")
     directory = models.CharField(max_length=500, blank=True)
     manifest = models.JSONField(default=dict, blank=True)

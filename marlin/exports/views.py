@@ -24,9 +24,19 @@ class ExportForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.all())
     kind = forms.ChoiceField(choices=ExportKind.choices)
     task_kind = forms.ChoiceField(choices=[("", "any")] + list(TaskKind.choices), required=False)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Decided on or after.")
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Decided on or before.")
-    parquet = forms.BooleanField(required=False, initial=True, label="Also write Parquet (preference pairs)")
+    since = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Decided on or after.",
+    )
+    until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Decided on or before.",
+    )
+    parquet = forms.BooleanField(
+        required=False, initial=True, label="Also write Parquet (preference pairs)"
+    )
     conversations = forms.BooleanField(
         required=False, label="Chosen/rejected as full agent conversations (preference pairs)"
     )
@@ -51,10 +61,19 @@ def export_list(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         kind = data["kind"]
         filters = {"task_kind": data["task_kind"], "since": data["since"], "until": data["until"]}
-        formats = ["jsonl", "parquet"] if kind == ExportKind.PREFERENCES and data["parquet"] else ["jsonl"]
+        formats = (
+            ["jsonl", "parquet"]
+            if kind == ExportKind.PREFERENCES and data["parquet"]
+            else ["jsonl"]
+        )
         try:
             export = do_create_export(
-                request.user, data["project"], kind, filters, formats=formats, conversations=data["conversations"]
+                request.user,
+                data["project"],
+                kind,
+                filters,
+                formats=formats,
+                conversations=data["conversations"],
             )
         except ExportError as exc:
             form.add_error(None, str(exc))
@@ -77,4 +96,6 @@ def export_detail(request: HttpRequest, export_id: int) -> HttpResponse:
 def export_file(request: HttpRequest, export_id: int, name: str) -> FileResponse:
     export = get_object_or_404(Export, pk=export_id)
     path = file_path(export, name)
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=name)  # FileResponse closes the file
+    return FileResponse(
+        open(path, "rb"), as_attachment=True, filename=name
+    )  # FileResponse closes the file

@@ -118,7 +118,9 @@ def write_parquet(
     return count
 
 
-def tee(rows: Iterable[dict[str, Any]], sinks: list[Callable[[dict[str, Any]], None]]) -> Iterator[dict[str, Any]]:
+def tee(
+    rows: Iterable[dict[str, Any]], sinks: list[Callable[[dict[str, Any]], None]]
+) -> Iterator[dict[str, Any]]:
     """Pass rows through, calling every sink on each (e.g. a progress counter)."""
     for row in rows:
         for sink in sinks:
@@ -179,7 +181,9 @@ def verify_manifest(directory: Path) -> list[str]:
         elif not path.is_file():
             problems.append(f"{name}: missing")
         elif path.stat().st_size != entry.get("bytes"):
-            problems.append(f"{name}: size {path.stat().st_size} bytes, manifest says {entry.get('bytes')}")
+            problems.append(
+                f"{name}: size {path.stat().st_size} bytes, manifest says {entry.get('bytes')}"
+            )
         elif sha256_file(path) != entry.get("sha256"):
             problems.append(f"{name}: SHA-256 differs from the manifest (the file was changed)")
     for extra in _data_files(directory):

@@ -105,7 +105,9 @@ def do_save_draft(actor: Any, judgment: Judgment, draft: Draft, *, revision: int
     with transaction.atomic():
         current = Judgment.objects.select_for_update().get(pk=judgment.pk)
         if current.status not in EDITABLE:
-            raise JudgmentClosed("This judgment was submitted and is final; it can no longer change.")
+            raise JudgmentClosed(
+                "This judgment was submitted and is final; it can no longer change."
+            )
         if current.draft_revision != revision:
             raise StaleDraft(current)
         _apply_draft(current, draft)
@@ -115,8 +117,14 @@ def do_save_draft(actor: Any, judgment: Judgment, draft: Draft, *, revision: int
 
 
 _DRAFT_FIELDS = [
-    "ratings", "overall", "rationale", "confidence", "comments", "turn_notes",
-    "active_seconds", "wall_seconds",
+    "ratings",
+    "overall",
+    "rationale",
+    "confidence",
+    "comments",
+    "turn_notes",
+    "active_seconds",
+    "wall_seconds",
 ]
 
 

@@ -35,7 +35,15 @@ class ClaimAdmin(ReadOnly):
 
 @admin.register(Judgment)
 class JudgmentAdmin(ReadOnly):
-    list_display = ["pk", "comparison", "annotator", "status", "overall", "active_seconds", "submitted_at"]
+    list_display = [
+        "pk",
+        "comparison",
+        "annotator",
+        "status",
+        "overall",
+        "active_seconds",
+        "submitted_at",
+    ]
     list_filter = ["status"]
     search_fields = ["comparison__public_id", "annotator__username"]
 

@@ -31,9 +31,10 @@ def may_reveal(user: Any, comparison: Comparison) -> bool:
         return True
     if not comparison.project.reveal_agents_to_experts_after_decision:
         return False
-    worked_on = comparison.judgments.filter(annotator=user).exists() or comparison.judgments.filter(
-        reviews__reviewer=user
-    ).exists()
+    worked_on = (
+        comparison.judgments.filter(annotator=user).exists()
+        or comparison.judgments.filter(reviews__reviewer=user).exists()
+    )
     return worked_on or user.has_role("adjudicator")
 
 

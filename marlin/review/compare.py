@@ -110,8 +110,12 @@ def side_patch(comparison: Comparison, side: str, turn: int, view: View = "cumul
     previous = candidate_at(run, turn - 1)
     before = previous.patch_for_experts if previous is not None else ""
     try:
-        return incremental_patch(comparison.task.repository.mirror_path,
-                                 comparison.task.base_commit, before, candidate.patch_for_experts)
+        return incremental_patch(
+            comparison.task.repository.mirror_path,
+            comparison.task.base_commit,
+            before,
+            candidate.patch_for_experts,
+        )
     except GitError as exc:
         raise CompareError(
             f"The changes of turn {turn} alone could not be computed ({exc}); "
@@ -119,7 +123,9 @@ def side_patch(comparison: Comparison, side: str, turn: int, view: View = "cumul
         ) from None
 
 
-def side_files(comparison: Comparison, side: str, turn: int, view: View = "cumulative") -> list[FileDiff]:
+def side_files(
+    comparison: Comparison, side: str, turn: int, view: View = "cumulative"
+) -> list[FileDiff]:
     try:
         return parse_cached(side_patch(comparison, side, turn, view))
     except DiffParseError as exc:
@@ -179,20 +185,29 @@ def checks_visible(comparison: Comparison, user: Any) -> bool:
     judgment = Judgment.objects.filter(comparison=comparison, annotator=user).first()
     if judgment is None:
         return False
-    return judgment.status != JudgmentStatus.DRAFT or bool(judgment.ratings) or (
-        judgment.overall is not None
+    return (
+        judgment.status != JudgmentStatus.DRAFT
+        or bool(judgment.ratings)
+        or (judgment.overall is not None)
     )
 
 
 def _side_view(
-    comparison: Comparison, letter: str, turn: int, view: View, mode: diffrender.Mode,
-    *, with_checks: bool,
+    comparison: Comparison,
+    letter: str,
+    turn: int,
+    view: View,
+    mode: diffrender.Mode,
+    *,
+    with_checks: bool,
 ) -> SideView:
     run = runs_by_side(comparison)[letter]
     turn_row = Turn.objects.filter(run=run, number=turn).first()
     candidate = candidate_at(run, turn)
     status = turn_row.status if turn_row is not None else "missing"
-    side = SideView(letter=letter, prefix=PREFIX[letter], ready=candidate is not None, status=status)
+    side = SideView(
+        letter=letter, prefix=PREFIX[letter], ready=candidate is not None, status=status
+    )
     if candidate is None:
         return side
     side.candidate = candidate
@@ -215,15 +230,24 @@ def _side_view(
 
 
 def render_side_file(
-    comparison: Comparison, side: str, turn: int, view: View, index: int,
-    mode: diffrender.Mode, *, force: bool = False,
+    comparison: Comparison,
+    side: str,
+    turn: int,
+    view: View,
+    index: int,
+    mode: diffrender.Mode,
+    *,
+    force: bool = False,
 ) -> str:
     files = side_files(comparison, side, turn, view)
     if not 0 <= index < len(files):
         raise CompareError(f"Side {side} has {len(files)} files at this turn; no file {index}.")
     return diffrender.render_file(
-        files[index], mode=mode, anchor_prefix=PREFIX[check_side(side)],
-        context_expand=view == "cumulative", force=force,
+        files[index],
+        mode=mode,
+        anchor_prefix=PREFIX[check_side(side)],
+        context_expand=view == "cumulative",
+        force=force,
         max_lines=None if force else diffrender.DEFAULT_MAX_LINES,
     )
 
@@ -233,14 +257,22 @@ def render_side_patch(
 ) -> str:
     files = side_files(comparison, side, turn, view)
     return diffrender.render_patch(
-        files, mode=mode, anchor_prefix=PREFIX[check_side(side)],
+        files,
+        mode=mode,
+        anchor_prefix=PREFIX[check_side(side)],
         context_expand=view == "cumulative",
     )
 
 
 def context_rows(
-    comparison: Comparison, side: str, turn: int, index: int, start: int, end: int | None,
-    new_start: int | None, mode: diffrender.Mode,
+    comparison: Comparison,
+    side: str,
+    turn: int,
+    index: int,
+    start: int,
+    end: int | None,
+    new_start: int | None,
+    mode: diffrender.Mode,
 ) -> str:
     """Base-file lines start..end of a file the side changed, as diff rows."""
     files = side_files(comparison, side, turn, "cumulative")
@@ -250,13 +282,21 @@ def context_rows(
     if file.status == "added" or file.is_binary:
         raise CompareError("This file has no base version to show lines from.")
     path = file.old_path or file.path
-    lines = base_file_lines(comparison.task.repository.mirror_path, comparison.task.base_commit, path)
+    lines = base_file_lines(
+        comparison.task.repository.mirror_path, comparison.task.base_commit, path
+    )
     last = len(lines) if end is None else end
     if start < 1 or last < start:
         return ""
     return diffrender.render_context_lines(
-        lines, start, last, language=file.language, anchor_prefix=PREFIX[check_side(side)],
-        file_index=index, mode=mode, new_start=new_start,
+        lines,
+        start,
+        last,
+        language=file.language,
+        anchor_prefix=PREFIX[check_side(side)],
+        file_index=index,
+        mode=mode,
+        new_start=new_start,
     )
 
 
@@ -294,9 +334,22 @@ def incremental_patch(mirror: str, base_commit: str, before: str, after: str) ->
         old_tree = _tree_with(mirror, base_commit, before, env)
         new_tree = _tree_with(mirror, base_commit, after, env)
         out = run_git(
-            ["--git-dir", mirror, "diff", "--no-ext-diff", "--no-textconv", "--no-color",
-             "--binary", "-M", "--src-prefix=a/", "--dst-prefix=b/", old_tree, new_tree],
-            env=env, isolated=True,
+            [
+                "--git-dir",
+                mirror,
+                "diff",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--no-color",
+                "--binary",
+                "-M",
+                "--src-prefix=a/",
+                "--dst-prefix=b/",
+                old_tree,
+                new_tree,
+            ],
+            env=env,
+            isolated=True,
         )
     text = out.decode("utf-8", errors="replace")
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -307,12 +360,19 @@ def incremental_patch(mirror: str, base_commit: str, before: str, after: str) ->
 
 
 def _tree_with(mirror: str, base_commit: str, patch: str, env: dict[str, str]) -> str:
-    run_git(["--git-dir", mirror, "read-tree", f"{validate_ref(base_commit)}^{{tree}}"],
-            env=env, isolated=True)
+    run_git(
+        ["--git-dir", mirror, "read-tree", f"{validate_ref(base_commit)}^{{tree}}"],
+        env=env,
+        isolated=True,
+    )
     if patch.strip():
         data = (patch if patch.endswith("\n") else patch + "\n").encode("utf-8", "surrogateescape")
-        run_git(["--git-dir", mirror, "apply", "--cached", "--binary", "--whitespace=nowarn", "-"],
-                env=env, stdin=data, isolated=True)
+        run_git(
+            ["--git-dir", mirror, "apply", "--cached", "--binary", "--whitespace=nowarn", "-"],
+            env=env,
+            stdin=data,
+            isolated=True,
+        )
     return run_git(["--git-dir", mirror, "write-tree"], env=env, isolated=True).decode().strip()
 
 

@@ -99,7 +99,12 @@ def _partner_for(run: Run) -> Run | None:
         ).first()
         return partner if partner is not None and partner.pk not in taken else None
     candidates = (
-        Run.objects.filter(task_id=run.task_id, partner__isnull=True, turns__number=1, turns__candidate__isnull=False)
+        Run.objects.filter(
+            task_id=run.task_id,
+            partner__isnull=True,
+            turns__number=1,
+            turns__candidate__isnull=False,
+        )
         .exclude(pk=run.pk)
         .exclude(agent_id=run.agent_id)
         .order_by("-created_at", "-pk")
@@ -109,10 +114,9 @@ def _partner_for(run: Run) -> Run | None:
 
 def _bump_turns(comparison: Comparison) -> Comparison:
     """Raise ``turn_count`` to the highest turn both runs have a candidate for."""
-    finished = (
-        Candidate.objects.filter(turn__run_id__in=[comparison.run_a_id, comparison.run_b_id])
-        .values_list("turn__run_id", "turn__number")
-    )
+    finished = Candidate.objects.filter(
+        turn__run_id__in=[comparison.run_a_id, comparison.run_b_id]
+    ).values_list("turn__run_id", "turn__number")
     numbers: dict[int, set[int]] = {comparison.run_a_id: set(), comparison.run_b_id: set()}
     for run_id, number in finished:
         numbers[run_id].add(number)

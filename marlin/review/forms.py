@@ -85,7 +85,9 @@ def revision_from_post(data: QueryDict) -> int:
         raise ValidationError("The form is missing its draft revision; reload the page.") from None
 
 
-def submission_errors(draft: Draft, version: RubricVersion, *, min_rationale: int) -> dict[str, str]:
+def submission_errors(
+    draft: Draft, version: RubricVersion, *, min_rationale: int
+) -> dict[str, str]:
     """What stops this draft from being submitted: field name -> message (empty when none)."""
     errors: dict[str, str] = {}
     missing = [c["name"] for c in version.rated_criteria if c["key"] not in draft["ratings"]]

@@ -25,7 +25,9 @@ class Comparison(models.Model):
     """Two runs on the same task, shown blind as A and B (the sides are stored, chosen at random)."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
-    project = models.ForeignKey("tasks.Project", on_delete=models.PROTECT, related_name="comparisons")
+    project = models.ForeignKey(
+        "tasks.Project", on_delete=models.PROTECT, related_name="comparisons"
+    )
     task = models.ForeignKey("tasks.Task", on_delete=models.PROTECT, related_name="comparisons")
     run_a = models.ForeignKey("agents.Run", on_delete=models.PROTECT, related_name="+")
     run_b = models.ForeignKey("agents.Run", on_delete=models.PROTECT, related_name="+")
@@ -183,7 +185,11 @@ class Decision(models.Model):
         "tasks.RubricVersion", on_delete=models.PROTECT, related_name="decisions"
     )
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
     )
     decided_at = models.DateTimeField(default=timezone.now)
     active_seconds = models.PositiveIntegerField(default=0)

@@ -66,7 +66,11 @@ LIVE_STATUSES = (
 
 
 def _lock(comparison: Comparison) -> Comparison:
-    return Comparison.objects.select_for_update(of=("self",), no_key=True).select_related("project").get(pk=comparison.pk)
+    return (
+        Comparison.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("project")
+        .get(pk=comparison.pk)
+    )
 
 
 def _refuse_if_closed(comparison: Comparison) -> None:
@@ -76,11 +80,26 @@ def _refuse_if_closed(comparison: Comparison) -> None:
         raise IllegalTransition(f"This comparison was voided: {comparison.void_reason}")
 
 
-def _move(actor: Any, comparison: Comparison, to: str, verb: str, *, reason: str = "", new: dict | None = None) -> None:
+def _move(
+    actor: Any,
+    comparison: Comparison,
+    to: str,
+    verb: str,
+    *,
+    reason: str = "",
+    new: dict | None = None,
+) -> None:
     old_state = comparison.state
     comparison.state = to
     comparison.save(update_fields=["state", "void_reason", "updated_at"])
-    record(actor, verb, comparison, old={"state": old_state}, new={"state": to, **(new or {})}, reason=reason)
+    record(
+        actor,
+        verb,
+        comparison,
+        old={"state": old_state},
+        new={"state": to, **(new or {})},
+        reason=reason,
+    )
 
 
 def _has_judged(user: Any, comparison: Comparison) -> bool:
@@ -108,7 +127,13 @@ def judgment_submitted(judgment: Judgment) -> Comparison:
     if comparison.state == ComparisonState.AWAITING_JUDGMENTS:
         submitted = comparison.judgments.filter(status__in=LIVE_STATUSES).count()
         if submitted >= comparison.project.overlap:
-            _move(judgment.annotator, comparison, ComparisonState.IN_REVIEW, "comparison.start_review", new={"judgments": submitted})
+            _move(
+                judgment.annotator,
+                comparison,
+                ComparisonState.IN_REVIEW,
+                "comparison.start_review",
+                new={"judgments": submitted},
+            )
     if comparison.state == ComparisonState.IN_REVIEW:
         # Settles at once only when the project asks for no reviews; otherwise a review is missing.
         _settle(judgment.annotator, comparison)
@@ -126,11 +151,17 @@ def _reviewable(actor: Any, judgment: Judgment) -> tuple[Comparison, Judgment]:
     if judgment.annotator_id == actor.pk:
         raise PermissionDenied("You cannot review your own judgment; another reviewer must.")
     if _has_judged(actor, comparison):
-        raise PermissionDenied("You judged this comparison yourself, so you cannot review its judgments.")
+        raise PermissionDenied(
+            "You judged this comparison yourself, so you cannot review its judgments."
+        )
     if comparison.state != ComparisonState.IN_REVIEW:
-        raise IllegalTransition(f"This comparison is {comparison.get_state_display().lower()}, not in review.")
+        raise IllegalTransition(
+            f"This comparison is {comparison.get_state_display().lower()}, not in review."
+        )
     if judgment.status != JudgmentStatus.SUBMITTED:
-        raise IllegalTransition(f"This judgment is not waiting for review (it is {judgment.get_status_display().lower()}).")
+        raise IllegalTransition(
+            f"This judgment is not waiting for review (it is {judgment.get_status_display().lower()})."
+        )
     reviews = active_reviews(judgment)
     if reviews.filter(reviewer_id=actor.pk).exists():
         raise IllegalTransition("You already reviewed this judgment.")
@@ -140,7 +171,9 @@ def _reviewable(actor: Any, judgment: Judgment) -> tuple[Comparison, Judgment]:
     return comparison, judgment
 
 
-def clean_per_criterion(judgment: Judgment, per_criterion: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def clean_per_criterion(
+    judgment: Judgment, per_criterion: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """Every criterion of the judgment's rubric version needs agree or disagree; a disagreement
     needs its reason."""
     cleaned: dict[str, dict[str, Any]] = {}
@@ -155,7 +188,9 @@ def clean_per_criterion(judgment: Judgment, per_criterion: dict[str, Any]) -> di
             raise ValidationError(f"Say why you disagree on {criterion['name']}.")
         cleaned[criterion["key"]] = {"agree": entry["agree"], "reason": reason}
     if missing:
-        raise ValidationError(f"Agree or disagree on every criterion; missing: {', '.join(missing)}.")
+        raise ValidationError(
+            f"Agree or disagree on every criterion; missing: {', '.join(missing)}."
+        )
     return cleaned
 
 
@@ -174,7 +209,9 @@ def do_review(
     if verdict == ReviewVerdict.REVISION:
         return do_request_revision(actor, judgment, comments=reason, active_seconds=active_seconds)
     if verdict not in (ReviewVerdict.AGREE, ReviewVerdict.DISAGREE):
-        raise ValidationError(f"Unknown verdict {verdict!r}: choose agree, disagree or request a revision.")
+        raise ValidationError(
+            f"Unknown verdict {verdict!r}: choose agree, disagree or request a revision."
+        )
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("A reason is required: say why you agree or disagree.")
@@ -203,12 +240,16 @@ def do_review(
 
 
 @transaction.atomic
-def do_request_revision(actor: Any, judgment: Judgment, *, comments: str, active_seconds: int = 0) -> Review:
+def do_request_revision(
+    actor: Any, judgment: Judgment, *, comments: str, active_seconds: int = 0
+) -> Review:
     """Send a judgment back to its annotator with comments they see. Its earlier reviews are
     superseded: the edited judgment is reviewed afresh."""
     comments = (comments or "").strip()
     if not comments:
-        raise ValidationError("Say what the annotator should change: comments are required to request a revision.")
+        raise ValidationError(
+            "Say what the annotator should change: comments are required to request a revision."
+        )
     comparison, judgment = _reviewable(actor, judgment)
     now = timezone.now()
     review = Review.objects.create(
@@ -248,10 +289,14 @@ def _review_objections(reviews: list[Review]) -> list[str]:
     objections = []
     for review in reviews:
         if review.verdict != ReviewVerdict.AGREE:
-            objections.append(f"{review.reviewer.username} disagrees with judgment {review.judgment_id}")
+            objections.append(
+                f"{review.reviewer.username} disagrees with judgment {review.judgment_id}"
+            )
         for key, entry in sorted(review.per_criterion.items()):
             if not entry.get("agree"):
-                objections.append(f"{review.reviewer.username} disagrees on {key} in judgment {review.judgment_id}")
+                objections.append(
+                    f"{review.reviewer.username} disagrees on {key} in judgment {review.judgment_id}"
+                )
     return objections
 
 
@@ -259,10 +304,14 @@ def _settle(actor: Any, comparison: Comparison) -> None:
     """Once every judgment has its reviews: agreed (then decided) or disputed."""
     project = comparison.project
     judgments = list(comparison.judgments.filter(status__in=LIVE_STATUSES).order_by("pk"))
-    if len(judgments) < project.overlap or any(j.status != JudgmentStatus.SUBMITTED for j in judgments):
+    if len(judgments) < project.overlap or any(
+        j.status != JudgmentStatus.SUBMITTED for j in judgments
+    ):
         return
     reviews = list(
-        Review.objects.filter(judgment__in=judgments, superseded_at__isnull=True).select_related("reviewer")
+        Review.objects.filter(judgment__in=judgments, superseded_at__isnull=True).select_related(
+            "reviewer"
+        )
     )
     for judgment in judgments:
         if sum(1 for r in reviews if r.judgment_id == judgment.pk) < project.reviewers_per_judgment:
@@ -270,7 +319,13 @@ def _settle(actor: Any, comparison: Comparison) -> None:
     rule = judgments_agree([_verdict(j) for j in judgments], project.agreement_max_step_difference)
     objections = _review_objections(reviews)
     if rule.agrees and not objections:
-        _move(actor, comparison, ComparisonState.AGREED, "comparison.agreed", reason="judgments and reviews agree")
+        _move(
+            actor,
+            comparison,
+            ComparisonState.AGREED,
+            "comparison.agreed",
+            reason="judgments and reviews agree",
+        )
         _decide_from_agreement(actor, comparison, judgments)
     else:
         why = "; ".join([*rule.reasons, *objections])
@@ -288,24 +343,32 @@ def _finalise(comparison: Comparison, decision: Decision) -> dict[str, Any]:
     accepted, rejected, paid = [], [], []
     judgments = comparison.judgments.filter(status__in=LIVE_STATUSES).select_related("annotator")
     for judgment in judgments:
-        ok = judgment.status != JudgmentStatus.REVISION_REQUESTED and is_accepted(judgment.overall, decision.overall)
+        ok = judgment.status != JudgmentStatus.REVISION_REQUESTED and is_accepted(
+            judgment.overall, decision.overall
+        )
         judgment.status = JudgmentStatus.ACCEPTED if ok else JudgmentStatus.REJECTED
         judgment.save(update_fields=["status", "updated_at"])
         (accepted if ok else rejected).append(judgment.pk)
         if ok:
             paid.append(earnings.pay_judgment(judgment))
-    for review in Review.objects.filter(judgment__comparison=comparison).select_related("reviewer", "judgment__comparison__project"):
+    for review in Review.objects.filter(judgment__comparison=comparison).select_related(
+        "reviewer", "judgment__comparison__project"
+    ):
         paid.append(earnings.pay_review(review))
     if decision.source == DecisionSource.ADJUDICATION:
         paid.append(earnings.pay_adjudication(decision))
     return {
         "accepted": accepted,
         "rejected": rejected,
-        "earnings": [{"user": e.user.username, "kind": e.kind, "amount_cents": e.amount_cents} for e in paid],
+        "earnings": [
+            {"user": e.user.username, "kind": e.kind, "amount_cents": e.amount_cents} for e in paid
+        ],
     }
 
 
-def _decide_from_agreement(actor: Any, comparison: Comparison, judgments: list[Judgment]) -> Decision:
+def _decide_from_agreement(
+    actor: Any, comparison: Comparison, judgments: list[Judgment]
+) -> Decision:
     result = decide([_verdict(j) for j in judgments])
     version = max((j.rubric_version for j in judgments), key=lambda v: v.number)
     decision = Decision.objects.create(
@@ -326,7 +389,14 @@ def _decide_from_agreement(actor: Any, comparison: Comparison, judgments: list[J
         "comparison.decided",
         comparison,
         old={"state": ComparisonState.AGREED},
-        new={"state": ComparisonState.DECIDED, "source": decision.source, "decision": decision.pk, "overall": decision.overall, "ratings": decision.ratings, **outcome},
+        new={
+            "state": ComparisonState.DECIDED,
+            "source": decision.source,
+            "decision": decision.pk,
+            "overall": decision.overall,
+            "ratings": decision.ratings,
+            **outcome,
+        },
         reason=decision.rationale,
     )
     return decision
@@ -339,12 +409,16 @@ def do_decide_from_agreement(actor: Any, comparison: Comparison) -> Decision:
     comparison = _lock(comparison)
     _refuse_if_closed(comparison)
     if comparison.state != ComparisonState.AGREED:
-        raise IllegalTransition(f"Only an agreed comparison is decided by agreement; this one is {comparison.get_state_display().lower()}.")
+        raise IllegalTransition(
+            f"Only an agreed comparison is decided by agreement; this one is {comparison.get_state_display().lower()}."
+        )
     judgments = list(comparison.judgments.filter(status=JudgmentStatus.SUBMITTED).order_by("pk"))
     return _decide_from_agreement(actor, comparison, judgments)
 
 
-def clean_decision_ratings(version: RubricVersion, ratings: dict[str, Any]) -> dict[str, int | None]:
+def clean_decision_ratings(
+    version: RubricVersion, ratings: dict[str, Any]
+) -> dict[str, int | None]:
     cleaned: dict[str, int | None] = {}
     missing = []
     for criterion in version.rated_criteria:
@@ -356,10 +430,14 @@ def clean_decision_ratings(version: RubricVersion, ratings: dict[str, Any]) -> d
         if value is None and not criterion.get("allow_not_applicable", True):
             raise ValidationError(f"{criterion['name']} cannot be rated 'not applicable'.")
         if value is not None and value not in SCALE_VALUES:
-            raise ValidationError(f"{criterion['name']}: {value!r} is not on the 7-point scale (-3 to 3).")
+            raise ValidationError(
+                f"{criterion['name']}: {value!r} is not on the 7-point scale (-3 to 3)."
+            )
         cleaned[key] = value
     if missing:
-        raise ValidationError(f"Decide every criterion (or mark it not applicable); missing: {', '.join(missing)}.")
+        raise ValidationError(
+            f"Decide every criterion (or mark it not applicable); missing: {', '.join(missing)}."
+        )
     return cleaned
 
 
@@ -382,15 +460,21 @@ def do_adjudicate(
             f"Only disputed comparisons are adjudicated; this one is {comparison.get_state_display().lower()}."
         )
     if _has_judged(actor, comparison):
-        raise PermissionDenied("You judged this comparison yourself; another adjudicator must decide it.")
+        raise PermissionDenied(
+            "You judged this comparison yourself; another adjudicator must decide it."
+        )
     if overall not in SCALE_VALUES:
-        raise ValidationError(f"The overall decision {overall!r} is not on the 7-point scale (-3 to 3).")
+        raise ValidationError(
+            f"The overall decision {overall!r} is not on the 7-point scale (-3 to 3)."
+        )
     version = comparison.project.rubric.current_version()
     cleaned = clean_decision_ratings(version, ratings)
     rationale = (rationale or "").strip()
     minimum = comparison.project.min_rationale_chars
     if len(rationale) < minimum:
-        raise ValidationError(f"The rationale is too short: {len(rationale)} of at least {minimum} characters.")
+        raise ValidationError(
+            f"The rationale is too short: {len(rationale)} of at least {minimum} characters."
+        )
     decision = Decision.objects.create(
         comparison=comparison,
         source=DecisionSource.ADJUDICATION,
@@ -407,7 +491,15 @@ def do_adjudicate(
         "comparison.adjudicated",
         comparison,
         old={"state": ComparisonState.DISPUTED},
-        new={"state": ComparisonState.DECIDED, "source": decision.source, "decision": decision.pk, "overall": overall, "ratings": cleaned, "rubric_version": version.number, **outcome},
+        new={
+            "state": ComparisonState.DECIDED,
+            "source": decision.source,
+            "decision": decision.pk,
+            "overall": overall,
+            "ratings": cleaned,
+            "rubric_version": version.number,
+            **outcome,
+        },
         reason=rationale,
     )
     return decision
@@ -423,18 +515,31 @@ def do_void(actor: Any, comparison: Comparison, *, reason: str) -> Comparison:
     require_role(actor, "adjudicator")
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("Say why the comparison is voided (e.g. the task is wrong, a candidate is broken).")
+        raise ValidationError(
+            "Say why the comparison is voided (e.g. the task is wrong, a candidate is broken)."
+        )
     comparison = _lock(comparison)
     if comparison.state == ComparisonState.DECIDED:
-        raise IllegalTransition("This comparison is already decided; a decided comparison cannot be voided.")
+        raise IllegalTransition(
+            "This comparison is already decided; a decided comparison cannot be voided."
+        )
     if comparison.state == ComparisonState.VOIDED:
         raise IllegalTransition("This comparison is already voided.")
     judgments = comparison.judgments.exclude(status=JudgmentStatus.VOIDED)
     voided = sorted(judgments.values_list("pk", flat=True))
     judgments.update(status=JudgmentStatus.VOIDED, updated_at=timezone.now())
-    Claim.objects.filter(comparison=comparison, released_at__isnull=True).update(released_at=timezone.now())
+    Claim.objects.filter(comparison=comparison, released_at__isnull=True).update(
+        released_at=timezone.now()
+    )
     comparison.void_reason = reason
-    _move(actor, comparison, ComparisonState.VOIDED, "comparison.voided", reason=reason, new={"voided_judgments": voided})
+    _move(
+        actor,
+        comparison,
+        ComparisonState.VOIDED,
+        "comparison.voided",
+        reason=reason,
+        new={"voided_judgments": voided},
+    )
     return comparison
 
 
@@ -463,14 +568,22 @@ def do_require_rereview(actor: Any, project: Project, *, reason: str = "") -> li
     )
     # Every comparison, in id order, before the first record takes the audit head (lock order).
     candidates = list(
-        Comparison.objects.select_for_update(of=("self",), no_key=True).select_related("project").filter(pk__in=list(stale_on)).order_by("pk")
+        Comparison.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("project")
+        .filter(pk__in=list(stale_on))
+        .order_by("pk")
     )
     sent_back = []
     for comparison in candidates:
         stale = list(
-            comparison.judgments.filter(status=JudgmentStatus.SUBMITTED).exclude(rubric_version=current).order_by("pk")
+            comparison.judgments.filter(status=JudgmentStatus.SUBMITTED)
+            .exclude(rubric_version=current)
+            .order_by("pk")
         )
-        if comparison.state not in (ComparisonState.IN_REVIEW, ComparisonState.DISPUTED) or not stale:
+        if (
+            comparison.state not in (ComparisonState.IN_REVIEW, ComparisonState.DISPUTED)
+            or not stale
+        ):
             continue
         superseded = Review.objects.filter(judgment__in=stale, superseded_at__isnull=True)
         superseded_ids = sorted(superseded.values_list("pk", flat=True))
@@ -481,7 +594,11 @@ def do_require_rereview(actor: Any, project: Project, *, reason: str = "") -> li
             ComparisonState.IN_REVIEW,
             "comparison.rereview_required",
             reason=reason,
-            new={"judgments": [j.pk for j in stale], "superseded_reviews": superseded_ids, "rubric_version": current.number},
+            new={
+                "judgments": [j.pk for j in stale],
+                "superseded_reviews": superseded_ids,
+                "rubric_version": current.number,
+            },
         )
         sent_back.append(comparison)
     return sent_back

@@ -42,7 +42,9 @@ EXPERT_ROLES = ("annotator", "reviewer", "adjudicator")
 
 def _get_comparison(public_id: str) -> Comparison:
     return get_object_or_404(
-        Comparison.objects.select_related("project__rubric", "task__repository", "run_a__agent", "run_b__agent"),
+        Comparison.objects.select_related(
+            "project__rubric", "task__repository", "run_a__agent", "run_b__agent"
+        ),
         public_id=public_id,
     )
 
@@ -70,11 +72,34 @@ def judgment_rows(judgment: Judgment) -> list[dict[str, Any]]:
     for criterion in judgment.rubric_version.rated_criteria:
         key = criterion["key"]
         value = judgment.ratings.get(key, "missing")
-        label = "Not applicable" if value is None else "—" if value == "missing" else SCALE_LABELS[value]
-        rows.append({"key": key, "name": criterion["name"], "guidance": criterion["guidance"], "value": value, "label": label})
+        label = (
+            "Not applicable"
+            if value is None
+            else "—"
+            if value == "missing"
+            else SCALE_LABELS[value]
+        )
+        rows.append(
+            {
+                "key": key,
+                "name": criterion["name"],
+                "guidance": criterion["guidance"],
+                "value": value,
+                "label": label,
+            }
+        )
     overall = judgment.rubric_version.overall_criterion
     label = SCALE_LABELS.get(judgment.overall, "—")
-    rows.append({"key": overall["key"], "name": overall["name"], "guidance": overall["guidance"], "value": judgment.overall, "label": label, "overall": True})
+    rows.append(
+        {
+            "key": overall["key"],
+            "name": overall["name"],
+            "guidance": overall["guidance"],
+            "value": judgment.overall,
+            "label": label,
+            "overall": True,
+        }
+    )
     return rows
 
 
@@ -91,7 +116,9 @@ def review_queue_for(user: Any) -> QuerySet[Judgment]:
     mine = Review.objects.filter(judgment=OuterRef("pk"), reviewer=user, superseded_at__isnull=True)
     judged = Judgment.objects.filter(comparison=OuterRef("comparison"), annotator=user)
     return (
-        Judgment.objects.filter(status=JudgmentStatus.SUBMITTED, comparison__state=ComparisonState.IN_REVIEW)
+        Judgment.objects.filter(
+            status=JudgmentStatus.SUBMITTED, comparison__state=ComparisonState.IN_REVIEW
+        )
         .exclude(annotator=user)
         .exclude(Exists(mine))
         .exclude(Exists(judged))
@@ -104,7 +131,9 @@ def review_queue_for(user: Any) -> QuerySet[Judgment]:
 
 @role_required("reviewer")
 def review_queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "review/pipeline/queue.html", {"judgments": review_queue_for(request.user)[:200]})
+    return render(
+        request, "review/pipeline/queue.html", {"judgments": review_queue_for(request.user)[:200]}
+    )
 
 
 def _review_from_post(data: Any, judgment: Judgment) -> tuple[str, str, dict[str, Any]]:
@@ -112,7 +141,10 @@ def _review_from_post(data: Any, judgment: Judgment) -> tuple[str, str, dict[str
     for criterion in judgment.rubric_version.rated_criteria:
         answer = data.get(f"agree-{criterion['key']}", "")
         if answer in ("agree", "disagree"):
-            per_criterion[criterion["key"]] = {"agree": answer == "agree", "reason": data.get(f"reason-{criterion['key']}", "")}
+            per_criterion[criterion["key"]] = {
+                "agree": answer == "agree",
+                "reason": data.get(f"reason-{criterion['key']}", ""),
+            }
     return data.get("verdict", ""), data.get("reason", ""), per_criterion
 
 
@@ -120,25 +152,38 @@ def _review_from_post(data: Any, judgment: Judgment) -> tuple[str, str, dict[str
 def review_judgment(request: HttpRequest, public_id: str, judgment_id: int) -> HttpResponse:
     comparison = _get_comparison(public_id)
     judgment = get_object_or_404(
-        Judgment.objects.select_related("rubric_version", "annotator"), pk=judgment_id, comparison=comparison
+        Judgment.objects.select_related("rubric_version", "annotator"),
+        pk=judgment_id,
+        comparison=comparison,
     )
     if judgment.annotator_id == request.user.pk:
         raise PermissionDenied("You cannot review your own judgment; another reviewer must.")
     if comparison.judgments.filter(annotator=request.user).exists():
-        raise PermissionDenied("You judged this comparison yourself, so you cannot review its judgments.")
+        raise PermissionDenied(
+            "You judged this comparison yourself, so you cannot review its judgments."
+        )
     error = ""
     if request.method == "POST":
         verdict, reason, per_criterion = _review_from_post(request.POST, judgment)
         try:
             pipeline.do_review(
-                request.user, judgment, verdict=verdict, reason=reason, per_criterion=per_criterion,
+                request.user,
+                judgment,
+                verdict=verdict,
+                reason=reason,
+                per_criterion=per_criterion,
                 active_seconds=_elapsed(request.POST.get("timer", "")),
             )
         except (ValidationError, pipeline.IllegalTransition) as exc:
             error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         else:
             sent_back = verdict == ReviewVerdict.REVISION
-            messages.success(request, "Revision requested; the annotator will see your comments." if sent_back else "Review recorded.")
+            messages.success(
+                request,
+                "Revision requested; the annotator will see your comments."
+                if sent_back
+                else "Review recorded.",
+            )
             return redirect("pipeline:queue")
     return render(
         request,
@@ -169,7 +214,9 @@ def adjudication_queue(request: HttpRequest) -> HttpResponse:
         .select_related("project", "task")
         .order_by("updated_at")
     )
-    return render(request, "review/pipeline/adjudication_queue.html", {"comparisons": comparisons[:200]})
+    return render(
+        request, "review/pipeline/adjudication_queue.html", {"comparisons": comparisons[:200]}
+    )
 
 
 def _ratings_from_post(data: Any, version: RubricVersion) -> tuple[int | None, dict[str, Any]]:
@@ -180,7 +227,12 @@ def _ratings_from_post(data: Any, version: RubricVersion) -> tuple[int | None, d
             return int(raw)
         except ValueError:
             return raw
-    ratings = {c["key"]: value(data[f"rating-{c['key']}"]) for c in version.rated_criteria if data.get(f"rating-{c['key']}", "") != ""}
+
+    ratings = {
+        c["key"]: value(data[f"rating-{c['key']}"])
+        for c in version.rated_criteria
+        if data.get(f"rating-{c['key']}", "") != ""
+    }
     overall = value(data.get("overall", ""))
     return (overall if isinstance(overall, int) else None), ratings
 
@@ -197,10 +249,16 @@ def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
         overall, ratings = _ratings_from_post(request.POST, current)
         try:
             if overall is None:
-                raise ValidationError("Choose the overall decision (A much better … B much better).")
+                raise ValidationError(
+                    "Choose the overall decision (A much better … B much better)."
+                )
             pipeline.do_adjudicate(
-                request.user, comparison, overall=overall, ratings=ratings,
-                rationale=request.POST.get("rationale", ""), active_seconds=_elapsed(request.POST.get("timer", "")),
+                request.user,
+                comparison,
+                overall=overall,
+                ratings=ratings,
+                rationale=request.POST.get("rationale", ""),
+                active_seconds=_elapsed(request.POST.get("timer", "")),
             )
         except (ValidationError, pipeline.IllegalTransition) as exc:
             error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
@@ -218,13 +276,23 @@ def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
         "review/pipeline/adjudicate.html",
         {
             **_blind(comparison, request.user),
-            "judgments": [{"judgment": j, "rows": judgment_rows(j), "reviews": list(j.reviews.all())} for j in judgments],
+            "judgments": [
+                {"judgment": j, "rows": judgment_rows(j), "reviews": list(j.reviews.all())}
+                for j in judgments
+            ],
             "current_version": current,
-            "criteria": [{**c, "na_allowed": c.get("allow_not_applicable", True)} for c in current.rated_criteria],
+            "criteria": [
+                {**c, "na_allowed": c.get("allow_not_applicable", True)}
+                for c in current.rated_criteria
+            ],
             "scale": SCALE_7,
             "posted": request.POST,
             "error": error,
-            "dispute": AuditEvent.objects.filter(object_type="review.comparison", object_id=str(comparison.pk), verb="comparison.disputed").last(),
+            "dispute": AuditEvent.objects.filter(
+                object_type="review.comparison",
+                object_id=str(comparison.pk),
+                verb="comparison.disputed",
+            ).last(),
             "timer": request.POST.get("timer") or _timer(),
         },
         status=400 if error else 200,
@@ -244,7 +312,12 @@ def _took_part(user: Any, comparison: Comparison) -> bool:
 def timeline_events(comparison: Comparison) -> QuerySet[AuditEvent]:
     """The comparison's events and those of its judgments, reviews and decision, in order."""
     judgment_ids = [str(pk) for pk in comparison.judgments.values_list("pk", flat=True)]
-    review_ids = [str(pk) for pk in Review.objects.filter(judgment__comparison=comparison).values_list("pk", flat=True)]
+    review_ids = [
+        str(pk)
+        for pk in Review.objects.filter(judgment__comparison=comparison).values_list(
+            "pk", flat=True
+        )
+    ]
     decision = getattr(comparison, "decision", None)
     query = (
         Q(object_type="review.comparison", object_id=str(comparison.pk))
@@ -273,28 +346,50 @@ def _decision_rows(decision: Any) -> list[dict[str, Any]]:
     rows = []
     for criterion in decision.rubric_version.rated_criteria:
         value = decision.ratings.get(criterion["key"])
-        rows.append({"name": criterion["name"], "label": "Not applicable" if value is None else SCALE_LABELS[value]})
+        rows.append(
+            {
+                "name": criterion["name"],
+                "label": "Not applicable" if value is None else SCALE_LABELS[value],
+            }
+        )
     return rows
 
 
 @role_required(*EXPERT_ROLES)
 def decision_page(request: HttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
-    if not request.user.has_role("admin", "adjudicator") and not _took_part(request.user, comparison):
+    if not request.user.has_role("admin", "adjudicator") and not _took_part(
+        request.user, comparison
+    ):
         raise Http404("No such comparison.")
-    judgments = comparison.judgments.exclude(status=JudgmentStatus.DRAFT).select_related("annotator", "rubric_version").order_by("pk")
-    if comparison.state != ComparisonState.DECIDED and not request.user.has_role("admin", "adjudicator"):
+    judgments = (
+        comparison.judgments.exclude(status=JudgmentStatus.DRAFT)
+        .select_related("annotator", "rubric_version")
+        .order_by("pk")
+    )
+    if comparison.state != ComparisonState.DECIDED and not request.user.has_role(
+        "admin", "adjudicator"
+    ):
         # Before the decision, other people's verdicts would anchor a reviewer, or an annotator
         # revising a judgment that was sent back.
         judgments = judgments.none()
-    return render(request, "review/pipeline/decision.html", {**_outcome_context(request, comparison), "judgments": judgments})
+    return render(
+        request,
+        "review/pipeline/decision.html",
+        {**_outcome_context(request, comparison), "judgments": judgments},
+    )
 
 
 @role_required("adjudicator")
 def timeline(request: HttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
     judgments = comparison.judgments.select_related("annotator", "rubric_version").order_by("pk")
-    context = {**_outcome_context(request, comparison), "events": timeline_events(comparison), "judgments": judgments, "show_object": True}
+    context = {
+        **_outcome_context(request, comparison),
+        "events": timeline_events(comparison),
+        "judgments": judgments,
+        "show_object": True,
+    }
     return render(request, "review/pipeline/timeline.html", context)
 
 
@@ -305,9 +400,13 @@ def void(request: HttpRequest, public_id: str) -> HttpResponse:
     try:
         pipeline.do_void(request.user, comparison, reason=request.POST.get("reason", ""))
     except (ValidationError, pipeline.IllegalTransition) as exc:
-        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        messages.error(
+            request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        )
     else:
-        messages.success(request, "Comparison voided; its judgments are voided and nobody is paid for it.")
+        messages.success(
+            request, "Comparison voided; its judgments are voided and nobody is paid for it."
+        )
     return redirect("pipeline:timeline", public_id=public_id)
 
 
@@ -316,11 +415,15 @@ def void(request: HttpRequest, public_id: str) -> HttpResponse:
 def rereview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=project_id)
     try:
-        sent_back = pipeline.do_require_rereview(request.user, project, reason=request.POST.get("reason", ""))
+        sent_back = pipeline.do_require_rereview(
+            request.user, project, reason=request.POST.get("reason", "")
+        )
     except pipeline.IllegalTransition as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{len(sent_back)} comparison(s) sent back to review under the current rubric.")
+        messages.success(
+            request, f"{len(sent_back)} comparison(s) sent back to review under the current rubric."
+        )
     return redirect("earnings:dashboard")
 
 

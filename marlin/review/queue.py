@@ -80,9 +80,7 @@ def release_expired_claims(now: Any = None) -> int:
     """Release claims idle past their project's timeout; return how many were released."""
     now = now or timezone.now()
     released = 0
-    projects = Project.objects.filter(
-        comparisons__claims__released_at__isnull=True
-    ).distinct()
+    projects = Project.objects.filter(comparisons__claims__released_at__isnull=True).distinct()
     for project in projects:
         cutoff = now - timedelta(minutes=project.claim_timeout_minutes)
         stale = list(
@@ -196,9 +194,7 @@ def _try_claim(annotator: Any, comparison_id: int, *, skip_locked: bool) -> Comp
         # of=("self",): see do_submit_judgment — locking the project row too deadlocks.
         locked = Comparison.objects.select_for_update(
             skip_locked=skip_locked, of=("self",), no_key=True
-        ).select_related(
-            "project", "task"
-        )
+        ).select_related("project", "task")
         comparison = locked.filter(
             pk=comparison_id, state=ComparisonState.AWAITING_JUDGMENTS
         ).first()

@@ -57,7 +57,9 @@ def _viewer(request: HttpRequest, comparison: Comparison, *, start: bool = False
     user = request.user
     judgment = Judgment.objects.filter(comparison=comparison, annotator=user).first()
     holds = judgment is not None or queue.open_claim(user, comparison) is not None
-    if user.has_role("annotator") and (holds or not user.has_role("admin", "reviewer", "adjudicator")):
+    if user.has_role("annotator") and (
+        holds or not user.has_role("admin", "reviewer", "adjudicator")
+    ):
         if start and (judgment is None or judgment.status in actions.EDITABLE):
             judgment = actions.do_start_judgment(user, comparison)
         else:
@@ -69,9 +71,7 @@ def _viewer(request: HttpRequest, comparison: Comparison, *, start: bool = False
     raise Http404("No such comparison.")
 
 
-def comparison_view(
-    view: Callable[..., HttpResponse] | None = None, *, start: bool = False
-) -> Any:
+def comparison_view(view: Callable[..., HttpResponse] | None = None, *, start: bool = False) -> Any:
     """Resolve the comparison and the viewer; answer refusals with a message, never a trace.
     ``start=True`` (the page itself) starts the annotator's draft judgment."""
     if view is None:
@@ -99,7 +99,9 @@ def _refuse(request: HttpRequest, message: str, status: int) -> HttpResponse:
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "") or request.path.endswith("/draft/")
+    return "application/json" in request.headers.get("Accept", "") or request.path.endswith(
+        "/draft/"
+    )
 
 
 def _mode(request: HttpRequest) -> str:
@@ -186,7 +188,13 @@ def _render_page(
             turn_notes=[(n, state["turn_notes"].get(str(n), "")) for n in context["turns"]],
             errors=errors or {},
             min_rationale=comparison.project.min_rationale_chars,
-            confidence_choices=[(1, "guessing"), (2, "unsure"), (3, "fairly sure"), (4, "sure"), (5, "certain")],
+            confidence_choices=[
+                (1, "guessing"),
+                (2, "unsure"),
+                (3, "fairly sure"),
+                (4, "sure"),
+                (5, "certain"),
+            ],
             rubric_version=version,
             revision_notes=_revision_notes(judgment),
         )
@@ -247,7 +255,12 @@ def compare_file(
 ) -> HttpResponse:
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     html = compare.render_side_file(
-        comparison, compare.check_side(side), turn, _view(request), index, _mode(request),
+        comparison,
+        compare.check_side(side),
+        turn,
+        _view(request),
+        index,
+        _mode(request),
         force=request.GET.get("force") == "1",
     )
     return HttpResponse(html)
@@ -255,7 +268,9 @@ def compare_file(
 
 @require_GET
 @comparison_view
-def compare_side(request: HttpRequest, comparison: Comparison, viewer: Viewer, side: str) -> HttpResponse:
+def compare_side(
+    request: HttpRequest, comparison: Comparison, viewer: Viewer, side: str
+) -> HttpResponse:
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     html = compare.render_side_patch(
         comparison, compare.check_side(side), turn, _view(request), _mode(request)
@@ -313,10 +328,13 @@ def draft(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpR
             return JsonResponse({"error": "You have no draft on this comparison."}, status=404)
         return JsonResponse(_draft_json(judgment))
     if judgment is None:
-        return JsonResponse({"error": "Only the annotator working on this comparison has a draft."}, status=403)
+        return JsonResponse(
+            {"error": "Only the annotator working on this comparison has a draft."}, status=403
+        )
     if not viewer.editable:
         return JsonResponse(
-            {"error": "This judgment was submitted and is final; it can no longer change."}, status=409
+            {"error": "This judgment was submitted and is final; it can no longer change."},
+            status=409,
         )
     try:
         data = draft_from_post(
@@ -354,29 +372,44 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
     if judgment is None or not viewer.editable:
         raise PermissionDenied("You have no open judgment on this comparison to submit.")
     try:
-        posted = draft_from_post(request.POST, judgment.rubric_version, turn_count=comparison.turn_count)
+        posted = draft_from_post(
+            request.POST, judgment.rubric_version, turn_count=comparison.turn_count
+        )
         revision = revision_from_post(request.POST)
     except ValidationError as exc:
-        return _render_page(request, comparison, viewer, errors={"form": " ".join(exc.messages)}, status=400)
+        return _render_page(
+            request, comparison, viewer, errors={"form": " ".join(exc.messages)}, status=400
+        )
     try:
         judgment = actions.do_save_draft(request.user, judgment, posted, revision=revision)
         viewer.judgment = actions.do_submit_judgment(request.user, judgment)
     except actions.StaleDraft as exc:
         viewer.judgment = exc.current
         return _render_page(
-            request, comparison, viewer, draft=posted, notice=str(exc), status=409,
+            request,
+            comparison,
+            viewer,
+            draft=posted,
+            notice=str(exc),
+            status=409,
             errors={"form": "Nothing was submitted: check the form below and submit again."},
         )
     except ValidationError as exc:
         viewer.judgment = Judgment.objects.get(pk=judgment.pk)
         return _render_page(
-            request, comparison, viewer, errors=exc.message_dict, status=400,
+            request,
+            comparison,
+            viewer,
+            errors=exc.message_dict,
+            status=400,
             notice="Not submitted yet: your draft is saved; fix what is marked below.",
         )
     except actions.JudgmentClosed as exc:
         messages.info(request, str(exc))
         return redirect("review:compare", public_id=comparison.public_id)
-    messages.success(request, "Judgment submitted. Thank you — take the next comparison when ready.")
+    messages.success(
+        request, "Judgment submitted. Thank you — take the next comparison when ready."
+    )
     return redirect("review:queue")
 
 
@@ -384,7 +417,9 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
 @comparison_view(start=True)
 def follow_up(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
     if not viewer.editable:
-        raise PermissionDenied("Only the annotator working on this comparison may ask for a follow-up.")
+        raise PermissionDenied(
+            "Only the annotator working on this comparison may ask for a follow-up."
+        )
     try:
         from marlin.agents.actions import do_start_follow_up
     except ImportError:
@@ -399,5 +434,7 @@ def follow_up(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> H
             raise
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Follow-up sent to both sides. The new turn appears here when both finish.")
+        messages.success(
+            request, "Follow-up sent to both sides. The new turn appears here when both finish."
+        )
     return redirect("review:compare", public_id=comparison.public_id)

@@ -176,8 +176,15 @@ def resolve_commit(mirror: Path, ref: str) -> str:
     ref = validate_ref(ref)
     try:
         out = run_git(
-            ["--git-dir", str(mirror), "rev-parse", "--verify", "--quiet", "--end-of-options",
-             f"{ref}^{{commit}}"],
+            [
+                "--git-dir",
+                str(mirror),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                f"{ref}^{{commit}}",
+            ],
             isolated=True,
         )
     except GitError:
@@ -296,8 +303,17 @@ def unquote_path(name: str) -> str:
     if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
         return name
     body = name[1:-1].encode("utf-8", errors="surrogateescape")
-    simple = {b"n": b"\n", b"t": b"\t", b'"': b'"', b"\\": b"\\", b"a": b"\a", b"b": b"\b",
-              b"f": b"\f", b"r": b"\r", b"v": b"\v"}
+    simple = {
+        b"n": b"\n",
+        b"t": b"\t",
+        b'"': b'"',
+        b"\\": b"\\",
+        b"a": b"\a",
+        b"b": b"\b",
+        b"f": b"\f",
+        b"r": b"\r",
+        b"v": b"\v",
+    }
     out = bytearray()
     i = 0
     while i < len(body):

@@ -110,15 +110,28 @@ def create_workspace(mirror: Path, commit: str, root: Path) -> Path:
     try:
         with _mirror_lock(mirror):
             run_git(
-                ["--git-dir", str(mirror), "worktree", "add", "--detach", "--no-checkout",
-                 "--quiet", "--", str(path), f"{commit}^{{commit}}"],
+                [
+                    "--git-dir",
+                    str(mirror),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    "--no-checkout",
+                    "--quiet",
+                    "--",
+                    str(path),
+                    f"{commit}^{{commit}}",
+                ],
                 isolated=True,
             )
             # Nothing has run in the worktree yet, so its `.git` file can still be believed.
             gitdir = _read_gitdir_file(path)
         # The checkout is the slow part; outside the lock, workers check out in parallel.
-        run_git(["--git-dir", gitdir, "--work-tree", str(path), "reset", "--hard", "--quiet"],
-                cwd=path, isolated=True)
+        run_git(
+            ["--git-dir", gitdir, "--work-tree", str(path), "reset", "--hard", "--quiet"],
+            cwd=path,
+            isolated=True,
+        )
     except BaseException:
         with suppress(OSError):
             _discard(path, mirror)
@@ -227,8 +240,9 @@ def restore_paths(workdir: Path, base_commit: str, paths: list[str]) -> None:
     listed = _workspace_git(workdir, ["ls-tree", "-z", "--name-only", base_commit, "--", *paths])
     in_base = {p for p in listed.decode("utf-8", errors="surrogateescape").split("\0") if p}
     if in_base:
-        _workspace_git(workdir, ["restore", f"--source={base_commit}", "--worktree", "--",
-                                 *sorted(in_base)])
+        _workspace_git(
+            workdir, ["restore", f"--source={base_commit}", "--worktree", "--", *sorted(in_base)]
+        )
     for path in set(paths) - in_base:
         target = workdir / path
         if target.is_symlink() or target.is_file():
@@ -271,14 +285,26 @@ def _diff_against_base(workdir: Path, base_commit: str, diff_args: list[str]) ->
         _workspace_git(workdir, [*config, "add", "-A", "--", "."], env=env)
         return _workspace_git(
             workdir,
-            [*config, "diff", "--cached", "--no-ext-diff", "--no-textconv", "--no-color",
-             *diff_args, base_commit, "--"],
+            [
+                *config,
+                "diff",
+                "--cached",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--no-color",
+                *diff_args,
+                base_commit,
+                "--",
+            ],
             env=env,
         )
 
 
 def _workspace_git(
-    workdir: Path, args: list[str], *, env: dict[str, str] | None = None,
+    workdir: Path,
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
     stdin: bytes | None = None,
 ) -> bytes:
     gitdir = _require_gitdir(workdir)
@@ -313,6 +339,8 @@ def _git_patch_paths(workdir: Path, data: bytes) -> list[str]:
 
 
 MAX_PATCH_BYTES = 64 * 1024 * 1024
+
+
 def _check_patch(workdir: Path, patch: str, git_paths: list[str]) -> None:
     if len(patch) > MAX_PATCH_BYTES:
         raise PatchRejected(f"patch is larger than {MAX_PATCH_BYTES // 2**20} MiB")
@@ -428,7 +456,7 @@ def _read_gitdir_file(path: Path) -> str:
     text = (path / ".git").read_text().strip()
     if not text.startswith("gitdir: "):
         raise WorkspaceError(f"unexpected .git file in new worktree {path}: {text[:200]!r}")
-    gitdir = Path(text[len("gitdir: "):])
+    gitdir = Path(text[len("gitdir: ") :])
     return str(gitdir if gitdir.is_absolute() else (path / gitdir).resolve())
 
 

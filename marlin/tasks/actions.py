@@ -12,13 +12,34 @@ from marlin.audit.actions import record
 from marlin.tasks.models import Project, Rubric, RubricVersion, Task, TaskStatus
 from marlin.tasks.rubric import DEFAULT_CRITERIA, validate_criteria
 
-TASK_FIELDS = ["repository_id", "base_ref", "base_commit", "title", "prompt", "kind", "setup_command", "checks"]
+TASK_FIELDS = [
+    "repository_id",
+    "base_ref",
+    "base_commit",
+    "title",
+    "prompt",
+    "kind",
+    "setup_command",
+    "checks",
+]
 PROJECT_POLICY_FIELDS = [
-    "description", "is_active", "overlap", "reviewers_per_judgment", "agreement_max_step_difference",
-    "reviewers_see_annotator", "min_rationale_chars", "hide_checks_until_drafted",
-    "reveal_agents_to_experts_after_decision", "rereview_on_rubric_change", "claim_timeout_minutes",
-    "allow_setup_network", "pay_mode", "pay_per_judgment_cents", "pay_per_review_cents",
-    "pay_per_adjudication_cents", "hourly_rate_cents",
+    "description",
+    "is_active",
+    "overlap",
+    "reviewers_per_judgment",
+    "agreement_max_step_difference",
+    "reviewers_see_annotator",
+    "min_rationale_chars",
+    "hide_checks_until_drafted",
+    "reveal_agents_to_experts_after_decision",
+    "rereview_on_rubric_change",
+    "claim_timeout_minutes",
+    "allow_setup_network",
+    "pay_mode",
+    "pay_per_judgment_cents",
+    "pay_per_review_cents",
+    "pay_per_adjudication_cents",
+    "hourly_rate_cents",
 ]
 
 
@@ -27,7 +48,9 @@ class IllegalTransition(Exception):
 
 
 @transaction.atomic
-def do_create_rubric(actor: Any, name: str, criteria: list[dict] | None = None, *, note: str = "") -> Rubric:
+def do_create_rubric(
+    actor: Any, name: str, criteria: list[dict] | None = None, *, note: str = ""
+) -> Rubric:
     require_role(actor, "admin")
     rubric = Rubric.objects.create(name=name)
     version = RubricVersion.objects.create(
@@ -37,12 +60,20 @@ def do_create_rubric(actor: Any, name: str, criteria: list[dict] | None = None, 
         change_note=note or "Initial version.",
         created_by=actor,
     )
-    record(actor, "rubric.create", rubric, new={"name": name, "version": 1, "criteria": version.criteria}, reason=version.change_note)
+    record(
+        actor,
+        "rubric.create",
+        rubric,
+        new={"name": name, "version": 1, "criteria": version.criteria},
+        reason=version.change_note,
+    )
     return rubric
 
 
 @transaction.atomic
-def do_revise_rubric(actor: Any, rubric: Rubric, criteria: list[dict], *, note: str) -> RubricVersion:
+def do_revise_rubric(
+    actor: Any, rubric: Rubric, criteria: list[dict], *, note: str
+) -> RubricVersion:
     """Create a new immutable version. Old judgments stay bound to the version they used."""
     require_role(actor, "admin")
     if not note or not note.strip():
@@ -63,7 +94,10 @@ def do_revise_rubric(actor: Any, rubric: Rubric, criteria: list[dict], *, note: 
         actor,
         "rubric.revise",
         rubric,
-        old={"version": current.number if current else None, "criteria": current.criteria if current else None},
+        old={
+            "version": current.number if current else None,
+            "criteria": current.criteria if current else None,
+        },
         new={"version": version.number, "criteria": normalised},
         reason=version.change_note,
     )
@@ -71,7 +105,9 @@ def do_revise_rubric(actor: Any, rubric: Rubric, criteria: list[dict], *, note: 
 
 
 @transaction.atomic
-def do_create_project(actor: Any, name: str, *, rubric: Rubric | None = None, **policy: Any) -> Project:
+def do_create_project(
+    actor: Any, name: str, *, rubric: Rubric | None = None, **policy: Any
+) -> Project:
     require_role(actor, "admin")
     if rubric is None:
         rubric = do_create_rubric(actor, f"{name} rubric")
@@ -81,12 +117,20 @@ def do_create_project(actor: Any, name: str, *, rubric: Rubric | None = None, **
     project = Project(name=name, rubric=rubric, created_by=actor, **policy)
     project.full_clean()
     project.save()
-    record(actor, "project.create", project, new={"name": name, "rubric_id": rubric.pk, **policy}, project_id=project.pk)
+    record(
+        actor,
+        "project.create",
+        project,
+        new={"name": name, "rubric_id": rubric.pk, **policy},
+        project_id=project.pk,
+    )
     return project
 
 
 @transaction.atomic
-def do_update_project(actor: Any, project: Project, changes: dict[str, Any], *, reason: str = "") -> Project:
+def do_update_project(
+    actor: Any, project: Project, changes: dict[str, Any], *, reason: str = ""
+) -> Project:
     require_role(actor, "admin")
     unknown = set(changes) - set(PROJECT_POLICY_FIELDS) - {"name", "rubric"}
     if unknown:
@@ -101,7 +145,14 @@ def do_update_project(actor: Any, project: Project, changes: dict[str, Any], *, 
     project.full_clean()
     project.save(update_fields=list(changed))
     as_json = {k: (v.pk if hasattr(v, "pk") else v) for k, v in changed.items()}
-    record(actor, "project.update", project, old={k: (old[k].pk if hasattr(old[k], "pk") else old[k]) for k in changed}, new=as_json, reason=reason)
+    record(
+        actor,
+        "project.update",
+        project,
+        old={k: (old[k].pk if hasattr(old[k], "pk") else old[k]) for k in changed},
+        new=as_json,
+        reason=reason,
+    )
     return project
 
 
@@ -138,11 +189,27 @@ def do_update_task(actor: Any, task: Task, changes: dict[str, Any], *, reason: s
     new = _task_values(task)
     diff_old = {k: v for k, v in old.items() if new[k] != v}
     if diff_old:
-        record(actor, "task.update", task, old=diff_old, new={k: new[k] for k in diff_old}, reason=reason)
+        record(
+            actor,
+            "task.update",
+            task,
+            old=diff_old,
+            new={k: new[k] for k in diff_old},
+            reason=reason,
+        )
     return task
 
 
-def _transition(actor: Any, task: Task, *, allowed_from: set[str], to: str, verb: str, reason: str, comment: str | None = None) -> Task:
+def _transition(
+    actor: Any,
+    task: Task,
+    *,
+    allowed_from: set[str],
+    to: str,
+    verb: str,
+    reason: str,
+    comment: str | None = None,
+) -> Task:
     task = Task.objects.select_for_update().get(pk=task.pk)
     if task.status not in allowed_from:
         raise IllegalTransition(
@@ -155,7 +222,14 @@ def _transition(actor: Any, task: Task, *, allowed_from: set[str], to: str, verb
         task.review_comment = comment
         fields.append("review_comment")
     task.save(update_fields=fields)
-    record(actor, verb, task, old=old, new={"status": to, "review_comment": task.review_comment}, reason=reason)
+    record(
+        actor,
+        verb,
+        task,
+        old=old,
+        new={"status": to, "review_comment": task.review_comment},
+        reason=reason,
+    )
     return task
 
 
@@ -164,21 +238,46 @@ def do_approve_task(actor: Any, task: Task, *, comment: str = "") -> Task:
     require_role(actor, "reviewer")
     if task.created_by_id == actor.pk and not actor.has_role("admin"):
         raise PermissionDenied("You cannot approve a task you wrote; another reviewer must.")
-    return _transition(actor, task, allowed_from={TaskStatus.DRAFT}, to=TaskStatus.APPROVED, verb="task.approve", reason=comment, comment=comment)
+    return _transition(
+        actor,
+        task,
+        allowed_from={TaskStatus.DRAFT},
+        to=TaskStatus.APPROVED,
+        verb="task.approve",
+        reason=comment,
+        comment=comment,
+    )
 
 
 @transaction.atomic
 def do_send_back_task(actor: Any, task: Task, *, comment: str) -> Task:
     require_role(actor, "reviewer")
     if not comment or not comment.strip():
-        raise ValidationError("Say what needs to change: a comment is required to send a task back.")
-    return _transition(actor, task, allowed_from={TaskStatus.DRAFT}, to=TaskStatus.CHANGES_REQUESTED, verb="task.send_back", reason=comment, comment=comment.strip())
+        raise ValidationError(
+            "Say what needs to change: a comment is required to send a task back."
+        )
+    return _transition(
+        actor,
+        task,
+        allowed_from={TaskStatus.DRAFT},
+        to=TaskStatus.CHANGES_REQUESTED,
+        verb="task.send_back",
+        reason=comment,
+        comment=comment.strip(),
+    )
 
 
 @transaction.atomic
 def do_resubmit_task(actor: Any, task: Task) -> Task:
     require_role(actor, "author")
-    return _transition(actor, task, allowed_from={TaskStatus.CHANGES_REQUESTED}, to=TaskStatus.DRAFT, verb="task.resubmit", reason="")
+    return _transition(
+        actor,
+        task,
+        allowed_from={TaskStatus.CHANGES_REQUESTED},
+        to=TaskStatus.DRAFT,
+        verb="task.resubmit",
+        reason="",
+    )
 
 
 @transaction.atomic
@@ -186,4 +285,11 @@ def do_retire_task(actor: Any, task: Task, *, reason: str) -> Task:
     require_role(actor, "author", "reviewer")
     if not reason.strip():
         raise ValidationError("A reason is required to retire a task.")
-    return _transition(actor, task, allowed_from={TaskStatus.DRAFT, TaskStatus.APPROVED, TaskStatus.CHANGES_REQUESTED}, to=TaskStatus.RETIRED, verb="task.retire", reason=reason)
+    return _transition(
+        actor,
+        task,
+        allowed_from={TaskStatus.DRAFT, TaskStatus.APPROVED, TaskStatus.CHANGES_REQUESTED},
+        to=TaskStatus.RETIRED,
+        verb="task.retire",
+        reason=reason,
+    )

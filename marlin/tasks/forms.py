@@ -20,7 +20,9 @@ def parse_checks(text: str) -> list[dict]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise forms.ValidationError(f"Checks must be JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from exc
+        raise forms.ValidationError(
+            f"Checks must be JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from exc
     if not isinstance(raw, list):
         raise forms.ValidationError("Checks must be a JSON list of check objects.")
     checks = []
@@ -28,7 +30,10 @@ def parse_checks(text: str) -> list[dict]:
         try:
             checks.append(CheckSpec.model_validate(item).model_dump(mode="json"))
         except PydanticValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'check'}: {err['msg']}" for err in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'check'}: {err['msg']}"
+                for err in exc.errors()
+            )
             raise forms.ValidationError(f"Check {index}: {problems}") from exc
     return checks
 
@@ -40,7 +45,9 @@ class TaskForm(forms.Form):
         help_text="Only mirrored repositories can be used: the base commit is checked in the mirror.",
     )
     base_ref = forms.CharField(
-        max_length=255, label="Base commit", help_text="A commit SHA, branch or tag; resolved to a SHA."
+        max_length=255,
+        label="Base commit",
+        help_text="A commit SHA, branch or tag; resolved to a SHA.",
     )
     title = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=TaskKind.choices)
@@ -72,7 +79,10 @@ class TaskForm(forms.Form):
             try:
                 data["base_commit"] = resolve_commit(Path(repository.mirror_path), ref.strip())
             except (GitError, ValueError) as exc:
-                self.add_error("base_ref", f"{ref!r} is not a commit, branch or tag in the mirror of {repository.name}: {exc}")
+                self.add_error(
+                    "base_ref",
+                    f"{ref!r} is not a commit, branch or tag in the mirror of {repository.name}: {exc}",
+                )
         return data
 
     def task_fields(self) -> dict:
@@ -106,7 +116,9 @@ class RubricEditForm(forms.Form):
         try:
             raw = json.loads(self.cleaned_data["criteria"])
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Criteria must be JSON: {exc.msg} at line {exc.lineno}.") from exc
+            raise forms.ValidationError(
+                f"Criteria must be JSON: {exc.msg} at line {exc.lineno}."
+            ) from exc
         if not isinstance(raw, list):
             raise forms.ValidationError("Criteria must be a JSON list.")
         try:
@@ -122,10 +134,22 @@ class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = [
-            "name", "description", "overlap", "reviewers_per_judgment",
-            "agreement_max_step_difference", "reviewers_see_annotator", "min_rationale_chars",
-            "hide_checks_until_drafted", "reveal_agents_to_experts_after_decision",
-            "rereview_on_rubric_change", "claim_timeout_minutes", "allow_setup_network",
-            "pay_mode", "pay_per_judgment_cents", "pay_per_review_cents",
-            "pay_per_adjudication_cents", "hourly_rate_cents", "is_active",
+            "name",
+            "description",
+            "overlap",
+            "reviewers_per_judgment",
+            "agreement_max_step_difference",
+            "reviewers_see_annotator",
+            "min_rationale_chars",
+            "hide_checks_until_drafted",
+            "reveal_agents_to_experts_after_decision",
+            "rereview_on_rubric_change",
+            "claim_timeout_minutes",
+            "allow_setup_network",
+            "pay_mode",
+            "pay_per_judgment_cents",
+            "pay_per_review_cents",
+            "pay_per_adjudication_cents",
+            "hourly_rate_cents",
+            "is_active",
         ]

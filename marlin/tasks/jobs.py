@@ -56,8 +56,12 @@ def environment_for(task: Task) -> Environment:
         return existing
     defaults: dict[str, object] = {"setup_command": command}
     if not command:
-        defaults.update(status=EnvironmentStatus.READY, finished_at=timezone.now(),
-                        duration_seconds=0.0, log="No setup command: nothing to build.")
+        defaults.update(
+            status=EnvironmentStatus.READY,
+            finished_at=timezone.now(),
+            duration_seconds=0.0,
+            log="No setup command: nothing to build.",
+        )
     try:
         with transaction.atomic():
             return Environment.objects.create(**key, **defaults)
@@ -82,8 +86,12 @@ def claim_environment(environment_id: int) -> bool:
     claimed = (
         Environment.objects.filter(pk=environment_id)
         .filter(claimable)
-        .update(status=EnvironmentStatus.BUILDING, lease_expires_at=lease_until(), log="",
-                finished_at=None)
+        .update(
+            status=EnvironmentStatus.BUILDING,
+            lease_expires_at=lease_until(),
+            log="",
+            finished_at=None,
+        )
     )
     return claimed == 1
 
@@ -93,14 +101,18 @@ def build_environment(environment_id: int) -> str:
     """Build the environment unless another worker holds it; return its status afterwards."""
     if claim_environment(environment_id):
         _build_claimed(environment_id)
-    return Environment.objects.filter(pk=environment_id).values_list("status", flat=True).first() or ""
+    return (
+        Environment.objects.filter(pk=environment_id).values_list("status", flat=True).first() or ""
+    )
 
 
 def ready_environment(task: Task, *, wait_seconds: float | None = None) -> Environment:
     """The task's environment once it is ready or has failed: built here if nobody else is
     building it, otherwise waited for (a dead builder's lease runs out and it is built here)."""
     environment = environment_for(task)
-    limit = wait_seconds if wait_seconds is not None else SETUP_TIMEOUT_SECONDS + 2 * lease_seconds()
+    limit = (
+        wait_seconds if wait_seconds is not None else SETUP_TIMEOUT_SECONDS + 2 * lease_seconds()
+    )
     deadline = time.monotonic() + limit
     while True:
         environment.refresh_from_db()
@@ -211,8 +223,9 @@ def _finish(environment_id: int, status: str, log: str, target: Path, started: f
 def request_rebuild(environment: Environment) -> bool:
     """Make a failed environment buildable again; return whether it changed."""
     return (
-        Environment.objects.filter(pk=environment.pk, status=EnvironmentStatus.FAILED)
-        .update(status=EnvironmentStatus.PENDING, lease_expires_at=None)
+        Environment.objects.filter(pk=environment.pk, status=EnvironmentStatus.FAILED).update(
+            status=EnvironmentStatus.PENDING, lease_expires_at=None
+        )
         == 1
     )
 

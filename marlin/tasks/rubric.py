@@ -31,7 +31,9 @@ class Criterion(BaseModel):
     @classmethod
     def _key_is_a_slug(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
-            raise ValueError("use lower-case letters, digits and underscores, starting with a letter")
+            raise ValueError(
+                "use lower-case letters, digits and underscores, starting with a letter"
+            )
         return value
 
     @field_validator("scale")

@@ -28,7 +28,9 @@ def _get_task_for_user(request: HttpRequest, task_id: int) -> Task:
 
 @role_required(*TASK_READERS)
 def task_list(request: HttpRequest) -> HttpResponse:
-    tasks = Task.objects.select_related("project", "repository", "created_by").order_by("-created_at")
+    tasks = Task.objects.select_related("project", "repository", "created_by").order_by(
+        "-created_at"
+    )
     query = request.GET.get("q", "").strip()
     if query:
         tasks = tasks.filter(Q(title__icontains=query) | Q(repository__name__icontains=query))
@@ -60,7 +62,9 @@ def task_create(request: HttpRequest) -> HttpResponse:
     form = TaskForm(request.POST or None, initial={"project": request.GET.get("project")})
     if request.method == "POST" and form.is_valid():
         try:
-            task = actions.do_create_task(request.user, form.cleaned_data["project"], **form.task_fields())
+            task = actions.do_create_task(
+                request.user, form.cleaned_data["project"], **form.task_fields()
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -87,7 +91,9 @@ def task_edit(request: HttpRequest, task_id: int) -> HttpResponse:
     form = TaskForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            actions.do_update_task(request.user, task, form.task_fields(), reason=request.POST.get("reason", ""))
+            actions.do_update_task(
+                request.user, task, form.task_fields(), reason=request.POST.get("reason", "")
+            )
         except (ValidationError, actions.IllegalTransition) as exc:
             form.add_error(None, str(exc))
         else:
@@ -169,7 +175,9 @@ def project_form(request: HttpRequest, project_id: int | None = None) -> HttpRes
             project = actions.do_create_project(request.user, name, **data)
             messages.success(request, "Project created with the default rubric.")
         else:
-            actions.do_update_project(request.user, project, data, reason=request.POST.get("reason", ""))
+            actions.do_update_project(
+                request.user, project, data, reason=request.POST.get("reason", "")
+            )
             messages.success(request, "Project saved.")
         return redirect("tasks:project", project_id=project.pk)
     return render(request, "tasks/project_form.html", {"form": form, "project": project})
@@ -182,7 +190,11 @@ def rubric_detail(request: HttpRequest, rubric_id: int) -> HttpResponse:
     selected = versions[0]
     if request.GET.get("version"):
         selected = next((v for v in versions if str(v.number) == request.GET["version"]), selected)
-    return render(request, "tasks/rubric_detail.html", {"rubric": rubric, "versions": versions, "version": selected})
+    return render(
+        request,
+        "tasks/rubric_detail.html",
+        {"rubric": rubric, "versions": versions, "version": selected},
+    )
 
 
 def _criteria_lines(criteria: list[dict]) -> list[str]:
@@ -222,11 +234,16 @@ def rubric_edit(request: HttpRequest, rubric_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             version = actions.do_revise_rubric(
-                request.user, rubric, form.cleaned_data["criteria"], note=form.cleaned_data["change_note"]
+                request.user,
+                rubric,
+                form.cleaned_data["criteria"],
+                note=form.cleaned_data["change_note"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Saved as version {version.number}.")
             return redirect("tasks:rubric_history", rubric_id=rubric.pk)
-    return render(request, "tasks/rubric_edit.html", {"rubric": rubric, "form": form, "current": current})
+    return render(
+        request, "tasks/rubric_edit.html", {"rubric": rubric, "form": form, "current": current}
+    )

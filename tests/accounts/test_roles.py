@@ -43,11 +43,18 @@ def test_login_logout_and_password_change(client, dave):
     assert b'name="username"' in page.content
     bad = client.post("/account/login/", {"username": "dave", "password": "wrong"})
     assert bad.status_code == 200 and b"correct username and password" in bad.content
-    assert client.post("/account/login/", {"username": "dave", "password": PASSWORD}).status_code == 302
+    assert (
+        client.post("/account/login/", {"username": "dave", "password": PASSWORD}).status_code
+        == 302
+    )
     assert client.get("/").status_code == 200
     changed = client.post(
         "/account/password/",
-        {"old_password": PASSWORD, "new_password1": "a-much-longer-secret-42", "new_password2": "a-much-longer-secret-42"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a-much-longer-secret-42",
+            "new_password2": "a-much-longer-secret-42",
+        },
     )
     assert changed.status_code == 302
     client.post("/account/logout/")
@@ -79,7 +86,13 @@ def test_profile_edits_are_saved_and_audited(client_for, alice):
 
     client_for(alice).post(
         "/account/profile/",
-        {"form": "profile", "skills": "Security, backend", "languages": "Python; Go", "years_experience": 7, "bio": ""},
+        {
+            "form": "profile",
+            "skills": "Security, backend",
+            "languages": "Python; Go",
+            "years_experience": 7,
+            "bio": "",
+        },
     )
     alice.refresh_from_db()
     assert alice.expert_profile.languages == ["go", "python"]
@@ -91,7 +104,16 @@ def test_createuser_command_grants_roles(db, capsys):
 
     from marlin.accounts.models import User
 
-    call_command("createuser", "zoe", "--role", "annotator", "--role", "reviewer", "--password", "pw-for-zoe-123")
+    call_command(
+        "createuser",
+        "zoe",
+        "--role",
+        "annotator",
+        "--role",
+        "reviewer",
+        "--password",
+        "pw-for-zoe-123",
+    )
     zoe = User.objects.get(username="zoe")
     assert zoe.has_role("annotator") and zoe.has_role("reviewer") and not zoe.has_role("admin")
     assert "Created zoe" in capsys.readouterr().out

@@ -40,7 +40,10 @@ def make_project(name: str = "Pilot", **fields: Any) -> Project:
 
 def make_repository(name: str = "acme/ledger") -> Repository:
     return Repository.objects.create(
-        url=f"https://github.com/{name}", normalized_url=f"github.com/{name}", name=name, host="github.com"
+        url=f"https://github.com/{name}",
+        normalized_url=f"github.com/{name}",
+        name=name,
+        host="github.com",
     )
 
 
@@ -62,7 +65,9 @@ def make_agent(name: str, version: str = "1") -> Agent:
     return Agent.objects.create(name=name, version_label=version, provider=Provider.IMPORT)
 
 
-def make_run(task: Task, agent: Agent, *, patch: str | None = None, files: int = 1, lines: int = 3) -> Run:
+def make_run(
+    task: Task, agent: Agent, *, patch: str | None = None, files: int = 1, lines: int = 3
+) -> Run:
     run = Run.objects.create(
         task=task,
         agent=agent,
@@ -75,19 +80,28 @@ def make_run(task: Task, agent: Agent, *, patch: str | None = None, files: int =
     turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, status="done")
     candidate = Candidate.objects.create(
         turn=turn,
-        patch=patch if patch is not None else f"--- a/cli.py\n+++ b/cli.py\n@@ -1 +1 @@\n-old\n+new = {secrets.token_hex(6)!r}\n",
+        patch=patch
+        if patch is not None
+        else f"--- a/cli.py\n+++ b/cli.py\n@@ -1 +1 @@\n-old\n+new = {secrets.token_hex(6)!r}\n",
         files_changed=files,
         lines_added=lines,
         lines_removed=1,
     )
     CheckResult.objects.create(
-        candidate=candidate, check_index=0, name="tests", kind="command",
-        status=CheckStatus.PASSED if lines % 2 else CheckStatus.FAILED, passed=5, failed=lines % 2 == 0,
+        candidate=candidate,
+        check_index=0,
+        name="tests",
+        kind="command",
+        status=CheckStatus.PASSED if lines % 2 else CheckStatus.FAILED,
+        passed=5,
+        failed=lines % 2 == 0,
     )
     return run
 
 
-def make_comparison(project: Project, task: Task, agent_a: Agent, agent_b: Agent, **run_fields: Any) -> Comparison:
+def make_comparison(
+    project: Project, task: Task, agent_a: Agent, agent_b: Agent, **run_fields: Any
+) -> Comparison:
     return Comparison.objects.create(
         project=project,
         task=task,
@@ -108,7 +122,9 @@ def ratings_for(overall: int) -> dict[str, int | None]:
     }
 
 
-def judge(comparison: Comparison, annotator: Any, overall: int, *, status: str = JudgmentStatus.ACCEPTED) -> Judgment:
+def judge(
+    comparison: Comparison, annotator: Any, overall: int, *, status: str = JudgmentStatus.ACCEPTED
+) -> Judgment:
     now = timezone.now()
     return Judgment.objects.create(
         comparison=comparison,
@@ -138,8 +154,11 @@ def decide(
     judgments = [judge(comparison, who, overall) for who in annotators]
     if reviewer is not None and judgments:
         Review.objects.create(
-            judgment=judgments[0], reviewer=reviewer, verdict=ReviewVerdict.AGREE,
-            reason="The rationale matches the diff.", active_seconds=120,
+            judgment=judgments[0],
+            reviewer=reviewer,
+            verdict=ReviewVerdict.AGREE,
+            reason="The rationale matches the diff.",
+            active_seconds=120,
         )
     comparison.state = ComparisonState.DECIDED
     comparison.save(update_fields=["state"])
@@ -155,8 +174,15 @@ def decide(
     )
 
 
-def league(project: Project, agents: list[Agent], results: list[tuple[int, int, int]], *,
-           annotators: list[Any] = (), reviewer: Any = None, start: datetime | None = None) -> list[Decision]:  # type: ignore[assignment]
+def league(
+    project: Project,
+    agents: list[Agent],
+    results: list[tuple[int, int, int]],
+    *,
+    annotators: list[Any] = (),
+    reviewer: Any = None,
+    start: datetime | None = None,
+) -> list[Decision]:  # type: ignore[assignment]
     """Decisions for (index of A, index of B, overall) triples, one task each."""
     repository = Repository.objects.first() or make_repository()
     start = start or timezone.now() - timedelta(days=len(results))
@@ -164,6 +190,13 @@ def league(project: Project, agents: list[Agent], results: list[tuple[int, int, 
     for n, (a, b, overall) in enumerate(results, start=1):
         task = make_task(project, repository, n=Task.objects.count() + 1)
         comparison = make_comparison(project, task, agents[a], agents[b], lines=3 + n % 4)
-        out.append(decide(comparison, overall, annotators=annotators, reviewer=reviewer,
-                          decided_at=start + timedelta(days=n)))
+        out.append(
+            decide(
+                comparison,
+                overall,
+                annotators=annotators,
+                reviewer=reviewer,
+                decided_at=start + timedelta(days=n),
+            )
+        )
     return out

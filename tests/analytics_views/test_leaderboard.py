@@ -11,14 +11,28 @@ from marlin.analytics.queries import DecisionFilters, leaderboard
 from tests.analytics_views.factories import league, make_agent, make_project
 
 # A beats B beats C, with some upsets and a tie, so every pair is linked both ways.
-RESULTS = [(0, 1, -2), (1, 0, 1), (0, 1, -1), (1, 2, -2), (2, 1, 2), (1, 2, 0), (0, 2, -3), (2, 0, 3), (2, 0, -1)]
+RESULTS = [
+    (0, 1, -2),
+    (1, 0, 1),
+    (0, 1, -1),
+    (1, 2, -2),
+    (2, 1, 2),
+    (1, 2, 0),
+    (0, 2, -3),
+    (2, 0, 3),
+    (2, 0, -1),
+]
 
 
 @pytest.fixture
 def project(db, alice, make_user):
     anna = make_user("anna", "annotator")
     project = make_project("Ledgerlite")
-    agents = [make_agent("claude-code", "1.0"), make_agent("codex", "2"), make_agent("aider", "0.9")]
+    agents = [
+        make_agent("claude-code", "1.0"),
+        make_agent("codex", "2"),
+        make_agent("aider", "0.9"),
+    ]
     league(project, agents, RESULTS, annotators=[alice, anna])
     return project
 
@@ -82,7 +96,9 @@ def test_filters_by_criterion_kind_and_date(client_for, erin, project):
     client = client_for(erin)
     html = page(client, project, criterion="security").content.decode()
     assert "Not enough data" in html  # security is "not applicable" on every decision
-    assert "9 decided comparisons" in page(client, project, criterion="correctness").content.decode()
+    assert (
+        "9 decided comparisons" in page(client, project, criterion="correctness").content.decode()
+    )
     assert "0 decided comparisons" in page(client, project, task_kind="bug_fix").content.decode()
     since = (timezone.now() - timedelta(days=2)).date().isoformat()
     assert "3 decided comparisons" in page(client, project, since=since).content.decode()

@@ -32,7 +32,13 @@ def world(db, alice, make_user, bob, dave):
     anna = make_user("anna", "annotator")
     project = make_project("Ledgerlite", min_rationale_chars=20)
     agents = [make_agent(n, "1") for n in AGENT_NAMES]
-    league(project, agents, [(0, 1, -2), (1, 2, 1), (2, 0, 3), (0, 2, -1)], annotators=[anna], reviewer=bob)
+    league(
+        project,
+        agents,
+        [(0, 1, -2), (1, 2, 1), (2, 0, 3), (0, 2, -1)],
+        annotators=[anna],
+        reviewer=bob,
+    )
     task = make_task(project, make_repository("acme/other"), n=99, created_by=dave)
     open_comparison = make_comparison(project, task, agents[0], agents[1])
     open_comparison.state = ComparisonState.AWAITING_JUDGMENTS
@@ -40,4 +46,10 @@ def world(db, alice, make_user, bob, dave):
     Claim.objects.create(comparison=open_comparison, annotator=alice)
     Claim.objects.create(comparison=open_comparison, annotator=anna)
     anna_draft = judge(open_comparison, anna, 2, status="draft")
-    return {"project": project, "agents": agents, "open": open_comparison, "anna": anna, "anna_draft": anna_draft}
+    return {
+        "project": project,
+        "agents": agents,
+        "open": open_comparison,
+        "anna": anna,
+        "anna_draft": anna_draft,
+    }

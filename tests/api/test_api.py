@@ -13,7 +13,17 @@ from marlin.review.models import Comparison, Judgment
 from tests.api.conftest import AGENT_NAMES
 
 # Keys that would carry an identity or an internal id; "agent" is allowed only as "Agent N".
-ID_KEYS = {"agent_id", "run_id", "run_a", "run_b", "candidate_id", "turn_id", "run", "candidate", "agent_name"}
+ID_KEYS = {
+    "agent_id",
+    "run_id",
+    "run_a",
+    "run_b",
+    "candidate_id",
+    "turn_id",
+    "run",
+    "candidate",
+    "agent_name",
+}
 
 
 def keys_and_values(data: Any) -> tuple[set[str], list[Any]]:
@@ -38,7 +48,10 @@ def keys_and_values(data: Any) -> tuple[set[str], list[Any]]:
 def test_requests_without_a_valid_token_get_a_json_401(client, world, token_for, alice):
     response = client.get("/api/comparisons")
     assert response.status_code == 401 and response.json() == {"detail": "Unauthorized"}
-    assert client.get("/api/comparisons", headers={"Authorization": "Bearer mrl_wrong"}).status_code == 401
+    assert (
+        client.get("/api/comparisons", headers={"Authorization": "Bearer mrl_wrong"}).status_code
+        == 401
+    )
     headers = token_for(alice)
     assert client.get("/api/comparisons", headers=headers).status_code == 200
     alice.api_tokens.update(revoked_at="2026-01-01T00:00:00Z")
@@ -60,20 +73,35 @@ def test_an_annotator_token_never_reads_agent_identities(client, world, token_fo
     board = client.get(f"/api/leaderboards/{world['project'].pk}?rounds=20", headers=headers)
     assert board.status_code == 200 and board.json()["ranking"][0]["agent"] == "Agent 1"
     bodies += [listing.json(), body, board.json()]
-    for path in ("/api/agents", f"/api/agents/{world['agents'][0].pk}", f"/api/runs/{world['open'].run_a_id}",
-                 "/api/decisions", "/api/exports", "/api/tasks", "/api/repositories"):
+    for path in (
+        "/api/agents",
+        f"/api/agents/{world['agents'][0].pk}",
+        f"/api/runs/{world['open'].run_a_id}",
+        "/api/decisions",
+        "/api/exports",
+        "/api/tasks",
+        "/api/repositories",
+    ):
         refused = client.get(path, headers=headers)
         assert refused.status_code == 403, path
         assert "roles" in refused.json()["detail"]
         bodies.append(refused.json())
-    assert client.get(f"/api/leaderboards/{world['project'].pk}?agents=1", headers=headers).status_code == 403
+    assert (
+        client.get(f"/api/leaderboards/{world['project'].pk}?agents=1", headers=headers).status_code
+        == 403
+    )
     text = json.dumps(bodies)
     for name in AGENT_NAMES:
         assert name not in text
     keys, _ = keys_and_values(bodies)
     assert not (keys & ID_KEYS)
-    assert all(re.fullmatch(r"Agent \d", row["agent"]) for row in board.json()["ranking"] + board.json()["style_controlled"])
-    assert Agent.objects.count() == 3 and Run.objects.count() == 10  # the data really holds identities
+    assert all(
+        re.fullmatch(r"Agent \d", row["agent"])
+        for row in board.json()["ranking"] + board.json()["style_controlled"]
+    )
+    assert (
+        Agent.objects.count() == 3 and Run.objects.count() == 10
+    )  # the data really holds identities
 
 
 def test_other_experts_drafts_are_404(client, world, token_for, alice, bob):
@@ -81,10 +109,14 @@ def test_other_experts_drafts_are_404(client, world, token_for, alice, bob):
     public_id = world["open"].public_id
     mine = client.get(f"/api/comparisons/{public_id}/judgment", headers=headers)
     assert mine.status_code == 404 and "no judgment" in mine.json()["detail"]
-    assert client.get(f"/api/judgments/{world['anna_draft'].pk}", headers=headers).status_code == 404
+    assert (
+        client.get(f"/api/judgments/{world['anna_draft'].pk}", headers=headers).status_code == 404
+    )
     # Reviewers read submitted judgments, never drafts.
     reviewer = token_for(bob)
-    assert client.get(f"/api/judgments/{world['anna_draft'].pk}", headers=reviewer).status_code == 404
+    assert (
+        client.get(f"/api/judgments/{world['anna_draft'].pk}", headers=reviewer).status_code == 404
+    )
     submitted = Judgment.objects.exclude(status="draft").first()
     seen = client.get(f"/api/judgments/{submitted.pk}", headers=reviewer)
     assert seen.status_code == 200 and seen.json()["rationale"] == submitted.rationale
@@ -109,7 +141,9 @@ def draft(revision: int, **fields: Any) -> dict[str, Any]:
 def test_an_annotator_saves_drafts_with_revisions_and_submits(client, world, token_for, alice):
     headers = token_for(alice)
     url = f"/api/comparisons/{world['open'].public_id}/judgment"
-    first = client.put(url, draft(0, rationale="first"), content_type="application/json", headers=headers)
+    first = client.put(
+        url, draft(0, rationale="first"), content_type="application/json", headers=headers
+    )
     assert first.status_code == 200 and first.json()["draft_revision"] == 1
     stale = client.put(url, draft(0), content_type="application/json", headers=headers)
     assert stale.status_code == 409 and "another tab" in stale.json()["detail"]
@@ -127,7 +161,9 @@ def test_an_annotator_saves_drafts_with_revisions_and_submits(client, world, tok
 def test_submitting_an_incomplete_draft_lists_what_is_missing(client, world, token_for, alice):
     headers = token_for(alice)
     url = f"/api/comparisons/{world['open'].public_id}/judgment"
-    client.put(url, {"draft_revision": 0, "overall": 1}, content_type="application/json", headers=headers)
+    client.put(
+        url, {"draft_revision": 0, "overall": 1}, content_type="application/json", headers=headers
+    )
     response = client.post(url + "/submit", headers=headers)
     assert response.status_code == 422
     assert "ratings: Rate every criterion" in response.json()["detail"]
@@ -140,22 +176,37 @@ def test_admins_and_authors_see_agent_names(client, world, token_for, erin, dave
         assert body["agents"] == {"A": "claude-code 1", "B": "codex-cli 1"}
         decisions = client.get("/api/decisions", headers=headers).json()
         assert decisions["count"] == 4 and decisions["items"][0]["agents"]["A"].endswith(" 1")
-        board = client.get(f"/api/leaderboards/{world['project'].pk}?rounds=20", headers=headers).json()
+        board = client.get(
+            f"/api/leaderboards/{world['project'].pk}?rounds=20", headers=headers
+        ).json()
         assert {r["agent"] for r in board["ranking"]} == {f"{n} 1" for n in AGENT_NAMES}
 
 
-def test_exports_through_the_api(client, world, token_for, erin, settings, django_capture_on_commit_callbacks):
+def test_exports_through_the_api(
+    client, world, token_for, erin, settings, django_capture_on_commit_callbacks
+):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     headers = token_for(erin)
     with django_capture_on_commit_callbacks(execute=True):
-        created = client.post("/api/exports", {"project_id": world["project"].pk, "kind": "preferences"},
-                              content_type="application/json", headers=headers)
+        created = client.post(
+            "/api/exports",
+            {"project_id": world["project"].pk, "kind": "preferences"},
+            content_type="application/json",
+            headers=headers,
+        )
     assert created.status_code == 202
     got = client.get(f"/api/exports/{created.json()['id']}", headers=headers).json()
-    assert got["status"] == "done" and set(got["files"]) == {"preferences.jsonl", "preferences.parquet"}
+    assert got["status"] == "done" and set(got["files"]) == {
+        "preferences.jsonl",
+        "preferences.parquet",
+    }
     assert got["manifest"]["counts"]["rows"] == 4
-    bad = client.post("/api/exports", {"project_id": world["project"].pk, "kind": "everything"},
-                      content_type="application/json", headers=headers)
+    bad = client.post(
+        "/api/exports",
+        {"project_id": world["project"].pk, "kind": "everything"},
+        content_type="application/json",
+        headers=headers,
+    )
     assert bad.status_code == 422 and "kind must be one of" in bad.json()["detail"]
 
 
@@ -184,7 +235,10 @@ def test_authors_list_catalog_tasks_and_agents(client, world, token_for, dave, p
     assert response.status_code == 200 and response.json()["count"] >= 1
 
 
-@pytest.mark.parametrize("query", ["offset=99999999999999999999", "limit=5000", "offset=-1", "project_id=99999999999999999999"])
+@pytest.mark.parametrize(
+    "query",
+    ["offset=99999999999999999999", "limit=5000", "offset=-1", "project_id=99999999999999999999"],
+)
 def test_out_of_range_numbers_are_a_422_not_a_server_error(client, world, token_for, dave, query):
     response = client.get(f"/api/tasks?{query}", headers=token_for(dave))
     assert response.status_code == 422

@@ -45,8 +45,12 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 
 @schema.parametrize()
 @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_the_api_never_answers_with_a_server_error(case, world, admin_headers, keep_test_connection):
+def test_the_api_never_answers_with_a_server_error(
+    case, world, admin_headers, keep_test_connection
+):
     if case.path == "/api/leaderboards/{project_id}":
         # Bootstrap rounds are bounded (<= 10,000) but still cost time; keep the fuzz run fast.
         case.query = {**(case.query or {}), "rounds": 5}
-    case.call_and_validate(headers=admin_headers, checks=[not_a_server_error, response_schema_conformance])
+    case.call_and_validate(
+        headers=admin_headers, checks=[not_a_server_error, response_schema_conformance]
+    )

@@ -75,7 +75,9 @@ def test_record_must_run_inside_the_changes_transaction(erin):
     assert event.actor_name == "erin" and event.reason == "why"
 
 
-def test_admins_see_and_filter_the_audit_page_and_others_are_refused(some_events, client_for, erin, alice):
+def test_admins_see_and_filter_the_audit_page_and_others_are_refused(
+    some_events, client_for, erin, alice
+):
     response = client_for(erin).get("/audit/", {"verb": "rubric.revise"})
     assert response.status_code == 200
     assert b"Sharper correctness guidance." in response.content

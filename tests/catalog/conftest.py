@@ -20,7 +20,9 @@ MALICIOUS = [
 ]
 
 
-def generate_list(lines: int = 10_000, *, bad_every: int = 20, dup_every: int = 37) -> tuple[str, dict]:
+def generate_list(
+    lines: int = 10_000, *, bad_every: int = 20, dup_every: int = 37
+) -> tuple[str, dict]:
     """A plain list with a malicious line every `bad_every` lines and, every `dup_every` lines,
     a different spelling of an earlier repository. Returns the text and what a correct import
     must find (line numbers of bad lines, count of good lines, duplicate pairs)."""
@@ -63,9 +65,12 @@ def git_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def git(*args: str, cwd: Path) -> str:
     env = {
-        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com",
-        "HOME": str(cwd), "PATH": "/usr/bin:/bin",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "HOME": str(cwd),
+        "PATH": "/usr/bin:/bin",
     }
     return subprocess.run(
         ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True

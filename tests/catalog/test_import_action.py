@@ -60,10 +60,22 @@ def test_it_attaches_tags_from_csv_in_bulk(dave) -> None:
 
 @pytest.mark.django_db
 def test_it_mirrors_only_the_good_urls_when_asked(
-    dave, settings, upstream: Path, git_log: Path, tasks_immediate, django_capture_on_commit_callbacks
+    dave,
+    settings,
+    upstream: Path,
+    git_log: Path,
+    tasks_immediate,
+    django_capture_on_commit_callbacks,
 ) -> None:
     settings.ALLOW_LOCAL_REPOSITORIES = True
-    text = "\n".join([str(upstream), "--upload-pack=touch /tmp/marlin-pwned", "ext::sh -c touch% /tmp/marlin-pwned", f"file://{upstream}"])
+    text = "\n".join(
+        [
+            str(upstream),
+            "--upload-pack=touch /tmp/marlin-pwned",
+            "ext::sh -c touch% /tmp/marlin-pwned",
+            f"file://{upstream}",
+        ]
+    )
     with django_capture_on_commit_callbacks(execute=True):
         result = do_import_repositories(dave, text, filename="local.txt", mirror=True)
     assert result.created == 1 and result.report.duplicates == [(4, 1)]
@@ -85,7 +97,9 @@ def test_it_refuses_imports_and_adds_from_people_without_the_author_role(alice, 
 
 
 @pytest.mark.django_db
-def test_it_refuses_local_paths_unless_the_admin_allowed_them(erin, settings, upstream: Path) -> None:
+def test_it_refuses_local_paths_unless_the_admin_allowed_them(
+    erin, settings, upstream: Path
+) -> None:
     settings.ALLOW_LOCAL_REPOSITORIES = False
     with pytest.raises(CatalogError, match="MARLIN_ALLOW_LOCAL_REPOSITORIES"):
         do_add_repository(erin, str(upstream))

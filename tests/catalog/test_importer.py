@@ -69,7 +69,12 @@ def test_it_reads_csv_with_a_header_and_validates_each_field() -> None:
     report = parse_repository_list(text, filename_hint="repos.csv")
     assert report.format == "csv"
     one, two, four = report.good
-    assert (one.language, one.stars, one.license, one.tags) == ("Python", 1200, "MIT", ("web", "cli"))
+    assert (one.language, one.stars, one.license, one.tags) == (
+        "Python",
+        1200,
+        "MIT",
+        ("web", "cli"),
+    )
     assert (two.stars, two.tags) == (None, ("infra", "k8s"))
     assert four.stars == 1234
     assert [(b.line_no, b.reason) for b in report.bad] == [
@@ -81,7 +86,9 @@ def test_it_reads_csv_with_a_header_and_validates_each_field() -> None:
 
 def test_it_reads_json_lines() -> None:
     rows = [
-        json.dumps({"url": "https://github.com/a/one", "language": "Go", "stars": 5, "tags": ["x", "y"]}),
+        json.dumps(
+            {"url": "https://github.com/a/one", "language": "Go", "stars": 5, "tags": ["x", "y"]}
+        ),
         "{not json",
         json.dumps(["https://github.com/a/list"]),
         json.dumps({"url": "fd::17"}),

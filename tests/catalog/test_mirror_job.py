@@ -22,7 +22,9 @@ def local_repo(db, erin, settings, upstream: Path) -> Repository:
     return do_add_repository(erin, str(upstream), language="Python", mirror=False)
 
 
-def test_it_clones_a_mirror_then_fetches_new_commits(local_repo: Repository, upstream: Path) -> None:
+def test_it_clones_a_mirror_then_fetches_new_commits(
+    local_repo: Repository, upstream: Path
+) -> None:
     mirror_repository.call(local_repo.pk)
     local_repo.refresh_from_db()
     assert local_repo.mirror_status == MirrorStatus.READY, local_repo.last_error
@@ -31,7 +33,9 @@ def test_it_clones_a_mirror_then_fetches_new_commits(local_repo: Repository, ups
     assert mirror.name == f"{local_repo.pk}-upstream-demo.git"
     first_fetch = local_repo.last_fetched_at
     assert {(r.kind, r.name) for r in list_refs(mirror)} == {
-        ("branch", "main"), ("branch", "feature/x"), ("tag", "v1.0")
+        ("branch", "main"),
+        ("branch", "feature/x"),
+        ("tag", "v1.0"),
     }
 
     (upstream / "NEW.md").write_text("new\n")
@@ -51,7 +55,9 @@ def test_it_clones_a_mirror_then_fetches_new_commits(local_repo: Repository, ups
     assert [p.name for p in mirrors_dir().iterdir()] == [mirror.name]
 
 
-def test_it_marks_a_broken_repository_failed_with_gits_error(db, erin, settings, tmp_path: Path) -> None:
+def test_it_marks_a_broken_repository_failed_with_gits_error(
+    db, erin, settings, tmp_path: Path
+) -> None:
     settings.ALLOW_LOCAL_REPOSITORIES = True
     not_a_repo = tmp_path / "empty-dir"
     not_a_repo.mkdir()
@@ -59,7 +65,9 @@ def test_it_marks_a_broken_repository_failed_with_gits_error(db, erin, settings,
     mirror_repository.call(repo.pk)
     repo.refresh_from_db()
     assert repo.mirror_status == MirrorStatus.FAILED
-    assert "git clone failed (exit 128): fatal:" in repo.last_error and "empty-dir" in repo.last_error
+    assert (
+        "git clone failed (exit 128): fatal:" in repo.last_error and "empty-dir" in repo.last_error
+    )
     assert repo.last_fetched_at is None
     assert not mirror_path_for(repo).exists()
     assert list(mirrors_dir().iterdir()) == [], "a failed clone leaves nothing behind"

@@ -28,7 +28,9 @@ def test_import_prints_the_report_with_line_numbers_and_succeeds_when_some_lines
     erin, tmp_path: Path, git_log: Path
 ) -> None:
     listing = tmp_path / "repos.txt"
-    listing.write_text("https://github.com/a/one\n--upload-pack=touch /tmp/x\nhttps://github.com/a/one.git\n")
+    listing.write_text(
+        "https://github.com/a/one\n--upload-pack=touch /tmp/x\nhttps://github.com/a/one.git\n"
+    )
     output = _run("import", str(listing))
     assert "1 added, 0 already in the catalog, 1 duplicate lines, 1 bad lines" in output
     assert "2" in output and "option injection" in output and "--upload-pack=touch /tmp/x" in output
@@ -76,11 +78,19 @@ def test_add_then_mirror_by_id_runs_the_clone(erin, settings, upstream: Path) ->
 
 
 def test_it_exits_2_on_an_unreadable_file_in_a_real_process(tmp_path: Path) -> None:
-    env = {**os.environ, "MARLIN_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "marlin.settings"}
+    env = {
+        **os.environ,
+        "MARLIN_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SETTINGS_MODULE": "marlin.settings",
+    }
     env.pop("MARLIN_DATABASE_URL", None)
     result = subprocess.run(
         [sys.executable, "-m", "django", "repos", "import", str(tmp_path / "missing.txt")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2, result.stderr
     assert "cannot read" in result.stderr and "missing.txt" in result.stderr

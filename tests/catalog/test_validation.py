@@ -87,14 +87,20 @@ def test_it_derives_name_and_host() -> None:
     assert (parsed.host, parsed.name, parsed.is_local) == ("gitlab.example.com", "sub/proj", False)
     assert parsed.url == "https://gitlab.example.com:8443/group/sub/proj.git"
     scp = validate_url("deploy@git.example.org:team/tool.git")
-    assert (scp.host, scp.name, scp.normalized) == ("git.example.org", "team/tool", "git.example.org/team/tool")
+    assert (scp.host, scp.name, scp.normalized) == (
+        "git.example.org",
+        "team/tool",
+        "git.example.org/team/tool",
+    )
 
 
 def test_it_accepts_ipv6_ssh_hosts() -> None:
     assert validate_url("ssh://git@[::1]:2222/srv/repo.git").normalized == "[::1]/srv/repo"
 
 
-def test_it_accepts_existing_absolute_directories_only_when_local_is_allowed(tmp_path: Path) -> None:
+def test_it_accepts_existing_absolute_directories_only_when_local_is_allowed(
+    tmp_path: Path,
+) -> None:
     repo = tmp_path / "team" / "project.git"
     repo.mkdir(parents=True)
     parsed = validate_url(str(repo), allow_local=True)
@@ -102,7 +108,9 @@ def test_it_accepts_existing_absolute_directories_only_when_local_is_allowed(tmp
     assert parsed.name == "team/project" and parsed.host == ""
     assert validate_url(f"file://{repo}", allow_local=True).normalized == parsed.normalized
     # The same path through a `..` detour resolves to the same key.
-    assert normalize_url(f"{tmp_path}/team/../team/project.git", allow_local=True) == parsed.normalized
+    assert (
+        normalize_url(f"{tmp_path}/team/../team/project.git", allow_local=True) == parsed.normalized
+    )
     with pytest.raises(InvalidRepositoryURL, match="not an existing directory"):
         validate_url(str(tmp_path / "missing"), allow_local=True)
     with pytest.raises(InvalidRepositoryURL, match="not an absolute path"):

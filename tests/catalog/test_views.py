@@ -23,7 +23,9 @@ def _import(user, count: int, **fields: str) -> None:
     do_import_repositories(user, "\n".join(lines), filename="seed.csv")
 
 
-def test_an_author_sees_the_catalog_paginated_with_filters_kept_in_page_links(dave, client_for) -> None:
+def test_an_author_sees_the_catalog_paginated_with_filters_kept_in_page_links(
+    dave, client_for
+) -> None:
     _import(dave, 200)
     client = client_for(dave)
     page1 = client.get(reverse("catalog:list"))
@@ -44,7 +46,9 @@ def test_an_author_sees_the_catalog_paginated_with_filters_kept_in_page_links(da
     assert all(r.language == "Go" for r in page2.context["page"].object_list)
 
     search = client.get(reverse("catalog:list"), {"q": "REPO11"})
-    assert sorted(r.name for r in search.context["page"].object_list) == [f"org/repo11{i}" for i in range(10)]
+    assert sorted(r.name for r in search.context["page"].object_list) == [
+        f"org/repo11{i}" for i in range(10)
+    ]
 
     failed = client.get(reverse("catalog:list"), {"status": "failed"})
     assert failed.context["page"].paginator.count == 0
@@ -54,7 +58,12 @@ def test_an_author_sees_the_catalog_paginated_with_filters_kept_in_page_links(da
 def test_people_without_the_author_role_get_403(who, request, client_for, erin) -> None:
     repo = do_add_repository(erin, "https://github.com/a/b", mirror=False)
     client = client_for(request.getfixturevalue(who))
-    for url in (reverse("catalog:list"), reverse("catalog:import"), reverse("catalog:add"), reverse("catalog:detail", args=[repo.pk])):
+    for url in (
+        reverse("catalog:list"),
+        reverse("catalog:import"),
+        reverse("catalog:add"),
+        reverse("catalog:detail", args=[repo.pk]),
+    ):
         assert client.get(url).status_code == 403
     assert client.post(reverse("catalog:mirror", args=[repo.pk])).status_code == 403
 
@@ -65,7 +74,9 @@ def test_anonymous_visitors_are_sent_to_log_in(client) -> None:
 
 
 def test_it_escapes_html_in_descriptions_and_errors(erin, client_for) -> None:
-    repo = do_add_repository(erin, "https://github.com/a/b", description="<script>alert(1)</script>", mirror=False)
+    repo = do_add_repository(
+        erin, "https://github.com/a/b", description="<script>alert(1)</script>", mirror=False
+    )
     Repository.objects.filter(pk=repo.pk).update(
         mirror_status=MirrorStatus.FAILED, last_error="fatal: <img src=x onerror=alert(2)>"
     )
@@ -75,7 +86,7 @@ def test_it_escapes_html_in_descriptions_and_errors(erin, client_for) -> None:
     for html in (detail, listing):
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
     assert "<script>alert(1)" not in detail and "&lt;script&gt;alert(1)&lt;/script&gt;" in detail
-    assert 'badge badge-failed' in listing
+    assert "badge badge-failed" in listing
 
 
 def test_the_import_form_shows_counts_bad_lines_and_duplicates(dave, client_for) -> None:
@@ -104,7 +115,9 @@ def test_the_add_form_rejects_a_dangerous_url_and_adds_a_good_one(dave, client_f
     client = client_for(dave)
     bad = client.post(reverse("catalog:add"), {"url": "ext::sh -c touch% /tmp/x"})
     assert bad.status_code == 200 and "This URL cannot be used" in bad.content.decode()
-    good = client.post(reverse("catalog:add"), {"url": " https://github.com/a/b.git ", "tags": "x; y"})
+    good = client.post(
+        reverse("catalog:add"), {"url": " https://github.com/a/b.git ", "tags": "x; y"}
+    )
     repo = Repository.objects.get()
     assert good.status_code == 302 and good["Location"] == reverse("catalog:detail", args=[repo.pk])
     assert sorted(repo.tags.values_list("name", flat=True)) == ["x", "y"]

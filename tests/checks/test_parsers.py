@@ -36,49 +36,100 @@ E       RuntimeError: fixture exploded
 
 tests/test_a.py:25: RuntimeError</error></testcase></testsuite></testsuites>"""
 
-RUFF = json.dumps([
-    {"cell": None, "code": "F401", "end_location": {"column": 10, "row": 1},
-     "filename": "/workspace/pkg/shell.py", "location": {"column": 8, "row": 1},
-     "message": "`os` imported but unused", "name": "unused-import", "noqa_row": 1,
-     "severity": "error", "url": "https://docs.astral.sh/ruff/rules/unused-import"},
-    {"cell": None, "code": "F841", "end_location": {"column": 13, "row": 11},
-     "filename": "/workspace/pkg/shell.py", "location": {"column": 5, "row": 11},
-     "message": "Local variable `password` is assigned to but never used",
-     "name": "unused-variable", "noqa_row": 11, "severity": "error",
-     "url": "https://docs.astral.sh/ruff/rules/unused-variable"},
-    {"cell": None, "code": "invalid-syntax", "end_location": {"column": 1, "row": 2},
-     "filename": "/workspace/pkg/broken.py", "fix": None, "location": {"column": 1, "row": 2},
-     "message": "unexpected EOF while parsing", "name": "invalid-syntax", "noqa_row": None,
-     "severity": "error", "url": None},
-])
+RUFF = json.dumps(
+    [
+        {
+            "cell": None,
+            "code": "F401",
+            "end_location": {"column": 10, "row": 1},
+            "filename": "/workspace/pkg/shell.py",
+            "location": {"column": 8, "row": 1},
+            "message": "`os` imported but unused",
+            "name": "unused-import",
+            "noqa_row": 1,
+            "severity": "error",
+            "url": "https://docs.astral.sh/ruff/rules/unused-import",
+        },
+        {
+            "cell": None,
+            "code": "F841",
+            "end_location": {"column": 13, "row": 11},
+            "filename": "/workspace/pkg/shell.py",
+            "location": {"column": 5, "row": 11},
+            "message": "Local variable `password` is assigned to but never used",
+            "name": "unused-variable",
+            "noqa_row": 11,
+            "severity": "error",
+            "url": "https://docs.astral.sh/ruff/rules/unused-variable",
+        },
+        {
+            "cell": None,
+            "code": "invalid-syntax",
+            "end_location": {"column": 1, "row": 2},
+            "filename": "/workspace/pkg/broken.py",
+            "fix": None,
+            "location": {"column": 1, "row": 2},
+            "message": "unexpected EOF while parsing",
+            "name": "invalid-syntax",
+            "noqa_row": None,
+            "severity": "error",
+            "url": None,
+        },
+    ]
+)
 
-BANDIT = json.dumps({
-    "errors": [],
-    "results": [
-        {"filename": "pkg/shell.py", "issue_confidence": "HIGH", "issue_severity": "LOW",
-         "issue_text": "Consider possible security implications associated with the "
-                       "subprocess module.", "line_number": 2, "test_id": "B404",
-         "test_name": "blacklist"},
-        {"filename": "pkg/shell.py", "issue_confidence": "HIGH", "issue_severity": "HIGH",
-         "issue_text": "subprocess call with shell=True identified, security issue.",
-         "line_number": 6, "test_id": "B602",
-         "test_name": "subprocess_popen_with_shell_equals_true"},
-        {"filename": "pkg/shell.py", "issue_confidence": "HIGH", "issue_severity": "MEDIUM",
-         "issue_text": "Use of possibly insecure function - consider using safer "
-                       "ast.literal_eval.", "line_number": 12, "test_id": "B307",
-         "test_name": "blacklist"},
-    ],
-})
+BANDIT = json.dumps(
+    {
+        "errors": [],
+        "results": [
+            {
+                "filename": "pkg/shell.py",
+                "issue_confidence": "HIGH",
+                "issue_severity": "LOW",
+                "issue_text": "Consider possible security implications associated with the "
+                "subprocess module.",
+                "line_number": 2,
+                "test_id": "B404",
+                "test_name": "blacklist",
+            },
+            {
+                "filename": "pkg/shell.py",
+                "issue_confidence": "HIGH",
+                "issue_severity": "HIGH",
+                "issue_text": "subprocess call with shell=True identified, security issue.",
+                "line_number": 6,
+                "test_id": "B602",
+                "test_name": "subprocess_popen_with_shell_equals_true",
+            },
+            {
+                "filename": "pkg/shell.py",
+                "issue_confidence": "HIGH",
+                "issue_severity": "MEDIUM",
+                "issue_text": "Use of possibly insecure function - consider using safer "
+                "ast.literal_eval.",
+                "line_number": 12,
+                "test_id": "B307",
+                "test_name": "blacklist",
+            },
+        ],
+    }
+)
 
 # semgrep is not installed here; this follows the shape of its documented --json output.
-SEMGREP = json.dumps({
-    "errors": [],
-    "results": [
-        {"check_id": "python.lang.security.audit.eval-detected", "path": "pkg/shell.py",
-         "start": {"line": 12, "col": 12}, "end": {"line": 12, "col": 19},
-         "extra": {"message": "Detected the use of eval().", "severity": "WARNING"}},
-    ],
-})
+SEMGREP = json.dumps(
+    {
+        "errors": [],
+        "results": [
+            {
+                "check_id": "python.lang.security.audit.eval-detected",
+                "path": "pkg/shell.py",
+                "start": {"line": 12, "col": 12},
+                "end": {"line": 12, "col": 19},
+                "extra": {"message": "Detected the use of eval().", "severity": "WARNING"},
+            },
+        ],
+    }
+)
 
 
 def test_junit_gives_one_result_per_test_named_by_node_id() -> None:

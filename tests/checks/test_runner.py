@@ -77,8 +77,9 @@ P2P = ["tests/test_mean.py::test_mean_of_equal_values", "tests/test_ops.py::test
 @pytest.mark.slow
 def test_a_command_check_passes_with_per_test_results(ws: Path, tools: Mount) -> None:
     apply_patch(ws, GOOD_FIX)
-    outcome = run_check(CheckSpec(kind="command", name="unit tests", command=PYTEST),
-                        workdir=ws, mounts=[tools])
+    outcome = run_check(
+        CheckSpec(kind="command", name="unit tests", command=PYTEST), workdir=ws, mounts=[tools]
+    )
     assert outcome.status == "passed", outcome.detail
     assert {t.name: t.outcome for t in outcome.tests} == {
         "tests/test_ops.py::test_add": "passed",
@@ -97,8 +98,9 @@ def test_a_command_check_passes_with_per_test_results(ws: Path, tools: Mount) ->
 @pytest.mark.slow
 def test_a_command_check_fails_naming_the_failing_test(ws: Path, tools: Mount) -> None:
     apply_patch(ws, BREAKS_MUL)
-    outcome = run_check(CheckSpec(kind="command", name="unit tests", command=PYTEST),
-                        workdir=ws, mounts=[tools])
+    outcome = run_check(
+        CheckSpec(kind="command", name="unit tests", command=PYTEST), workdir=ws, mounts=[tools]
+    )
     assert outcome.status == "failed"
     assert (outcome.passed, outcome.failed) == (1, 1)
     assert "failing: tests/test_ops.py::test_mul" in outcome.detail
@@ -107,11 +109,13 @@ def test_a_command_check_fails_naming_the_failing_test(ws: Path, tools: Mount) -
 
 
 def test_a_command_that_is_not_pytest_is_judged_by_its_exit_code(ws: Path) -> None:
-    ok = run_check(CheckSpec(kind="command", name="compiles", command="test -f calc/ops.py"),
-                   workdir=ws)
+    ok = run_check(
+        CheckSpec(kind="command", name="compiles", command="test -f calc/ops.py"), workdir=ws
+    )
     assert (ok.status, ok.tests, ok.detail) == ("passed", [], "exit 0; no per-test report")
-    bad = run_check(CheckSpec(kind="command", name="x", command="echo oops >&2; exit 3"),
-                    workdir=ws)
+    bad = run_check(
+        CheckSpec(kind="command", name="x", command="echo oops >&2; exit 3"), workdir=ws
+    )
     assert bad.status == "failed"
     assert bad.detail.startswith("exit 3")
     assert "oops" in bad.log
@@ -119,8 +123,9 @@ def test_a_command_that_is_not_pytest_is_judged_by_its_exit_code(ws: Path) -> No
 
 def test_a_command_check_that_runs_too_long_times_out(ws: Path) -> None:
     outcome = run_check(
-        CheckSpec(kind="command", name="hangs", command="echo started; sleep 60",
-                  timeout_seconds=1),
+        CheckSpec(
+            kind="command", name="hangs", command="echo started; sleep 60", timeout_seconds=1
+        ),
         workdir=ws,
     )
     assert outcome.status == "timed_out"
@@ -131,7 +136,8 @@ def test_a_command_check_that_runs_too_long_times_out(ws: Path) -> None:
 def test_a_check_that_floods_its_output_keeps_a_capped_log(ws: Path) -> None:
     outcome = run_check(
         CheckSpec(kind="command", name="noisy", command="seq 1 200000; echo the-end"),
-        workdir=ws, limits=Limits(max_output_bytes=4_000_000),
+        workdir=ws,
+        limits=Limits(max_output_bytes=4_000_000),
     )
     assert outcome.status == "passed"
     assert len(outcome.log.encode()) < 70_000
@@ -143,8 +149,14 @@ def test_a_check_that_floods_its_output_keeps_a_capped_log(ws: Path) -> None:
 @pytest.mark.slow
 def test_hidden_tests_pass_when_every_listed_test_passes(ws: Path, tools: Mount) -> None:
     apply_patch(ws, GOOD_FIX)
-    spec = CheckSpec(kind="hidden-tests", name="hidden", command=PYTEST,
-                     test_patch=HIDDEN_TESTS, fail_to_pass=F2P, pass_to_pass=P2P)
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=PYTEST,
+        test_patch=HIDDEN_TESTS,
+        fail_to_pass=F2P,
+        pass_to_pass=P2P,
+    )
     outcome = run_check(spec, workdir=ws, mounts=[tools])
     assert outcome.status == "passed", outcome.detail
     assert outcome.detail == "3 of 3 required tests passed"
@@ -155,17 +167,23 @@ def test_hidden_tests_pass_when_every_listed_test_passes(ws: Path, tools: Mount)
 @pytest.mark.slow
 def test_hidden_tests_fail_naming_the_tests_that_did_not_pass(ws: Path, tools: Mount) -> None:
     apply_patch(ws, BREAKS_MUL)  # a candidate that never fixed mean()
-    spec = CheckSpec(kind="hidden-tests", name="hidden", command=f"{PYTEST} {{tests}} "
-                     "tests/test_ops.py::test_mul", test_patch=HIDDEN_TESTS, fail_to_pass=F2P,
-                     pass_to_pass=P2P)
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=f"{PYTEST} {{tests}} tests/test_ops.py::test_mul",
+        test_patch=HIDDEN_TESTS,
+        fail_to_pass=F2P,
+        pass_to_pass=P2P,
+    )
     outcome = run_check(spec, workdir=ws, mounts=[tools])
     assert outcome.status == "failed"
     assert "2 of 3 required tests passed" in outcome.detail
     assert "tests/test_mean.py::test_mean_of_halves (FAIL_TO_PASS: failed)" in outcome.detail
     # test_mul failed too, but it is not a listed test: reported, not counted.
     assert "tests/test_ops.py::test_mul" not in outcome.detail
-    assert any(t.name == "tests/test_ops.py::test_mul" and t.outcome == "failed"
-               for t in outcome.tests)
+    assert any(
+        t.name == "tests/test_ops.py::test_mul" and t.outcome == "failed" for t in outcome.tests
+    )
 
 
 @pytest.mark.slow
@@ -174,9 +192,14 @@ def test_hidden_tests_that_the_command_never_ran_count_as_not_passing(
 ) -> None:
     apply_patch(ws, GOOD_FIX)
     # The author's command ignores the placeholder (it sits in a shell comment).
-    spec = CheckSpec(kind="hidden-tests", name="hidden",
-                     command=f"{PYTEST} tests/test_mean.py  # {{tests}}",
-                     test_patch=HIDDEN_TESTS, fail_to_pass=F2P, pass_to_pass=P2P)
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=f"{PYTEST} tests/test_mean.py  # {{tests}}",
+        test_patch=HIDDEN_TESTS,
+        fail_to_pass=F2P,
+        pass_to_pass=P2P,
+    )
     outcome = run_check(spec, workdir=ws, mounts=[tools])
     assert outcome.status == "failed"
     assert outcome.detail == (
@@ -188,9 +211,14 @@ def test_hidden_tests_that_the_command_never_ran_count_as_not_passing(
 @pytest.mark.slow
 def test_hidden_tests_fail_when_a_listed_test_does_not_exist(ws: Path, tools: Mount) -> None:
     apply_patch(ws, GOOD_FIX)
-    spec = CheckSpec(kind="hidden-tests", name="hidden", command=PYTEST,
-                     test_patch=HIDDEN_TESTS, fail_to_pass=F2P,
-                     pass_to_pass=["tests/test_ops.py::test_deleted_by_the_candidate"])
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=PYTEST,
+        test_patch=HIDDEN_TESTS,
+        fail_to_pass=F2P,
+        pass_to_pass=["tests/test_ops.py::test_deleted_by_the_candidate"],
+    )
     outcome = run_check(spec, workdir=ws, mounts=[tools])
     assert outcome.status == "failed"
     assert outcome.detail.startswith("none of the required tests ran (exit 4")
@@ -198,8 +226,13 @@ def test_hidden_tests_fail_when_a_listed_test_does_not_exist(ws: Path, tools: Mo
 
 
 def test_hidden_tests_whose_patch_does_not_apply_are_an_error(ws: Path) -> None:
-    spec = CheckSpec(kind="hidden-tests", name="hidden", command=PYTEST,
-                     test_patch=BREAKS_MUL.replace("a * b", "a ** b"), fail_to_pass=F2P)
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=PYTEST,
+        test_patch=BREAKS_MUL.replace("a * b", "a ** b"),
+        fail_to_pass=F2P,
+    )
     outcome = run_check(spec, workdir=ws)
     assert outcome.status == "error"
     assert outcome.detail.startswith("the test patch was rejected: patch does not apply")
@@ -246,8 +279,9 @@ def test_security_fails_on_a_medium_or_high_bandit_finding(ws: Path, tools: Moun
 
 @pytest.mark.slow
 def test_security_passes_when_only_low_findings_remain(ws: Path, tools: Mount) -> None:
-    outcome = run_check(CheckSpec(kind="security", name="bandit", paths=["tests/"]),
-                        workdir=ws, mounts=[tools])
+    outcome = run_check(
+        CheckSpec(kind="security", name="bandit", paths=["tests/"]), workdir=ws, mounts=[tools]
+    )
     assert outcome.status == "passed", outcome.detail
     assert outcome.findings and {f.severity for f in outcome.findings} == {"low"}  # B101 asserts
 
@@ -260,8 +294,9 @@ def test_a_missing_tool_is_an_error_not_a_pass(ws: Path) -> None:
 
 
 def test_an_unknown_backend_is_an_error_outcome(ws: Path) -> None:
-    outcome = run_check(CheckSpec(kind="command", name="x", command="true"), workdir=ws,
-                        backend="nope")
+    outcome = run_check(
+        CheckSpec(kind="command", name="x", command="true"), workdir=ws, backend="nope"
+    )
     assert outcome.status == "error"
     assert "unknown sandbox backend 'nope'" in outcome.detail
 
@@ -276,8 +311,10 @@ def test_an_unknown_backend_is_an_error_outcome(ws: Path) -> None:
         ({"kind": "lint", "name": "x", "paths": ["../etc"]}, "without '..'"),
         ({"kind": "lint", "name": "x", "paths": ["--fix"]}, "not starting with '-'"),
         ({"kind": "command", "name": "x", "command": "t", "timeout_seconds": 0}, "between 1"),
-        ({"kind": "hidden-tests", "name": "x", "command": "t", "fail_to_pass": ["a\nb"]},
-         "one non-empty line"),
+        (
+            {"kind": "hidden-tests", "name": "x", "command": "t", "fail_to_pass": ["a\nb"]},
+            "one non-empty line",
+        ),
         ({"kind": "command", "name": "x", "command": "t", "shell": "zsh"}, "Extra inputs"),
         ({"kind": "fuzz", "name": "x"}, "'command', 'hidden-tests', 'lint' or 'security'"),
     ],
@@ -292,8 +329,9 @@ def test_scans_of_the_whole_tree_skip_virtualenvs_and_dependencies(ws: Path, too
     for junk in (".venv/lib/site.py", "node_modules/pkg/setup.py"):
         (ws / junk).parent.mkdir(parents=True)
         (ws / junk).write_text("import subprocess\nsubprocess.call(input(), shell=True)\n")
-    outcome = run_check(CheckSpec(kind="security", name="bandit", paths=["."]),
-                        workdir=ws, mounts=[tools])
+    outcome = run_check(
+        CheckSpec(kind="security", name="bandit", paths=["."]), workdir=ws, mounts=[tools]
+    )
     assert outcome.status == "passed", outcome.detail
     assert not [f for f in outcome.findings if "site.py" in f.path or "setup.py" in f.path]
     lint = run_check(CheckSpec(kind="lint", name="ruff", paths=["."]), workdir=ws, mounts=[tools])
@@ -303,23 +341,31 @@ def test_scans_of_the_whole_tree_skip_virtualenvs_and_dependencies(ws: Path, too
 @pytest.mark.slow
 def test_the_local_backend_reports_per_test_results_too(ws: Path, tools: Mount) -> None:
     apply_patch(ws, BREAKS_MUL)
-    outcome = run_check(CheckSpec(kind="command", name="unit tests", command=PYTEST),
-                        workdir=ws, mounts=[tools], backend="local")
+    outcome = run_check(
+        CheckSpec(kind="command", name="unit tests", command=PYTEST),
+        workdir=ws,
+        mounts=[tools],
+        backend="local",
+    )
     assert outcome.status == "failed"
     assert "failing: tests/test_ops.py::test_mul" in outcome.detail
 
 
 @pytest.mark.slow
-def test_hidden_tests_replace_test_files_the_candidate_wrote_itself(
-    ws: Path, tools: Mount
-) -> None:
+def test_hidden_tests_replace_test_files_the_candidate_wrote_itself(ws: Path, tools: Mount) -> None:
     # A candidate that "fixes" the bug by writing a test file that always passes, and by
     # weakening an existing test, without touching mean().
     (ws / "tests" / "test_mean.py").write_text(
         "def test_mean_of_halves():\n    pass\n\n\ndef test_mean_of_equal_values():\n    pass\n"
     )
-    spec = CheckSpec(kind="hidden-tests", name="hidden", command=PYTEST,
-                     test_patch=HIDDEN_TESTS, fail_to_pass=F2P, pass_to_pass=P2P)
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=PYTEST,
+        test_patch=HIDDEN_TESTS,
+        fail_to_pass=F2P,
+        pass_to_pass=P2P,
+    )
     outcome = run_check(spec, workdir=ws, mounts=[tools])
     assert outcome.status == "failed"
     assert "tests/test_mean.py::test_mean_of_halves (FAIL_TO_PASS: failed)" in outcome.detail

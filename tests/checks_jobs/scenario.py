@@ -55,7 +55,9 @@ def demo_task(
     if checks is None:
         spec = dict(task_definition(key))
         if spec.get("hidden_test"):
-            spec["hidden_test_patch"] = patch_for(source, {spec["hidden_test_path"]: spec["hidden_test"]})
+            spec["hidden_test_patch"] = patch_for(
+                source, {spec["hidden_test_path"]: spec["hidden_test"]}
+            )
         checks = [c for c in demo_checks(spec) if c["kind"] in ("command", "hidden-tests")]
     rubric, _ = Rubric.objects.get_or_create(name="checks rubric")
     project, _ = Project.objects.get_or_create(
@@ -78,8 +80,9 @@ def demo_task(
 def make_candidate(task, patch: str, agent_name: str = "agent-good"):  # type: ignore[no-untyped-def]
     from marlin.agents.models import Agent, Candidate, Provider, Run, RunStatus, Turn, TurnStatus
 
-    agent, _ = Agent.objects.get_or_create(name=agent_name, version_label="1",
-                                           defaults={"provider": Provider.IMPORT})
+    agent, _ = Agent.objects.get_or_create(
+        name=agent_name, version_label="1", defaults={"provider": Provider.IMPORT}
+    )
     run = Run.objects.create(task=task, agent=agent, status=RunStatus.WAITING)
     turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, status=TurnStatus.DONE)
     return Candidate.objects.create(turn=turn, patch=patch)

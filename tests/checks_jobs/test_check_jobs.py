@@ -46,7 +46,9 @@ def test_the_good_candidate_passes_and_the_flawed_one_fails_with_per_test_result
     assert flawed_hidden.status == "failed"
     outcomes = {t["name"]: t["outcome"] for t in flawed_hidden.tests}
     # The flawed patch accepts "(12.50" too: the guard test catches it, the others still pass.
-    unbalanced = "tests/test_negative_parentheses.py::test_parse_amount_rejects_unbalanced_parentheses"
+    unbalanced = (
+        "tests/test_negative_parentheses.py::test_parse_amount_rejects_unbalanced_parentheses"
+    )
     assert outcomes[unbalanced] == "failed"
     assert outcomes[f"{F2P_PREFIX}[(12.50)--1250]"] == "passed"
     assert outcomes["tests/test_money.py::test_format_cents"] == "passed"
@@ -57,7 +59,9 @@ def test_the_good_candidate_passes_and_the_flawed_one_fails_with_per_test_result
 
 
 def test_running_the_job_twice_runs_each_check_once() -> None:
-    task = demo_task(checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}])
+    task = demo_task(
+        checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
+    )
     candidate = make_candidate(task, demo_patches()["good"])
     enqueue_checks(candidate)
     enqueue_checks(candidate)  # idempotent: still one row per check
@@ -68,7 +72,9 @@ def test_running_the_job_twice_runs_each_check_once() -> None:
 
 
 def test_a_rejected_patch_is_an_error_that_says_why() -> None:
-    task = demo_task(checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}])
+    task = demo_task(
+        checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
+    )
     escaping = (
         "diff --git a/../outside.py b/../outside.py\nnew file mode 100644\n--- /dev/null\n"
         "+++ b/../outside.py\n@@ -0,0 +1 @@\n+print('escaped')\n"
@@ -95,7 +101,10 @@ def test_an_environment_is_built_once_and_shared_read_only_by_two_candidates() -
     environment = environment_for(first)
     assert environment_for(second) == environment  # same repository, commit and setup
     patches = demo_patches()
-    candidates = [make_candidate(first, patches["good"], "a"), make_candidate(second, patches["good"], "b")]
+    candidates = [
+        make_candidate(first, patches["good"], "a"),
+        make_candidate(second, patches["good"], "b"),
+    ]
     for candidate in candidates:
         enqueue_checks(candidate)
         run_candidate_checks.call(candidate.pk)
@@ -151,8 +160,9 @@ def test_setup_has_no_network_unless_the_project_allows_it() -> None:
         assert build_environment.call(environment_for(closed).pk) == "failed"
         assert "Connection refused" in environment_for(closed).log  # its own empty loopback
 
-        opened = demo_task(checks=[], setup_command=probe + " && echo reached",
-                           allow_setup_network=True)
+        opened = demo_task(
+            checks=[], setup_command=probe + " && echo reached", allow_setup_network=True
+        )
         assert build_environment.call(environment_for(opened).pk) == "ready"
         assert "reached" in environment_for(opened).log
     finally:
@@ -167,16 +177,16 @@ def test_an_empty_setup_is_ready_at_once_and_mounts_nothing() -> None:
 
 def test_the_sweep_requeues_checks_whose_worker_died(settings, immediate_jobs) -> None:  # type: ignore[no-untyped-def]
     settings.JOB_LEASE_SECONDS = 1
-    task = demo_task(checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}])
+    task = demo_task(
+        checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
+    )
     candidate = make_candidate(task, demo_patches()["good"])
     enqueue_checks(candidate)  # on_commit never fires in this test transaction: no job runs
     row = CheckResult.objects.get(candidate=candidate)
     assert claim_check(row.pk)  # a worker claimed it, then died
     assert not claim_check(row.pk)  # its lease still holds
     assert recover_checks() == []
-    CheckResult.objects.filter(pk=row.pk).update(
-        lease_expires_at=row.created_at.replace(year=2000)
-    )
+    CheckResult.objects.filter(pk=row.pk).update(lease_expires_at=row.created_at.replace(year=2000))
     # The sweep puts the row back in the queue and (immediate backend) runs the job.
     assert recover_checks() == [candidate.pk]
     row.refresh_from_db()

@@ -29,7 +29,9 @@ def redis_url() -> Iterator[str]:
     try:
         probe.ping()
     except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"Redis is unreachable at {REDIS_HOST}:{REDIS_PORT} ({exc}); start redis-server")
+        pytest.skip(
+            f"Redis is unreachable at {REDIS_HOST}:{REDIS_PORT} ({exc}); start redis-server"
+        )
     owner = uuid.uuid4().hex
     for number in range(15, 0, -1):
         client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number)
@@ -55,7 +57,9 @@ def test_a_check_job_goes_through_redis_and_an_rq_worker(settings, redis_url: st
 
     settings.RQ_QUEUES = {"default": {"URL": redis_url}}
     settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
-    task = demo_task(checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}])
+    task = demo_task(
+        checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
+    )
     candidate = make_candidate(task, demo_patches()["good"])
 
     enqueue_checks(candidate)  # autocommit here, so the job is queued at once
@@ -68,7 +72,9 @@ def test_a_check_job_goes_through_redis_and_an_rq_worker(settings, redis_url: st
 
     # SimpleWorker runs the job in this process, where the test database lives; `marlin worker`
     # with MARLIN_TASKS_BACKEND=rq runs the same job class in forked work horses.
-    worker = django_rq.get_worker("default", job_class="django_tasks_rq.Job", worker_class=SimpleWorker)
+    worker = django_rq.get_worker(
+        "default", job_class="django_tasks_rq.Job", worker_class=SimpleWorker
+    )
     assert worker.work(burst=True)
 
     row = CheckResult.objects.get(candidate=candidate)
@@ -80,7 +86,9 @@ def test_a_check_job_goes_through_redis_and_an_rq_worker(settings, redis_url: st
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_marlin_worker_runs_rq_jobs_when_the_backend_is_rq(redis_url: str, tmp_path, _data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_marlin_worker_runs_rq_jobs_when_the_backend_is_rq(
+    redis_url: str, tmp_path, _data_dir
+) -> None:  # type: ignore[no-untyped-def]
     from tests.checks_jobs.test_worker_recovery import Workers
 
     workers = Workers(tmp_path, _data_dir)

@@ -12,11 +12,11 @@ from tests.checks_jobs.scenario import demo_patches, demo_source, demo_task, mak
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-MARKUP_TEST = '''\
+MARKUP_TEST = """\
 def test_markup_stays_text():
     print("<img src=x onerror=alert(1)>")
     assert "<script>alert('x')</script>" == "", "<b>not bold</b>"
-'''
+"""
 UNIT_TESTS = {"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}
 
 
@@ -41,11 +41,14 @@ def test_the_task_page_shows_per_test_outcomes_and_escapes_what_the_code_printed
     page = client_for(dave).get(f"/tasks/{task.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
-    section = html[html.index('id="environment-and-checks"'):]
+    section = html[html.index('id="environment-and-checks"') :]
     assert "agent-flawed 1" in section and "agent-markup 1" in section
     assert "No setup command, nothing to build" in section or "no setup command" in section
     # Per-test rows of the hidden tests, with the failing guard test marked failed.
-    assert "tests/test_negative_parentheses.py::test_parse_amount_rejects_unbalanced_parentheses" in section
+    assert (
+        "tests/test_negative_parentheses.py::test_parse_amount_rejects_unbalanced_parentheses"
+        in section
+    )
     assert '<span class="badge badge-failed">failed</span>' in section
     assert "4 of 5 required tests passed" in section
     # What the candidate's code printed and asserted is shown as text, never as markup.
@@ -66,7 +69,7 @@ def test_a_failed_setup_shows_its_log_on_the_task_page(dave, client_for) -> None
     task.save()
     _checked(make_candidate(task, demo_patches()["good"]))
     html = client_for(dave).get(f"/tasks/{task.pk}/").content.decode()
-    section = html[html.index('id="environment-and-checks"'):]
+    section = html[html.index('id="environment-and-checks"') :]
     assert '<span class="badge badge-failed">Failed</span>' in section
     assert "<details open>\n      <summary>Setup log</summary>" in section
     assert "&lt;b&gt;pip&lt;/b&gt; could not find ledgerlite-extras" in section
@@ -112,7 +115,7 @@ def test_reviewers_see_check_results_on_the_task_page_but_no_agent_names(bob, cl
     task = demo_task(checks=[UNIT_TESTS])
     _checked(make_candidate(task, demo_patches()["good"], "SecretAgentZephyr"))
     html = client_for(bob).get(f"/tasks/{task.pk}/").content.decode()
-    section = html[html.index('id="environment-and-checks"'):]
+    section = html[html.index('id="environment-and-checks"') :]
     assert "Candidate 1 · turn 1" in section
     assert '<span class="badge badge-passed">passed</span>' in section
     assert "SecretAgentZephyr" not in html

@@ -42,7 +42,11 @@ class Workers:
 
     def call(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
         assert done.returncode == 0, done.stderr[-3000:]
@@ -51,9 +55,20 @@ class Workers:
     def start(self, name: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
-            [sys.executable, "-m", "marlin", "worker", "--interval", "0.2",
-             "--recover-every", "0.5"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "marlin",
+                "worker",
+                "--interval",
+                "0.2",
+                "--recover-every",
+                "0.5",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.started.append(process)
         return process
@@ -68,7 +83,9 @@ class Workers:
                 (candidate_id,),
             ).fetchall()
 
-    def wait_for(self, candidate_id: int, statuses: set[str], timeout: float) -> list[tuple[str, int]]:
+    def wait_for(
+        self, candidate_id: int, statuses: set[str], timeout: float
+    ) -> list[tuple[str, int]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rows = self.rows(candidate_id)
@@ -99,9 +116,15 @@ def test_a_check_interrupted_by_a_killed_worker_finishes_once_on_the_next_worker
     workers: Workers,
 ) -> None:
     workers.call("-m", "marlin", "migrate", "--verbosity", "0")
-    made = json.loads(workers.call(
-        "-m", "tests.checks_jobs.scenario", "setup", "--command", "sleep 4 && python -m pytest -q"
-    ))
+    made = json.loads(
+        workers.call(
+            "-m",
+            "tests.checks_jobs.scenario",
+            "setup",
+            "--command",
+            "sleep 4 && python -m pytest -q",
+        )
+    )
     candidate = made["candidate"]
     assert workers.rows(candidate) == [("queued", 0)]
 

@@ -15,7 +15,9 @@ def setup_authoring(transactional_db, make_user):
     return author, project, repository
 
 
-def test_an_author_logs_in_and_creates_a_task_through_the_form(page, live_server, login, setup_authoring, artifacts_dir):
+def test_an_author_logs_in_and_creates_a_task_through_the_form(
+    page, live_server, login, setup_authoring, artifacts_dir
+):
     author, project, repository = setup_authoring
     login(page, live_server, author)
     page.get_by_role("link", name="Tasks").first.click()
@@ -25,8 +27,12 @@ def test_an_author_logs_in_and_creates_a_task_through_the_form(page, live_server
     page.get_by_label("Base commit").fill("v0.3.0")
     page.get_by_label("Title").fill("Support (12.50) as a negative amount")
     page.get_by_label("Kind").select_option("bug_fix")
-    page.get_by_label("Prompt").fill("Accept accounting negatives in `parse_amount`.\n\n<b>not bold</b>")
-    page.get_by_label("Checks").fill('[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]')
+    page.get_by_label("Prompt").fill(
+        "Accept accounting negatives in `parse_amount`.\n\n<b>not bold</b>"
+    )
+    page.get_by_label("Checks").fill(
+        '[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]'
+    )
     page.get_by_role("button", name="Create task").click()
     page.wait_for_selector("text=Task created as a draft")
     page.screenshot(path=str(artifacts_dir / "task-created.png"), full_page=True)

@@ -45,6 +45,7 @@ def test_idle_time_is_not_counted_but_wall_time_is(page, live_server, login, cla
     page.clock.run_for(20_000)
     active, wall = _times(page)
     assert 78 <= active <= 81 and 348 <= wall <= 351
+
     # The next autosave carries the time to the server.
     def is_final_save(response) -> bool:
         return response.url.endswith("/draft/") and "back!" in (response.request.post_data or "")

@@ -24,7 +24,9 @@ UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll(
       || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim());
     return !named && el.getClientRects().length > 0;
   }).map((el) => el.outerHTML.slice(0, 120))"""
-RATIONALE = "Side A handles the accounting negatives and keeps rejecting unbalanced input; B does not."
+RATIONALE = (
+    "Side A handles the accounting negatives and keeps rejecting unbalanced input; B does not."
+)
 
 
 class SerialServerThread(LiveServerThread):
@@ -33,7 +35,9 @@ class SerialServerThread(LiveServerThread):
     load) would use at once; a served SQLite database uses WAL and busy waits instead."""
 
     def _create_server(self, connections_override=None):
-        return WSGIServer((self.host, self.port), QuietWSGIRequestHandler, allow_reuse_address=False)
+        return WSGIServer(
+            (self.host, self.port), QuietWSGIRequestHandler, allow_reuse_address=False
+        )
 
 
 @pytest.fixture
@@ -42,7 +46,8 @@ def live_server(transactional_db):
 
     server = LiveServer("localhost", start=False)
     server.thread = SerialServerThread(
-        "localhost", static_handler=server.thread.static_handler,
+        "localhost",
+        static_handler=server.thread.static_handler,
         connections_override=server.thread.connections_override,
     )
     server.thread.daemon = True
@@ -172,10 +177,14 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     _rating(page, "Reliability", "A slightly better").check()
     page.get_by_label("Overall: A better", exact=True).check()
     page.get_by_label("Confidence").select_option("4")
-    page.get_by_label("Turn 2", exact=True).fill("Both answered the follow-up; A's entry is clearer.")
+    page.get_by_label("Turn 2", exact=True).fill(
+        "Both answered the follow-up; A's entry is clearer."
+    )
     page.get_by_label("Rationale").fill("Too short.")
     page.get_by_role("button", name="Submit judgment").click()
-    expect(page.get_by_text("The rationale is too short: 10 of at least 60 characters")).to_be_visible()
+    expect(
+        page.get_by_text("The rationale is too short: 10 of at least 60 characters")
+    ).to_be_visible()
     expect(_rating(page, "Correctness", "A better")).to_be_checked()  # nothing lost
     page.get_by_label("Rationale").fill(RATIONALE)
     page.screenshot(path=str(artifacts_dir / "expert-judgment-form.png"), full_page=True)
@@ -184,8 +193,16 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
 
     judgment = Judgment.objects.get(annotator=alice)
     assert judgment.status == JudgmentStatus.SUBMITTED and judgment.turn_judged == 2
-    assert judgment.ratings == {"correctness": -2, "security": None, "reliability": -1, "maintainability": 0}
+    assert judgment.ratings == {
+        "correctness": -2,
+        "security": None,
+        "reliability": -1,
+        "maintainability": 0,
+    }
     assert judgment.overall == -2 and judgment.confidence == 4 and judgment.rationale == RATIONALE
-    assert judgment.comments[0]["text"] == "This line needs a test." and judgment.comments[0]["side"] == "A"
+    assert (
+        judgment.comments[0]["text"] == "This line needs a test."
+        and judgment.comments[0]["side"] == "A"
+    )
     assert judgment.turn_notes == {"2": "Both answered the follow-up; A's entry is clearer."}
     assert judgment.wall_seconds > 0 and 0 < judgment.active_seconds <= judgment.wall_seconds

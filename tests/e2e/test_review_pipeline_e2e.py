@@ -15,11 +15,27 @@ def disputed_soon(transactional_db, make_user):
     comparison = make_comparison(project=project, agents=("Hidden-Agent-One", "Hidden-Agent-Two"))
     first = submitted_judgment(comparison, make_user("alice", "annotator"), -2)
     second = submitted_judgment(comparison, make_user("anna", "annotator"), 1)
-    people = {name: make_user(name, role) for name, role in (("bob", "reviewer"), ("brian", "reviewer"), ("carol", "adjudicator"), ("erin", "admin"))}
+    people = {
+        name: make_user(name, role)
+        for name, role in (
+            ("bob", "reviewer"),
+            ("brian", "reviewer"),
+            ("carol", "adjudicator"),
+            ("erin", "admin"),
+        )
+    }
     return comparison, first, second, people
 
 
-def _review(page, live_server, login, user, verdict: str, reason: str, disagree_on: dict[str, str] | None = None) -> None:
+def _review(
+    page,
+    live_server,
+    login,
+    user,
+    verdict: str,
+    reason: str,
+    disagree_on: dict[str, str] | None = None,
+) -> None:
     login(page, live_server, user)
     page.goto(f"{live_server.url}/review/queue/")
     page.locator("main").get_by_role("link", name="Review", exact=True).first.click()
@@ -36,7 +52,9 @@ def _review(page, live_server, login, user, verdict: str, reason: str, disagree_
     page.context.clear_cookies()
 
 
-def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browser(page, live_server, login, disputed_soon, artifacts_dir):
+def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browser(
+    page, live_server, login, disputed_soon, artifacts_dir
+):
     comparison, first, second, people = disputed_soon
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -49,7 +67,15 @@ def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browse
     assert "Hidden-Agent" not in page.content()
     page.screenshot(path=str(artifacts_dir / "pipeline-review-form.png"), full_page=True)
     page.context.clear_cookies()
-    _review(page, live_server, login, people["brian"], "disagree", "B fails on the empty ledger.", {"correctness": "B crashes on []."})
+    _review(
+        page,
+        live_server,
+        login,
+        people["brian"],
+        "disagree",
+        "B fails on the empty ledger.",
+        {"correctness": "B crashes on []."},
+    )
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.DISPUTED
 
@@ -58,14 +84,24 @@ def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browse
     page.locator("main").get_by_role("link", name="Adjudicate", exact=True).first.click()
     page.wait_for_selector("text=Final decision")
     assert "B crashes on []." in page.content()
-    for label, value in (("Correctness", "-2"), ("Security", "na"), ("Reliability", "-1"), ("Maintainability", "0"), ("Overall preference", "-2")):
+    for label, value in (
+        ("Correctness", "-2"),
+        ("Security", "na"),
+        ("Reliability", "-1"),
+        ("Maintainability", "0"),
+        ("Overall preference", "-2"),
+    ):
         page.get_by_label(label, exact=True).select_option(value)
     page.get_by_label("Rationale").fill("A handles the empty ledger; B crashes on an empty list.")
     page.screenshot(path=str(artifacts_dir / "pipeline-adjudication.png"), full_page=True)
     page.get_by_role("button", name="Record the decision").click()
     page.wait_for_selector("text=Decision recorded.")
     decision = Decision.objects.get(comparison=comparison)
-    assert (decision.source, decision.overall, decision.decided_by.username) == ("adjudication", -2, "carol")
+    assert (decision.source, decision.overall, decision.decided_by.username) == (
+        "adjudication",
+        -2,
+        "carol",
+    )
     page.context.clear_cookies()
 
     login(page, live_server, people["erin"])

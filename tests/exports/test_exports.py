@@ -23,10 +23,19 @@ from tests.analytics_views.factories import league, make_agent, make_project
 def decided(db, alice, make_user, bob):
     anna = make_user("anna", "annotator")
     project = make_project("Ledgerlite")
-    agents = [make_agent("claude-code", "1.0"), make_agent("codex", "2"), make_agent("aider", "0.9")]
+    agents = [
+        make_agent("claude-code", "1.0"),
+        make_agent("codex", "2"),
+        make_agent("aider", "0.9"),
+    ]
     # (A, B, overall): negative prefers A. One tie, which preference exports leave out.
-    league(project, agents, [(0, 1, -2), (1, 2, 3), (2, 0, 1), (0, 2, 0), (1, 0, -1)],
-           annotators=[alice, anna], reviewer=bob)
+    league(
+        project,
+        agents,
+        [(0, 1, -2), (1, 2, 3), (2, 0, 1), (0, 2, 0), (1, 0, -1)],
+        annotators=[alice, anna],
+        reviewer=bob,
+    )
     return project
 
 
@@ -41,25 +50,42 @@ def run_export(actor, project, kind, **options) -> Export:
 def test_preference_pairs_read_back_with_pyarrow_match_the_database(decided, erin):
     export = run_export(erin, decided, "preferences")
     directory = Path(export.directory)
-    assert directory.parent.name == "exports" and directory.name.startswith(f"{export.pk}-preferences-")
+    assert directory.parent.name == "exports" and directory.name.startswith(
+        f"{export.pk}-preferences-"
+    )
     assert verify_manifest(directory) == []
     table = pq.read_table(directory / "preferences.parquet")
     rows = table.to_pylist()
-    lines = [json.loads(line) for line in (directory / "preferences.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(line) for line in (directory / "preferences.jsonl").read_text().splitlines()
+    ]
     assert rows == lines
-    decisions = {d.comparison.public_id: d for d in Decision.objects.select_related("comparison__task__repository")}
+    decisions = {
+        d.comparison.public_id: d
+        for d in Decision.objects.select_related("comparison__task__repository")
+    }
     assert len(rows) == 4 and export.manifest["counts"]["ties_excluded"] == 1
     for row in rows:
         d = decisions[row["comparison_id"]]
         c = d.comparison
         chosen, rejected = (c.run_a, c.run_b) if d.overall < 0 else (c.run_b, c.run_a)
-        assert row["chosen"] == [{"role": "assistant", "content": chosen.turns.get().candidate.patch}]
-        assert row["rejected"] == [{"role": "assistant", "content": rejected.turns.get().candidate.patch}]
-        assert row["prompt"][0]["role"] == "system" and c.task.repository.url in row["prompt"][0]["content"]
+        assert row["chosen"] == [
+            {"role": "assistant", "content": chosen.turns.get().candidate.patch}
+        ]
+        assert row["rejected"] == [
+            {"role": "assistant", "content": rejected.turns.get().candidate.patch}
+        ]
+        assert (
+            row["prompt"][0]["role"] == "system"
+            and c.task.repository.url in row["prompt"][0]["content"]
+        )
         assert row["prompt"][1] == {"role": "user", "content": c.task.prompt}
         assert row["margin"] == abs(d.overall)
         assert row["chosen_side"] == ("A" if d.overall < 0 else "B")
-        assert (row["chosen_agent"], row["chosen_agent_version"]) == (chosen.agent.name, chosen.agent.version_label)
+        assert (row["chosen_agent"], row["chosen_agent_version"]) == (
+            chosen.agent.name,
+            chosen.agent.version_label,
+        )
         assert row["rejected_agent"] == rejected.agent.name
         criteria = {c["criterion"]: c["preference"] for c in row["criteria"]}
         assert criteria["overall"] == abs(d.overall) > 0  # chosen's perspective: always positive
@@ -71,8 +97,17 @@ def test_preference_pairs_read_back_with_pyarrow_match_the_database(decided, eri
         assert row["task_id"] == c.task_id and row["base_commit"] == c.task.base_commit
         assert row["repository"] == c.task.repository.url
         check = chosen.turns.get().candidate.check_results.get()
-        assert row["chosen_checks"] == [{"name": "tests", "kind": "command", "status": check.status, "passed": 5,
-                                          "failed": check.failed, "errors": 0, "skipped": 0}]
+        assert row["chosen_checks"] == [
+            {
+                "name": "tests",
+                "kind": "command",
+                "status": check.status,
+                "passed": 5,
+                "failed": check.failed,
+                "errors": 0,
+                "skipped": 0,
+            }
+        ]
         judgments = list(c.judgments.order_by("pk"))
         assert row["experts"] == [j.annotator.pseudonym for j in judgments]
         assert row["expert_rationales"] == [j.rationale for j in judgments]
@@ -101,7 +136,10 @@ def test_a_tampered_or_extra_file_fails_verification(decided, erin):
 def test_conversations_option_writes_the_agent_messages_then_the_patch(decided, erin):
     export = run_export(erin, decided, "preferences", formats="parquet", conversations=True)
     row = pq.read_table(Path(export.directory) / "preferences.parquet").to_pylist()[0]
-    assert row["chosen"][0] == {"role": "assistant", "content": f"{row['chosen_agent']} edited cli.py"}
+    assert row["chosen"][0] == {
+        "role": "assistant",
+        "content": f"{row['chosen_agent']} edited cli.py",
+    }
     assert row["chosen"][-1]["content"].startswith("--- a/cli.py")
 
 
@@ -112,10 +150,14 @@ def test_records_hold_every_judgment_review_and_decision(decided, erin):
     reviews = [json.loads(x) for x in (directory / "reviews.jsonl").read_text().splitlines()]
     decisions = [json.loads(x) for x in (directory / "decisions.jsonl").read_text().splitlines()]
     assert (len(judgments), len(reviews), len(decisions)) == (10, 5, 5)
-    assert {"active_seconds", "rubric_version", "submitted_at", "ratings", "expert"} <= set(judgments[0])
+    assert {"active_seconds", "rubric_version", "submitted_at", "ratings", "expert"} <= set(
+        judgments[0]
+    )
     assert judgments[0]["active_seconds"] == 600 and judgments[0]["expert"].startswith("expert-")
     assert reviews[0]["verdict"] == "agree"
-    assert export.manifest["counts"]["rubric_versions"] == [{"rubric": "Ledgerlite rubric", "version": 1}]
+    assert export.manifest["counts"]["rubric_versions"] == [
+        {"rubric": "Ledgerlite rubric", "version": 1}
+    ]
     assert verify_manifest(directory) == []
 
 
@@ -131,15 +173,27 @@ def test_predictions_are_in_swebench_format_one_file_per_agent(decided, erin):
     assert len(rows) == 4
     d = Decision.objects.filter(overall=-2).select_related("comparison__run_a__agent").get()
     winner = d.comparison.run_a
-    key = (f"{winner.agent.name}@{winner.agent.version_label}", f"marlin-task-{d.comparison.task_id}")
+    key = (
+        f"{winner.agent.name}@{winner.agent.version_label}",
+        f"marlin-task-{d.comparison.task_id}",
+    )
     assert rows[key] == winner.turns.get().candidate.patch
 
 
 def test_task_set_export_can_be_rerun(decided, erin):
     export = run_export(erin, decided, "tasks")
-    rows = [json.loads(x) for x in (Path(export.directory) / "tasks.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x) for x in (Path(export.directory) / "tasks.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 5
-    assert {"repository_url", "base_commit", "problem_statement", "kind", "setup_command", "checks"} <= set(rows[0])
+    assert {
+        "repository_url",
+        "base_commit",
+        "problem_statement",
+        "kind",
+        "setup_command",
+        "checks",
+    } <= set(rows[0])
     assert rows[0]["checks"] == [{"name": "tests", "kind": "command", "command": "pytest -q"}]
 
 
@@ -162,9 +216,17 @@ def test_bad_options_are_explained(decided, erin):
 
 def test_filters_select_decisions_and_are_in_the_manifest(decided, erin):
     codex_aider = [Run.objects.filter(agent__name=n).first().agent_id for n in ("codex", "aider")]
-    export = run_export(erin, decided, "preferences", filters={"agents": codex_aider}, formats="jsonl")
-    rows = [json.loads(x) for x in (Path(export.directory) / "preferences.jsonl").read_text().splitlines()]
-    assert len(rows) == 1 and {rows[0]["chosen_agent"], rows[0]["rejected_agent"]} == {"codex", "aider"}
+    export = run_export(
+        erin, decided, "preferences", filters={"agents": codex_aider}, formats="jsonl"
+    )
+    rows = [
+        json.loads(x)
+        for x in (Path(export.directory) / "preferences.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 1 and {rows[0]["chosen_agent"], rows[0]["rejected_agent"]} == {
+        "codex",
+        "aider",
+    }
     assert export.manifest["filters"]["agents"] == sorted(codex_aider)
 
 
@@ -177,7 +239,9 @@ def test_a_second_run_of_the_job_changes_nothing(decided, erin):
 
 def test_the_export_command_writes_into_out(decided, erin, tmp_path, capsys):
     out = tmp_path / "datasets"
-    call_command("export", "preferences", "--project", "Ledgerlite", "--format", "parquet", "--out", str(out))
+    call_command(
+        "export", "preferences", "--project", "Ledgerlite", "--format", "parquet", "--out", str(out)
+    )
     export = Export.objects.get()
     assert Path(export.directory).parent == out
     assert "written to" in capsys.readouterr().out
@@ -192,7 +256,9 @@ def test_admins_create_follow_and_download_exports_through_the_pages(
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     client = client_for(erin)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/exports/", {"project": decided.pk, "kind": "preferences", "parquet": "on"})
+        response = client.post(
+            "/exports/", {"project": decided.pk, "kind": "preferences", "parquet": "on"}
+        )
     export = Export.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/exports/{export.pk}/"
     export.refresh_from_db()
@@ -201,7 +267,10 @@ def test_admins_create_follow_and_download_exports_through_the_pages(
     assert "preferences.parquet" in detail and export.manifest["files"][0]["sha256"] in detail
     download = client.get(f"/exports/{export.pk}/files/preferences.jsonl")
     assert download.status_code == 200
-    assert b"".join(download.streaming_content) == (Path(export.directory) / "preferences.jsonl").read_bytes()
+    assert (
+        b"".join(download.streaming_content)
+        == (Path(export.directory) / "preferences.jsonl").read_bytes()
+    )
     assert "attachment" in download["Content-Disposition"]
 
 
@@ -227,9 +296,14 @@ def test_the_task_set_reads_back_with_the_swebench_task_importer(decided, erin):
     from marlin.agents.imports import do_import_swebench_tasks
     from marlin.tasks.models import Task
 
-    hidden = {"kind": "hidden-tests", "name": "hidden tests", "command": "python -m pytest -q",
-              "test_patch": "--- a/tests/test_x.py\n+++ b/tests/test_x.py\n@@ -0,0 +1 @@\n+def test_x(): pass\n",
-              "fail_to_pass": ["tests/test_x.py::test_x"], "pass_to_pass": []}
+    hidden = {
+        "kind": "hidden-tests",
+        "name": "hidden tests",
+        "command": "python -m pytest -q",
+        "test_patch": "--- a/tests/test_x.py\n+++ b/tests/test_x.py\n@@ -0,0 +1 @@\n+def test_x(): pass\n",
+        "fail_to_pass": ["tests/test_x.py::test_x"],
+        "pass_to_pass": [],
+    }
     Task.objects.filter(project=decided).update(checks=[hidden])
     export = run_export(erin, decided, "tasks")
     text = (Path(export.directory) / "tasks.jsonl").read_text()
@@ -238,6 +312,10 @@ def test_the_task_set_reads_back_with_the_swebench_task_importer(decided, erin):
     assert report.created == 5 and not report.errors
     for original in Task.objects.filter(project=decided):
         copy = Task.objects.get(project=rerun, external_id=f"marlin-task-{original.pk}")
-        assert (copy.prompt, copy.base_commit, copy.repository_id) == (original.prompt, original.base_commit, original.repository_id)
+        assert (copy.prompt, copy.base_commit, copy.repository_id) == (
+            original.prompt,
+            original.base_commit,
+            original.repository_id,
+        )
         assert copy.checks[0]["fail_to_pass"] == ["tests/test_x.py::test_x"]
         assert copy.checks[0]["test_patch"] == hidden["test_patch"]

@@ -30,14 +30,24 @@ def test_a_pipeline_decision_reaches_the_leaderboard_and_the_export(db, alice, b
     judgment = actions.do_start_judgment(alice, comparison)
     draft = Draft(
         ratings={"correctness": 2, "security": None, "reliability": 1, "maintainability": 0},
-        overall=2, rationale="B handles the empty ledger; A crashes on it.", confidence=4,
-        comments=[], turn_notes={}, active_seconds=400, wall_seconds=500,
+        overall=2,
+        rationale="B handles the empty ledger; A crashes on it.",
+        confidence=4,
+        comments=[],
+        turn_notes={},
+        active_seconds=400,
+        wall_seconds=500,
     )
     judgment = actions.do_save_draft(alice, judgment, draft, revision=0)
     actions.do_submit_judgment(alice, judgment)
     keys = [c["key"] for c in judgment.rubric_version.rated_criteria]
-    do_review(bob, judgment, verdict="agree", reason="The diff bears it out.",
-              per_criterion={k: {"agree": True, "reason": ""} for k in keys})
+    do_review(
+        bob,
+        judgment,
+        verdict="agree",
+        reason="The diff bears it out.",
+        per_criterion={k: {"agree": True, "reason": ""} for k in keys},
+    )
     decision = Decision.objects.get(comparison=comparison)
     assert decision.overall == 2
 

@@ -65,7 +65,9 @@ class Race:
         self.project = make_project(overlap=2, reviewers_per_judgment=2)
         self.alice, self.anna = make_user("alice", "annotator"), make_user("anna", "annotator")
         self.reviewers = [make_user(f"reviewer{n}", "reviewer") for n in range(REVIEWERS)]
-        self.adjudicators = [make_user(f"adjudicator{n}", "adjudicator") for n in range(ADJUDICATORS)]
+        self.adjudicators = [
+            make_user(f"adjudicator{n}", "adjudicator") for n in range(ADJUDICATORS)
+        ]
         self.comparisons = []
         for n in range(COMPARISONS):
             comparison = make_comparison(project=self.project)
@@ -87,12 +89,20 @@ class Race:
                 return
             for judgment in self.judgments[start:] + self.judgments[:start]:
                 try:
-                    review = pipeline.do_review(reviewer, judgment, verdict="agree", reason="fine", per_criterion=self.per_criterion)
+                    review = pipeline.do_review(
+                        reviewer,
+                        judgment,
+                        verdict="agree",
+                        reason="fine",
+                        per_criterion=self.per_criterion,
+                    )
                 except pipeline.IllegalTransition:
                     continue
                 with self.lock:
                     self.reviewed.append(review.pk)
-            if not Comparison.objects.filter(pk__in=[c.pk for c in self.comparisons], state="in_review").exists():
+            if not Comparison.objects.filter(
+                pk__in=[c.pk for c in self.comparisons], state="in_review"
+            ).exists():
                 return
         raise AssertionError("comparisons were still in review after 200 rounds")
 
@@ -106,7 +116,13 @@ class Race:
                 return
             for comparison in Comparison.objects.filter(pk__in=ids, state="disputed"):
                 try:
-                    pipeline.do_adjudicate(adjudicator, comparison, overall=-1, ratings=RATINGS, rationale="A is right on the empty ledger.")
+                    pipeline.do_adjudicate(
+                        adjudicator,
+                        comparison,
+                        overall=-1,
+                        ratings=RATINGS,
+                        rationale="A is right on the empty ledger.",
+                    )
                 except pipeline.IllegalTransition:
                     pass
                 try:
@@ -125,20 +141,42 @@ class Race:
         # two current ones (revision requests are superseded history).
         current = Review.objects.filter(superseded_at__isnull=True)
         assert sorted(self.reviewed) == sorted(current.values_list("pk", flat=True))
-        assert Counter(current.values_list("judgment_id", flat=True)) == {j.pk: 2 for j in self.judgments}
+        assert Counter(current.values_list("judgment_id", flat=True)) == {
+            j.pk: 2 for j in self.judgments
+        }
         assert Review.objects.filter(verdict="revision").count() == revision_requests
         # No transition applied twice.
-        events = Counter(AuditEvent.objects.filter(object_type="review.comparison").values_list("object_id", "verb"))
+        events = Counter(
+            AuditEvent.objects.filter(object_type="review.comparison").values_list(
+                "object_id", "verb"
+            )
+        )
         for n, comparison in enumerate(self.comparisons):
-            settled = {"comparison.start_review", "comparison.agreed", "comparison.decided"} if n % 2 else {"comparison.start_review", "comparison.disputed", "comparison.adjudicated"}
-            verbs = ("comparison.start_review", "comparison.agreed", "comparison.decided", "comparison.disputed", "comparison.adjudicated")
+            settled = (
+                {"comparison.start_review", "comparison.agreed", "comparison.decided"}
+                if n % 2
+                else {"comparison.start_review", "comparison.disputed", "comparison.adjudicated"}
+            )
+            verbs = (
+                "comparison.start_review",
+                "comparison.agreed",
+                "comparison.decided",
+                "comparison.disputed",
+                "comparison.adjudicated",
+            )
             counts = {verb: events[(str(comparison.pk), verb)] for verb in verbs}
             assert counts == {verb: int(verb in settled) for verb in verbs}, (n, counts)
         assert Decision.objects.count() == COMPARISONS
         assert AuditEvent.objects.filter(verb="review.submitted").count() == 4 * COMPARISONS
         # No earning paid twice: exactly what the work earned.
         half = COMPARISONS // 2
-        expected = Counter({"review": 4 * COMPARISONS + revision_requests, "judgment": 2 * half + half, "adjudication": half})
+        expected = Counter(
+            {
+                "review": 4 * COMPARISONS + revision_requests,
+                "judgment": 2 * half + half,
+                "adjudication": half,
+            }
+        )
         assert Counter(Earning.objects.values_list("kind", flat=True)) == expected
         sources = list(Earning.objects.values_list("kind", "source_id"))
         assert len(sources) == len(set(sources))
@@ -159,7 +197,9 @@ def test_resubmissions_and_claims_during_reviews_do_not_deadlock(make_user) -> N
     race = Race(make_user)
     sent_back = [j for j in race.judgments if j.annotator == race.alice][:4]
     for judgment in sent_back:
-        pipeline.do_request_revision(race.reviewers[0], judgment, comments="Name the failing test in your rationale.")
+        pipeline.do_request_revision(
+            race.reviewers[0], judgment, comments="Name the failing test in your rationale."
+        )
     for _ in range(6):
         make_comparison(project=race.project)  # new work in the same project, for the queue
     newcomers = [make_user(f"annotator{n}", "annotator") for n in range(6)]
@@ -171,7 +211,9 @@ def test_resubmissions_and_claims_during_reviews_do_not_deadlock(make_user) -> N
     def claim(annotator) -> None:
         assert queue.next_comparison(annotator, race.project) is not None
 
-    errors = _run_at_once([*race.workers(), resubmit, *[lambda a=a: claim(a) for a in newcomers]], race.stop)
+    errors = _run_at_once(
+        [*race.workers(), resubmit, *[lambda a=a: claim(a) for a in newcomers]], race.stop
+    )
     assert not errors, errors
     race.check(revision_requests=len(sent_back))
     assert Claim.objects.filter(released_at__isnull=True).count() == len(newcomers)

@@ -40,11 +40,16 @@ def test_a_killed_worker_s_check_finishes_once_on_postgres(
     settings, tmp_path: Path, _data_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
     if connection.vendor != "postgresql":
-        pytest.skip("runs on PostgreSQL (MARLIN_DATABASE_URL=postgres://...); SQLite has its own variant")
+        pytest.skip(
+            "runs on PostgreSQL (MARLIN_DATABASE_URL=postgres://...); SQLite has its own variant"
+        )
     settings.JOB_LEASE_SECONDS = 2
     link_shared_tools(_data_dir)
-    task = demo_task(checks=[{"kind": "command", "name": "slow tests",
-                              "command": "sleep 4 && python -m pytest -q"}])
+    task = demo_task(
+        checks=[
+            {"kind": "command", "name": "slow tests", "command": "sleep 4 && python -m pytest -q"}
+        ]
+    )
     candidate = make_candidate(task, demo_patches()["good"])
     enqueue_checks(candidate)  # autocommit: the job row is in the queue now
 
@@ -58,7 +63,9 @@ def test_a_killed_worker_s_check_finishes_once_on_postgres(
         first.wait(timeout=10)
         assert workers.rows(candidate.pk) == [("running", 1)]
         workers.start("second")
-        rows = workers.wait_for(candidate.pk, {"passed", "failed", "error", "timed_out"}, timeout=90)
+        rows = workers.wait_for(
+            candidate.pk, {"passed", "failed", "error", "timed_out"}, timeout=90
+        )
         assert rows == [("passed", 2)], workers.log("second")
         assert workers.workspaces() == []
     finally:

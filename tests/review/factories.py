@@ -40,7 +40,12 @@ def make_project(**policy: Any) -> Project:
     unless `policy` says otherwise."""
     n = next(_counter)
     rubric = Rubric.objects.create(name=f"Rubric {n}")
-    RubricVersion.objects.create(rubric=rubric, number=1, criteria=validate_criteria(DEFAULT_CRITERIA), change_note="Initial version.")
+    RubricVersion.objects.create(
+        rubric=rubric,
+        number=1,
+        criteria=validate_criteria(DEFAULT_CRITERIA),
+        change_note="Initial version.",
+    )
     settings = {"overlap": 2, "reviewers_per_judgment": 1, "min_rationale_chars": 20, **policy}
     return Project.objects.create(name=f"Project {n}", rubric=rubric, **settings)
 
@@ -65,15 +70,27 @@ def _task(project: Project) -> Task:
 
 
 def _run(task: Task, agent_name: str, variant: int) -> Run:
-    agent, _ = Agent.objects.get_or_create(name=agent_name, version_label="1", defaults={"provider": Provider.IMPORT})
+    agent, _ = Agent.objects.get_or_create(
+        name=agent_name, version_label="1", defaults={"provider": Provider.IMPORT}
+    )
     run = Run.objects.create(task=task, agent=agent, status=RunStatus.WAITING)
-    turn = Turn.objects.create(run=run, number=1, prompt=task.prompt, status=TurnStatus.DONE, finished_at=timezone.now())
-    Candidate.objects.create(turn=turn, patch=PATCH.replace("{note}", f"variant {variant}"), files_changed=1, lines_added=2, lines_removed=1)
+    turn = Turn.objects.create(
+        run=run, number=1, prompt=task.prompt, status=TurnStatus.DONE, finished_at=timezone.now()
+    )
+    Candidate.objects.create(
+        turn=turn,
+        patch=PATCH.replace("{note}", f"variant {variant}"),
+        files_changed=1,
+        lines_added=2,
+        lines_removed=1,
+    )
     return run
 
 
 def make_comparison(
-    project: Project | None = None, task: Task | None = None, agents: tuple[str, str] = ("agent-x", "agent-y")
+    project: Project | None = None,
+    task: Task | None = None,
+    agents: tuple[str, str] = ("agent-x", "agent-y"),
 ) -> Comparison:
     """A comparison awaiting judgments; side A is agents[0], side B agents[1]."""
     if task is None:

@@ -41,7 +41,9 @@ def test_a_criterion_too_far_apart_disagrees() -> None:
 
 def test_not_applicable_counts_as_a_tie_when_comparing() -> None:
     assert pair_agreement(Verdict(-1, {"security": None}), Verdict(-1, {"security": 2}), 2).agrees
-    assert not pair_agreement(Verdict(-1, {"security": None}), Verdict(-1, {"security": 3}), 2).agrees
+    assert not pair_agreement(
+        Verdict(-1, {"security": None}), Verdict(-1, {"security": 3}), 2
+    ).agrees
 
 
 def test_criteria_only_one_rubric_version_has_are_skipped() -> None:
@@ -64,7 +66,9 @@ def test_median_rounds_toward_a_tie() -> None:
 
 
 def test_decision_takes_medians_and_keeps_not_applicable_when_nobody_rated() -> None:
-    result = decide([Verdict(-2, {"c": -3, "s": None, "m": 1}), Verdict(-1, {"c": -1, "s": None, "m": None})])
+    result = decide(
+        [Verdict(-2, {"c": -3, "s": None, "m": 1}), Verdict(-1, {"c": -1, "s": None, "m": None})]
+    )
     assert result == Verdict(-1, {"c": -2, "m": 1, "s": None})
 
 
@@ -74,7 +78,9 @@ def test_a_judgment_is_accepted_when_it_points_the_way_of_the_decision() -> None
 
 
 @given(st.sampled_from([-1, 0, 1]), st.lists(st.integers(1, 3), min_size=1, max_size=7))
-def test_the_decision_of_agreeing_judgments_keeps_their_direction(way: int, sizes: list[int]) -> None:
+def test_the_decision_of_agreeing_judgments_keeps_their_direction(
+    way: int, sizes: list[int]
+) -> None:
     same_way = [way * size for size in sizes]
     result = decide([Verdict(v) for v in same_way])
     assert direction(result.overall) == way

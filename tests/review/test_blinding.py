@@ -27,7 +27,13 @@ STEPS = {
     name: [
         {
             "text": f"Hello, I am {name}. Reading the money module.",
-            "tool_calls": [{"id": f"call_{PK_BASE}", "name": "view_file", "arguments": {"path": "ledgerlite/money.py"}}],
+            "tool_calls": [
+                {
+                    "id": f"call_{PK_BASE}",
+                    "name": "view_file",
+                    "arguments": {"path": "ledgerlite/money.py"},
+                }
+            ],
             "tool_outputs": ["def parse_amount(text: str) -> int:"],
             "raw_message": {"model": f"{name.lower()}-coder-7b", "id": f"chatcmpl-{PK_BASE}"},
         }
@@ -45,17 +51,26 @@ def comparison(erin, dave) -> Comparison:
         files = candidate_files("good") | {"NOTES.md": f"Written by {name}\n"}
         scrubbed = candidate_files("good") | {"NOTES.md": "Written by [an agent]\n"}
         Candidate.objects.filter(turn__run=run, turn__number=1).update(
-            patch=demo_patch(files), scrubbed_patch=demo_patch(scrubbed),
+            patch=demo_patch(files),
+            scrubbed_patch=demo_patch(scrubbed),
             fingerprints=[{"kind": "signature", "match": name, "line": 1}],
         )
         # A follow-up turn, so per-turn and incremental views are searched too.
         offset = 0 if name == NAMES[0] else 1000
-        turn = add_turn(run, 2, demo_patch(scrubbed | {"CHANGES.md": "More.\n"}), prompt="Add CHANGES.md",
-                        pk=PK_BASE + offset + 300, steps=STEPS[name])
+        turn = add_turn(
+            run,
+            2,
+            demo_patch(scrubbed | {"CHANGES.md": "More.\n"}),
+            prompt="Add CHANGES.md",
+            pk=PK_BASE + offset + 300,
+            steps=STEPS[name],
+        )
         TrajectoryStep.objects.filter(turn__run=run).update(
-            scrubbed_content={"text": "Hello, I am [an agent]. Reading the money module.",
-                              "tool_calls": STEPS[name][0]["tool_calls"],
-                              "tool_outputs": STEPS[name][0]["tool_outputs"]},
+            scrubbed_content={
+                "text": "Hello, I am [an agent]. Reading the money module.",
+                "tool_calls": STEPS[name][0]["tool_calls"],
+                "tool_outputs": STEPS[name][0]["tool_outputs"],
+            },
         )
     assert turn_finished(turn).turn_count == 2
     comparison.refresh_from_db()
@@ -80,7 +95,9 @@ def _assert_blind(label: str, response, secrets: list[str]) -> str:
     return body
 
 
-def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(alice, make_user, client_for, comparison):
+def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(
+    alice, make_user, client_for, comparison
+):
     secrets = _secrets(comparison)
     assert queue.next_comparison(alice) == comparison
     client = client_for(alice)
@@ -104,7 +121,9 @@ def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(alice, make_user
             traj = get(f"trajectory {side} t{turn}", f"{base}trajectory/{side}/?turn={turn}")
             assert "Reading the money module" in traj and "[an agent]" in traj
             for mode in ("split", "unified"):
-                assert "diff-file" in get(f"side {side} t{turn} {mode}", f"{base}diff/{side}/?turn={turn}&mode={mode}")
+                assert "diff-file" in get(
+                    f"side {side} t{turn} {mode}", f"{base}diff/{side}/?turn={turn}&mode={mode}"
+                )
             for index in range(4):
                 url = f"{base}file/{side}/{index}/?turn={turn}&force=1"
                 response = client.get(url)
@@ -113,18 +132,26 @@ def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(alice, make_user
                 else:
                     _assert_blind(url, response, secrets)
     for side in ("A", "B"):
-        index = next(f.index for f in side_files(comparison, side, 1) if f.path == "ledgerlite/money.py")
-        assert "<tr" in get(f"context {side}", f"{base}context/{side}/{index}/?turn=1&from=1&to=5&new_from=1")
+        index = next(
+            f.index for f in side_files(comparison, side, 1) if f.path == "ledgerlite/money.py"
+        )
+        assert "<tr" in get(
+            f"context {side}", f"{base}context/{side}/{index}/?turn=1&from=1&to=5&new_from=1"
+        )
     assert "Turn 2" in get("status", f"{base}status/")
 
-    saved = client.post(f"{base}draft/", {"draft_revision": "0", "rating-correctness": "-1", "rationale": "draft"})
+    saved = client.post(
+        f"{base}draft/", {"draft_revision": "0", "rating-correctness": "-1", "rationale": "draft"}
+    )
     assert saved.status_code == 200
     _assert_blind("draft save", saved, secrets)
     stale = client.post(f"{base}draft/", {"draft_revision": "0", "rationale": "other tab"})
     assert stale.status_code == 409 and json.loads(stale.content)["draft"]
     _assert_blind("stale draft", stale, secrets)
     _assert_blind("draft json", client.get(f"{base}draft/"), secrets)
-    refused = client.post(f"{base}submit/", {"draft_revision": "1", "overall": "-1", "rationale": "short"})
+    refused = client.post(
+        f"{base}submit/", {"draft_revision": "1", "overall": "-1", "rationale": "short"}
+    )
     assert refused.status_code == 400
     _assert_blind("refused submit", refused, secrets)
     followed = client.post(f"{base}follow-up/", {"prompt": "again"}, follow=True)
@@ -141,7 +168,9 @@ def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(alice, make_user
     assert len(seen) >= 39  # every view above was really fetched and searched
 
 
-def test_identities_are_revealed_only_after_the_decision_and_only_to_those_allowed(erin, alice, comparison):
+def test_identities_are_revealed_only_after_the_decision_and_only_to_those_allowed(
+    erin, alice, comparison
+):
     from marlin.review.models import ComparisonState
 
     assert revealed_agents(erin, comparison) is None  # not even admins before the decision

@@ -14,7 +14,9 @@ STEPS = {
     "Zephyr": [
         {
             "text": "I will read money.py first.",
-            "tool_calls": [{"id": "call_zz", "name": "view_file", "arguments": {"path": "ledgerlite/money.py"}}],
+            "tool_calls": [
+                {"id": "call_zz", "name": "view_file", "arguments": {"path": "ledgerlite/money.py"}}
+            ],
             "tool_outputs": ["def parse_amount(text):"],
         }
     ]
@@ -40,7 +42,9 @@ def _side_of(comparison, name: str) -> str:
     return "A" if comparison.run_a.agent.name == name else "B"
 
 
-def test_the_page_shows_the_prompt_both_sides_their_files_and_a_judgment_form(alice, alice_client, comparison):
+def test_the_page_shows_the_prompt_both_sides_their_files_and_a_judgment_form(
+    alice, alice_client, comparison
+):
     response = alice_client.get(_url(comparison))
     assert response.status_code == 200
     html = response.content.decode()
@@ -66,7 +70,9 @@ def test_a_file_loads_on_its_own_and_a_bad_index_says_what_exists(alice_client, 
 
 def test_context_lines_come_from_the_base_commit_in_the_mirror(alice_client, comparison):
     side = _side_of(comparison, "Zephyr")
-    files = comparison_context(comparison, comparison.task.created_by)["sides"][0 if side == "A" else 1]
+    files = comparison_context(comparison, comparison.task.created_by)["sides"][
+        0 if side == "A" else 1
+    ]
     assert files.ready
     index = next(
         node.file_index for node in _walk(files.tree) if node.path == "ledgerlite/money.py"
@@ -105,14 +111,18 @@ def test_the_trajectory_shows_steps_collapsed_without_tool_call_ids(alice_client
     assert "call_zz" not in html
 
 
-def test_checks_are_hidden_until_the_first_draft_when_the_project_says(erin, dave, alice, client_for):
+def test_checks_are_hidden_until_the_first_draft_when_the_project_says(
+    erin, dave, alice, client_for
+):
     comparison = make_comparison(erin, dave, overlap=1, hide_checks_until_drafted=True)
     queue.next_comparison(alice)
     client = client_for(alice)
     html = client.get(_url(comparison)).content.decode()
     assert "Hidden until you draft your judgment" in html
     assert "unit tests" not in html.split('class="card side-checks"', 1)[1]
-    saved = client.post(_url(comparison, "draft/"), {"draft_revision": "0", "rating-correctness": "-1"})
+    saved = client.post(
+        _url(comparison, "draft/"), {"draft_revision": "0", "rating-correctness": "-1"}
+    )
     assert saved.status_code == 200 and saved.json()["checks_shown"] is True
     html = client.get(_url(comparison)).content.decode()
     assert "Hidden until you draft your judgment" not in html
@@ -123,7 +133,9 @@ def test_flagged_candidates_show_the_scrubbed_patch_and_a_badge(alice_client, co
     side = _side_of(comparison, "Zephyr")
     run = comparison.run_a if side == "A" else comparison.run_b
     candidate = Candidate.objects.get(turn__run=run, turn__number=1)
-    candidate.scrubbed_patch = candidate.patch.replace("def parse_amount", "def parse_amount_scrubbed")
+    candidate.scrubbed_patch = candidate.patch.replace(
+        "def parse_amount", "def parse_amount_scrubbed"
+    )
     candidate.fingerprints = [{"kind": "signature", "match": "x", "line": 1}]
     candidate.save()
     html = alice_client.get(_url(comparison)).content.decode()
@@ -137,7 +149,9 @@ def test_a_reviewer_reads_the_same_body_without_a_form(bob, client_for, comparis
     assert 'id="judgment-form"' not in html
 
 
-def test_an_annotator_without_a_claim_is_told_to_use_the_queue(make_user, client_for, comparison, alice_client):
+def test_an_annotator_without_a_claim_is_told_to_use_the_queue(
+    make_user, client_for, comparison, alice_client
+):
     anna = make_user("anna", "annotator")
     response = client_for(anna).get(_url(comparison))
     assert response.status_code == 403
@@ -185,7 +199,9 @@ def test_a_large_diff_renders_the_first_screen_and_defers_the_rest(alice, client
     from tests.review.factories import make_project
 
     comparison = plain_comparison(make_project(overlap=1))
-    Candidate.objects.filter(turn__run__in=[comparison.run_a, comparison.run_b]).update(patch=_big_patch(60, 100))
+    Candidate.objects.filter(turn__run__in=[comparison.run_a, comparison.run_b]).update(
+        patch=_big_patch(60, 100)
+    )
     queue.next_comparison(alice)
     client = client_for(alice)
     html = client.get(_url(comparison)).content.decode()
@@ -218,7 +234,9 @@ def test_context_without_a_mirror_says_so(alice, client_for):
     queue.next_comparison(alice)
     response = client_for(alice).get(_url(comparison, "context/A/0/?from=1&to=2"))
     assert response.status_code == 400
-    assert "no mirror" in response.content.decode() or "could not be read" in response.content.decode()
+    assert (
+        "no mirror" in response.content.decode() or "could not be read" in response.content.decode()
+    )
 
 
 def test_the_incremental_diff_shows_only_the_later_turn_and_never_writes_to_the_mirror(db):
@@ -243,5 +261,7 @@ def test_the_incremental_diff_shows_only_the_later_turn_and_never_writes_to_the_
     assert "ledgerlite/money.py" in diff  # flawed -> good
     assert incremental_patch(repository.mirror_path, base, second, second) == ""
     assert sorted(p.name for p in Path(repository.mirror_path, "objects").rglob("*")) == objects
-    cached = list((Path(repository.mirror_path).parents[1] / "cache" / "turn-diffs").glob("*.patch"))
+    cached = list(
+        (Path(repository.mirror_path).parents[1] / "cache" / "turn-diffs").glob("*.patch")
+    )
     assert len(cached) == 2

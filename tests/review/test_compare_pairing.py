@@ -17,7 +17,9 @@ def _run(task, name: str, *, partner: Run | None = None, finished: bool = True) 
 
     agent = Agent.objects.filter(name=name).first() or make_agent(name)
     run = Run.objects.create(task=task, agent=agent, status=RunStatus.WAITING, partner=partner)
-    turn = Turn.objects.create(run=run, number=1, prompt="p", status=TurnStatus.DONE if finished else TurnStatus.RUNNING)
+    turn = Turn.objects.create(
+        run=run, number=1, prompt="p", status=TurnStatus.DONE if finished else TurnStatus.RUNNING
+    )
     if finished:
         Candidate.objects.create(turn=turn, patch=PATCH.replace("{note}", name))
     return run
@@ -26,7 +28,9 @@ def _run(task, name: str, *, partner: Run | None = None, finished: bool = True) 
 def _finish(run: Run, number: int) -> Turn:
     turn, _ = Turn.objects.get_or_create(run=run, number=number, defaults={"prompt": "more"})
     Turn.objects.filter(pk=turn.pk).update(status=TurnStatus.DONE)
-    Candidate.objects.get_or_create(turn=turn, defaults={"patch": PATCH.replace("{note}", f"turn {number}")})
+    Candidate.objects.get_or_create(
+        turn=turn, defaults={"patch": PATCH.replace("{note}", f"turn {number}")}
+    )
     return turn
 
 
@@ -41,7 +45,11 @@ def test_the_second_run_of_a_pair_to_finish_creates_the_comparison(task):
     second = _run(task, "beta")
     comparison = turn_finished(second.turns.get())
     assert {comparison.run_a, comparison.run_b} == {first, second}
-    assert comparison.task == task and comparison.project == task.project and comparison.turn_count == 1
+    assert (
+        comparison.task == task
+        and comparison.project == task.project
+        and comparison.turn_count == 1
+    )
     assert AuditEvent.objects.filter(verb="comparison.created").count() == 1
 
 
@@ -75,7 +83,9 @@ def test_two_runs_of_the_same_agent_do_not_pair_by_themselves(task):
 
 def test_sides_are_assigned_at_random(task):
     first, second = _run(task, "alpha"), _run(task, "beta")
-    firsts_side = {create_comparison(task.project, task, first, second).run_a_id == first.pk for _ in range(40)}
+    firsts_side = {
+        create_comparison(task.project, task, first, second).run_a_id == first.pk for _ in range(40)
+    }
     assert firsts_side == {True, False}
 
 

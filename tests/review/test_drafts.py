@@ -31,13 +31,21 @@ def _draft_url(comparison) -> str:
 
 
 def test_an_autosave_stores_the_draft_and_bumps_its_revision(alice, alice_client, comparison):
-    comments = [{"side": "B", "file": "ledger.py", "line_side": "new", "line": 3, "text": "None check"}]
+    comments = [
+        {"side": "B", "file": "ledger.py", "line_side": "new", "line": 3, "text": "None check"}
+    ]
     response = alice_client.post(
         _draft_url(comparison),
         {
-            "draft_revision": "0", "rating-correctness": "-2", "rating-security": "na",
-            "overall": "-1", "rationale": "A keeps callers working.", "confidence": "4",
-            "comments": json.dumps(comments), "active_seconds": "42", "wall_seconds": "60",
+            "draft_revision": "0",
+            "rating-correctness": "-2",
+            "rating-security": "na",
+            "overall": "-1",
+            "rationale": "A keeps callers working.",
+            "confidence": "4",
+            "comments": json.dumps(comments),
+            "active_seconds": "42",
+            "wall_seconds": "60",
         },
     )
     assert response.status_code == 200, response.content
@@ -51,31 +59,48 @@ def test_an_autosave_stores_the_draft_and_bumps_its_revision(alice, alice_client
 
 
 def test_the_draft_is_restored_into_the_page_after_a_reload(alice_client, comparison):
-    alice_client.post(_draft_url(comparison), {"draft_revision": "0", "rating-reliability": "2", "rationale": "kept text"})
+    alice_client.post(
+        _draft_url(comparison),
+        {"draft_revision": "0", "rating-reliability": "2", "rationale": "kept text"},
+    )
     html = alice_client.get(f"/compare/{comparison.public_id}/").content.decode()
     assert re.search(r'name="rating-reliability" value="2"[^>]* checked', html)
     assert ">kept text</textarea>" in html
     assert 'name="draft_revision" value="1"' in html
 
 
-def test_a_stale_draft_from_another_tab_is_refused_with_the_newer_one_and_nothing_is_overwritten(alice, alice_client, comparison):
-    first_tab = alice_client.post(_draft_url(comparison), {"draft_revision": "0", "rationale": "from tab one"})
+def test_a_stale_draft_from_another_tab_is_refused_with_the_newer_one_and_nothing_is_overwritten(
+    alice, alice_client, comparison
+):
+    first_tab = alice_client.post(
+        _draft_url(comparison), {"draft_revision": "0", "rationale": "from tab one"}
+    )
     assert first_tab.json()["revision"] == 1
-    second_tab = alice_client.post(_draft_url(comparison), {"draft_revision": "0", "rationale": "from tab two"})
+    second_tab = alice_client.post(
+        _draft_url(comparison), {"draft_revision": "0", "rationale": "from tab two"}
+    )
     assert second_tab.status_code == 409
     body = second_tab.json()
     assert "changed in another tab" in body["error"]
     assert body["revision"] == 1 and body["draft"]["rationale"] == "from tab one"
     assert Judgment.objects.get(annotator=alice).rationale == "from tab one"
     # The second tab chose to keep its text: it saves again on top of revision 1.
-    again = alice_client.post(_draft_url(comparison), {"draft_revision": "1", "rationale": "from tab two"})
+    again = alice_client.post(
+        _draft_url(comparison), {"draft_revision": "1", "rationale": "from tab two"}
+    )
     assert again.status_code == 200 and again.json()["revision"] == 2
     assert Judgment.objects.get(annotator=alice).rationale == "from tab two"
 
 
 def test_time_never_goes_backwards(alice, alice_client, comparison):
-    alice_client.post(_draft_url(comparison), {"draft_revision": "0", "active_seconds": "300", "wall_seconds": "400"})
-    alice_client.post(_draft_url(comparison), {"draft_revision": "1", "active_seconds": "20", "wall_seconds": "30"})
+    alice_client.post(
+        _draft_url(comparison),
+        {"draft_revision": "0", "active_seconds": "300", "wall_seconds": "400"},
+    )
+    alice_client.post(
+        _draft_url(comparison),
+        {"draft_revision": "1", "active_seconds": "20", "wall_seconds": "30"},
+    )
     judgment = Judgment.objects.get(annotator=alice)
     assert (judgment.active_seconds, judgment.wall_seconds) == (300, 400)
 
@@ -87,17 +112,25 @@ def test_time_never_goes_backwards(alice, alice_client, comparison):
         ("overall", "na", "not on the 7-point scale"),
         ("confidence", "7", "Confidence must be 1 to 5"),
         ("comments", "{not json", "could not be read"),
-        ("comments", json.dumps([{"side": "C", "file": "x", "line_side": "new", "line": 1, "text": "t"}]), "side must be A or B"),
+        (
+            "comments",
+            json.dumps([{"side": "C", "file": "x", "line_side": "new", "line": 1, "text": "t"}]),
+            "side must be A or B",
+        ),
     ],
 )
-def test_malformed_fields_are_refused_with_a_message(alice, alice_client, comparison, field, value, message):
+def test_malformed_fields_are_refused_with_a_message(
+    alice, alice_client, comparison, field, value, message
+):
     response = alice_client.post(_draft_url(comparison), {"draft_revision": "0", field: value})
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert Judgment.objects.get(annotator=alice).draft_revision == 0
 
 
-def test_the_overall_criterion_cannot_be_marked_not_applicable_through_a_rating(alice_client, comparison):
+def test_the_overall_criterion_cannot_be_marked_not_applicable_through_a_rating(
+    alice_client, comparison
+):
     # 'overall' is not a rated criterion, so a rating-overall field is ignored rather than stored.
     alice_client.post(_draft_url(comparison), {"draft_revision": "0", "rating-overall": "na"})
     assert Judgment.objects.get().ratings == {}
@@ -111,7 +144,9 @@ def test_the_newer_draft_can_be_fetched_as_json(alice_client, comparison):
 
 def test_a_draft_cannot_be_saved_by_someone_else(make_user, client_for, comparison):
     anna = make_user("anna", "annotator")
-    response = client_for(anna).post(_draft_url(comparison), {"draft_revision": "0", "overall": "1"})
+    response = client_for(anna).post(
+        _draft_url(comparison), {"draft_revision": "0", "overall": "1"}
+    )
     assert response.status_code == 403
     assert "not assigned to you" in response.json()["error"]
     assert not Judgment.objects.filter(annotator=anna).exists()
@@ -124,7 +159,9 @@ def test_saving_refreshes_the_claim(alice, alice_client, comparison):
 
     from marlin.review.models import Claim
 
-    Claim.objects.filter(annotator=alice).update(last_seen_at=timezone.now() - timedelta(minutes=80))
+    Claim.objects.filter(annotator=alice).update(
+        last_seen_at=timezone.now() - timedelta(minutes=80)
+    )
     alice_client.post(_draft_url(comparison), {"draft_revision": "0", "overall": "1"})
     claim = Claim.objects.get(annotator=alice)
     assert timezone.now() - claim.last_seen_at < timedelta(minutes=1)

@@ -16,7 +16,12 @@ from tests.review.workspace_factories import KEY_ENV, model_writes, paired_compa
 
 @pytest.mark.slow
 def test_a_follow_up_runs_both_sides_and_the_page_shows_the_new_turn(
-    erin, dave, alice, client_for, model_server_factory, monkeypatch  # noqa: F811
+    erin,
+    dave,
+    alice,
+    client_for,
+    model_server_factory,  # noqa: F811
+    monkeypatch,
 ):
     monkeypatch.setenv(KEY_ENV, "sk-test-followup-0123456789")
     server = model_server_factory([])
@@ -55,27 +60,46 @@ def test_a_follow_up_runs_both_sides_and_the_page_shows_the_new_turn(
     turn_one = client.get(base + "?turn=1").content.decode()
     assert "CHANGES.md" not in turn_one.split('class="sides"', 1)[1]
 
-    submitted = client.post(base + "submit/", {
-        "draft_revision": "0", "rating-correctness": "1", "rating-security": "na",
-        "rating-reliability": "0", "rating-maintainability": "0", "overall": "1",
-        "rationale": "Both did it; B's changelog is clearer.", "confidence": "3",
-        "turn_note-1": "Both READMEs are fine.", "turn_note-2": "B answered the follow-up better.",
-    })
+    submitted = client.post(
+        base + "submit/",
+        {
+            "draft_revision": "0",
+            "rating-correctness": "1",
+            "rating-security": "na",
+            "rating-reliability": "0",
+            "rating-maintainability": "0",
+            "overall": "1",
+            "rationale": "Both did it; B's changelog is clearer.",
+            "confidence": "3",
+            "turn_note-1": "Both READMEs are fine.",
+            "turn_note-2": "B answered the follow-up better.",
+        },
+    )
     assert submitted.status_code == 302
     judgment = Judgment.objects.get(annotator=alice)
     assert judgment.status == JudgmentStatus.SUBMITTED and judgment.turn_judged == 2
-    assert judgment.turn_notes == {"1": "Both READMEs are fine.", "2": "B answered the follow-up better."}
+    assert judgment.turn_notes == {
+        "1": "Both READMEs are fine.",
+        "2": "B answered the follow-up better.",
+    }
 
 
 @pytest.mark.slow
 def test_an_empty_follow_up_is_refused_with_a_message(
-    erin, dave, alice, client_for, model_server_factory, monkeypatch  # noqa: F811
+    erin,
+    dave,
+    alice,
+    client_for,
+    model_server_factory,  # noqa: F811
+    monkeypatch,
 ):
     monkeypatch.setenv(KEY_ENV, "sk-test-followup-0123456789")
     comparison = paired_comparison(erin, dave, model_server_factory([]), overlap=1)
     queue.next_comparison(alice)
     client = client_for(alice)
-    response = client.post(f"/compare/{comparison.public_id}/follow-up/", {"prompt": "  "}, follow=True)
+    response = client.post(
+        f"/compare/{comparison.public_id}/follow-up/", {"prompt": "  "}, follow=True
+    )
     assert "Write the follow-up prompt" in response.content.decode()
     assert not Turn.objects.filter(number=2).exists()
 
@@ -84,6 +108,8 @@ def test_a_reviewer_cannot_send_follow_ups(erin, dave, bob, client_for):
     from tests.review.workspace_factories import make_comparison
 
     comparison = make_comparison(erin, dave, overlap=1)
-    response = client_for(bob).post(f"/compare/{comparison.public_id}/follow-up/", {"prompt": "more"})
+    response = client_for(bob).post(
+        f"/compare/{comparison.public_id}/follow-up/", {"prompt": "more"}
+    )
     assert response.status_code == 403
     assert not Turn.objects.filter(number=2).exists()

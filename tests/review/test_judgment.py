@@ -51,17 +51,27 @@ def _submit(client, comparison, **overrides):
     return client.post(f"/compare/{comparison.public_id}/submit/", _complete(**overrides))
 
 
-def test_a_complete_judgment_is_submitted_audited_and_handed_to_the_pipeline(alice, alice_client, comparison):
+def test_a_complete_judgment_is_submitted_audited_and_handed_to_the_pipeline(
+    alice, alice_client, comparison
+):
     response = _submit(alice_client, comparison)
     assert response.status_code == 302 and response["Location"] == "/compare/"
     judgment = Judgment.objects.get(annotator=alice)
     assert judgment.status == JudgmentStatus.SUBMITTED and judgment.submitted_at is not None
-    assert judgment.ratings == {"correctness": -3, "security": None, "reliability": -1, "maintainability": 0}
+    assert judgment.ratings == {
+        "correctness": -3,
+        "security": None,
+        "reliability": -1,
+        "maintainability": 0,
+    }
     assert judgment.overall == -2 and judgment.active_seconds == 321
     assert judgment.rubric_version == comparison.project.rubric.current_version()
     assert judgment.turn_judged == 1
     assert Claim.objects.get(annotator=alice).released_at is not None
-    assert AuditEvent.objects.filter(verb="judgment.submitted", object_id=str(judgment.pk)).count() == 1
+    assert (
+        AuditEvent.objects.filter(verb="judgment.submitted", object_id=str(judgment.pk)).count()
+        == 1
+    )
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.IN_REVIEW  # overlap 1 reached: the pipeline moved it
 
@@ -113,11 +123,15 @@ def test_submitting_is_final(alice, alice_client, comparison):
     assert judgment.overall == -2
     with pytest.raises(JudgmentClosed):
         do_submit_judgment(alice, judgment)
-    draft = alice_client.post(f"/compare/{comparison.public_id}/draft/", _complete(draft_revision="1"))
+    draft = alice_client.post(
+        f"/compare/{comparison.public_id}/draft/", _complete(draft_revision="1")
+    )
     assert draft.status_code == 409 and "final" in draft.json()["error"]
 
 
-def test_a_judgment_on_a_comparison_not_assigned_to_you_is_refused(make_user, client_for, comparison):
+def test_a_judgment_on_a_comparison_not_assigned_to_you_is_refused(
+    make_user, client_for, comparison
+):
     anna = make_user("anna", "annotator")
     response = _submit(client_for(anna), comparison)
     assert response.status_code == 403
@@ -127,8 +141,12 @@ def test_a_judgment_on_a_comparison_not_assigned_to_you_is_refused(make_user, cl
     assert not Judgment.objects.filter(annotator=anna).exists()
 
 
-def test_a_stale_submit_from_another_tab_submits_nothing_and_shows_your_text(alice, alice_client, comparison):
-    alice_client.post(f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "other tab"})
+def test_a_stale_submit_from_another_tab_submits_nothing_and_shows_your_text(
+    alice, alice_client, comparison
+):
+    alice_client.post(
+        f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "other tab"}
+    )
     response = _submit(alice_client, comparison)  # this tab still thinks revision 0
     assert response.status_code == 409
     html = response.content.decode()

@@ -27,21 +27,36 @@ def brian(make_user):
 
 def verbs(comparison) -> list[str]:
     return list(
-        AuditEvent.objects.filter(object_type="review.comparison", object_id=str(comparison.pk)).values_list("verb", flat=True)
+        AuditEvent.objects.filter(
+            object_type="review.comparison", object_id=str(comparison.pk)
+        ).values_list("verb", flat=True)
     )
 
 
-def review(reviewer, judgment, verdict="agree", per_criterion=None, reason="Checked the diff; the ratings hold."):
+def review(
+    reviewer,
+    judgment,
+    verdict="agree",
+    per_criterion=None,
+    reason="Checked the diff; the ratings hold.",
+):
     return pipeline.do_review(
-        reviewer, judgment, verdict=verdict, reason=reason,
-        per_criterion=per_criterion if per_criterion is not None else agree_all(judgment.comparison),
+        reviewer,
+        judgment,
+        verdict=verdict,
+        reason=reason,
+        per_criterion=per_criterion
+        if per_criterion is not None
+        else agree_all(judgment.comparison),
         active_seconds=120,
     )
 
 
 def judged_and_reviewed(comparison, annotators, reviewers, overalls):
     """Submit every judgment first (review starts at the overlap), then review each."""
-    judgments = [submitted_judgment(comparison, a, o) for a, o in zip(annotators, overalls, strict=True)]
+    judgments = [
+        submitted_judgment(comparison, a, o) for a, o in zip(annotators, overalls, strict=True)
+    ]
     for reviewer, judgment in zip(reviewers, judgments, strict=True):
         review(reviewer, judgment)
     return judgments
@@ -64,8 +79,18 @@ def test_review_starts_when_the_overlap_is_reached(alice, anna) -> None:
 
 def test_agreeing_judgments_and_reviews_decide_the_comparison(alice, anna, bob, brian) -> None:
     comparison = make_comparison()
-    first = submitted_judgment(comparison, alice, -2, {"correctness": -3, "security": None, "reliability": -1, "maintainability": 0})
-    second = submitted_judgment(comparison, anna, -1, {"correctness": -1, "security": None, "reliability": 0, "maintainability": 1})
+    first = submitted_judgment(
+        comparison,
+        alice,
+        -2,
+        {"correctness": -3, "security": None, "reliability": -1, "maintainability": 0},
+    )
+    second = submitted_judgment(
+        comparison,
+        anna,
+        -1,
+        {"correctness": -1, "security": None, "reliability": 0, "maintainability": 1},
+    )
     review(bob, first)
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.IN_REVIEW
@@ -75,15 +100,31 @@ def test_agreeing_judgments_and_reviews_decide_the_comparison(alice, anna, bob, 
     decision = Decision.objects.get(comparison=comparison)
     assert decision.source == "agreement"
     assert decision.overall == -1
-    assert decision.ratings == {"correctness": -2, "security": None, "reliability": 0, "maintainability": 0}
-    assert verbs(comparison) == ["comparison.start_review", "comparison.agreed", "comparison.decided"]
+    assert decision.ratings == {
+        "correctness": -2,
+        "security": None,
+        "reliability": 0,
+        "maintainability": 0,
+    }
+    assert verbs(comparison) == [
+        "comparison.start_review",
+        "comparison.agreed",
+        "comparison.decided",
+    ]
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == (JudgmentStatus.ACCEPTED, JudgmentStatus.ACCEPTED)
-    assert paid() == [("alice", "judgment", 2500), ("anna", "judgment", 2500), ("bob", "review", 800), ("brian", "review", 800)]
+    assert paid() == [
+        ("alice", "judgment", 2500),
+        ("anna", "judgment", 2500),
+        ("bob", "review", 800),
+        ("brian", "review", 800),
+    ]
 
 
-def test_opposite_preferences_go_to_adjudication_and_only_the_upheld_judgment_is_paid(alice, anna, bob, brian, carol) -> None:
+def test_opposite_preferences_go_to_adjudication_and_only_the_upheld_judgment_is_paid(
+    alice, anna, bob, brian, carol
+) -> None:
     comparison = make_comparison()
     first = submitted_judgment(comparison, alice, -2)
     second = submitted_judgment(comparison, anna, 1)
@@ -94,20 +135,47 @@ def test_opposite_preferences_go_to_adjudication_and_only_the_upheld_judgment_is
     dispute = AuditEvent.objects.get(verb="comparison.disputed", object_id=str(comparison.pk))
     assert "overall preferences point different ways (A vs B)" in dispute.reason
     ratings = {"correctness": -2, "security": None, "reliability": -1, "maintainability": 0}
-    decision = pipeline.do_adjudicate(carol, comparison, overall=-2, ratings=ratings, rationale="A is correct on empty input; B crashes.", active_seconds=300)
-    assert (decision.source, decision.decided_by, decision.overall, decision.ratings) == ("adjudication", carol, -2, ratings)
+    decision = pipeline.do_adjudicate(
+        carol,
+        comparison,
+        overall=-2,
+        ratings=ratings,
+        rationale="A is correct on empty input; B crashes.",
+        active_seconds=300,
+    )
+    assert (decision.source, decision.decided_by, decision.overall, decision.ratings) == (
+        "adjudication",
+        carol,
+        -2,
+        ratings,
+    )
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == (JudgmentStatus.ACCEPTED, JudgmentStatus.REJECTED)
-    assert paid() == [("alice", "judgment", 2500), ("bob", "review", 800), ("brian", "review", 800), ("carol", "adjudication", 1500)]
+    assert paid() == [
+        ("alice", "judgment", 2500),
+        ("bob", "review", 800),
+        ("brian", "review", 800),
+        ("carol", "adjudication", 1500),
+    ]
     with pytest.raises(NotPayable, match="only accepted judgments are paid"):
         pay_judgment(second)
 
 
 def test_a_criterion_too_far_apart_is_disputed(alice, anna, bob, brian) -> None:
     comparison = make_comparison(project=make_project(agreement_max_step_difference=1))
-    first = submitted_judgment(comparison, alice, -1, {"correctness": -3, "security": 0, "reliability": 0, "maintainability": 0})
-    second = submitted_judgment(comparison, anna, -1, {"correctness": -1, "security": 0, "reliability": 0, "maintainability": 0})
+    first = submitted_judgment(
+        comparison,
+        alice,
+        -1,
+        {"correctness": -3, "security": 0, "reliability": 0, "maintainability": 0},
+    )
+    second = submitted_judgment(
+        comparison,
+        anna,
+        -1,
+        {"correctness": -1, "security": 0, "reliability": 0, "maintainability": 0},
+    )
     review(bob, first)
     review(brian, second)
     comparison.refresh_from_db()
@@ -116,11 +184,15 @@ def test_a_criterion_too_far_apart_is_disputed(alice, anna, bob, brian) -> None:
     assert event.reason == "judgments 1 and 2: correctness is 2 steps apart (at most 1 allowed)"
 
 
-def test_a_reviewer_who_disagrees_on_one_criterion_disputes_agreeing_judgments(alice, anna, bob, brian) -> None:
+def test_a_reviewer_who_disagrees_on_one_criterion_disputes_agreeing_judgments(
+    alice, anna, bob, brian
+) -> None:
     comparison = make_comparison()
     first = submitted_judgment(comparison, alice, -2)
     second = submitted_judgment(comparison, anna, -2)
-    per_criterion = agree_all(comparison) | {"security": {"agree": False, "reason": "The eval() in A is a hole."}}
+    per_criterion = agree_all(comparison) | {
+        "security": {"agree": False, "reason": "The eval() in A is a hole."}
+    }
     review(bob, first, per_criterion=per_criterion)
     review(brian, second)
     comparison.refresh_from_db()
@@ -147,7 +219,9 @@ def test_it_refuses_reviewing_a_comparison_you_judged(make_user, anna) -> None:
         review(both, other)
 
 
-def test_it_refuses_a_second_review_and_reviews_beyond_the_number_needed(alice, anna, bob, brian) -> None:
+def test_it_refuses_a_second_review_and_reviews_beyond_the_number_needed(
+    alice, anna, bob, brian
+) -> None:
     comparison = make_comparison()
     first = submitted_judgment(comparison, alice, -1)
     submitted_judgment(comparison, anna, 1)
@@ -173,9 +247,17 @@ def test_a_review_needs_a_reason_and_every_criterion(alice, anna, bob) -> None:
     with pytest.raises(ValidationError, match="A reason is required"):
         review(bob, first, reason="  ")
     with pytest.raises(ValidationError, match="missing: Security"):
-        review(bob, first, per_criterion={k: v for k, v in agree_all(comparison).items() if k != "security"})
+        review(
+            bob,
+            first,
+            per_criterion={k: v for k, v in agree_all(comparison).items() if k != "security"},
+        )
     with pytest.raises(ValidationError, match="Say why you disagree on Correctness"):
-        review(bob, first, per_criterion=agree_all(comparison) | {"correctness": {"agree": False, "reason": ""}})
+        review(
+            bob,
+            first,
+            per_criterion=agree_all(comparison) | {"correctness": {"agree": False, "reason": ""}},
+        )
     assert not first.reviews.exists()
 
 
@@ -188,7 +270,9 @@ def test_it_refuses_adjudicating_without_the_role(alice, anna, bob, brian, mallo
     assert not Decision.objects.exists()
 
 
-def test_an_adjudicator_who_judged_the_comparison_cannot_decide_it(make_user, anna, bob, brian) -> None:
+def test_an_adjudicator_who_judged_the_comparison_cannot_decide_it(
+    make_user, anna, bob, brian
+) -> None:
     judge = make_user("jude", "annotator", "adjudicator")
     comparison = make_comparison()
     judged_and_reviewed(comparison, (judge, anna), (bob, brian), (-1, 1))
@@ -208,10 +292,14 @@ def test_it_refuses_deciding_an_agreed_comparison_twice(alice, anna, bob, brian,
     assert Earning.objects.count() == 4
 
 
-def test_adjudication_needs_every_criterion_and_a_long_enough_rationale(alice, anna, bob, brian, carol) -> None:
+def test_adjudication_needs_every_criterion_and_a_long_enough_rationale(
+    alice, anna, bob, brian, carol
+) -> None:
     comparison = make_comparison()
     judged_and_reviewed(comparison, (alice, anna), (bob, brian), (-1, 1))
-    with pytest.raises(ValidationError, match="missing: Correctness, Security, Reliability, Maintainability"):
+    with pytest.raises(
+        ValidationError, match="missing: Correctness, Security, Reliability, Maintainability"
+    ):
         pipeline.do_adjudicate(carol, comparison, overall=-1, ratings={}, rationale="x" * 50)
     full = {"correctness": -1, "security": None, "reliability": 0, "maintainability": 0}
     with pytest.raises(ValidationError, match="too short: 5 of at least 20"):
@@ -227,7 +315,9 @@ def test_it_refuses_to_pay_a_voided_comparison(alice, anna, bob, carol) -> None:
     first = submitted_judgment(comparison, alice, -1)
     submitted_judgment(comparison, anna, 1)
     done = review(bob, first)
-    pipeline.do_void(carol, comparison, reason="Candidate B never built; the task's setup is broken.")
+    pipeline.do_void(
+        carol, comparison, reason="Candidate B never built; the task's setup is broken."
+    )
     comparison.refresh_from_db()
     first.refresh_from_db()
     assert comparison.state == ComparisonState.VOIDED and first.status == JudgmentStatus.VOIDED
@@ -236,31 +326,41 @@ def test_it_refuses_to_pay_a_voided_comparison(alice, anna, bob, carol) -> None:
     with pytest.raises(NotPayable, match="voided work is never paid"):
         pay_review(done)
     assert Earning.objects.count() == 0
-    with pytest.raises(pipeline.IllegalTransition, match="This comparison was voided: Candidate B never built"):
+    with pytest.raises(
+        pipeline.IllegalTransition, match="This comparison was voided: Candidate B never built"
+    ):
         review(bob, first)
     with pytest.raises(pipeline.IllegalTransition, match="already voided"):
         pipeline.do_void(carol, comparison, reason="again")
 
 
-def test_voiding_needs_a_reason_the_role_and_an_undecided_comparison(alice, anna, bob, brian, carol) -> None:
+def test_voiding_needs_a_reason_the_role_and_an_undecided_comparison(
+    alice, anna, bob, brian, carol
+) -> None:
     comparison = make_comparison()
     with pytest.raises(ValidationError, match="Say why"):
         pipeline.do_void(carol, comparison, reason=" ")
     with pytest.raises(PermissionDenied):
         pipeline.do_void(bob, comparison, reason="looks broken")
     judged_and_reviewed(comparison, (alice, anna), (bob, brian), (-1, -1))
-    with pytest.raises(pipeline.IllegalTransition, match="already decided; a decided comparison cannot be voided"):
+    with pytest.raises(
+        pipeline.IllegalTransition, match="already decided; a decided comparison cannot be voided"
+    ):
         pipeline.do_void(carol, comparison, reason="too late")
 
 
-def test_a_revision_request_sends_the_judgment_back_and_the_resubmission_is_reviewed_afresh(alice, anna, bob, brian) -> None:
+def test_a_revision_request_sends_the_judgment_back_and_the_resubmission_is_reviewed_afresh(
+    alice, anna, bob, brian
+) -> None:
     from marlin.review.actions import do_submit_judgment
 
     comparison = make_comparison()
     first = submitted_judgment(comparison, alice, -1)
     second = submitted_judgment(comparison, anna, -1)
     agreed = review(brian, second)
-    sent_back = review(bob, first, verdict="revision", reason="Your rationale does not mention the failing test.")
+    sent_back = review(
+        bob, first, verdict="revision", reason="Your rationale does not mention the failing test."
+    )
     first.refresh_from_db()
     assert first.status == JudgmentStatus.REVISION_REQUESTED
     assert list(pipeline.revision_requests(first)) == [sent_back]
@@ -269,7 +369,9 @@ def test_a_revision_request_sends_the_judgment_back_and_the_resubmission_is_revi
     assert agreed.superseded_at is None  # other judgments keep their reviews
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.IN_REVIEW
-    first.rationale = "Side A passes the hidden test test_total_skips_none; B fails it on empty input."
+    first.rationale = (
+        "Side A passes the hidden test test_total_skips_none; B fails it on empty input."
+    )
     first.save(update_fields=["rationale"])
     do_submit_judgment(alice, first)
     first.refresh_from_db()
@@ -278,7 +380,13 @@ def test_a_revision_request_sends_the_judgment_back_and_the_resubmission_is_revi
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.DECIDED
     # Both of bob's reviews were work done: both are paid.
-    assert paid() == [("alice", "judgment", 2500), ("anna", "judgment", 2500), ("bob", "review", 800), ("bob", "review", 800), ("brian", "review", 800)]
+    assert paid() == [
+        ("alice", "judgment", 2500),
+        ("anna", "judgment", 2500),
+        ("bob", "review", 800),
+        ("bob", "review", 800),
+        ("brian", "review", 800),
+    ]
 
 
 def test_rubric_change_sends_older_judgments_back_to_review(alice, anna, bob, brian, erin) -> None:

@@ -19,7 +19,9 @@ from marlin.review.pipeline_views import timeline_events
 from tests.review.factories import make_comparison, make_project
 
 CRITERIA = ("correctness", "security", "reliability", "maintainability")
-RATIONALE = "Side A handles the empty ledger and keeps the public API; side B breaks callers of total()."
+RATIONALE = (
+    "Side A handles the empty ledger and keeps the public API; side B breaks callers of total()."
+)
 
 
 def login(user) -> Client:
@@ -36,7 +38,14 @@ def judge(user, ratings: dict[str, str], overall: int) -> str:
     public_id = response["Location"].rstrip("/").split("/")[-1]
     assert client.get(f"/compare/{public_id}/").status_code == 200
     form = {f"rating-{key}": value for key, value in ratings.items()}
-    form |= {"overall": str(overall), "rationale": RATIONALE, "confidence": "4", "active_seconds": "900", "wall_seconds": "1200", "draft_revision": "0"}
+    form |= {
+        "overall": str(overall),
+        "rationale": RATIONALE,
+        "confidence": "4",
+        "active_seconds": "900",
+        "wall_seconds": "1200",
+        "draft_revision": "0",
+    }
     response = client.post(f"/compare/{public_id}/submit/", form)
     assert response.status_code == 302, response.content.decode()[-2000:]
     return public_id
@@ -46,7 +55,9 @@ def review_from_the_queue(user, limit: int) -> list[str]:
     """Open up to `limit` links of the reviewer's queue and post the review form (agreeing);
     return the public ids reviewed."""
     client = login(user)
-    links = re.findall(r'href="(/review/[^/"]+/judgments/\d+/)"', client.get("/review/queue/").content.decode())[:limit]
+    links = re.findall(
+        r'href="(/review/[^/"]+/judgments/\d+/)"', client.get("/review/queue/").content.decode()
+    )[:limit]
     for link in links:
         page = client.get(link).content.decode()
         timer = re.search(r'name="timer" value="([^"]+)"', page)[1]
@@ -61,11 +72,19 @@ def review_from_the_queue(user, limit: int) -> list[str]:
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(make_user, erin) -> None:
+def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(
+    make_user, erin
+) -> None:
     if connection.vendor not in ("postgresql", "sqlite"):
         pytest.skip(f"needs PostgreSQL or SQLite, not {connection.vendor}")
-    project = make_project(overlap=2, reviewers_per_judgment=1, agreement_max_step_difference=2,
-                           pay_per_judgment_cents=2000, pay_per_review_cents=500, pay_per_adjudication_cents=1200)
+    project = make_project(
+        overlap=2,
+        reviewers_per_judgment=1,
+        agreement_max_step_difference=2,
+        pay_per_judgment_cents=2000,
+        pay_per_review_cents=500,
+        pay_per_adjudication_cents=1200,
+    )
     first = make_comparison(project=project, agents=("solver-one", "solver-two"))
     second = make_comparison(project=project, agents=("solver-three", "solver-four"))
     alice, anna = make_user("alice", "annotator"), make_user("anna", "annotator")
@@ -75,9 +94,23 @@ def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(
     # Both annotators judge both comparisons (the queue hands out the oldest first).
     a_prefers = {"correctness": "-3", "security": "na", "reliability": "-1", "maintainability": "0"}
     assert judge(alice, a_prefers, -2) == first.public_id
-    assert judge(anna, {"correctness": "-1", "security": "na", "reliability": "0", "maintainability": "1"}, -1) == first.public_id
+    assert (
+        judge(
+            anna,
+            {"correctness": "-1", "security": "na", "reliability": "0", "maintainability": "1"},
+            -1,
+        )
+        == first.public_id
+    )
     assert judge(alice, a_prefers, -2) == second.public_id
-    assert judge(anna, {"correctness": "2", "security": "na", "reliability": "1", "maintainability": "1"}, 2) == second.public_id
+    assert (
+        judge(
+            anna,
+            {"correctness": "2", "security": "na", "reliability": "1", "maintainability": "1"},
+            2,
+        )
+        == second.public_id
+    )
 
     # One review per judgment: bob takes the two oldest from his queue, brian the other two.
     assert review_from_the_queue(bob, 2) == [first.public_id, first.public_id]
@@ -92,24 +125,53 @@ def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(
     assert second.public_id in client.get("/review/adjudicate/").content.decode()
     page = client.get(f"/review/{second.public_id}/adjudicate/").content.decode()
     timer = re.search(r'name="timer" value="([^"]+)"', page)[1]
-    form = {"timer": timer, "overall": "-1", "rationale": "A is correct on empty input; B's change to total() breaks two callers."}
-    form |= {"rating-correctness": "-2", "rating-security": "na", "rating-reliability": "-1", "rating-maintainability": "0"}
+    form = {
+        "timer": timer,
+        "overall": "-1",
+        "rationale": "A is correct on empty input; B's change to total() breaks two callers.",
+    }
+    form |= {
+        "rating-correctness": "-2",
+        "rating-security": "na",
+        "rating-reliability": "-1",
+        "rating-maintainability": "0",
+    }
     response = client.post(f"/review/{second.public_id}/adjudicate/", form)
-    assert response.status_code == 302 and response["Location"] == f"/review/{second.public_id}/decision/"
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/review/{second.public_id}/decision/"
+    )
 
     # Decisions: the median of the agreeing judgments, rounded toward a tie; the adjudicator's own.
-    agreed, adjudicated = Decision.objects.get(comparison=first), Decision.objects.get(comparison=second)
+    agreed, adjudicated = (
+        Decision.objects.get(comparison=first),
+        Decision.objects.get(comparison=second),
+    )
     assert (agreed.source, agreed.overall, agreed.decided_by) == ("agreement", -1, None)
-    assert agreed.ratings == {"correctness": -2, "security": None, "reliability": 0, "maintainability": 0}
-    assert (adjudicated.source, adjudicated.overall, adjudicated.decided_by) == ("adjudication", -1, carol)
+    assert agreed.ratings == {
+        "correctness": -2,
+        "security": None,
+        "reliability": 0,
+        "maintainability": 0,
+    }
+    assert (adjudicated.source, adjudicated.overall, adjudicated.decided_by) == (
+        "adjudication",
+        -1,
+        carol,
+    )
     statuses = dict(second.judgments.values_list("annotator__username", "status"))
     assert statuses == {"alice": JudgmentStatus.ACCEPTED, "anna": JudgmentStatus.REJECTED}
 
     # Earnings: accepted judgments, every review, the adjudication; anna's rejected one is unpaid.
     earned = sorted(Earning.objects.values_list("user__username", "kind", "amount_cents"))
     assert earned == [
-        ("alice", "judgment", 2000), ("alice", "judgment", 2000), ("anna", "judgment", 2000),
-        ("bob", "review", 500), ("bob", "review", 500), ("brian", "review", 500), ("brian", "review", 500),
+        ("alice", "judgment", 2000),
+        ("alice", "judgment", 2000),
+        ("anna", "judgment", 2000),
+        ("bob", "review", 500),
+        ("bob", "review", 500),
+        ("brian", "review", 500),
+        ("brian", "review", 500),
         ("carol", "adjudication", 1200),
     ]
     assert all(e.active_seconds == 900 for e in Earning.objects.filter(kind="judgment"))
@@ -119,14 +181,23 @@ def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(
         return [(e.actor_name, e.verb) for e in timeline_events(comparison)]
 
     assert story(first) == [
-        ("alice", "comparison.claimed"), ("alice", "judgment.started"), ("alice", "judgment.submitted"),
-        ("anna", "comparison.claimed"), ("anna", "judgment.started"), ("anna", "judgment.submitted"),
+        ("alice", "comparison.claimed"),
+        ("alice", "judgment.started"),
+        ("alice", "judgment.submitted"),
+        ("anna", "comparison.claimed"),
+        ("anna", "judgment.started"),
+        ("anna", "judgment.submitted"),
         ("anna", "comparison.start_review"),
-        ("bob", "review.submitted"), ("bob", "review.submitted"),
-        ("bob", "comparison.agreed"), ("bob", "comparison.decided"),
+        ("bob", "review.submitted"),
+        ("bob", "review.submitted"),
+        ("bob", "comparison.agreed"),
+        ("bob", "comparison.decided"),
     ]
     assert story(second)[-4:] == [
-        ("brian", "review.submitted"), ("brian", "review.submitted"), ("brian", "comparison.disputed"), ("carol", "comparison.adjudicated"),
+        ("brian", "review.submitted"),
+        ("brian", "review.submitted"),
+        ("brian", "comparison.disputed"),
+        ("carol", "comparison.adjudicated"),
     ]
     page = login(erin).get(f"/review/{second.public_id}/timeline/").content.decode()
     assert "comparison.adjudicated" in page and "A is correct on empty input" in page
@@ -140,5 +211,9 @@ def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(
     rows = [line.split(",") for line in csv.strip().splitlines()]
     assert rows[0] == ["user", "pseudonym", "items", "active_hours", "total"]
     assert [(r[0], r[2], r[4]) for r in rows[1:]] == [
-        ("alice", "2", "40.00"), ("anna", "1", "20.00"), ("bob", "2", "10.00"), ("brian", "2", "10.00"), ("carol", "1", "12.00"),
+        ("alice", "2", "40.00"),
+        ("anna", "1", "20.00"),
+        ("bob", "2", "10.00"),
+        ("brian", "2", "10.00"),
+        ("carol", "1", "12.00"),
     ]

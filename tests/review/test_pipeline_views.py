@@ -23,7 +23,9 @@ def brian(make_user):
     return make_user("brian", "reviewer")
 
 
-def review_form(verdict: str = "agree", reason: str = "The ratings match the diff.", **disagree: str) -> dict[str, str]:
+def review_form(
+    verdict: str = "agree", reason: str = "The ratings match the diff.", **disagree: str
+) -> dict[str, str]:
     form = {"verdict": verdict, "reason": reason}
     for key in CRITERIA:
         form[f"agree-{key}"] = "disagree" if key in disagree else "agree"
@@ -32,13 +34,17 @@ def review_form(verdict: str = "agree", reason: str = "The ratings match the dif
 
 
 def in_review(alice, anna, overalls=(-1, -1), project=None):
-    comparison = make_comparison(project=project, agents=("Claude-Secret-Agent", "GPT-Hidden-Agent"))
+    comparison = make_comparison(
+        project=project, agents=("Claude-Secret-Agent", "GPT-Hidden-Agent")
+    )
     first = submitted_judgment(comparison, alice, overalls[0])
     second = submitted_judgment(comparison, anna, overalls[1])
     return comparison, first, second
 
 
-def test_the_queue_lists_judgments_needing_review_but_never_your_own_or_a_comparison_you_judged(client, make_user, alice, anna, brian) -> None:
+def test_the_queue_lists_judgments_needing_review_but_never_your_own_or_a_comparison_you_judged(
+    client, make_user, alice, anna, brian
+) -> None:
     both = make_user("rita", "annotator", "reviewer")
     comparison, first, second = in_review(alice, anna)
     mine = make_comparison()
@@ -51,7 +57,9 @@ def test_the_queue_lists_judgments_needing_review_but_never_your_own_or_a_compar
     assert mine.public_id not in page
     client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
     page = client.get("/review/queue/").content.decode()
-    assert f"judgments/{first.pk}/" not in page  # already reviewed by rita, and it has its one review
+    assert (
+        f"judgments/{first.pk}/" not in page
+    )  # already reviewed by rita, and it has its one review
     client.force_login(brian)
     page = client.get("/review/queue/").content.decode()
     assert f"judgments/{first.pk}/" not in page and f"judgments/{second.pk}/" in page
@@ -68,13 +76,17 @@ def test_reviewers_see_the_comparison_blind(client, alice, anna, bob) -> None:
 
 
 def test_the_annotator_name_is_shown_when_the_project_allows_it(client, alice, anna, bob) -> None:
-    comparison, first, _ = in_review(alice, anna, project=make_project(reviewers_see_annotator=True))
+    comparison, first, _ = in_review(
+        alice, anna, project=make_project(reviewers_see_annotator=True)
+    )
     client.force_login(bob)
     page = client.get(f"/review/{comparison.public_id}/judgments/{first.pk}/").content.decode()
     assert "<dt>Annotator</dt><dd>alice</dd>" in page
 
 
-def test_a_review_without_a_reason_for_a_disagreement_is_refused_and_keeps_the_input(client, alice, anna, bob) -> None:
+def test_a_review_without_a_reason_for_a_disagreement_is_refused_and_keeps_the_input(
+    client, alice, anna, bob
+) -> None:
     comparison, first, _ = in_review(alice, anna)
     client.force_login(bob)
     form = review_form("disagree", reason="Security is wrong.", security="")
@@ -112,12 +124,17 @@ def test_a_revision_request_shows_its_comments_to_the_annotator(client, alice, a
     assert "bob" not in page
 
 
-def test_adjudication_pages_need_the_role_and_show_every_judgment_and_review(client, alice, anna, bob, brian, carol) -> None:
+def test_adjudication_pages_need_the_role_and_show_every_judgment_and_review(
+    client, alice, anna, bob, brian, carol
+) -> None:
     comparison, first, second = in_review(alice, anna, overalls=(-2, 2))
     client.force_login(bob)
     client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
     client.force_login(brian)
-    client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", review_form("disagree", reason="B breaks callers.", correctness="B fails the hidden test."))
+    client.post(
+        f"/review/{comparison.public_id}/judgments/{second.pk}/",
+        review_form("disagree", reason="B breaks callers.", correctness="B fails the hidden test."),
+    )
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.DISPUTED
     assert client.get("/review/adjudicate/").status_code == 403
@@ -130,7 +147,9 @@ def test_adjudication_pages_need_the_role_and_show_every_judgment_and_review(cli
     assert "overall preferences point different ways (A vs B)" in page
 
 
-def test_the_timeline_is_for_admins_and_adjudicators_and_reveals_agents_only_after_the_decision(client, alice, anna, bob, brian, carol, erin) -> None:
+def test_the_timeline_is_for_admins_and_adjudicators_and_reveals_agents_only_after_the_decision(
+    client, alice, anna, bob, brian, carol, erin
+) -> None:
     comparison, first, second = in_review(alice, anna)
     client.force_login(bob)
     assert client.get(f"/review/{comparison.public_id}/timeline/").status_code == 403
@@ -145,13 +164,23 @@ def test_the_timeline_is_for_admins_and_adjudicators_and_reveals_agents_only_aft
     page = client.get(f"/review/{comparison.public_id}/timeline/").content.decode()
     assert "<dt>Side A</dt><dd>Claude-Secret-Agent 1</dd>" in page
     client.force_login(carol)
-    assert "Claude-Secret-Agent 1" not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    assert (
+        "Claude-Secret-Agent 1"
+        not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    )
     client.force_login(alice)
-    assert "Claude-Secret-Agent 1" not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    assert (
+        "Claude-Secret-Agent 1"
+        not in client.get(f"/review/{comparison.public_id}/decision/").content.decode()
+    )
 
 
-def test_experts_see_the_agents_after_the_decision_when_the_project_reveals_them(client, alice, anna, bob, brian, mallory) -> None:
-    comparison, first, second = in_review(alice, anna, project=make_project(reveal_agents_to_experts_after_decision=True))
+def test_experts_see_the_agents_after_the_decision_when_the_project_reveals_them(
+    client, alice, anna, bob, brian, mallory
+) -> None:
+    comparison, first, second = in_review(
+        alice, anna, project=make_project(reveal_agents_to_experts_after_decision=True)
+    )
     client.force_login(alice)
     page = client.get(f"/review/{comparison.public_id}/decision/").content.decode()
     assert "Claude-Secret-Agent 1" not in page
@@ -163,24 +192,34 @@ def test_experts_see_the_agents_after_the_decision_when_the_project_reveals_them
     client.force_login(alice)
     page = client.get(f"/review/{comparison.public_id}/decision/").content.decode()
     assert "<dt>Side A</dt><dd>Claude-Secret-Agent 1</dd>" in page
-    assert anna.pseudonym in page and "<td>alice</td>" in page  # others by pseudonym, yourself by name
+    assert (
+        anna.pseudonym in page and "<td>alice</td>" in page
+    )  # others by pseudonym, yourself by name
     client.force_login(mallory)
     assert client.get(f"/review/{comparison.public_id}/decision/").status_code == 403
 
 
-def test_voiding_through_the_timeline_needs_a_reason_and_pays_nobody(client, alice, anna, bob, carol) -> None:
+def test_voiding_through_the_timeline_needs_a_reason_and_pays_nobody(
+    client, alice, anna, bob, carol
+) -> None:
     comparison, first, _ = in_review(alice, anna)
     client.force_login(bob)
     client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
     client.force_login(carol)
     response = client.post(f"/review/{comparison.public_id}/void/", {"reason": ""}, follow=True)
     assert "Say why the comparison is voided" in response.content.decode()
-    response = client.post(f"/review/{comparison.public_id}/void/", {"reason": "Side B's candidate is empty."}, follow=True)
+    response = client.post(
+        f"/review/{comparison.public_id}/void/",
+        {"reason": "Side B's candidate is empty."},
+        follow=True,
+    )
     assert "Comparison voided" in response.content.decode()
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.VOIDED
     assert Earning.objects.count() == 0
-    response = client.post(f"/review/{comparison.public_id}/void/", {"reason": "again"}, follow=True)
+    response = client.post(
+        f"/review/{comparison.public_id}/void/", {"reason": "again"}, follow=True
+    )
     assert "already voided" in response.content.decode()
 
 
@@ -202,18 +241,31 @@ def test_rereview_from_the_dashboard_is_admin_only(client, erin, bob, alice, ann
     criteria[1]["guidance"] += " Check new dependencies too."
     do_revise_rubric(erin, project.rubric, criteria, note="Dependencies are a security matter.")
     page = client.get("/account/earnings/dashboard/").content.decode()
-    assert f"<td>{project.name}</td><td>2</td>" in page and f"/review/projects/{project.pk}/rereview/" in page
+    assert (
+        f"<td>{project.name}</td><td>2</td>" in page
+        and f"/review/projects/{project.pk}/rereview/" in page
+    )
     response = client.post(f"/review/projects/{project.pk}/rereview/", follow=True)
     assert "1 comparison(s) sent back to review" in response.content.decode()
 
 
-def test_a_revision_request_needs_only_comments_and_an_agreement_needs_every_criterion(client, alice, anna, bob) -> None:
+def test_a_revision_request_needs_only_comments_and_an_agreement_needs_every_criterion(
+    client, alice, anna, bob
+) -> None:
     comparison, first, second = in_review(alice, anna)
     client.force_login(bob)
-    response = client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", {"verdict": "agree", "reason": "Looks right."})
+    response = client.post(
+        f"/review/{comparison.public_id}/judgments/{first.pk}/",
+        {"verdict": "agree", "reason": "Looks right."},
+    )
     assert response.status_code == 400
-    assert "missing: Correctness, Security, Reliability, Maintainability" in response.content.decode()
-    response = client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", {"verdict": "revision", "reason": "Rate security: the patch adds eval()."})
+    assert (
+        "missing: Correctness, Security, Reliability, Maintainability" in response.content.decode()
+    )
+    response = client.post(
+        f"/review/{comparison.public_id}/judgments/{second.pk}/",
+        {"verdict": "revision", "reason": "Rate security: the patch adds eval()."},
+    )
     assert response.status_code == 302
     second.refresh_from_db()
     assert second.status == JudgmentStatus.REVISION_REQUESTED

@@ -86,7 +86,9 @@ def test_an_abandoned_claim_expires_and_frees_its_slot(make_user):
     first, second = _annotators(make_user, 2)
     assert queue.next_comparison(first) == comparison
     assert queue.next_comparison(second) is None
-    Claim.objects.filter(annotator=first).update(last_seen_at=timezone.now() - timedelta(minutes=31))
+    Claim.objects.filter(annotator=first).update(
+        last_seen_at=timezone.now() - timedelta(minutes=31)
+    )
     assert queue.next_comparison(second) == comparison
     assert Claim.objects.get(annotator=first).released_at is not None
 
@@ -96,7 +98,9 @@ def test_activity_keeps_a_claim_alive(make_user):
     comparison = make_comparison(project)
     first, second = _annotators(make_user, 2)
     queue.next_comparison(first)
-    Claim.objects.filter(annotator=first).update(last_seen_at=timezone.now() - timedelta(minutes=29))
+    Claim.objects.filter(annotator=first).update(
+        last_seen_at=timezone.now() - timedelta(minutes=29)
+    )
     assert queue.touch_claim(first, comparison)
     assert queue.release_expired_claims(now=timezone.now() + timedelta(minutes=2)) == 0
     assert queue.next_comparison(second) is None
@@ -176,25 +180,37 @@ def test_on_postgresql_concurrent_claims_with_skip_locked_never_exceed_the_overl
     assert Claim.objects.filter(released_at__isnull=True).count() == 8
 
 
-def test_a_draft_whose_claim_expired_is_claimed_again_while_a_place_is_free(alice, make_user, client_for):
+def test_a_draft_whose_claim_expired_is_claimed_again_while_a_place_is_free(
+    alice, make_user, client_for
+):
     project = make_project(overlap=1, claim_timeout_minutes=30)
     comparison = make_comparison(project)
     queue.next_comparison(alice)
     client = client_for(alice)
-    client.post(f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"})
-    Claim.objects.filter(annotator=alice).update(last_seen_at=timezone.now() - timedelta(minutes=31))
+    client.post(
+        f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"}
+    )
+    Claim.objects.filter(annotator=alice).update(
+        last_seen_at=timezone.now() - timedelta(minutes=31)
+    )
     queue.release_expired_claims()
     response = client.get(f"/compare/{comparison.public_id}/")
     assert response.status_code == 200 and "half done" in response.content.decode()
     assert queue.open_claim(alice, comparison) is not None
 
 
-def test_a_draft_whose_place_was_taken_is_kept_and_the_annotator_is_told(alice, make_user, client_for):
+def test_a_draft_whose_place_was_taken_is_kept_and_the_annotator_is_told(
+    alice, make_user, client_for
+):
     project = make_project(overlap=1, claim_timeout_minutes=30)
     comparison = make_comparison(project)
     queue.next_comparison(alice)
-    client_for(alice).post(f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"})
-    Claim.objects.filter(annotator=alice).update(last_seen_at=timezone.now() - timedelta(minutes=31))
+    client_for(alice).post(
+        f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"}
+    )
+    Claim.objects.filter(annotator=alice).update(
+        last_seen_at=timezone.now() - timedelta(minutes=31)
+    )
     anna = make_user("anna", "annotator")
     assert queue.next_comparison(anna) == comparison
     response = client_for(alice).get(f"/compare/{comparison.public_id}/")

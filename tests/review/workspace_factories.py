@@ -40,7 +40,11 @@ def prepare_demo_repository():
     source = demo_source_path()
     if not source.exists():
         if not _TEMPLATE:
-            _TEMPLATE.append(build_sample_repository(Path(tempfile.mkdtemp(prefix="marlin-demo-")) / "ledgerlite"))
+            _TEMPLATE.append(
+                build_sample_repository(
+                    Path(tempfile.mkdtemp(prefix="marlin-demo-")) / "ledgerlite"
+                )
+            )
         shutil.copytree(_TEMPLATE[0], source, symlinks=True)
     return ensure_demo_repository()
 
@@ -50,7 +54,11 @@ def make_project(admin: Any, name: str = "Pilot", **policy: Any) -> Project:
 
 
 def make_task(
-    author: Any, project: Project, *, reviewer: Any = None, title: str | None = None,
+    author: Any,
+    project: Project,
+    *,
+    reviewer: Any = None,
+    title: str | None = None,
     checks: list[dict] | None = None,
 ) -> Task:
     repository = prepare_demo_repository()
@@ -66,7 +74,8 @@ def make_task(
         prompt=spec["prompt"],
         setup_command="",
         checks=[{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
-        if checks is None else checks,
+        if checks is None
+        else checks,
     )
     if reviewer is not None:
         do_approve_task(reviewer, task, comment="ok")
@@ -85,8 +94,15 @@ def candidate_files(kind: str) -> dict[str, str]:
 
 
 def add_turn(
-    run: Run, number: int, patch: str, *, prompt: str = "", pk: int | None = None,
-    scrubbed_patch: str = "", fingerprints: list | None = None, steps: list[dict] | None = None,
+    run: Run,
+    number: int,
+    patch: str,
+    *,
+    prompt: str = "",
+    pk: int | None = None,
+    scrubbed_patch: str = "",
+    fingerprints: list | None = None,
+    steps: list[dict] | None = None,
     checks: list[dict] | None = None,
 ) -> Turn:
     turn = Turn.objects.create(
@@ -94,14 +110,21 @@ def add_turn(
     )
     stats = patch_stats(patch)
     Candidate.objects.create(
-        pk=pk and pk + 1, turn=turn, patch=patch, files_changed=stats.files,
-        lines_added=stats.added, lines_removed=stats.removed,
-        scrubbed_patch=scrubbed_patch, fingerprints=fingerprints or [],
+        pk=pk and pk + 1,
+        turn=turn,
+        patch=patch,
+        files_changed=stats.files,
+        lines_added=stats.added,
+        lines_removed=stats.removed,
+        scrubbed_patch=scrubbed_patch,
+        fingerprints=fingerprints or [],
     )
     for index, content in enumerate(steps or [], 1):
         TrajectoryStep.objects.create(turn=turn, index=index, kind="model", content=content)
     for index, check in enumerate(checks or []):
-        CheckResult.objects.create(candidate=turn.candidate, check_index=index, kind="command", **check)
+        CheckResult.objects.create(
+            candidate=turn.candidate, check_index=index, kind="command", **check
+        )
     return turn
 
 
@@ -116,8 +139,14 @@ def make_agent(name: str, *, pk: int | None = None) -> Agent:
 
 
 def make_comparison(
-    admin: Any, author: Any, *, project: Project | None = None, names: tuple[str, str] = ("Zephyr", "Quokka"),
-    pk_base: int | None = None, steps: dict[str, list[dict]] | None = None, **policy: Any,
+    admin: Any,
+    author: Any,
+    *,
+    project: Project | None = None,
+    names: tuple[str, str] = ("Zephyr", "Quokka"),
+    pk_base: int | None = None,
+    steps: dict[str, list[dict]] | None = None,
+    **policy: Any,
 ) -> Comparison:
     """Two runs on a fresh task with the demo's good and flawed candidates, paired as the agents'
     job pairs them. ``pk_base`` gives every agent/run/turn/candidate a large distinctive id."""
@@ -130,10 +159,19 @@ def make_comparison(
         run = make_run(task, agent, pk=pk and pk + 100)
         runs.append(run)
         add_turn(
-            run, 1, demo_patch(candidate_files(kind)), pk=pk and pk + 200,
+            run,
+            1,
+            demo_patch(candidate_files(kind)),
+            pk=pk and pk + 200,
             steps=(steps or {}).get(name),
-            checks=[{"name": "unit tests", "status": "passed" if kind == "good" else "failed",
-                     "passed": 4, "failed": 0 if kind == "good" else 2}],
+            checks=[
+                {
+                    "name": "unit tests",
+                    "status": "passed" if kind == "good" else "failed",
+                    "passed": 4,
+                    "failed": 0 if kind == "good" else 2,
+                }
+            ],
         )
     turn_finished(runs[0].turns.get(number=1))
     comparison = turn_finished(runs[1].turns.get(number=1))
@@ -151,7 +189,10 @@ NAMES = ("SecretAgentZephyr", "SecretAgentQuokka")
 
 def model_writes(path: str, content: str, summary: str) -> list[Reply]:
     return [
-        Reply(text=f"Writing {path}.", tool_calls=[Call("write_file", {"path": path, "content": content})]),
+        Reply(
+            text=f"Writing {path}.",
+            tool_calls=[Call("write_file", {"path": path, "content": content})],
+        ),
         Reply(tool_calls=[Call("finish", {"summary": summary})]),
     ]
 
@@ -169,17 +210,32 @@ def paired_comparison(
     task = make_task(dave, project, reviewer=erin, checks=checks)
     agents = [
         agent_actions.do_create_agent(
-            erin, name=name, provider="openai",
-            settings={"model": f"{name.lower()}-1", "base_url": server.openai_base_url,
-                      "api_key_env": KEY_ENV, "timeout_s": 10, "max_attempts": 2, "backoff_base_s": 0.01},
+            erin,
+            name=name,
+            provider="openai",
+            settings={
+                "model": f"{name.lower()}-1",
+                "base_url": server.openai_base_url,
+                "api_key_env": KEY_ENV,
+                "timeout_s": 10,
+                "max_attempts": 2,
+                "backoff_base_s": 0.01,
+            },
         )
         for name in NAMES
     ]
     agent_actions.do_set_agent_pool(erin, project, agents)
     first, second = do_pair_task(erin, task, seed=1)
     for run, text in ((first, "first"), (second, "second")):
-        edit = {"path": "README.md", "old_str": "# ledgerlite\n", "new_str": f"# ledgerlite\n\nThe {text} run was here.\n"}
-        server.add(Reply(tool_calls=[Call("edit_file", edit)]), Reply(tool_calls=[Call("finish", {"summary": "readme"})]))
+        edit = {
+            "path": "README.md",
+            "old_str": "# ledgerlite\n",
+            "new_str": f"# ledgerlite\n\nThe {text} run was here.\n",
+        }
+        server.add(
+            Reply(tool_calls=[Call("edit_file", edit)]),
+            Reply(tool_calls=[Call("finish", {"summary": "readme"})]),
+        )
         run_turn.call(run.turns.get(number=1).pk)
         assert run.turns.get(number=1).status == TurnStatus.DONE, run.turns.get(number=1).error
     return Comparison.objects.get(task=task)

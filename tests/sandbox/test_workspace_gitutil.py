@@ -21,10 +21,36 @@ from marlin.sandbox.gitutil import (
 from tests.sandbox.test_workspace import git
 
 REFS = [
-    "main", "feature/login", "v1.2.3", "release-2024.01", "HEAD", "a" * 40,
-    "-main", "--upload-pack=touch /tmp/x", "has space", "tab\there", "a..b", "a@{1}", "@",
-    "HEAD~1", "HEAD^", "a:b", "what?", "glob*", "[x]", "back\\slash", "/lead", "trail/",
-    "double//slash", ".hidden", "x/.hidden", "end.", "x.lock", "x.lock/y", "ctrl\x07", "",
+    "main",
+    "feature/login",
+    "v1.2.3",
+    "release-2024.01",
+    "HEAD",
+    "a" * 40,
+    "-main",
+    "--upload-pack=touch /tmp/x",
+    "has space",
+    "tab\there",
+    "a..b",
+    "a@{1}",
+    "@",
+    "HEAD~1",
+    "HEAD^",
+    "a:b",
+    "what?",
+    "glob*",
+    "[x]",
+    "back\\slash",
+    "/lead",
+    "trail/",
+    "double//slash",
+    ".hidden",
+    "x/.hidden",
+    "end.",
+    "x.lock",
+    "x.lock/y",
+    "ctrl\x07",
+    "",
 ]
 
 
@@ -33,9 +59,14 @@ def test_validate_ref_agrees_with_git_check_ref_format(ref: str) -> None:
     if ref == "a" * 40:
         assert validate_ref(ref) == ref
         return
-    git_ok = ref != "" and subprocess.run(
-        ["git", "check-ref-format", "--allow-onelevel", ref], capture_output=True
-    ).returncode == 0 and not ref.startswith("-")
+    git_ok = (
+        ref != ""
+        and subprocess.run(
+            ["git", "check-ref-format", "--allow-onelevel", ref], capture_output=True
+        ).returncode
+        == 0
+        and not ref.startswith("-")
+    )
     if git_ok:
         assert validate_ref(ref) == ref
     else:
@@ -89,9 +120,7 @@ def test_it_refuses_urls_that_look_like_options(tmp_path: Path) -> None:
         clone_mirror("  ", tmp_path / "m.git", allow_local=True)
 
 
-def test_it_resolves_branches_tags_and_shas_to_full_commits(
-    origin: Path, tmp_path: Path
-) -> None:
+def test_it_resolves_branches_tags_and_shas_to_full_commits(origin: Path, tmp_path: Path) -> None:
     dest = tmp_path / "m.git"
     clone_mirror(str(origin), dest, allow_local=True)
     head = git(origin, "rev-parse", "HEAD")
@@ -105,9 +134,7 @@ def test_it_resolves_branches_tags_and_shas_to_full_commits(
         resolve_commit(dest, "0" * 40)
 
 
-def test_fetch_brings_new_commits_and_prunes_deleted_branches(
-    origin: Path, tmp_path: Path
-) -> None:
+def test_fetch_brings_new_commits_and_prunes_deleted_branches(origin: Path, tmp_path: Path) -> None:
     dest = tmp_path / "m.git"
     clone_mirror(str(origin), dest, allow_local=True)
     (origin / "f.txt").write_text("two\n")
@@ -155,7 +182,10 @@ def test_patch_headers_name_every_path_a_patch_touches() -> None:
         "diff --git a/img.png b/img.png\nBinary files a/img.png and b/img.png differ\n"
     )
     rename, link, image = parse_patch_headers(patch)
-    assert (set(rename.paths), rename.new_path, rename.is_link) == ({"old.py", "new.py"},
-                                                                   "new.py", False)
+    assert (set(rename.paths), rename.new_path, rename.is_link) == (
+        {"old.py", "new.py"},
+        "new.py",
+        False,
+    )
     assert (link.new_path, link.is_link, link.link_target) == ("link", True, "new.py")
     assert (image.paths, image.binary_without_content) == (["img.png", "img.png"], True)

@@ -128,8 +128,11 @@ def test_it_rejects_a_patch_creating_a_symlink_out_of_the_workspace(
     )
     with pytest.raises(PatchRejected, match="symlink to absolute path '/etc/shadow'"):
         apply_patch(repo[0], absolute)
-    relative = absolute.replace("+/etc/shadow", "+../../../etc/shadow").replace(
-        "shadow b/shadow", "pkg/up b/pkg/up").replace("+++ b/shadow", "+++ b/pkg/up")
+    relative = (
+        absolute.replace("+/etc/shadow", "+../../../etc/shadow")
+        .replace("shadow b/shadow", "pkg/up b/pkg/up")
+        .replace("+++ b/shadow", "+++ b/pkg/up")
+    )
     with pytest.raises(PatchRejected, match="points outside the workspace"):
         apply_patch(repo[0], relative)
 

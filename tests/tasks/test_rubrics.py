@@ -10,7 +10,13 @@ from marlin.tasks.rubric import DEFAULT_CRITERIA
 def test_the_default_rubric_has_the_four_criteria_and_overall(project):
     version = project.rubric.current_version()
     assert version.number == 1
-    assert version.criterion_keys == ["correctness", "security", "reliability", "maintainability", "overall"]
+    assert version.criterion_keys == [
+        "correctness",
+        "security",
+        "reliability",
+        "maintainability",
+        "overall",
+    ]
     assert all(len(c["guidance"]) > 150 for c in version.criteria)
 
 

@@ -18,13 +18,17 @@ def _form(project, repository, **overrides):
         "kind": "bug_fix",
         "prompt": "Make `parse_amount` accept accounting negatives.\n\n<script>alert('x')</script>",
         "setup_command": "",
-        "checks": json.dumps([{"kind": "command", "name": "tests", "command": "python -m pytest -q"}]),
+        "checks": json.dumps(
+            [{"kind": "command", "name": "tests", "command": "python -m pytest -q"}]
+        ),
     }
     data.update(overrides)
     return data
 
 
-def test_an_author_creates_a_task_and_the_branch_resolves_to_a_sha(client_for, dave, project, demo_repository):
+def test_an_author_creates_a_task_and_the_branch_resolves_to_a_sha(
+    client_for, dave, project, demo_repository
+):
     response = client_for(dave).post("/tasks/new/", _form(project, demo_repository))
     task = Task.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/tasks/{task.pk}/"
@@ -36,19 +40,29 @@ def test_an_author_creates_a_task_and_the_branch_resolves_to_a_sha(client_for, d
     assert event.actor == dave and event.new_values["title"] == task.title
 
 
-def test_tags_resolve_and_unknown_refs_are_refused_with_a_clear_message(client_for, dave, project, demo_repository):
+def test_tags_resolve_and_unknown_refs_are_refused_with_a_clear_message(
+    client_for, dave, project, demo_repository
+):
     client = client_for(dave)
-    response = client.post("/tasks/new/", _form(project, demo_repository, base_ref="no-such-branch"))
+    response = client.post(
+        "/tasks/new/", _form(project, demo_repository, base_ref="no-such-branch")
+    )
     assert response.status_code == 200
     assert "is not a commit, branch or tag in the mirror" in response.content.decode()
-    response = client.post("/tasks/new/", _form(project, demo_repository, base_ref="--upload-pack=touch /tmp/x"))
+    response = client.post(
+        "/tasks/new/", _form(project, demo_repository, base_ref="--upload-pack=touch /tmp/x")
+    )
     assert response.status_code == 200 and Task.objects.count() == 0
     client.post("/tasks/new/", _form(project, demo_repository, base_ref="v0.3.0"))
     assert len(Task.objects.get().base_commit) == 40
 
 
-def test_bad_checks_json_is_refused_and_the_form_keeps_the_input(client_for, dave, project, demo_repository):
-    response = client_for(dave).post("/tasks/new/", _form(project, demo_repository, checks='[{"kind": "telepathy"}]'))
+def test_bad_checks_json_is_refused_and_the_form_keeps_the_input(
+    client_for, dave, project, demo_repository
+):
+    response = client_for(dave).post(
+        "/tasks/new/", _form(project, demo_repository, checks='[{"kind": "telepathy"}]')
+    )
     body = response.content.decode()
     assert response.status_code == 200 and "Check 1" in body
     assert "Accept (12.50) as a negative amount" in body  # nothing the author typed is lost
@@ -65,26 +79,42 @@ def test_prompts_render_markdown_without_raw_html(client_for, dave, project, dem
 
 def _task(dave, project, demo_repository):
     return actions.do_create_task(
-        dave, project, repository=demo_repository, base_ref="main",
-        base_commit="a" * 40, title="t", prompt="p", kind="feature",
+        dave,
+        project,
+        repository=demo_repository,
+        base_ref="main",
+        base_commit="a" * 40,
+        title="t",
+        prompt="p",
+        kind="feature",
     )
 
 
-def test_a_reviewer_approves_or_sends_back_a_draft_with_a_comment(client_for, dave, bob, project, demo_repository):
+def test_a_reviewer_approves_or_sends_back_a_draft_with_a_comment(
+    client_for, dave, bob, project, demo_repository
+):
     task = _task(dave, project, demo_repository)
     client = client_for(bob)
-    client.post(f"/tasks/{task.pk}/review/", {"decision": "send_back", "comment": "Say which module."})
+    client.post(
+        f"/tasks/{task.pk}/review/", {"decision": "send_back", "comment": "Say which module."}
+    )
     task.refresh_from_db()
-    assert task.status == TaskStatus.CHANGES_REQUESTED and task.review_comment == "Say which module."
+    assert (
+        task.status == TaskStatus.CHANGES_REQUESTED and task.review_comment == "Say which module."
+    )
     actions.do_resubmit_task(dave, task)
     client.post(f"/tasks/{task.pk}/review/", {"decision": "approve", "comment": ""})
     task.refresh_from_db()
     assert task.status == TaskStatus.APPROVED
-    verbs = list(AuditEvent.objects.for_object("tasks.task", task.pk).values_list("verb", flat=True))
+    verbs = list(
+        AuditEvent.objects.for_object("tasks.task", task.pk).values_list("verb", flat=True)
+    )
     assert verbs == ["task.create", "task.send_back", "task.resubmit", "task.approve"]
 
 
-def test_sending_back_needs_a_comment_and_approving_twice_is_refused(dave, bob, project, demo_repository):
+def test_sending_back_needs_a_comment_and_approving_twice_is_refused(
+    dave, bob, project, demo_repository
+):
     task = _task(dave, project, demo_repository)
     with pytest.raises(ValidationError, match="comment is required"):
         actions.do_send_back_task(bob, task, comment=" ")
@@ -102,7 +132,10 @@ def test_authors_cannot_approve_their_own_tasks(make_user, project, demo_reposit
 
 def test_annotators_cannot_review_tasks(client_for, alice, dave, project, demo_repository):
     task = _task(dave, project, demo_repository)
-    assert client_for(alice).post(f"/tasks/{task.pk}/review/", {"decision": "approve"}).status_code == 403
+    assert (
+        client_for(alice).post(f"/tasks/{task.pk}/review/", {"decision": "approve"}).status_code
+        == 403
+    )
     task.refresh_from_db()
     assert task.status == TaskStatus.DRAFT
 

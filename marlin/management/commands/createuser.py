@@ -11,9 +11,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
-        parser.add_argument("--role", action="append", default=[], choices=Role.values, help="Repeat for several roles.")
+        parser.add_argument(
+            "--role",
+            action="append",
+            default=[],
+            choices=Role.values,
+            help="Repeat for several roles.",
+        )
         parser.add_argument("--email", default="")
-        parser.add_argument("--password", help="Read from MARLIN_NEW_PASSWORD or asked for when omitted.")
+        parser.add_argument(
+            "--password", help="Read from MARLIN_NEW_PASSWORD or asked for when omitted."
+        )
 
     def handle(self, *args, **options) -> None:
         import os
@@ -26,10 +34,19 @@ class Command(BaseCommand):
         if not options["role"]:
             raise CommandError("Give at least one --role.")
         try:
-            user = do_create_user(None, options["username"], password, roles=options["role"], email=options["email"], reason="created from the command line")
+            user = do_create_user(
+                None,
+                options["username"],
+                password,
+                roles=options["role"],
+                email=options["email"],
+                reason="created from the command line",
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"Created {user.username} with roles: {', '.join(options['role'])}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Created {user.username} with roles: {', '.join(options['role'])}")
+        )
 
     @staticmethod
     def stdin_is_tty() -> bool:

@@ -43,7 +43,9 @@ class Command(BaseCommand):
     help = "Migrate if needed, start a job worker and serve the web app (default 127.0.0.1:8000)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("addrport", nargs="?", default=os.environ.get("MARLIN_LISTEN", "127.0.0.1:8000"))
+        parser.add_argument(
+            "addrport", nargs="?", default=os.environ.get("MARLIN_LISTEN", "127.0.0.1:8000")
+        )
         parser.add_argument("--no-worker", action="store_true", help="Do not start a job worker.")
 
     def handle(self, *args, **options) -> None:
@@ -53,4 +55,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Marlin is serving on http://{options['addrport']}/")
         # Static files come from WhiteNoise, so the plain threaded server is enough on one machine;
         # behind a proxy use gunicorn marlin.wsgi (docs/scaling.md).
-        call_command("runserver", options["addrport"], use_reloader=False, use_threading=True, skip_checks=True)
+        call_command(
+            "runserver",
+            options["addrport"],
+            use_reloader=False,
+            use_threading=True,
+            skip_checks=True,
+        )

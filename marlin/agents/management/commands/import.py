@@ -155,5 +155,3 @@ def _setup_commands(filename: str) -> dict[str, str]:
                 f"{filename} line {line_no}: not a setup record ({exc})", returncode=2
             ) from None
     return commands
-
-

@@ -10,7 +10,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         verify = sub.add_parser("verify", help="Verify the hash chain.")
-        verify.add_argument("--all", action="store_true", help="List every broken link, not just the first.")
+        verify.add_argument(
+            "--all", action="store_true", help="List every broken link, not just the first."
+        )
 
     def handle(self, *args, **options) -> None:
         if options["action"] == "verify":
@@ -28,4 +30,6 @@ class Command(BaseCommand):
             return
         for problem in problems:
             self.stderr.write(f"BROKEN: {problem}")
-        raise CommandError(f"Audit chain broken at event #{problems[0].sequence} ({total} events in the log).")
+        raise CommandError(
+            f"Audit chain broken at event #{problems[0].sequence} ({total} events in the log)."
+        )

@@ -36,14 +36,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         acting = argparse.ArgumentParser(add_help=False)
-        acting.add_argument("--as", dest="username", help="act as this user (default: the first admin)")
+        acting.add_argument(
+            "--as", dest="username", help="act as this user (default: the first admin)"
+        )
         sub = parser.add_subparsers(dest="action", required=True)
         imp = sub.add_parser(
-            "import", parents=[acting], help="import a list: plain, CSV with a header, or JSON lines"
+            "import",
+            parents=[acting],
+            help="import a list: plain, CSV with a header, or JSON lines",
         )
         imp.add_argument("file", help="the list ('-' reads standard input)")
-        imp.add_argument("--mirror", action="store_true", help="also queue a mirror of each new repository")
-        add = sub.add_parser("add", parents=[acting], help="add one repository and queue its mirror")
+        imp.add_argument(
+            "--mirror", action="store_true", help="also queue a mirror of each new repository"
+        )
+        add = sub.add_parser(
+            "add", parents=[acting], help="add one repository and queue its mirror"
+        )
         add.add_argument("url")
         add.add_argument("--language", default="")
         add.add_argument("--tag", action="append", default=[], dest="tags")
@@ -51,7 +59,9 @@ class Command(BaseCommand):
         mirror = sub.add_parser("mirror", help="clone or fetch mirrors now, in this process")
         mirror.add_argument("ids", nargs="*", type=int)
         mirror.add_argument("--all", action="store_true", help="every repository")
-        mirror.add_argument("--pending", action="store_true", help="repositories never mirrored or failed")
+        mirror.add_argument(
+            "--pending", action="store_true", help="repositories never mirrored or failed"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.console = Console(file=self.stdout, highlight=False, soft_wrap=True)
@@ -67,7 +77,12 @@ class Command(BaseCommand):
     def _change(self, action: str, options: dict[str, Any]) -> None:
         if action == "import":
             text = read_input(options["file"])  # before the database, so a bad path exits 2 at once
-            self._import(acting_user(options.get("username")), text, options["file"], mirror=options["mirror"])
+            self._import(
+                acting_user(options.get("username")),
+                text,
+                options["file"],
+                mirror=options["mirror"],
+            )
         else:
             self._add(acting_user(options.get("username")), options)
 
@@ -86,8 +101,12 @@ class Command(BaseCommand):
 
     def _import(self, actor: User, text: str, filename: str, *, mirror: bool) -> None:
         with Progress(
-            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=True,
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
         ) as bar:
             job = bar.add_task("import", total=None)
 
@@ -123,26 +142,36 @@ class Command(BaseCommand):
         if result.mirror_enqueued:
             self.console.print("Mirroring was queued for the new repositories.")
         elif result.created:
-            self.console.print("Not mirrored yet: run `marlin repos mirror --pending` or use --mirror.")
+            self.console.print(
+                "Not mirrored yet: run `marlin repos mirror --pending` or use --mirror."
+            )
 
     def _mirror(self, options: dict[str, Any]) -> None:
         queryset = Repository.objects.order_by("pk")
         if options["all"]:
             pass
         elif options["pending"]:
-            queryset = queryset.filter(mirror_status__in=[MirrorStatus.PENDING, MirrorStatus.FAILED])
+            queryset = queryset.filter(
+                mirror_status__in=[MirrorStatus.PENDING, MirrorStatus.FAILED]
+            )
         elif options["ids"]:
             queryset = queryset.filter(pk__in=options["ids"])
             missing = sorted(set(options["ids"]) - set(queryset.values_list("pk", flat=True)))
             if missing:
-                raise CommandError(f"no repository with id {', '.join(map(str, missing))}", returncode=2)
+                raise CommandError(
+                    f"no repository with id {', '.join(map(str, missing))}", returncode=2
+                )
         else:
             raise CommandError("name repository ids, or use --all or --pending", returncode=2)
         ids = list(queryset.values_list("pk", flat=True))
         failed = 0
         with Progress(
-            TextColumn("mirroring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=True,
+            TextColumn("mirroring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
         ) as bar:
             for pk in bar.track(ids, description="mirroring"):
                 mirror_repository.call(pk)
@@ -156,5 +185,3 @@ class Command(BaseCommand):
         self.console.print(f"{len(ids) - failed} of {len(ids)} mirrors ready.")
         if failed:
             raise CommandError(f"{failed} repositories could not be mirrored", returncode=1)
-
-

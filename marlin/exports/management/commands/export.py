@@ -27,14 +27,32 @@ class Command(BaseCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("kind", choices=ExportKind.values)
         parser.add_argument("--project", required=True, help="project name (or id)")
-        parser.add_argument("--format", dest="formats", default="", help="jsonl,parquet (preferences only)")
-        parser.add_argument("--out", default="", help="parent folder of the export (default: the data directory's exports/)")
-        parser.add_argument("--conversations", action="store_true", help="chosen/rejected as full agent conversations")
+        parser.add_argument(
+            "--format", dest="formats", default="", help="jsonl,parquet (preferences only)"
+        )
+        parser.add_argument(
+            "--out",
+            default="",
+            help="parent folder of the export (default: the data directory's exports/)",
+        )
+        parser.add_argument(
+            "--conversations",
+            action="store_true",
+            help="chosen/rejected as full agent conversations",
+        )
         parser.add_argument("--task-kind", default="")
-        parser.add_argument("--since", default="", help="decided on or after this date (YYYY-MM-DD)")
-        parser.add_argument("--until", default="", help="decided on or before this date (YYYY-MM-DD)")
-        parser.add_argument("--agents", default="", help="comma-separated agent ids; both sides must be among them")
-        parser.add_argument("--as", dest="username", help="act as this user (default: the first admin)")
+        parser.add_argument(
+            "--since", default="", help="decided on or after this date (YYYY-MM-DD)"
+        )
+        parser.add_argument(
+            "--until", default="", help="decided on or before this date (YYYY-MM-DD)"
+        )
+        parser.add_argument(
+            "--agents", default="", help="comma-separated agent ids; both sides must be among them"
+        )
+        parser.add_argument(
+            "--as", dest="username", help="act as this user (default: the first admin)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         console = Console(file=self.stdout, highlight=False, soft_wrap=True)
@@ -44,8 +62,14 @@ class Command(BaseCommand):
         filters = {k: options[k] for k in ("task_kind", "since", "until", "agents")}
         try:
             export = do_create_export(
-                actor, project, options["kind"], filters, formats=options["formats"],
-                conversations=options["conversations"], out=out, enqueue=False,
+                actor,
+                project,
+                options["kind"],
+                filters,
+                formats=options["formats"],
+                conversations=options["conversations"],
+                out=out,
+                enqueue=False,
             )
         except ExportError as exc:
             raise CommandError(str(exc), returncode=2) from None
@@ -73,7 +97,9 @@ class Command(BaseCommand):
             or User.objects.filter(is_active=True, is_superuser=True).order_by("pk").first()
         )
         if user is None:
-            raise CommandError("no admin user exists; create one (marlin createuser) or pass --as", returncode=2)
+            raise CommandError(
+                "no admin user exists; create one (marlin createuser) or pass --as", returncode=2
+            )
         return user
 
     def _project(self, name: str) -> Project:
