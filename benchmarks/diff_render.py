@@ -1,4 +1,4 @@
-"""Benchmark diff parsing and rendering (marlin.review.diffs / diffrender).
+"""Benchmark diff parsing and rendering (marlin.diffs.parse / diffrender).
 
 Generates patches with about 200, 2,000 and 20,000 changed lines spread over realistic files
 (100 changed lines per file, in hunks of a few lines, Python and JavaScript), then measures, as
@@ -22,8 +22,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
-from marlin.review.diffrender import render_file, render_patch
-from marlin.review.diffs import FileDiff, parse_patch
+from marlin.diffs.render import render_file, render_patch
+from marlin.diffs.parse import FileDiff, parse_patch
 
 PY_BLOCK = '''def handler_{n}(request, retries={n}):
     """Handle request {n}.

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Count, QuerySet, Sum
 
 from marlin.accounts.models import Earning, EarningKind, ExpertProfile, User
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.tasks.models import PayMode, Project
 

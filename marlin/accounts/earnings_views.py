@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from marlin.accounts import earnings
 from marlin.accounts.models import Earning, EarningKind, User
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.tasks.models import Project
 
 app_name = "earnings"

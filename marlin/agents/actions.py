@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.agents.forms import SettingsError, validate_agent_settings
 from marlin.agents.models import Agent, Provider, Run, RunStatus, Turn, TurnStatus
 from marlin.audit.actions import record

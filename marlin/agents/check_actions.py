@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.agents.check_jobs import enqueue_checks, reset_checks
 from marlin.agents.models import Candidate
 from marlin.audit.actions import record

@@ -19,8 +19,8 @@ from django_tasks import task
 from pydantic import ValidationError
 
 from marlin.agents.models import Candidate, CheckResult, CheckStatus
-from marlin.checks.runner import run_check
-from marlin.checks.spec import CheckOutcome, CheckSpec
+from marlin.grading.runner import run_check
+from marlin.grading.spec import CheckOutcome, CheckSpec
 from marlin.jobs_recovery import heartbeat, lease_until
 from marlin.paths import tools_root, workspaces_dir
 from marlin.sandbox import Mount, SandboxError

@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 
 ProgressCallback = Callable[[int, int], None]
@@ -139,7 +139,7 @@ def _task_fields(
     """The Task fields of one SWE-bench record, or ValueError saying what is wrong."""
     from pydantic import ValidationError
 
-    from marlin.checks.spec import CheckSpec
+    from marlin.grading.spec import CheckSpec
 
     instance_id = _text(record, "instance_id")
     repo = _text(record, "repo")
@@ -349,7 +349,7 @@ def _prediction(data: dict[str, Any]) -> tuple[str, str, str]:
 
 def _clean_patch(patch: str) -> str:
     """Leading blank lines are common in real prediction files and harmless; drop them."""
-    from marlin.review.diffs import DiffParseError, parse_patch
+    from marlin.diffs.parse import DiffParseError, parse_patch
 
     patch = patch.lstrip("\r\n")
     if not patch.strip():

@@ -412,7 +412,7 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
 
 def candidate_fields(patch: str) -> dict[str, Any]:
     """Stats, fingerprints and the scrubbed copy of a patch (also used by imports)."""
-    from marlin.review.diffs import DiffParseError, patch_stats
+    from marlin.diffs.parse import DiffParseError, patch_stats
 
     try:
         stats = patch_stats(patch)

@@ -118,7 +118,7 @@ def do_pair_tasks(
     actor: Any, project: Any, tasks: Sequence[Any], *, seed: int | None = None
 ) -> list[tuple[Any, Any]]:
     """Pair several tasks of one project in order; one audit event for the batch."""
-    from marlin.accounts.permissions import require_role
+    from marlin.permissions import require_role
     from marlin.agents.actions import create_run, link_partners
     from marlin.agents.models import Agent
     from marlin.audit.actions import record

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.agents import actions
 from marlin.agents.forms import SETTINGS_EXAMPLES, AgentForm, AgentPoolForm, StartRunForm
 from marlin.agents.models import Agent, Provider, Run, TrajectoryStep, Turn

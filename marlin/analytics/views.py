@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from marlin.accounts.models import User
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.agents.models import Agent
 from marlin.analytics import charts
 from marlin.analytics.queries import (

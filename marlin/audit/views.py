@@ -4,7 +4,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.audit.models import AuditEvent
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.catalog.importer import ImportReport, RepoLine, parse_repository_list
 from marlin.catalog.jobs import mirror_repository

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.catalog import actions
 from marlin.catalog.forms import AddRepositoryForm, FilterForm, ImportForm
 from marlin.catalog.mirror import Ref, is_mirror, list_refs

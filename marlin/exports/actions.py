@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.analytics.queries import DecisionFilters, FilterError
 from marlin.audit.actions import record
 from marlin.exports.models import Export, ExportKind

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.review import queue
 from marlin.review.forms import Draft, submission_errors

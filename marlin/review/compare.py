@@ -26,8 +26,9 @@ from django.template.loader import get_template
 
 from marlin import paths
 from marlin.agents.models import Candidate, CheckResult, Run, TrajectoryStep, Turn
-from marlin.review import blinding, diffrender
-from marlin.review.diffs import DiffParseError, FileDiff, TreeNode, file_tree, parse_patch
+from marlin.diffs import render as diffrender
+from marlin.review import blinding
+from marlin.diffs.parse import DiffParseError, FileDiff, TreeNode, file_tree, parse_patch
 from marlin.review.models import Comparison, Judgment, JudgmentStatus
 from marlin.sandbox.gitutil import GitError, run_git, validate_ref
 

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from marlin.accounts import earnings
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.review.agreement_rule import Verdict, decide, is_accepted, judgments_agree
 from marlin.review.models import (

@@ -20,7 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.audit.models import AuditEvent
 from marlin.review import blinding, compare, pipeline
 from marlin.review.models import (

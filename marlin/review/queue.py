@@ -36,7 +36,7 @@ from django.db.models import (
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
 from marlin.tasks.models import Project

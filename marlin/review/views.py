@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.review import actions, compare, queue
 from marlin.review.forms import (
     NOT_APPLICABLE,

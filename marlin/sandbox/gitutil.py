@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from marlin.diffs.parse import unquote_path
+
 DEFAULT_TIMEOUT = 120.0
 NETWORK_TIMEOUT = 3600.0
 _STDERR_TAIL = 2000
@@ -49,7 +51,6 @@ _LOCATION_VARS = (
 
 _SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _REF_FORBIDDEN_CHARS = set(" ~^:?*[\\")
-_OCTAL_RE = re.compile(rb"\\([0-7]{3})")
 _NEW_LINK_RE = re.compile(r"^(?:new file mode|new mode|index [0-9a-f]+\.\.[0-9a-f]+) 120000$")
 _OLD_LINK_RE = re.compile(r"^(?:deleted file mode|old mode) 120000$")
 
@@ -296,39 +297,6 @@ def _diff_git_paths(rest: str) -> list[str]:
         name = unquote_path(name)
         result.append(name.split("/", 1)[1] if "/" in name and not name.startswith("/") else name)
     return result
-
-
-def unquote_path(name: str) -> str:
-    """Undo git's C-style quoting of unusual file names ("a/\\303\\251.txt")."""
-    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
-        return name
-    body = name[1:-1].encode("utf-8", errors="surrogateescape")
-    simple = {
-        b"n": b"\n",
-        b"t": b"\t",
-        b'"': b'"',
-        b"\\": b"\\",
-        b"a": b"\a",
-        b"b": b"\b",
-        b"f": b"\f",
-        b"r": b"\r",
-        b"v": b"\v",
-    }
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        if body[i : i + 1] == b"\\":
-            octal = _OCTAL_RE.match(body, i)
-            if octal:
-                out.append(int(octal.group(1), 8))
-                i += 4
-                continue
-            out += simple.get(body[i + 1 : i + 2], body[i + 1 : i + 2])
-            i += 2
-        else:
-            out += body[i : i + 1]
-            i += 1
-    return out.decode("utf-8", errors="surrogateescape")
 
 
 def _is_location_var(name: str) -> bool:

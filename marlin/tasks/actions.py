@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from marlin.accounts.permissions import require_role
+from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.tasks.models import Project, Rubric, RubricVersion, Task, TaskStatus
 from marlin.tasks.rubric import DEFAULT_CRITERIA, validate_criteria

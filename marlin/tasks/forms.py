@@ -12,7 +12,7 @@ from marlin.tasks.models import Project, TaskKind
 
 def parse_checks(text: str) -> list[dict]:
     """Checks are edited as JSON (a list of check specs); errors name the check and the field."""
-    from marlin.checks.spec import CheckSpec
+    from marlin.grading.spec import CheckSpec
 
     text = (text or "").strip()
     if not text:

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.accounts.permissions import role_required
+from marlin.permissions import role_required
 from marlin.audit.models import AuditEvent
 from marlin.tasks import actions
 from marlin.tasks.forms import ProjectForm, ReviewTaskForm, RubricEditForm, TaskForm

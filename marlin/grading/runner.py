@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from marlin.checks.parsers import (
+from marlin.grading.parsers import (
     MAX_REPORT_BYTES,
     ParseError,
     parse_bandit,
@@ -23,7 +23,7 @@ from marlin.checks.parsers import (
     parse_ruff,
     parse_semgrep,
 )
-from marlin.checks.spec import CheckOutcome, CheckSpec, Finding, TestResult
+from marlin.grading.spec import CheckOutcome, CheckSpec, Finding, TestResult
 from marlin.sandbox import WORKSPACE_PATH, ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.core import BACKEND_ENV_VAR, DEFAULT_BACKEND
 from marlin.sandbox.gitutil import GitError, parse_patch_headers

@@ -1,4 +1,4 @@
-"""Tests for marlin.review.diffs: real predictions, real `git diff` output, and the odd cases."""
+"""Tests for marlin.diffs.parse: real predictions, real `git diff` output, and the odd cases."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marlin.review.diffs import (
+from marlin.diffs.parse import (
     DiffParseError,
     FileDiff,
     TreeNode,

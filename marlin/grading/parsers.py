@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET  # noqa: S405  # size-guarded; expat expands 
 from collections.abc import Callable
 from typing import Any
 
-from marlin.checks.spec import Finding, TestOutcome, TestResult
+from marlin.grading.spec import Finding, TestOutcome, TestResult
 
 MAX_REPORT_BYTES = 32 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000

@@ -1,4 +1,4 @@
-"""Tests for marlin.review.diffrender: safety, anchors, layout, placeholders, real predictions."""
+"""Tests for marlin.diffs.render: safety, anchors, layout, placeholders, real predictions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marlin.review.diffrender import (
+from marlin.diffs.render import (
     highlight_lines,
     pygments_css,
     render_context_lines,
@@ -17,7 +17,7 @@ from marlin.review.diffrender import (
     render_file_summary,
     render_patch,
 )
-from marlin.review.diffs import FileDiff, parse_patch
+from marlin.diffs.parse import FileDiff, parse_patch
 
 CSS = Path(__file__).resolve().parents[2] / "marlin" / "static" / "marlin" / "diff.css"
 PREDICTIONS = Path("/work/shared/realdata/swebench_lite/predictions")

@@ -41,6 +41,8 @@ from typing import Literal
 import unidiff
 from unidiff.errors import UnidiffParseError
 
+_OCTAL_RE = re.compile(rb"\\([0-7]{3})")
+
 LineKind = Literal["context", "add", "remove", "no-newline"]
 FileStatus = Literal["added", "deleted", "modified", "renamed", "binary"]
 
@@ -100,7 +102,6 @@ _MARKER_SCAN_LINES = 10
 
 _SIMILARITY = re.compile(r"^(?:dis)?similarity index (\d+)%")
 _COPY_OR_RENAME = re.compile(r"^(rename|copy) (from|to) ")
-_GIT_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
 
 class DiffParseError(ValueError):
@@ -278,8 +279,8 @@ def _split_lines(text: str) -> list[str]:
 
 
 def _file_diff(index: int, patched: unidiff.PatchedFile) -> FileDiff:
-    source = _strip_prefix(_unquote(patched.source_file or ""), "a/")
-    target = _strip_prefix(_unquote(patched.target_file or ""), "b/")
+    source = _strip_prefix(unquote_path(patched.source_file or "", errors="replace"), "a/")
+    target = _strip_prefix(unquote_path(patched.target_file or "", errors="replace"), "b/")
     info = [line.rstrip("\n") for line in (patched.patch_info or [])]
     similarity = next((int(m.group(1)) for m in map(_SIMILARITY.match, info) if m), None)
     renamed_or_copied = {m.group(1) for m in map(_COPY_OR_RENAME.match, info) if m}
@@ -353,29 +354,40 @@ def _strip_prefix(path: str, prefix: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def _unquote(path: str) -> str:
-    """Undo git's C-style quoting of unusual paths (``"a/caf\\303\\251.py"``)."""
-    if len(path) < 2 or not (path.startswith('"') and path.endswith('"')):
-        return path
+def unquote_path(name: str, *, errors: str = "surrogateescape") -> str:
+    """Undo git's C-style quoting of unusual file names ("a/\\303\\251.txt").
+
+    Bytes that are not UTF-8 survive as surrogates by default, so the name still names the file;
+    pages pass errors="replace" to show them as U+FFFD instead."""
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return name
+    body = name[1:-1].encode("utf-8", errors="surrogateescape")
+    simple = {
+        b"n": b"\n",
+        b"t": b"\t",
+        b'"': b'"',
+        b"\\": b"\\",
+        b"a": b"\a",
+        b"b": b"\b",
+        b"f": b"\f",
+        b"r": b"\r",
+        b"v": b"\v",
+    }
     out = bytearray()
-    body = path[1:-1]
     i = 0
     while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            octal = body[i + 1 : i + 4]
-            if len(octal) == 3 and all(c in "01234567" for c in octal):
-                out.append(int(octal, 8) & 0xFF)
+        if body[i : i + 1] == b"\\":
+            octal = _OCTAL_RE.match(body, i)
+            if octal:
+                out.append(int(octal.group(1), 8))
                 i += 4
                 continue
-            if nxt in _GIT_ESCAPES:
-                out.append(_GIT_ESCAPES[nxt])
-                i += 2
-                continue
-        out.extend(ch.encode("utf-8"))
-        i += 1
-    return out.decode("utf-8", errors="replace")
+            out += simple.get(body[i + 1 : i + 2], body[i + 1 : i + 2])
+            i += 2
+        else:
+            out += body[i : i + 1]
+            i += 1
+    return out.decode("utf-8", errors=errors)
 
 
 def _is_generated(path: str, hunks: list[Hunk]) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from marlin.checks import CheckSpec, run_check
+from marlin.grading import CheckSpec, run_check
 from marlin.sandbox import Limits, Mount
 from marlin.sandbox.workspace import apply_patch, diff_workspace, read_marker
 

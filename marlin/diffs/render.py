@@ -1,4 +1,4 @@
-"""Render parsed diffs (marlin.review.diffs) as HTML for the comparison page.
+"""Render parsed diffs (marlin.diffs.parse) as HTML for the comparison page.
 
 Plain Python, no Django: every function returns an HTML string that a template marks safe.
 Everything taken from a repository or an agent (paths, code, section headers) is escaped here,
@@ -58,7 +58,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from marlin.review.diffs import FileDiff, Hunk, Line
+from marlin.diffs.parse import FileDiff, Hunk, Line
 
 Mode = Literal["split", "unified"]
 SummaryReason = Literal["binary", "generated", "large", "deferred"]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from marlin.checks.parsers import (
+from marlin.grading.parsers import (
     MAX_REPORT_BYTES,
     PARSERS,
     ParseError,
