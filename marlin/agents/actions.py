@@ -8,17 +8,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from marlin.permissions import require_role
 from marlin.agents.forms import SettingsError, validate_agent_settings
 from marlin.agents.models import Agent, Provider, Run, RunStatus, Turn, TurnStatus
 from marlin.audit.actions import record
+from marlin.errors import IllegalTransition
+from marlin.permissions import require_role
 from marlin.tasks.models import Project, Task, TaskStatus
 
 AGENT_FIELDS = ["name", "version_label", "provider", "settings", "description", "is_active"]
 
-
-class IllegalTransition(Exception):
-    """An action refused because of the current state; the message says why."""
 
 
 def _agent_values(agent: Agent) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ninja.responses import Status
 
 from marlin.api.auth import require, user_of
 from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds
+from marlin.errors import IllegalTransition
 from marlin.review import actions, queue
 from marlin.review.compare import candidate_at, checks_visible
 from marlin.review.forms import draft_from_post
@@ -33,7 +34,6 @@ from marlin.review.models import (
     JudgmentStatus,
     Review,
 )
-from marlin.tasks.actions import IllegalTransition
 from marlin.tasks.models import Project
 
 router = Router()

@@ -27,8 +27,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from marlin.accounts import earnings
-from marlin.permissions import require_role
 from marlin.audit.actions import record
+from marlin.errors import IllegalTransition
+from marlin.permissions import require_role
 from marlin.review.agreement_rule import Verdict, decide, is_accepted, judgments_agree
 from marlin.review.models import (
     Claim,
@@ -41,7 +42,6 @@ from marlin.review.models import (
     Review,
     ReviewVerdict,
 )
-from marlin.tasks.actions import IllegalTransition
 from marlin.tasks.models import Project, RubricVersion
 from marlin.tasks.rubric import OVERALL_KEY, SCALE_VALUES
 

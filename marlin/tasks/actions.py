@@ -7,8 +7,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from marlin.permissions import require_role
 from marlin.audit.actions import record
+from marlin.errors import IllegalTransition
+from marlin.permissions import require_role
 from marlin.tasks.models import Project, Rubric, RubricVersion, Task, TaskStatus
 from marlin.tasks.rubric import DEFAULT_CRITERIA, validate_criteria
 
@@ -42,9 +43,6 @@ PROJECT_POLICY_FIELDS = [
     "hourly_rate_cents",
 ]
 
-
-class IllegalTransition(Exception):
-    """An action refused because of the object's current state; the message says why."""
 
 
 @transaction.atomic
