@@ -38,9 +38,9 @@ def _configure(base: Path) -> dict[str, str]:
 
 def _queue_round(count: int, number: int) -> list[int]:
     from django.db import transaction
+    from marlin.checks.jobs import enqueue_checks
 
-    from marlin.agents.check_jobs import enqueue_checks
-    from tests.checks_jobs.scenario import demo_patches, demo_task, make_candidate
+    from tests.checks.scenario import demo_patches, demo_task, make_candidate
 
     checks = [{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]
     patch = demo_patches()["good"]
@@ -59,7 +59,7 @@ def _round(
     number: int,
     check_seconds: list[float] | None = None,
 ) -> float:
-    from marlin.agents.models import CheckResult
+    from marlin.checks.models import CheckResult
 
     ids = _queue_round(count, number)
     started = time.monotonic()
@@ -101,7 +101,7 @@ def main() -> None:
         from django.core.management import call_command
 
         from marlin import paths
-        from tests.checks_jobs.scenario import link_shared_tools
+        from tests.checks.scenario import link_shared_tools
 
         call_command("migrate", verbosity=0)
         link_shared_tools(paths.data_dir())

@@ -48,9 +48,9 @@ from marlin.accounts.models import RoleGrant, User  # noqa: E402
 from marlin.agents.models import Agent, Candidate, Run, Turn  # noqa: E402
 from marlin.catalog.models import Repository  # noqa: E402
 from marlin.diffs import render as diffrender  # noqa: E402
+from marlin.diffs.parse import patch_stats  # noqa: E402
 from marlin.review import compare, queue  # noqa: E402
 from marlin.review.comparisons import create_comparison  # noqa: E402
-from marlin.diffs.parse import patch_stats  # noqa: E402
 from marlin.tasks.actions import do_create_project  # noqa: E402
 from marlin.tasks.models import Task, TaskStatus  # noqa: E402
 

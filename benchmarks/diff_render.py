@@ -22,8 +22,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
-from marlin.diffs.render import render_file, render_patch
 from marlin.diffs.parse import FileDiff, parse_patch
+from marlin.diffs.render import render_file, render_patch
 
 PY_BLOCK = '''def handler_{n}(request, retries={n}):
     """Handle request {n}.

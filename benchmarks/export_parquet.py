@@ -59,8 +59,9 @@ def generate(n: int) -> object:
     from django.utils import timezone
 
     from marlin.accounts.models import RoleGrant, User
-    from marlin.agents.models import Agent, Candidate, CheckResult, Run, Turn
+    from marlin.agents.models import Agent, Candidate, Run, Turn
     from marlin.catalog.models import Repository
+    from marlin.checks.models import CheckResult
     from marlin.review.models import Comparison, Decision, Judgment
     from marlin.tasks.models import Project, Rubric, RubricVersion, Task
     from marlin.tasks.rubric import DEFAULT_CRITERIA

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "marlin.catalog",
     "marlin.tasks",
     "marlin.agents",
+    "marlin.checks",
     "marlin.review",
     "marlin.exports",
     "marlin",

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from marlin.accounts import views as account_views
+from marlin import home
 from marlin.api.api import api
 
 admin.site.site_header = "Marlin administration"
@@ -11,11 +11,12 @@ admin.site.has_permission = lambda request: bool(
 )
 
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", home.home, name="home"),
     path("account/", include("marlin.accounts.urls")),
+    path("account/earnings/", include("marlin.review.pay_urls")),
     path("repositories/", include("marlin.catalog.urls")),
     path("tasks/", include("marlin.tasks.urls")),
-    path("checks/", include("marlin.agents.check_urls")),
+    path("checks/", include("marlin.checks.urls")),
     path("agents/", include("marlin.agents.urls")),
     path("audit/", include("marlin.audit.urls")),
     path("compare/", include("marlin.review.urls")),

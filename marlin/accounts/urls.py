@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import path
 
 from marlin.accounts import views
 
@@ -18,5 +18,4 @@ urlpatterns = [
     ),
     path("profile/", views.profile, name="profile"),
     path("tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke_token"),
-    path("earnings/", include("marlin.accounts.earnings_views")),
 ]

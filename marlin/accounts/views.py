@@ -12,13 +12,6 @@ from marlin.accounts.models import ApiToken, ExpertProfile
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    from marlin.home import dashboard_sections
-
-    return render(request, "home.html", {"sections": dashboard_sections(request.user)})
-
-
-@login_required
 def profile(request: HttpRequest) -> HttpResponse:
     profile_row, _ = ExpertProfile.objects.get_or_create(user=request.user)
     new_token = None

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from marlin.agents.forms import SettingsError, validate_agent_settings
+from marlin.agents.jobs import run_turn  # jobs imports this module's neighbours
 from marlin.agents.models import Agent, Provider, Run, RunStatus, Turn, TurnStatus
 from marlin.audit.actions import record
 from marlin.errors import IllegalTransition
@@ -16,7 +17,6 @@ from marlin.permissions import require_role
 from marlin.tasks.models import Project, Task, TaskStatus
 
 AGENT_FIELDS = ["name", "version_label", "provider", "settings", "description", "is_active"]
-
 
 
 def _agent_values(agent: Agent) -> dict[str, Any]:
@@ -141,7 +141,6 @@ def do_set_agent_pool(
 
 
 def _enqueue_turn(turn: Turn) -> None:
-    from marlin.agents.jobs import run_turn  # jobs imports this module's neighbours
 
     turn_id = turn.pk
     transaction.on_commit(lambda: run_turn.enqueue(turn_id))

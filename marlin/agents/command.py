@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from marlin.agents.tools import SANDBOX_ENV, ToolError, workspace_file
+from marlin.sandbox import run
 
 PROMPT_DIR = ".marlin"
 PROMPT_FILE = f"{PROMPT_DIR}/prompt.md"
@@ -77,7 +78,6 @@ def run_command_agent(
     backend: str | None = None,
     limits: object | None = None,
 ) -> CommandAgentResult:
-    from marlin.sandbox import run  # late: the sandbox looks at the host when it starts
 
     text = full_prompt(prompt, transcript)
     prompt_dir = Path(workdir) / PROMPT_DIR

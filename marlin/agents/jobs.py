@@ -8,7 +8,6 @@ the crashed attempt saved and starts from a workspace rebuilt from the last cand
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -20,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django_tasks import task
 
+from marlin.agents.command import CommandAgentSpec, run_command_agent
 from marlin.agents.fingerprints import find_fingerprints, scrub
 from marlin.agents.forms import api_settings, command_settings
+from marlin.agents.loop import AgentLimits, Step, run_agent
 from marlin.agents.models import (
     Candidate,
     Provider,
@@ -36,9 +37,23 @@ from marlin.agents.models import (
     Turn,
     TurnStatus,
 )
+from marlin.agents.providers import ProviderError, ProviderSettings, load_model
 from marlin.agents.secrets import SecretError, redact, resolve_api_key
-from marlin.jobs_recovery import heartbeat, lease_seconds
+from marlin.agents.signals import candidate_ready
+from marlin.agents.tools import SandboxEnvironment
+from marlin.diffs.parse import DiffParseError, patch_stats
+from marlin.leases import heartbeat
 from marlin.paths import workspaces_dir
+from marlin.sandbox.gitutil import GitError
+from marlin.sandbox.workspace import (
+    PatchRejected,
+    WorkspaceError,
+    apply_patch,
+    create_workspace,
+    diff_workspace,
+    read_marker,
+    remove_workspace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +95,7 @@ def claim_turn(turn_id: int) -> datetime | None:
     Run.objects.filter(pk=run_id).update(
         status=RunStatus.RUNNING,
         error="",
-        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     )
     return now
 
@@ -111,26 +126,8 @@ def run_turn(turn_id: int) -> None:
 
 
 def after_candidate(candidate: Candidate) -> None:
-    """Hand the candidate on: its checks, then the comparisons (modules of other parts of Marlin,
-    looked up when called so each part can be deployed and tested on its own)."""
-    enqueue_checks = _optional("marlin.agents.check_jobs", "enqueue_checks")
-    if enqueue_checks is not None:
-        with transaction.atomic():
-            enqueue_checks(candidate)
-    turn_finished = _optional("marlin.review.comparisons", "turn_finished")
-    if turn_finished is not None:
-        with transaction.atomic():
-            turn_finished(candidate.turn)
-
-
-def _optional(module_name: str, attr: str) -> Any:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-    return getattr(module, attr, None)
+    """Hand the stored candidate on to the apps above: its checks, then its comparison."""
+    candidate_ready.send(sender=Candidate, candidate=candidate)
 
 
 def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candidate | None:
@@ -144,7 +141,11 @@ def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candida
             "(import its candidates with `marlin import predictions`)."
         )
     # The heartbeat keeps the lease while one long step or a command agent runs.
-    with heartbeat(Run, pk=run.pk, status=RunStatus.RUNNING):
+    with heartbeat(
+        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING),
+        lease_seconds=settings.JOB_LEASE_SECONDS,
+        on_thread_exit=connections.close_all,
+    ):
         if provider == Provider.COMMAND:
             outcome = _run_command_agent(turn, workdir)
         else:
@@ -158,15 +159,6 @@ def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candida
 def prepare_workspace(run: Run, turn: Turn) -> Path:
     """The run's workspace, kept between turns; rebuilt from the last candidate when it is gone
     (a worker restart sweeps it) or when this turn is a retry of a crashed attempt."""
-    from marlin.sandbox.gitutil import GitError
-    from marlin.sandbox.workspace import (
-        PatchRejected,
-        WorkspaceError,
-        apply_patch,
-        create_workspace,
-        read_marker,
-        remove_workspace,
-    )
 
     repository = run.task.repository
     if not repository.is_mirrored:
@@ -213,7 +205,6 @@ def prepare_workspace(run: Run, turn: Turn) -> Path:
 
 
 def _diff(workdir: Path, base_commit: str) -> str:
-    from marlin.sandbox.workspace import diff_workspace
 
     return diff_workspace(workdir, base_commit)
 
@@ -281,9 +272,6 @@ def _next_step_index(turn: Turn) -> int:
 
 
 def _run_api_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> Outcome:
-    from marlin.agents.loop import AgentLimits, Step, run_agent
-    from marlin.agents.providers import ProviderError, ProviderSettings, load_model
-    from marlin.agents.tools import SandboxEnvironment
 
     run, agent = turn.run, turn.run.agent
     config = api_settings(agent)
@@ -326,7 +314,7 @@ def _run_api_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> Outc
                 latency_seconds=step.latency_s,
             )
         )
-        _extend_lease(run.pk, lease_seconds())
+        _extend_lease(run.pk, settings.JOB_LEASE_SECONDS)
 
     result = run_agent(
         model,
@@ -357,7 +345,6 @@ def transcript(conversation: list[dict[str, Any]]) -> str:
 
 
 def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
-    from marlin.agents.command import CommandAgentSpec, run_command_agent
 
     run, agent = turn.run, turn.run.agent
     config = command_settings(agent)
@@ -412,7 +399,6 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
 
 def candidate_fields(patch: str) -> dict[str, Any]:
     """Stats, fingerprints and the scrubbed copy of a patch (also used by imports)."""
-    from marlin.diffs.parse import DiffParseError, patch_stats
 
     try:
         stats = patch_stats(patch)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from marlin.agents.providers import Message, Model, ProviderError, ToolCall
+from marlin.agents.providers import Message, Model, ProviderError, ToolCall, ToolCallPart
 from marlin.agents.tools import (
     DEFAULT_COMMAND_TIMEOUT,
     TOOL_SPECS,
@@ -57,7 +57,7 @@ class Totals:
 class Step:
     index: int
     text: str | None
-    tool_calls: list[dict[str, Any]]
+    tool_calls: list[ToolCallPart]
     tool_outputs: list[str]  # one per tool call, capped at STEP_OUTPUT_CAP
     input_tokens: int
     output_tokens: int

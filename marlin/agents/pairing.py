@@ -17,6 +17,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
+from marlin.agents.actions import create_run, link_partners
+from marlin.agents.models import Agent, Provider, Run
+from marlin.audit.actions import record
+from marlin.permissions import require_role
+from marlin.tasks.models import Project
+
 Pair = tuple[int, int]
 
 
@@ -77,7 +83,6 @@ class PairSampler:
 
 def project_pair_counts(project: Any) -> Counter[Pair]:
     """How often each pair of agents was started together on this project's tasks."""
-    from marlin.agents.models import Run
 
     rows = Run.objects.filter(
         task__project=project, partner__isnull=False, pk__lt=F("partner_id")
@@ -90,7 +95,6 @@ def project_pair_counts(project: Any) -> Counter[Pair]:
 
 
 def _task_pairs(task: Any) -> set[Pair]:
-    from marlin.agents.models import Run
 
     rows = Run.objects.filter(task=task, partner__isnull=False).values_list(
         "agent_id", "partner__agent_id"
@@ -99,7 +103,6 @@ def _task_pairs(task: Any) -> set[Pair]:
 
 
 def _pool(project: Any) -> list[int]:
-    from marlin.agents.models import Provider
 
     return list(
         project.agent_pool.filter(is_active=True)
@@ -118,11 +121,6 @@ def do_pair_tasks(
     actor: Any, project: Any, tasks: Sequence[Any], *, seed: int | None = None
 ) -> list[tuple[Any, Any]]:
     """Pair several tasks of one project in order; one audit event for the batch."""
-    from marlin.permissions import require_role
-    from marlin.agents.actions import create_run, link_partners
-    from marlin.agents.models import Agent
-    from marlin.audit.actions import record
-    from marlin.tasks.models import Project
 
     require_role(actor, "author")
     # The project row serialises pairings, so two at once still see each other's counts.

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from marlin.agents.providers import ToolCall, ToolSpec
+from marlin.sandbox.core import run
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 # What a tool returns to the model; long outputs waste context and money.
@@ -83,7 +84,6 @@ class SandboxEnvironment:
     backend: str | None = None
 
     def execute(self, command: str, *, timeout: float) -> ExecResultLike:
-        from marlin.sandbox.core import run  # imported late: the sandbox pulls in host tooling
 
         return run(
             ["bash", "-c", command],

@@ -15,12 +15,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.permissions import role_required
 from marlin.agents import actions
 from marlin.agents.forms import SETTINGS_EXAMPLES, AgentForm, AgentPoolForm, StartRunForm
 from marlin.agents.models import Agent, Provider, Run, TrajectoryStep, Turn
 from marlin.agents.pairing import PairingError, do_pair_task, do_pair_tasks
 from marlin.audit.models import AuditEvent
+from marlin.permissions import role_required
 from marlin.tasks.models import Project, Task, TaskStatus
 
 AGENT_EDITORS = ("author",)

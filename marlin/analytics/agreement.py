@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import binomtest
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 SCALE = tuple(range(-3, 4))
+FloatArray = npt.NDArray[np.float64]
 
 
 class AgreementError(ValueError):
@@ -24,7 +26,7 @@ class AgreementError(ValueError):
 
 def reliability_matrix(
     ratings: Iterable[tuple[Hashable, Hashable, float | None]],
-) -> tuple[list[Hashable], list[Hashable], np.ndarray]:
+) -> tuple[list[Hashable], list[Hashable], FloatArray]:
     """Turn (rater, unit, value) triples into raters x units with NaN where nobody rated."""
     cells: dict[tuple[Hashable, Hashable], float] = {}
     raters: dict[Hashable, None] = {}
@@ -46,8 +48,8 @@ def reliability_matrix(
 
 
 def _value_counts(
-    data: np.ndarray, value_domain: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
+    data: npt.ArrayLike, value_domain: npt.ArrayLike | None
+) -> tuple[FloatArray, FloatArray]:
     """Units x values count matrix over pairable units (two or more values), and the values."""
     data = np.asarray(data, dtype=float)
     if data.ndim != 2:
@@ -61,11 +63,12 @@ def _value_counts(
     return counts, values
 
 
-def _distance(values: np.ndarray, marginals: np.ndarray, level: Level) -> np.ndarray:
+def _distance(values: FloatArray, marginals: FloatArray, level: Level) -> FloatArray:
     """Squared difference function delta^2 of Krippendorff (2011) for each pair of values."""
     vc, vk = values[:, None], values[None, :]
     if level == "nominal":
-        return (vc != vk).astype(float)
+        unequal: npt.NDArray[np.bool_] = vc != vk  # numpy types != on arrays as Any
+        return unequal.astype(np.float64)
     if level == "interval":
         return (vc - vk) ** 2
     if level == "ratio":
@@ -83,7 +86,7 @@ def _distance(values: np.ndarray, marginals: np.ndarray, level: Level) -> np.nda
 
 
 def krippendorff_alpha(
-    data: np.ndarray, level: Level = "ordinal", value_domain: Iterable[float] | None = None
+    data: npt.ArrayLike, level: Level = "ordinal", value_domain: Iterable[float] | None = None
 ) -> float:
     """Krippendorff's alpha from the coincidence matrix of raters x units data (NaN = missing)."""
     counts, values = _value_counts(data, None if value_domain is None else np.array(value_domain))
@@ -94,7 +97,7 @@ def krippendorff_alpha(
     weighted = counts / (m_u - 1)[:, None]
     coincidence = weighted.T @ counts - np.diag(weighted.sum(axis=0))
     marginals = coincidence.sum(axis=1)
-    n = marginals.sum()
+    n: np.float64 = marginals.sum()
     delta = _distance(values, marginals, level)
     observed = float(np.sum(coincidence * delta))
     expected = float(marginals @ delta @ marginals) / (n - 1)
@@ -103,7 +106,7 @@ def krippendorff_alpha(
     return 1.0 - observed / expected
 
 
-def percent_agreement(data: np.ndarray) -> float:
+def percent_agreement(data: npt.ArrayLike) -> float:
     """Share of pairs of ratings of the same unit (by different raters) that are equal."""
     counts, _ = _value_counts(data, None)
     if counts.shape[0] == 0:
@@ -146,7 +149,8 @@ def expert_agreement(
     per_expert: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)
     for expert, comparison, rating in judgments:
         decision = _check_scale(decisions.get(comparison))
-        if _check_scale(rating) is None or decision is None:
+        rating = _check_scale(rating)
+        if rating is None or decision is None:
             continue
         per_expert[expert].append((rating, decision))
     out = []
@@ -171,7 +175,8 @@ def side_bias(
     """Per expert: share of non-tie (expert, rating) judgments that preferred side A, and a test."""
     counts: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0])
     for expert, rating in judgments:
-        if _check_scale(rating) is None or rating == 0:
+        rating = _check_scale(rating)
+        if rating is None or rating == 0:
             counts.setdefault(expert, [0, 0])
             continue
         counts[expert][0 if rating < 0 else 1] += 1

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -24,6 +25,10 @@ DEFAULT_RIDGE = 1e-4
 # Bounds on log(nu) keep the optimiser away from overflow when a resample has no ties at all.
 LOG_NU_BOUNDS = (-30.0, 10.0)
 THETA_BOUNDS = (-50.0, 50.0)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class BTError(ValueError):
@@ -48,11 +53,11 @@ class PairCounts:
     """Aggregated outcomes: wins[i, j] = times agent i was preferred over j; ties symmetric."""
 
     agents: list[str]
-    wins: np.ndarray
-    ties: np.ndarray
+    wins: FloatArray
+    ties: FloatArray
 
     @property
-    def totals(self) -> np.ndarray:
+    def totals(self) -> FloatArray:
         """Comparisons per unordered pair, as a symmetric K x K matrix."""
         return self.wins + self.wins.T + self.ties
 
@@ -82,8 +87,8 @@ class Ranking:
     agents: list[AgentScore]  # sorted best first; the matrices below use the same order
     tie_parameter: float  # Davidson's nu; 0.0 when the data hold no ties
     n_comparisons: int
-    win_rate: np.ndarray  # empirical share of wins of row over column, ties count half; NaN unseen
-    predicted: np.ndarray  # model P(row beats column) + half P(tie)
+    win_rate: FloatArray  # empirical share of wins of row over column, ties count half; NaN unseen
+    predicted: FloatArray  # model P(row beats column) + half P(tie)
     rounds: int
     seed: int | None
 
@@ -116,7 +121,7 @@ def pair_counts(agent_ids: Sequence[str], outcomes: Iterable[tuple[str, str, flo
 
 
 def pair_counts_from_arrays(
-    agent_ids: Sequence[str], a_idx: np.ndarray, b_idx: np.ndarray, outcome: np.ndarray
+    agent_ids: Sequence[str], a_idx: npt.ArrayLike, b_idx: npt.ArrayLike, outcome: npt.ArrayLike
 ) -> PairCounts:
     """Vectorised pair_counts: integer index arrays into agent_ids and outcomes in {0, 0.5, 1}."""
     k = len(agent_ids)
@@ -135,10 +140,15 @@ def pair_counts_from_arrays(
             f"outcome must be 1 (first wins), 0 (second wins) or 0.5 (tie); got {float(outcome[bad][0])!r}"
         )
     cells = k * k
-    wins = np.bincount(a_idx * k + b_idx, weights=(outcome == 1.0), minlength=cells)
-    wins += np.bincount(b_idx * k + a_idx, weights=(outcome == 0.0), minlength=cells)
-    ties = np.bincount(a_idx * k + b_idx, weights=(outcome == 0.5), minlength=cells).reshape(k, k)
+    wins = _count(a_idx * k + b_idx, outcome == 1.0, cells)
+    wins += _count(b_idx * k + a_idx, outcome == 0.0, cells)
+    ties = _count(a_idx * k + b_idx, outcome == 0.5, cells).reshape(k, k)
     return PairCounts(list(agent_ids), wins.reshape(k, k), ties + ties.T)
+
+
+def _count(cell: IntArray, weights: BoolArray, cells: int) -> FloatArray:
+    # Weighted bincount is float64 already (numpy's stubs say intp), so astype does not copy.
+    return np.bincount(cell, weights=weights, minlength=cells).astype(np.float64, copy=False)
 
 
 def check_connected(counts: PairCounts) -> None:
@@ -148,13 +158,13 @@ def check_connected(counts: PairCounts) -> None:
         raise BTError(f"a ranking needs at least two agents; got {k}")
     if counts.n_comparisons == 0:
         raise BTError("there are no comparisons to rank")
-    n_comp, labels = connected_components(csr_matrix(counts.totals > 0), directed=False)
+    n_comp, labels = connected_components(_graph(counts.totals > 0), directed=False)
     if n_comp > 1:
         groups = [[counts.agents[i] for i in np.flatnonzero(labels == c)] for c in range(n_comp)]
         raise DisconnectedComparisons(sorted(groups, key=len, reverse=True))
 
 
-def unbounded_sides(counts: PairCounts) -> tuple[np.ndarray, np.ndarray]:
+def unbounded_sides(counts: PairCounts) -> tuple[BoolArray, BoolArray]:
     """Agents whose strength has no finite upper (resp. lower) bound in the likelihood.
 
     The maximum-likelihood estimate is finite iff the "beat or tied" graph is strongly connected
@@ -162,7 +172,7 @@ def unbounded_sides(counts: PairCounts) -> tuple[np.ndarray, np.ndarray]:
     can be pushed up without limit, one that never beat or tied anyone outside pushed down.
     """
     edges = (counts.wins + counts.ties) > 0  # i -> j: i beat or tied j
-    n_comp, labels = connected_components(csr_matrix(edges), directed=True, connection="strong")
+    n_comp, labels = connected_components(_graph(edges), directed=True, connection="strong")
     cross = labels[:, None] != labels[None, :]
     comp_in = np.zeros(n_comp, dtype=bool)
     comp_out = np.zeros(n_comp, dtype=bool)
@@ -174,16 +184,21 @@ def unbounded_sides(counts: PairCounts) -> tuple[np.ndarray, np.ndarray]:
     return ~comp_in[labels], ~comp_out[labels]
 
 
+def _graph(edges: BoolArray) -> csr_matrix[np.float64]:
+    # csgraph works in float64 and would convert a boolean matrix itself.
+    return csr_matrix(edges, dtype=np.float64)
+
+
 def _negloglik(
-    params: np.ndarray,
-    wins: np.ndarray,
-    ties: np.ndarray,
-    totals: np.ndarray,
+    params: FloatArray,
+    wins: FloatArray,
+    ties: FloatArray,
+    totals: FloatArray,
     ridge: float,
     with_ties: bool,
-) -> tuple[float, np.ndarray]:
+) -> tuple[float, FloatArray]:
     """Penalised Davidson negative log-likelihood and its gradient, summed over the K x K table."""
-    k = wins.shape[0]
+    k: int = wins.shape[0]
     theta = params[:k]
     log_nu = params[k] if with_ties else -np.inf
     ti = theta[:, None]
@@ -212,8 +227,8 @@ def _negloglik(
 
 
 def fit_davidson(
-    counts: PairCounts, *, ridge: float = DEFAULT_RIDGE, start: np.ndarray | None = None
-) -> tuple[np.ndarray, float]:
+    counts: PairCounts, *, ridge: float = DEFAULT_RIDGE, start: FloatArray | None = None
+) -> tuple[FloatArray, float]:
     """Maximum (penalised) likelihood log-strengths, centred to sum to zero, and Davidson's nu.
 
     With no ties in the data the model reduces to plain Bradley-Terry and nu is 0.
@@ -237,7 +252,7 @@ def fit_davidson(
     return theta, nu
 
 
-def predicted_matrix(theta: np.ndarray, nu: float) -> np.ndarray:
+def predicted_matrix(theta: FloatArray, nu: float) -> FloatArray:
     """Model P(row beats column) + half P(tie); the diagonal is NaN."""
     ti = theta[:, None]
     tj = theta[None, :]
@@ -253,7 +268,7 @@ def predicted_matrix(theta: np.ndarray, nu: float) -> np.ndarray:
 
 def _resample(
     counts: PairCounts, rounds: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[IntArray, IntArray, IntArray]:
     """(rounds, P, 3) multinomial redraws of (wins_ij, wins_ji, ties_ij) for each pair i<j seen."""
     iu, ju = np.triu_indices(len(counts.agents), k=1)
     n = counts.totals[iu, ju]
@@ -265,9 +280,10 @@ def _resample(
     return draws, iu, ju
 
 
-def ranks_of(theta: np.ndarray) -> np.ndarray:
+def ranks_of(theta: FloatArray) -> IntArray:
     """Rank 1 = strongest; ties in strength share the better rank."""
-    return 1 + np.sum(theta[None, :] > theta[:, None], axis=1)
+    ranks: IntArray = 1 + np.sum(theta[None, :] > theta[:, None], axis=1)
+    return ranks
 
 
 def rank(

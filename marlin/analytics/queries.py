@@ -29,8 +29,15 @@ from marlin.analytics.agreement import (
     reliability_matrix,
     side_bias,
 )
-from marlin.analytics.bt import AgentScore, BTError, Ranking
-from marlin.analytics.style import StyleControlled, fit_with_covariates
+from marlin.analytics.bt import (
+    AgentScore,
+    BTError,
+    DisconnectedComparisons,
+    Ranking,
+    pair_counts_from_arrays,
+    rank,
+)
+from marlin.analytics.style import ControlledScore, StyleControlled, fit_with_covariates
 from marlin.paths import data_dir
 from marlin.review.models import ComparisonState, Decision, Judgment, JudgmentStatus
 from marlin.tasks.models import Project, TaskKind
@@ -291,7 +298,6 @@ def _to_json(board: Leaderboard) -> dict[str, Any]:
 
 
 def _from_json(d: dict[str, Any]) -> Leaderboard:
-    from marlin.analytics.style import ControlledScore
 
     plain = _ranking_from_dict(d["plain"]) if d["plain"] else None
     style = None
@@ -320,7 +326,6 @@ def fit_leaderboard(
     project: Project, filters: DecisionFilters, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0
 ) -> Leaderboard:
     """Plain Davidson ranking with bootstrap and the style-controlled one; errors become text."""
-    from marlin.analytics.bt import DisconnectedComparisons, pair_counts_from_arrays, rank
 
     data = outcomes_for(project, filters)
     board = Leaderboard(

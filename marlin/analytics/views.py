@@ -16,7 +16,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from marlin.accounts.models import User
-from marlin.permissions import role_required
 from marlin.agents.models import Agent
 from marlin.analytics import charts
 from marlin.analytics.queries import (
@@ -32,6 +31,7 @@ from marlin.analytics.queries import (
     leaderboard,
     relabel,
 )
+from marlin.permissions import role_required
 from marlin.tasks.models import Project, TaskKind
 
 VIEWER_ROLES = ("author", "adjudicator", "reviewer", "annotator")

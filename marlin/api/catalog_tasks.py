@@ -14,11 +14,13 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
+from marlin.agents.imports import do_import_predictions
 from marlin.agents.models import Agent, Run
 from marlin.api.auth import require
 from marlin.api.types import MAX_ID, Id, Pagination
 from marlin.tasks.actions import do_create_task
 from marlin.tasks.forms import TaskForm
+from marlin.tasks.imports import do_import_swebench_tasks
 from marlin.tasks.models import Project, Task
 
 router = Router()
@@ -254,7 +256,6 @@ def _import_out(report: Any) -> dict[str, Any]:
     summary="Import candidates from SWE-bench predictions (JSON lines)",
 )
 def import_predictions(request: HttpRequest, body: PredictionsIn) -> dict[str, Any]:
-    from marlin.agents.imports import do_import_predictions
 
     user = require(request, "author")
     project = Project.objects.get(pk=body.project_id)
@@ -274,7 +275,6 @@ def import_predictions(request: HttpRequest, body: PredictionsIn) -> dict[str, A
     summary="Import tasks from SWE-bench task records (JSON lines)",
 )
 def import_swebench_tasks(request: HttpRequest, body: SwebenchTasksIn) -> dict[str, Any]:
-    from marlin.agents.imports import do_import_swebench_tasks
 
     user = require(request, "author")
     project = Project.objects.get(pk=body.project_id)

@@ -34,6 +34,7 @@ from marlin.review.models import (
     JudgmentStatus,
     Review,
 )
+from marlin.review.pipeline import do_review
 from marlin.tasks.models import Project
 
 router = Router()
@@ -501,7 +502,6 @@ def list_reviews(request: HttpRequest):  # type: ignore[no-untyped-def]
     summary="Review a submitted judgment: agree, disagree (per criterion) or request a revision",
 )
 def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
-    from marlin.review.pipeline import do_review
 
     user = require(request, "reviewer")
     judgment = Judgment.objects.filter(pk=body.judgment_id, status__in=VISIBLE_JUDGMENTS).first()

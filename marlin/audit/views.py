@@ -4,8 +4,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from marlin.permissions import role_required
 from marlin.audit.models import AuditEvent
+from marlin.permissions import role_required
 
 
 @role_required()

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marlin.permissions import require_role
 from marlin.audit.actions import record
 from marlin.catalog.importer import ImportReport, RepoLine, parse_repository_list
 from marlin.catalog.jobs import mirror_repository
 from marlin.catalog.models import Repository, Tag
 from marlin.catalog.validation import InvalidRepositoryURL, validate_url
+from marlin.permissions import require_role
 
 BATCH_SIZE = 500
 # SQLite allows 999 bound parameters per statement in old builds; stay well under it.

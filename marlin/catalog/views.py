@@ -13,11 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.permissions import role_required
 from marlin.catalog import actions
 from marlin.catalog.forms import AddRepositoryForm, FilterForm, ImportForm
 from marlin.catalog.mirror import Ref, is_mirror, list_refs
 from marlin.catalog.models import Repository
+from marlin.permissions import role_required
 from marlin.sandbox.gitutil import GitError
 
 PAGE_SIZE = 50

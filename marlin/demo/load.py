@@ -15,8 +15,15 @@ from django.utils import timezone
 from marlin import paths
 from marlin.accounts.actions import do_create_user
 from marlin.accounts.models import ExpertProfile, User
+from marlin.agents.imports import do_import_predictions
+from marlin.agents.models import Run
 from marlin.catalog.models import MirrorStatus, Repository
-from marlin.demo.sample_repo import build_sample_repository, head_commit
+from marlin.demo.sample_repo import (
+    build_sample_repository,
+    candidate_patches,
+    head_commit,
+    patch_for,
+)
 from marlin.demo.sample_repo_files import TASKS
 from marlin.sandbox.gitutil import clone_mirror
 from marlin.tasks import actions as task_actions
@@ -113,7 +120,6 @@ def demo_checks(task: dict) -> list[dict]:
 
 @transaction.atomic
 def load_demo() -> Project:
-    from marlin.demo.sample_repo import patch_for
 
     users = _ensure_users()
     admin, author, reviewer = users["erin"], users["dave"], users["carol"]
@@ -166,9 +172,6 @@ DEMO_AGENT_SOLUTIONS = {
 
 
 def _import_demo_candidates(author: User, project: Project, source: Path) -> None:
-    from marlin.agents.imports import do_import_predictions
-    from marlin.agents.models import Run
-    from marlin.demo.sample_repo import candidate_patches
 
     if Run.objects.filter(task__project=project).exists():
         return

@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-import unidiff
 from unidiff.errors import UnidiffParseError
+from unidiff.patch import Hunk as UnidiffHunk
+from unidiff.patch import PatchedFile, PatchSet
 
 _OCTAL_RE = re.compile(rb"\\([0-7]{3})")
 
@@ -176,7 +177,7 @@ def parse_patch(text: str) -> list[FileDiff]:
     lines = _split_lines(text)
     position = _Position()
     try:
-        patch = unidiff.PatchSet(position.track(lines))
+        patch = PatchSet(position.track(lines))
     except UnidiffParseError as exc:
         raise DiffParseError(
             f"line {position.line_no}: {str(exc).strip()} (read {position.current!r})"
@@ -278,7 +279,7 @@ def _split_lines(text: str) -> list[str]:
     return [line + "\n" for line in lines]
 
 
-def _file_diff(index: int, patched: unidiff.PatchedFile) -> FileDiff:
+def _file_diff(index: int, patched: PatchedFile) -> FileDiff:
     source = _strip_prefix(unquote_path(patched.source_file or "", errors="replace"), "a/")
     target = _strip_prefix(unquote_path(patched.target_file or "", errors="replace"), "b/")
     info = [line.rstrip("\n") for line in (patched.patch_info or [])]
@@ -289,6 +290,8 @@ def _file_diff(index: int, patched: unidiff.PatchedFile) -> FileDiff:
     added = sum(1 for h in hunks for line in h.lines if line.kind == "add")
     removed = sum(1 for h in hunks for line in h.lines if line.kind == "remove")
 
+    old_path: str | None
+    status: FileStatus
     if target == _DEV_NULL or patched.target_file == _DEV_NULL:
         path, old_path, status = source, source, "deleted"
     elif source == _DEV_NULL or patched.source_file == _DEV_NULL:
@@ -317,7 +320,7 @@ def _file_diff(index: int, patched: unidiff.PatchedFile) -> FileDiff:
     )
 
 
-def _hunk(h: unidiff.Hunk) -> Hunk:
+def _hunk(h: UnidiffHunk) -> Hunk:
     lines = [
         Line(
             kind=_KIND_BY_TYPE[line.line_type],

@@ -237,7 +237,10 @@ def highlight_lines(lines: list[str], language: str | None) -> list[str]:
 
 def pygments_css(scope: str = ".hl") -> str:
     """The Pygments ``default`` style's token rules under ``scope`` (no global rules)."""
-    return "\n".join(HtmlFormatter(style="default").get_token_style_defs(scope)) + "\n"
+    formatter = HtmlFormatter(style="default")
+    # types-Pygments leaves get_token_style_defs unannotated; it returns a list of CSS rules.
+    rules: list[str] = formatter.get_token_style_defs(scope)  # type: ignore[no-untyped-call]
+    return "\n".join(rules) + "\n"
 
 
 def _tokens_before(lexer: Lexer, text: str, deadline: float) -> list[tuple[Any, str]] | None:

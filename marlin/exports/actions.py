@@ -6,10 +6,11 @@ from typing import Any
 
 from django.db import transaction
 
-from marlin.permissions import require_role
 from marlin.analytics.queries import DecisionFilters, FilterError
 from marlin.audit.actions import record
+from marlin.exports.jobs import write_export
 from marlin.exports.models import Export, ExportKind
+from marlin.permissions import require_role
 from marlin.tasks.models import Project
 
 # Exports carry agent identities, so only roles allowed to see agent names may create or read them.
@@ -79,7 +80,5 @@ def do_create_export(
     export = Export.objects.create(project=project, kind=kind, filters=options, created_by=actor)
     record(actor, "export.create", export, new={"kind": kind, "filters": options})
     if enqueue:
-        from marlin.exports.jobs import write_export
-
         transaction.on_commit(lambda: write_export.enqueue(export.pk))
     return export

@@ -13,8 +13,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from marlin.accounts.models import User
-from marlin.agents.models import Agent, Candidate, CheckResult, Run, Turn
+from marlin.agents.models import Agent, Candidate, Run, Turn
 from marlin.analytics.queries import DecisionFilters, criterion_keys, decisions_for
+from marlin.checks.models import CheckResult
 from marlin.review.models import Decision, Judgment, JudgmentStatus, Review
 from marlin.tasks.models import Project, RubricVersion, Task, TaskStatus
 from marlin.tasks.rubric import OVERALL_KEY

@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 from django_tasks import task
 
-from marlin.analytics.queries import DecisionFilters
+from marlin.analytics.queries import DecisionFilters, decisions_for
 from marlin.exports import build
 from marlin.exports.models import Export, ExportKind, ExportStatus
 from marlin.exports.writers import PREFERENCE_SCHEMA, write_jsonl, write_manifest, write_parquet
@@ -118,7 +118,6 @@ def _write_records(
             out / "decisions.jsonl", progress.wrap(build.decision_records(project, filters))
         ),
     }
-    from marlin.analytics.queries import decisions_for
 
     pairs = set(
         build.record_judgments(project, filters).values_list(
@@ -180,7 +179,6 @@ def claim(export_id: int) -> bool:
 
 
 def expected_rows(export: Export, filters: DecisionFilters) -> int:
-    from marlin.analytics.queries import decisions_for
 
     if export.kind == ExportKind.TASKS:
         return export.project.tasks.count()

@@ -14,9 +14,9 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from marlin.permissions import role_required
 from marlin.exports.actions import EXPORT_ROLES, ExportError, do_create_export
 from marlin.exports.models import Export, ExportKind, ExportStatus
+from marlin.permissions import role_required
 from marlin.tasks.models import Project, TaskKind
 
 

@@ -37,13 +37,21 @@ def parse_junit(text: str | bytes) -> list[TestResult]:
     return results
 
 
+# A test case's child element, when present, decides its outcome (checked in this order).
+_JUNIT_OUTCOMES: tuple[tuple[str, TestOutcome], ...] = (
+    ("failure", "failed"),
+    ("error", "error"),
+    ("skipped", "skipped"),
+)
+
+
 def _junit_outcome(case: ET.Element) -> tuple[TestOutcome, str]:
-    for tag, outcome in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+    for tag, outcome in _JUNIT_OUTCOMES:
         element = case.find(tag)
         if element is not None:
             parts = [element.get("message") or "", (element.text or "").strip()]
             message = "\n".join(p for p in parts if p)
-            return outcome, _cap(message)  # type: ignore[return-value]
+            return outcome, _cap(message)
     return "passed", ""
 
 
@@ -127,7 +135,7 @@ def parse_semgrep(text: str | bytes) -> list[Finding]:
     return findings
 
 
-PARSERS: dict[str, Callable[[str | bytes], list[Any]]] = {
+PARSERS: dict[str, Callable[[str | bytes], list[TestResult] | list[Finding]]] = {
     "junit": parse_junit,
     "ruff": parse_ruff,
     "bandit": parse_bandit,

@@ -8,20 +8,27 @@ save based on an older revision (another tab saved in between) raises :class:`St
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from marlin.permissions import require_role
 from marlin.audit.actions import record
-from marlin.review import queue
+from marlin.permissions import require_role
+from marlin.review import pipeline, queue
 from marlin.review.forms import Draft, submission_errors
 from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
 
 EDITABLE = (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
+
+_NOT_ASSIGNED = (
+    "This comparison is not assigned to you. Use “Next comparison” to take work from the queue."
+)
+_CLAIM_EXPIRED = (
+    "Your claim on this comparison expired after a period without activity and other "
+    "annotators have taken its places. Your draft is kept; take the next comparison."
+)
 
 
 class NotAssigned(PermissionDenied):
@@ -44,33 +51,42 @@ class JudgmentClosed(Exception):
     """The judgment was submitted; it is final for the annotator."""
 
 
-def ensure_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
-    """Check the actor may work on the comparison and return their judgment if any.
+def check_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
+    """Check, without writing, that the actor may work on the comparison (or read their own
+    judgment on it); return their judgment if any. Raise NotAssigned with the reason if not.
 
-    A draft whose claim expired is claimed again when a slot is still free.
+    A draft whose claim expired passes while a place is still free: the next save claims it.
     """
     require_role(actor, "annotator")
     judgment = Judgment.objects.filter(comparison=comparison, annotator=actor).first()
-    if judgment is not None and judgment.status == JudgmentStatus.REVISION_REQUESTED:
-        return judgment
-    if judgment is not None and judgment.status not in EDITABLE:
+    if judgment is not None and judgment.status != JudgmentStatus.DRAFT:
         return judgment
     if comparison.state != ComparisonState.AWAITING_JUDGMENTS:
         raise NotAssigned(
             "This comparison is no longer taking judgments; take the next one from the queue."
         )
+    if queue.open_claim(actor, comparison) is not None:
+        return judgment
+    if judgment is None:
+        raise NotAssigned(_NOT_ASSIGNED)
+    if not queue.may_take(actor, comparison) or (
+        queue.used_slots(comparison) >= comparison.project.overlap
+    ):
+        raise NotAssigned(_CLAIM_EXPIRED)
+    return judgment
+
+
+def ensure_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
+    """check_assigned, then record the activity on the claim (claiming again a draft whose
+    claim expired)."""
+    judgment = check_assigned(actor, comparison)
+    if judgment is not None and judgment.status != JudgmentStatus.DRAFT:
+        return judgment
     if queue.touch_claim(actor, comparison):
         return judgment
     if judgment is not None and queue.claim(actor, comparison) is not None:
         return judgment
-    if judgment is not None:
-        raise NotAssigned(
-            "Your claim on this comparison expired after a period without activity and other "
-            "annotators have taken its places. Your draft is kept; take the next comparison."
-        )
-    raise NotAssigned(
-        "This comparison is not assigned to you. Use “Next comparison” to take work from the queue."
-    )
+    raise NotAssigned(_CLAIM_EXPIRED if judgment is not None else _NOT_ASSIGNED)
 
 
 @transaction.atomic
@@ -203,9 +219,7 @@ def do_submit_judgment(actor: Any, judgment: Judgment) -> Judgment:
             },
             project_id=comparison.project_id,
         )
-        hook = _pipeline_hook()
-        if hook is not None:
-            hook(current)
+        pipeline.judgment_submitted(current)
     return current
 
 
@@ -227,12 +241,3 @@ def do_release_claim(actor: Any, comparison: Comparison, *, reason: str = "") ->
             reason=reason or "given back by the annotator",
         )
     return bool(released)
-
-
-def _pipeline_hook() -> Any:
-    # The review pipeline is another module that may not exist yet in every deployment stage.
-    try:
-        pipeline = importlib.import_module("marlin.review.pipeline")
-    except ModuleNotFoundError:
-        return None
-    return getattr(pipeline, "judgment_submitted", None)

@@ -25,10 +25,11 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 
 from marlin import paths
-from marlin.agents.models import Candidate, CheckResult, Run, TrajectoryStep, Turn
+from marlin.agents.models import Candidate, Run, TrajectoryStep, Turn
+from marlin.checks.models import CheckResult
 from marlin.diffs import render as diffrender
-from marlin.review import blinding
 from marlin.diffs.parse import DiffParseError, FileDiff, TreeNode, file_tree, parse_patch
+from marlin.review import blinding
 from marlin.review.models import Comparison, Judgment, JudgmentStatus
 from marlin.sandbox.gitutil import GitError, run_git, validate_ref
 

@@ -135,3 +135,9 @@ def _bump_turns(comparison: Comparison) -> Comparison:
             reason="both runs finished a follow-up turn",
         )
     return comparison
+
+
+def comparison_for_new_candidate(sender: object, *, candidate: Candidate, **kwargs: object) -> None:
+    """Receiver of agents' `candidate_ready`: create or advance the comparison of its run."""
+    with transaction.atomic():
+        turn_finished(candidate.turn)

@@ -1,9 +1,18 @@
-"""Reading a judgment draft from the comparison page's form (the autosave and the final submit
-post the same fields), and checking a draft is complete enough to submit.
+"""Forms built from a rubric version: the judgment, the review and the adjudicator's decision.
 
-Fields: ``rating-<criterion key>`` (-3..3, or ``na``), ``overall`` (-3..3), ``rationale``,
-``confidence`` (1-5), ``comments`` (JSON list of ``{side, file, line_side, line, text}``),
-``turn_note-<n>``, ``active_seconds``, ``wall_seconds`` and ``draft_revision``.
+``RubricForm`` is the one builder. A form declares its fixed fields as usual and names the fields
+one rated criterion (and, for judgments, one turn) adds; ``Form(data, version=...,
+turn_count=...)`` builds them from the rubric version. The comparison page (autosave and submit),
+the review page, the adjudication page and the JSON API all check their input with these forms,
+so they accept and refuse the same input with the same messages: the API turns its JSON into the
+same fields first (``draft_data``, ``review_data``).
+
+Judgment fields: ``rating-<criterion key>`` (-3..3, or ``na``), ``overall`` (-3..3),
+``rationale``, ``confidence`` (1-5), ``comments`` (JSON list of ``{side, file, line_side, line,
+text}``), ``turn_note-<n>``, ``active_seconds``, ``wall_seconds`` and ``draft_revision``.
+Review fields: ``verdict``, ``reason``, ``agree-<key>`` (agree or disagree) and ``reason-<key>``.
+Decision fields: ``rating-<key>``, ``overall`` and ``rationale``. Review and decision forms also
+carry the page's signed ``timer``.
 
 Ratings are stored as ``{key: -3..3}`` for rated criteria and ``{key: None}`` for "not
 applicable"; a criterion missing from the dict is not rated yet. The overall preference lives in
@@ -13,11 +22,13 @@ applicable"; a criterion missing from the dict is not rated yet. The overall pre
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from django import forms
 from django.core.exceptions import ValidationError
-from django.http import QueryDict
 
+from marlin.review.models import ReviewVerdict
 from marlin.tasks.models import RubricVersion
 from marlin.tasks.rubric import SCALE_VALUES
 
@@ -27,6 +38,8 @@ MAX_COMMENTS = 300
 MAX_COMMENT_CHARS = 5_000
 MAX_NOTE_CHARS = 5_000
 MAX_SECONDS = 7 * 24 * 3600
+CONFIDENCE_CHOICES = [(str(n), str(n)) for n in range(1, 6)]
+AGREEMENT_CHOICES = [("agree", "agree"), ("disagree", "disagree")]
 
 
 class LineComment(TypedDict):
@@ -48,41 +61,242 @@ class Draft(TypedDict):
     wall_seconds: int
 
 
-def draft_from_post(data: QueryDict, version: RubricVersion, *, turn_count: int) -> Draft:
-    """Turn posted fields into a draft; raise ValidationError naming any malformed field."""
-    ratings: dict[str, int | None] = {}
-    for criterion in version.rated_criteria:
-        raw = data.get(f"rating-{criterion['key']}", "").strip()
-        if not raw:
-            continue
-        if raw == NOT_APPLICABLE:
-            if not criterion.get("allow_not_applicable", True):
-                raise ValidationError(f"{criterion['name']} cannot be rated 'not applicable'.")
-            ratings[criterion["key"]] = None
-        else:
-            ratings[criterion["key"]] = _scale_value(raw, criterion["name"])
-    overall_raw = data.get("overall", "").strip()
-    overall = _scale_value(overall_raw, "The overall preference") if overall_raw else None
-    rationale = data.get("rationale", "")
-    if len(rationale) > MAX_RATIONALE:
-        raise ValidationError(f"The rationale is too long (at most {MAX_RATIONALE} characters).")
-    return Draft(
-        ratings=ratings,
-        overall=overall,
-        rationale=rationale,
-        confidence=_confidence(data.get("confidence", "").strip()),
-        comments=_comments(data.get("comments", "").strip()),
-        turn_notes=_turn_notes(data, turn_count),
-        active_seconds=_seconds(data.get("active_seconds", "")),
-        wall_seconds=_seconds(data.get("wall_seconds", "")),
+def rating_field(key: str) -> str:
+    return f"rating-{key}"
+
+
+# Fields ------------------------------------------------------------------------------------
+
+
+class ScaleField(forms.Field):
+    """A value on the 7-point scale, -3 (A much better) to 3 (B much better); blank is None.
+    The label names the value in messages."""
+
+    def to_python(self, value: Any) -> Any:
+        text = "" if value in self.empty_values else str(value).strip()
+        if not text:
+            return None
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number not in SCALE_VALUES:
+            raise ValidationError(
+                f"{self.label}: {text!r} is not on the 7-point scale (-3 to 3).", code="scale"
+            )
+        return number
+
+
+class RatingField(ScaleField):
+    """One criterion of the rubric: the 7-point scale, or ``na`` (cleaned to NOT_APPLICABLE)
+    where the criterion allows "not applicable"."""
+
+    def __init__(self, criterion: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(label=criterion["name"], **kwargs)
+        self.allow_not_applicable = criterion.get("allow_not_applicable", True)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() == NOT_APPLICABLE:
+            if not self.allow_not_applicable:
+                raise ValidationError(
+                    f"{self.label} cannot be rated 'not applicable'.", code="not_applicable"
+                )
+            return NOT_APPLICABLE
+        return super().to_python(value)
+
+
+class SecondsField(forms.Field):
+    """Seconds the client counted (a hint: capped at a week, never negative)."""
+
+    def to_python(self, value: Any) -> int:
+        text = "" if value in self.empty_values else str(value).strip()
+        try:
+            number = int(float(text or 0))
+        except (ValueError, OverflowError):
+            raise ValidationError(
+                f"Time must be a number of seconds, not {text!r}.", code="seconds"
+            ) from None
+        return max(0, min(number, MAX_SECONDS))
+
+
+class CommentsField(forms.CharField):
+    """Line comments as the page keeps them: a JSON list of ``{side, file, line_side, line,
+    text}``."""
+
+    def to_python(self, value: Any) -> list[LineComment]:
+        text = super().to_python(value)
+        if not text:
+            return []
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise ValidationError(
+                "The line comments could not be read (not JSON).", code="json"
+            ) from None
+        if not isinstance(items, list) or len(items) > MAX_COMMENTS:
+            raise ValidationError(
+                f"Line comments must be a list of at most {MAX_COMMENTS}.", code="comments"
+            )
+        return [_comment(item, n) for n, item in enumerate(items, 1)]
+
+
+def _comment(item: Any, n: int) -> LineComment:
+    problem = f"Line comment {n} is malformed"
+    if not isinstance(item, dict):
+        raise ValidationError(f"{problem}.")
+    side, line_side = item.get("side"), item.get("line_side")
+    text, path, line = item.get("text"), item.get("file"), item.get("line")
+    if side not in ("A", "B") or line_side not in ("old", "new"):
+        raise ValidationError(f"{problem}: side must be A or B and line side old or new.")
+    if not isinstance(path, str) or not path or len(path) > 1000:
+        raise ValidationError(f"{problem}: it needs the file's path.")
+    if not isinstance(line, int) or isinstance(line, bool) or line < 1:
+        raise ValidationError(f"{problem}: the line must be a positive number.")
+    if not isinstance(text, str) or len(text) > MAX_COMMENT_CHARS:
+        raise ValidationError(f"{problem}: text of at most {MAX_COMMENT_CHARS} characters.")
+    return LineComment(side=side, file=path, line_side=line_side, line=line, text=text)
+
+
+def _text(label: str, limit: int, **kwargs: Any) -> forms.CharField:
+    """Optional free text of at most ``limit`` characters, kept as typed."""
+    return forms.CharField(
+        required=False,
+        strip=False,
+        max_length=limit,
+        label=label,
+        error_messages={"max_length": f"{label} is too long (at most {limit} characters)."},
+        **kwargs,
     )
 
 
-def revision_from_post(data: QueryDict) -> int:
-    try:
-        return int(data.get("draft_revision", ""))
-    except ValueError:
-        raise ValidationError("The form is missing its draft revision; reload the page.") from None
+# The builder -------------------------------------------------------------------------------
+
+
+class RubricForm(forms.Form):
+    """A form whose fields follow a rubric version: the fields a subclass declares, then
+    ``criterion_fields`` for every rated criterion and ``turn_fields`` for turns 1 to
+    ``turn_count``."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        version: RubricVersion,
+        turn_count: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data, **kwargs)
+        self.version = version
+        self.turn_count = turn_count
+        for criterion in version.rated_criteria:
+            self.fields.update(self.criterion_fields(criterion))
+        for number in range(1, turn_count + 1):
+            self.fields.update(self.turn_fields(number))
+
+    def criterion_fields(self, criterion: Mapping[str, Any]) -> dict[str, forms.Field]:
+        return {}
+
+    def turn_fields(self, number: int) -> dict[str, forms.Field]:
+        return {}
+
+    def messages(self) -> list[str]:
+        """Every error message, for answers that are one line of text (JSON, the API)."""
+        return [message for errors in self.errors.values() for message in errors]
+
+
+class RatingsForm(RubricForm):
+    """A rubric form that rates every criterion (``rating-<key>``)."""
+
+    def criterion_fields(self, criterion: Mapping[str, Any]) -> dict[str, forms.Field]:
+        return {rating_field(criterion["key"]): RatingField(criterion, required=False)}
+
+    def ratings(self) -> dict[str, int | None]:
+        """Cleaned ratings: key -> -3..3, or None for not applicable; unrated keys left out."""
+        ratings: dict[str, int | None] = {}
+        for criterion in self.version.rated_criteria:
+            value = self.cleaned_data.get(rating_field(criterion["key"]))
+            if value is not None:
+                ratings[criterion["key"]] = None if value == NOT_APPLICABLE else value
+        return ratings
+
+    def rating_rows(self) -> list[tuple[dict[str, Any], forms.BoundField]]:
+        """Each rated criterion with its bound field, in rubric order (for templates)."""
+        return [(c, self[rating_field(c["key"])]) for c in self.version.rated_criteria]
+
+
+# The annotator's judgment ------------------------------------------------------------------
+
+
+class JudgmentForm(RatingsForm):
+    """A judgment draft: what the autosave, the submit button and the API's PUT send. Every
+    field may be blank (a draft is saved as it is); what submitting needs is
+    ``submission_errors``."""
+
+    overall = ScaleField(label="The overall preference", required=False)
+    rationale = _text("The rationale", MAX_RATIONALE)
+    confidence = forms.TypedChoiceField(
+        choices=CONFIDENCE_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        error_messages={"invalid_choice": "Confidence must be 1 to 5, not %(value)r."},
+    )
+    comments = CommentsField(required=False)
+    active_seconds = SecondsField(required=False)
+    wall_seconds = SecondsField(required=False)
+    draft_revision = forms.IntegerField(
+        min_value=0,
+        error_messages={
+            key: "The form is missing its draft revision; reload the page."
+            for key in ("required", "invalid", "min_value")
+        },
+    )
+
+    def turn_fields(self, number: int) -> dict[str, forms.Field]:
+        return {f"turn_note-{number}": _text(f"The note on turn {number}", MAX_NOTE_CHARS)}
+
+    def draft(self) -> Draft:
+        data = self.cleaned_data
+        notes = {
+            str(n): data[f"turn_note-{n}"]
+            for n in range(1, self.turn_count + 1)
+            if data[f"turn_note-{n}"].strip()
+        }
+        return Draft(
+            ratings=self.ratings(),
+            overall=data["overall"],
+            rationale=data["rationale"],
+            confidence=data["confidence"],
+            comments=data["comments"],
+            turn_notes=notes,
+            active_seconds=data["active_seconds"],
+            wall_seconds=data["wall_seconds"],
+        )
+
+    def turn_note_rows(self) -> list[tuple[int, forms.BoundField]]:
+        return [(n, self[f"turn_note-{n}"]) for n in range(1, self.turn_count + 1)]
+
+
+def draft_data(draft: Mapping[str, Any], *, revision: int) -> dict[str, str]:
+    """The judgment form's fields that carry a draft: what the page's form shows, and what the
+    API's JSON becomes before JudgmentForm checks it."""
+    data = {
+        rating_field(key): NOT_APPLICABLE if value is None else str(value)
+        for key, value in draft["ratings"].items()
+    }
+    if draft["overall"] is not None:
+        data["overall"] = str(draft["overall"])
+    if draft["confidence"] is not None:
+        data["confidence"] = str(draft["confidence"])
+    for number, note in draft["turn_notes"].items():
+        data[f"turn_note-{number}"] = note
+    return data | {
+        "rationale": draft["rationale"],
+        "comments": json.dumps(draft["comments"]),
+        "active_seconds": str(draft["active_seconds"]),
+        "wall_seconds": str(draft["wall_seconds"]),
+        "draft_revision": str(revision),
+    }
 
 
 def submission_errors(
@@ -109,67 +323,160 @@ def submission_errors(
     return errors
 
 
-def _scale_value(raw: str, name: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value not in SCALE_VALUES:
-        raise ValidationError(f"{name}: {raw!r} is not on the 7-point scale (-3 to 3).")
-    return value
+# The reviewer's review ---------------------------------------------------------------------
 
 
-def _confidence(raw: str) -> int | None:
-    if not raw:
-        return None
-    if raw not in {"1", "2", "3", "4", "5"}:
-        raise ValidationError(f"Confidence must be 1 to 5, not {raw!r}.")
-    return int(raw)
+class ReviewForm(RubricForm):
+    """A review of a judgment, on the judgment's rubric version: agree or disagree per
+    criterion (a disagreement needs its reason) and overall, or a revision request, which needs
+    only the comments."""
+
+    verdict = forms.ChoiceField(
+        choices=ReviewVerdict.choices,
+        error_messages={
+            "required": "Choose agree, disagree or request a revision.",
+            "invalid_choice": "Unknown verdict %(value)r: choose agree, disagree or request a "
+            "revision.",
+        },
+    )
+    reason = _text("The reason", MAX_RATIONALE)
+    timer = forms.CharField(required=False)
+
+    def criterion_fields(self, criterion: Mapping[str, Any]) -> dict[str, forms.Field]:
+        key, name = criterion["key"], criterion["name"]
+        return {
+            f"agree-{key}": forms.ChoiceField(
+                choices=AGREEMENT_CHOICES,
+                required=False,
+                label=name,
+                error_messages={"invalid_choice": f"Agree or disagree on {name}."},
+            ),
+            f"reason-{key}": _text(f"The reason on {name}", MAX_NOTE_CHARS),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        verdict, reason = data.get("verdict"), data.get("reason", "").strip()
+        if verdict == ReviewVerdict.REVISION:
+            if not reason:
+                self.add_error(
+                    "reason",
+                    "Say what the annotator should change: comments are required to request a "
+                    "revision.",
+                )
+            return data
+        if verdict and not reason:
+            self.add_error("reason", "A reason is required: say why you agree or disagree.")
+        if verdict:
+            for criterion in self.version.rated_criteria:
+                self._check_criterion(data, criterion)
+        return data
+
+    def _check_criterion(self, data: dict[str, Any], criterion: Mapping[str, Any]) -> None:
+        agree, why = f"agree-{criterion['key']}", f"reason-{criterion['key']}"
+        if agree in self.errors or why in self.errors:
+            return
+        if not data.get(agree):
+            self.add_error(agree, f"Agree or disagree on {criterion['name']}.")
+        elif data[agree] == "disagree" and not data.get(why, "").strip():
+            self.add_error(why, f"Say why you disagree on {criterion['name']}.")
+
+    def per_criterion(self) -> dict[str, dict[str, Any]]:
+        """Cleaned answers: key -> {agree, reason}, for the criteria answered."""
+        answers = {}
+        for criterion in self.version.rated_criteria:
+            answer = self.cleaned_data.get(f"agree-{criterion['key']}")
+            if answer:
+                reason = self.cleaned_data.get(f"reason-{criterion['key']}", "").strip()
+                answers[criterion["key"]] = {"agree": answer == "agree", "reason": reason}
+        return answers
+
+    def criterion_rows(self) -> list[tuple[dict[str, Any], forms.BoundField, forms.BoundField]]:
+        """Each criterion with its agree and reason fields, in rubric order (for templates)."""
+        return [
+            (c, self[f"agree-{c['key']}"], self[f"reason-{c['key']}"])
+            for c in self.version.rated_criteria
+        ]
 
 
-def _seconds(raw: str) -> int:
-    try:
-        value = int(float(raw or 0))
-    except ValueError:
-        raise ValidationError(f"Time must be a number of seconds, not {raw!r}.") from None
-    return max(0, min(value, MAX_SECONDS))
+def review_data(verdict: str, reason: str, per_criterion: Mapping[str, Any]) -> dict[str, str]:
+    """The review form's fields for a review sent as JSON (``per_criterion``: key -> {agree:
+    bool, reason})."""
+    data = {"verdict": verdict, "reason": reason}
+    for key, entry in per_criterion.items():
+        entry = entry if isinstance(entry, Mapping) else {"agree": entry}
+        agree = entry.get("agree")
+        if agree is True:
+            data[f"agree-{key}"] = "agree"
+        elif agree is False:
+            data[f"agree-{key}"] = "disagree"
+        elif agree is not None:
+            data[f"agree-{key}"] = str(agree)  # refused: not a choice
+        data[f"reason-{key}"] = str(entry.get("reason") or "")
+    return data
 
 
-def _comments(raw: str) -> list[LineComment]:
-    if not raw:
-        return []
-    try:
-        items = json.loads(raw)
-    except ValueError:
-        raise ValidationError("The line comments could not be read (not JSON).") from None
-    if not isinstance(items, list) or len(items) > MAX_COMMENTS:
-        raise ValidationError(f"Line comments must be a list of at most {MAX_COMMENTS}.")
-    return [_comment(item, n) for n, item in enumerate(items, 1)]
+# The adjudicator's decision ----------------------------------------------------------------
 
 
-def _comment(item: Any, n: int) -> LineComment:
-    problem = f"Line comment {n} is malformed"
-    if not isinstance(item, dict):
-        raise ValidationError(f"{problem}.")
-    side, line_side = item.get("side"), item.get("line_side")
-    text, path, line = item.get("text"), item.get("file"), item.get("line")
-    if side not in ("A", "B") or line_side not in ("old", "new"):
-        raise ValidationError(f"{problem}: side must be A or B and line side old or new.")
-    if not isinstance(path, str) or not path or len(path) > 1000:
-        raise ValidationError(f"{problem}: it needs the file's path.")
-    if not isinstance(line, int) or isinstance(line, bool) or line < 1:
-        raise ValidationError(f"{problem}: the line must be a positive number.")
-    if not isinstance(text, str) or len(text) > MAX_COMMENT_CHARS:
-        raise ValidationError(f"{problem}: text of at most {MAX_COMMENT_CHARS} characters.")
-    return LineComment(side=side, file=path, line_side=line_side, line=line, text=text)
+class DecisionForm(RatingsForm):
+    """The final decision on a disputed comparison, on the current rubric version: every
+    criterion, the overall preference and a rationale of the project's minimum length."""
+
+    overall = ScaleField(
+        label="The overall decision",
+        error_messages={"required": "Choose the overall decision (A much better … B much better)."},
+    )
+    rationale = _text("The rationale", MAX_RATIONALE)
+    timer = forms.CharField(required=False)
+
+    def __init__(self, *args: Any, min_rationale: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.min_rationale = min_rationale
+
+    def criterion_fields(self, criterion: Mapping[str, Any]) -> dict[str, forms.Field]:
+        name = criterion["name"]
+        missing = (
+            f"Decide {name} (or mark it not applicable)."
+            if criterion.get("allow_not_applicable", True)
+            else f"Decide {name}."
+        )
+        field = RatingField(criterion, required=True, error_messages={"required": missing})
+        return {rating_field(criterion["key"]): field}
+
+    def clean_rationale(self) -> str:
+        rationale = self.cleaned_data["rationale"].strip()
+        if len(rationale) < self.min_rationale:
+            raise ValidationError(
+                f"The rationale is too short: {len(rationale)} of at least {self.min_rationale} "
+                "characters."
+            )
+        return rationale
 
 
-def _turn_notes(data: QueryDict, turn_count: int) -> dict[str, str]:
-    notes: dict[str, str] = {}
-    for number in range(1, turn_count + 1):
-        text = data.get(f"turn_note-{number}", "")
-        if len(text) > MAX_NOTE_CHARS:
-            raise ValidationError(f"The note on turn {number} is too long.")
-        if text.strip():
-            notes[str(number)] = text
-    return notes
+# Plain forms of the workspace and the pipeline ---------------------------------------------
+
+
+class ReasonForm(forms.Form):
+    """A reason given with an action (giving work back, voiding, re-review); the action says
+    when it is required."""
+
+    reason = forms.CharField(
+        required=False,
+        max_length=MAX_NOTE_CHARS,
+        error_messages={
+            "max_length": f"The reason is too long (at most {MAX_NOTE_CHARS} characters)."
+        },
+    )
+
+
+class FollowUpForm(forms.Form):
+    """The follow-up prompt both agents get; the action refuses an empty one."""
+
+    prompt = forms.CharField(
+        required=False,
+        max_length=MAX_RATIONALE,
+        error_messages={
+            "max_length": f"The follow-up prompt is too long (at most {MAX_RATIONALE} characters)."
+        },
+    )

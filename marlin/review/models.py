@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import secrets
 
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
 
@@ -52,6 +55,24 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"comparison {self.public_id}"
+
+    def has_judged(self, user: Any) -> bool:
+        """Whether the user has a judgment (in any status, a draft too) on this comparison."""
+        return self.judgments.filter(annotator_id=user.pk).exists()
+
+    def is_held_by(self, user: Any) -> bool:
+        """Whether the user works on this comparison as an annotator: a judgment or an open claim."""
+        return (
+            self.has_judged(user)
+            or self.claims.filter(annotator_id=user.pk, released_at__isnull=True).exists()
+        )
+
+    def check_adjudicator(self, user: Any) -> None:
+        """Refuse an adjudicator who judged this comparison (the page and do_adjudicate ask)."""
+        if self.has_judged(user):
+            raise PermissionDenied(
+                "You judged this comparison yourself; another adjudicator must decide it."
+            )
 
 
 class Claim(models.Model):
@@ -126,6 +147,21 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"judgment {self.pk} by {self.annotator} on {self.comparison}"
+
+    @property
+    def is_editable(self) -> bool:
+        """A draft, or a judgment a reviewer sent back: its annotator may still change it."""
+        return self.status in (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
+
+    def check_reviewer(self, user: Any) -> None:
+        """Refuse a reviewer who wrote this judgment or judged its comparison (the review page
+        and do_review ask)."""
+        if self.annotator_id == user.pk:
+            raise PermissionDenied("You cannot review your own judgment; another reviewer must.")
+        if Judgment.objects.filter(comparison_id=self.comparison_id, annotator_id=user.pk).exists():
+            raise PermissionDenied(
+                "You judged this comparison yourself, so you cannot review its judgments."
+            )
 
 
 class ReviewVerdict(models.TextChoices):

@@ -26,10 +26,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from marlin.accounts import earnings
 from marlin.audit.actions import record
 from marlin.errors import IllegalTransition
 from marlin.permissions import require_role
+from marlin.review import pay
 from marlin.review.agreement_rule import Verdict, decide, is_accepted, judgments_agree
 from marlin.review.models import (
     Claim,
@@ -350,13 +350,13 @@ def _finalise(comparison: Comparison, decision: Decision) -> dict[str, Any]:
         judgment.save(update_fields=["status", "updated_at"])
         (accepted if ok else rejected).append(judgment.pk)
         if ok:
-            paid.append(earnings.pay_judgment(judgment))
+            paid.append(pay.pay_judgment(judgment))
     for review in Review.objects.filter(judgment__comparison=comparison).select_related(
         "reviewer", "judgment__comparison__project"
     ):
-        paid.append(earnings.pay_review(review))
+        paid.append(pay.pay_review(review))
     if decision.source == DecisionSource.ADJUDICATION:
-        paid.append(earnings.pay_adjudication(decision))
+        paid.append(pay.pay_adjudication(decision))
     return {
         "accepted": accepted,
         "rejected": rejected,

@@ -20,8 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.permissions import role_required
 from marlin.audit.models import AuditEvent
+from marlin.permissions import role_required
 from marlin.review import blinding, compare, pipeline
 from marlin.review.models import (
     Comparison,

@@ -36,8 +36,8 @@ from django.db.models import (
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from marlin.permissions import require_role
 from marlin.audit.actions import record
+from marlin.permissions import require_role
 from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
 from marlin.tasks.models import Project
 

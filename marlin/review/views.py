@@ -6,7 +6,6 @@ run, turn, candidate or agent id into a URL, a page or a JSON answer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -20,27 +19,41 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from marlin.agents.actions import do_start_follow_up
+from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
 from marlin.review import actions, compare, queue
 from marlin.review.forms import (
+    CONFIDENCE_CHOICES,
     NOT_APPLICABLE,
-    Draft,
-    draft_from_post,
-    revision_from_post,
+    FollowUpForm,
+    JudgmentForm,
+    ReasonForm,
+    draft_data,
 )
 from marlin.review.models import Comparison, Judgment, JudgmentStatus, ReviewVerdict
+from marlin.tasks.models import RubricVersion
 from marlin.tasks.rubric import SCALE_7
 
 VIEWERS = ("annotator", "reviewer", "adjudicator")
 MODE_COOKIE = "marlin_diff_mode"
 SCALE_SHORT = {-3: "A3", -2: "A2", -1: "A1", 0: "=", 1: "B1", 2: "B2", 3: "B3"}
+CONFIDENCE_LABELS = ["guessing", "unsure", "fairly sure", "sure", "certain"]
 
 
 @dataclass
 class Viewer:
-    judgment: Judgment | None
-    editable: bool
+    """Who looks at a comparison. An annotator working on it judges on ``version`` (their
+    judgment's rubric version, or the current one before their first save); ``judgment`` is
+    None until then."""
+
     is_annotator: bool
+    judgment: Judgment | None = None
+    version: RubricVersion | None = None
+
+    @property
+    def editable(self) -> bool:
+        return self.is_annotator and (self.judgment is None or self.judgment.is_editable)
 
 
 def _get_comparison(public_id: str) -> Comparison:
@@ -52,39 +65,35 @@ def _get_comparison(public_id: str) -> Comparison:
     )
 
 
-def _viewer(request: HttpRequest, comparison: Comparison, *, start: bool = False) -> Viewer:
-    """Who is looking: the annotator working on it, or a reviewer/adjudicator/admin reading it."""
+def _viewer(request: HttpRequest, comparison: Comparison) -> Viewer:
+    """Who is looking, without writing anything: the annotator working on the comparison, or a
+    reviewer, adjudicator or admin reading it. Raise NotAssigned for an annotator who may not
+    work on it."""
     user = request.user
-    judgment = Judgment.objects.filter(comparison=comparison, annotator=user).first()
-    holds = judgment is not None or queue.open_claim(user, comparison) is not None
     if user.has_role("annotator") and (
-        holds or not user.has_role("admin", "reviewer", "adjudicator")
+        comparison.is_held_by(user) or not user.has_role("admin", "reviewer", "adjudicator")
     ):
-        if start and (judgment is None or judgment.status in actions.EDITABLE):
-            judgment = actions.do_start_judgment(user, comparison)
-        else:
-            judgment = actions.ensure_assigned(user, comparison) or judgment
-        editable = judgment is not None and judgment.status in actions.EDITABLE
-        return Viewer(judgment=judgment, editable=editable, is_annotator=True)
+        judgment = actions.check_assigned(user, comparison)
+        if judgment is None:
+            return Viewer(True, None, comparison.project.rubric.current_version())
+        return Viewer(True, judgment, judgment.rubric_version)
     if user.has_role("admin", "reviewer", "adjudicator"):
-        return Viewer(judgment=None, editable=False, is_annotator=False)
+        return Viewer(False)
     raise Http404("No such comparison.")
 
 
-def comparison_view(view: Callable[..., HttpResponse] | None = None, *, start: bool = False) -> Any:
-    """Resolve the comparison and the viewer; answer refusals with a message, never a trace.
-    ``start=True`` (the page itself) starts the annotator's draft judgment."""
-    if view is None:
-        return lambda v: comparison_view(v, start=start)
+def comparison_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Resolve the comparison and the viewer; answer refusals (the actions' too) with their
+    message, never a trace. Nothing here writes: work starts with the annotator's first POST."""
 
     @role_required(*VIEWERS)
     @wraps(view)
     def wrapped(request: HttpRequest, public_id: str, *args: Any, **kwargs: Any) -> HttpResponse:
         comparison = _get_comparison(public_id)
         try:
-            viewer = _viewer(request, comparison, start=start)
+            viewer = _viewer(request, comparison)
             return view(request, comparison, viewer, *args, **kwargs)
-        except actions.NotAssigned as exc:
+        except PermissionDenied as exc:
             return _refuse(request, str(exc), 403)
         except compare.CompareError as exc:
             return _refuse(request, str(exc), 400)
@@ -146,7 +155,11 @@ def queue_next(request: HttpRequest) -> HttpResponse:
 @require_POST
 @comparison_view
 def release(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
-    actions.do_release_claim(request.user, comparison, reason=request.POST.get("reason", ""))
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return redirect("review:compare", public_id=comparison.public_id)
+    actions.do_release_claim(request.user, comparison, reason=form.cleaned_data["reason"])
     messages.success(request, "Comparison given back to the queue. Your draft, if any, is kept.")
     return redirect("review:queue")
 
@@ -155,7 +168,7 @@ def release(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Htt
 
 
 @require_GET
-@comparison_view(start=True)
+@comparison_view
 def compare_page(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
     return _render_page(request, comparison, viewer)
 
@@ -165,37 +178,28 @@ def _render_page(
     comparison: Comparison,
     viewer: Viewer,
     *,
-    draft: Draft | None = None,
+    form: JudgmentForm | None = None,
     errors: dict[str, str] | None = None,
     notice: str = "",
     status: int = 200,
 ) -> HttpResponse:
+    """The page; for the annotator with their judgment form, unbound (showing the saved draft)
+    or as they posted it, with the errors that stopped it."""
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     context = compare.comparison_context(
         comparison, request.user, turn=turn, view=_view(request), mode=_mode(request)
     )
-    judgment = viewer.judgment
-    if judgment is not None:
-        version = judgment.rubric_version
-        state = draft or actions.draft_of(judgment)
+    if viewer.is_annotator:
+        judgment = viewer.judgment
         context.update(
+            _judgment_context(form or _saved_form(comparison, viewer), errors or {}),
             judgment=judgment,
+            status=judgment.status if judgment else JudgmentStatus.DRAFT,
+            status_label=(judgment or Judgment()).get_status_display(),
+            draft_revision=judgment.draft_revision if judgment else 0,
             editable=viewer.editable,
-            criteria=_criteria_state(version, state),
-            overall=_overall_state(version, state),
-            state=state,
-            comments_value=json.dumps(state["comments"]),
-            turn_notes=[(n, state["turn_notes"].get(str(n), "")) for n in context["turns"]],
-            errors=errors or {},
             min_rationale=comparison.project.min_rationale_chars,
-            confidence_choices=[
-                (1, "guessing"),
-                (2, "unsure"),
-                (3, "fairly sure"),
-                (4, "sure"),
-                (5, "certain"),
-            ],
-            rubric_version=version,
+            rubric_version=viewer.version,
             revision_notes=_revision_notes(judgment),
         )
     context.update(
@@ -207,9 +211,70 @@ def _render_page(
     return render(request, "review/compare.html", context, status=status)
 
 
-def _revision_notes(judgment: Judgment) -> list[str]:
+def _judgment_form(
+    request: HttpRequest, comparison: Comparison, version: RubricVersion
+) -> JudgmentForm:
+    return JudgmentForm(request.POST, version=version, turn_count=comparison.turn_count)
+
+
+def _saved_form(comparison: Comparison, viewer: Viewer) -> JudgmentForm:
+    """The judgment form showing what the server holds (nothing yet before the first save)."""
+    judgment = viewer.judgment
+    saved = actions.draft_of(judgment if judgment is not None else Judgment())
+    revision = judgment.draft_revision if judgment is not None else 0
+    return JudgmentForm(
+        version=viewer.version,
+        turn_count=comparison.turn_count,
+        initial=draft_data(saved, revision=revision),
+    )
+
+
+def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, Any]:
+    """What review/_judgment_form.html shows: every field's value (as saved, or as posted) and
+    its error, from the form's own checks or from submitting."""
+    errors = {name: " ".join(messages) for name, messages in form.errors.items()} | errors
+    general = [errors.pop(name) for name in _GENERAL_FIELDS if name in errors]
+    scale = _scale()
+    criteria = [
+        {**criterion, "selected": _value(field), "error": errors.get(field.name), "scale": scale}
+        for criterion, field in form.rating_rows()
+    ]
+    overall = {
+        **form.version.overall_criterion,
+        "selected": _value(form["overall"]),
+        "scale": scale,
+    }
+    return {
+        "judgment_form": form,
+        "criteria": criteria,
+        "overall": overall,
+        "rationale": form["rationale"].value() or "",
+        "confidence": _value(form["confidence"]),
+        "confidence_choices": [
+            (value, label) for (value, _), label in zip(CONFIDENCE_CHOICES, CONFIDENCE_LABELS)
+        ],
+        "comments_value": form["comments"].value() or "[]",
+        "active_seconds": _value(form["active_seconds"]) or "0",
+        "wall_seconds": _value(form["wall_seconds"]) or "0",
+        "turn_notes": [
+            (n, field.value() or "", errors.get(field.name)) for n, field in form.turn_note_rows()
+        ],
+        "errors": errors | ({"form": " ".join(general)} if general else {}),
+    }
+
+
+# Errors without a field of their own on the page: shown at the top of the form.
+_GENERAL_FIELDS = ("__all__", "form", "draft_revision", "active_seconds", "wall_seconds")
+
+
+def _value(field: Any) -> str:
+    value = field.value()
+    return "" if value is None else str(value).strip()
+
+
+def _revision_notes(judgment: Judgment | None) -> list[str]:
     """What reviewers asked the annotator to change (without naming the reviewers)."""
-    if judgment.status != JudgmentStatus.REVISION_REQUESTED:
+    if judgment is None or judgment.status != JudgmentStatus.REVISION_REQUESTED:
         return []
     requests = judgment.reviews.filter(verdict=ReviewVerdict.REVISION).order_by("-created_at")
     return [review.reason for review in requests[:5]]
@@ -221,24 +286,6 @@ def _urls(comparison: Comparison) -> dict[str, str]:
         name: reverse(f"review:{name}", kwargs={"public_id": pid})
         for name in ("compare", "draft", "submit", "follow_up", "status", "release")
     } | {"base": f"/compare/{pid}/"}
-
-
-def _criteria_state(version: Any, state: Draft) -> list[dict[str, Any]]:
-    out = []
-    for criterion in version.rated_criteria:
-        key = criterion["key"]
-        if key in state["ratings"]:
-            value = state["ratings"][key]
-            selected = NOT_APPLICABLE if value is None else str(value)
-        else:
-            selected = ""
-        out.append({**criterion, "selected": selected, "scale": _scale()})
-    return out
-
-
-def _overall_state(version: Any, state: Draft) -> dict[str, Any]:
-    selected = "" if state["overall"] is None else str(state["overall"])
-    return {**version.overall_criterion, "selected": selected, "scale": _scale()}
 
 
 def _scale() -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 WORKSPACE_PATH = "/workspace"
 TOOLS_PATH = "/opt/marlin-tools"
@@ -151,8 +151,8 @@ def load_backend(name: str | None = None) -> Backend:
             f"{BACKEND_ENV_VAR}); choose one of: {choices}"
         ) from None
     module_name, _, attribute = dotted.rpartition(".")
-    function: Any = getattr(importlib.import_module(module_name), attribute)
-    return function  # type: ignore[no-any-return]
+    function: Backend = getattr(importlib.import_module(module_name), attribute)
+    return function
 
 
 def _check_cmd(cmd: Sequence[str]) -> list[str]:

@@ -19,7 +19,7 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -431,7 +431,7 @@ def _rmtree(path: Path) -> None:
         return
 
     # An agent may leave read-only directories behind; make them writable and retry once.
-    def retry(function, failed, _exc_info):  # type: ignore[no-untyped-def]
+    def retry(function: Callable[[str], object], failed: str, _exc_info: object) -> None:
         parent = os.path.dirname(failed)
         os.chmod(parent, stat.S_IRWXU)
         if os.path.isdir(failed) and not os.path.islink(failed):

@@ -44,7 +44,6 @@ PROJECT_POLICY_FIELDS = [
 ]
 
 
-
 @transaction.atomic
 def do_create_rubric(
     actor: Any, name: str, criteria: list[dict] | None = None, *, note: str = ""

@@ -7,12 +7,14 @@ from django import forms
 from pydantic import ValidationError as PydanticValidationError
 
 from marlin.catalog.models import MirrorStatus, Repository
+from marlin.grading.spec import CheckSpec
+from marlin.sandbox.gitutil import GitError, resolve_commit
 from marlin.tasks.models import Project, TaskKind
+from marlin.tasks.rubric import validate_criteria
 
 
 def parse_checks(text: str) -> list[dict]:
     """Checks are edited as JSON (a list of check specs); errors name the check and the field."""
-    from marlin.grading.spec import CheckSpec
 
     text = (text or "").strip()
     if not text:
@@ -70,7 +72,6 @@ class TaskForm(forms.Form):
         return parse_checks(self.cleaned_data.get("checks", ""))
 
     def clean(self) -> dict:
-        from marlin.sandbox.gitutil import GitError, resolve_commit
 
         data = super().clean()
         repository: Repository | None = data.get("repository")
@@ -111,7 +112,6 @@ class RubricEditForm(forms.Form):
     )
 
     def clean_criteria(self) -> list[dict]:
-        from marlin.tasks.rubric import validate_criteria
 
         try:
             raw = json.loads(self.cleaned_data["criteria"])

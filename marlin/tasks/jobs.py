@@ -16,12 +16,13 @@ import shutil
 import time
 from pathlib import Path
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
-from marlin.jobs_recovery import heartbeat, lease_seconds, lease_until
+from marlin.leases import heartbeat, lease_until
 from marlin.paths import environments_dir, workspaces_dir
 from marlin.sandbox import ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.gitutil import GitError
@@ -88,7 +89,7 @@ def claim_environment(environment_id: int) -> bool:
         .filter(claimable)
         .update(
             status=EnvironmentStatus.BUILDING,
-            lease_expires_at=lease_until(),
+            lease_expires_at=lease_until(settings.JOB_LEASE_SECONDS),
             log="",
             finished_at=None,
         )
@@ -111,7 +112,9 @@ def ready_environment(task: Task, *, wait_seconds: float | None = None) -> Envir
     building it, otherwise waited for (a dead builder's lease runs out and it is built here)."""
     environment = environment_for(task)
     limit = (
-        wait_seconds if wait_seconds is not None else SETUP_TIMEOUT_SECONDS + 2 * lease_seconds()
+        wait_seconds
+        if wait_seconds is not None
+        else SETUP_TIMEOUT_SECONDS + 2 * settings.JOB_LEASE_SECONDS
     )
     deadline = time.monotonic() + limit
     while True:
@@ -135,7 +138,11 @@ def _build_claimed(environment_id: int) -> None:
     started = time.monotonic()
     status, log = EnvironmentStatus.FAILED, ""
     try:
-        with heartbeat(Environment, pk=environment.pk, status=EnvironmentStatus.BUILDING):
+        with heartbeat(
+            Environment.objects.filter(pk=environment.pk, status=EnvironmentStatus.BUILDING),
+            lease_seconds=settings.JOB_LEASE_SECONDS,
+            on_thread_exit=connections.close_all,
+        ):
             status, log = _run_setup(environment, target)
     except BaseException as exc:
         # Release the row even on a crash of ours, so it is not stuck until the lease ends.

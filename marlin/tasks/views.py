@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from marlin.permissions import role_required
 from marlin.audit.models import AuditEvent
+from marlin.permissions import role_required
 from marlin.tasks import actions
 from marlin.tasks.forms import ProjectForm, ReviewTaskForm, RubricEditForm, TaskForm
 from marlin.tasks.models import Project, Rubric, Task, TaskKind, TaskStatus

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from marlin.agents import actions
-from marlin.agents.imports import ImportReport, read_records
+from marlin.tasks.imports import ImportReport, read_records
 from marlin.agents.models import Agent, Candidate, Provider, Run, Turn, TurnStatus
 from marlin.audit.models import AuditEvent
 from marlin.catalog.models import MirrorStatus, Repository

@@ -12,8 +12,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from marlin.agents.models import Agent, Candidate, CheckResult, CheckStatus, Provider, Run, Turn
+from marlin.agents.models import Agent, Candidate, Provider, Run, Turn
 from marlin.catalog.models import Repository
+from marlin.checks.models import CheckResult, CheckStatus
 from marlin.review.models import (
     Comparison,
     ComparisonState,

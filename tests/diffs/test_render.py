@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from marlin.diffs.parse import FileDiff, parse_patch
 from marlin.diffs.render import (
     highlight_lines,
     pygments_css,
@@ -17,7 +18,6 @@ from marlin.diffs.render import (
     render_file_summary,
     render_patch,
 )
-from marlin.diffs.parse import FileDiff, parse_patch
 
 CSS = Path(__file__).resolve().parents[2] / "marlin" / "static" / "marlin" / "diff.css"
 PREDICTIONS = Path("/work/shared/realdata/swebench_lite/predictions")

@@ -293,7 +293,7 @@ def test_annotators_and_reviewers_cannot_reach_export_pages(decided, erin, alice
 
 
 def test_the_task_set_reads_back_with_the_swebench_task_importer(decided, erin):
-    from marlin.agents.imports import do_import_swebench_tasks
+    from marlin.tasks.imports import do_import_swebench_tasks
     from marlin.tasks.models import Task
 
     hidden = {

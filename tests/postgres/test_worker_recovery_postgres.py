@@ -1,7 +1,7 @@
 """The killed-worker test on PostgreSQL: rows made by this test (committed, transaction=True)
 in pytest-django's test database, two real `marlin worker` processes pointed at that database.
 Runs in the PostgreSQL pass (`make test`); on SQLite the file-database variant in
-tests/checks_jobs/test_worker_recovery.py covers the same ground."""
+tests/checks/test_worker_recovery.py covers the same ground."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from urllib.parse import quote
 
 import pytest
 from django.db import connection
+from marlin.checks.jobs import enqueue_checks
 
-from marlin.agents.check_jobs import enqueue_checks
-from marlin.agents.models import CheckResult
-from tests.checks_jobs.scenario import demo_patches, demo_task, link_shared_tools, make_candidate
-from tests.checks_jobs.test_worker_recovery import Workers
+from marlin.checks.models import CheckResult
+from tests.checks.scenario import demo_patches, demo_task, link_shared_tools, make_candidate
+from tests.checks.test_worker_recovery import Workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

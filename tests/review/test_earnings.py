@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from marlin.accounts import earnings
 from marlin.accounts.models import Earning, ExpertProfile
 from marlin.audit.models import AuditEvent
+from marlin.review import pay as earnings
 from marlin.review import pipeline
 from tests.review.factories import agree_all, make_comparison, make_project, submitted_judgment
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from marlin.accounts.earnings import NotPayable, pay_judgment, pay_review
 from marlin.accounts.models import Earning
 from marlin.audit.models import AuditEvent
 from marlin.review import pipeline
 from marlin.review.models import ComparisonState, Decision, JudgmentStatus
+from marlin.review.pay import NotPayable, pay_judgment, pay_review
 from marlin.tasks.actions import do_revise_rubric, do_update_project
 from marlin.tasks.rubric import DEFAULT_CRITERIA
 from tests.review.factories import agree_all, make_comparison, make_project, submitted_judgment

@@ -22,8 +22,8 @@ from marlin.agents.models import (
 )
 from marlin.demo.load import demo_source_path, ensure_demo_repository
 from marlin.demo.sample_repo import build_sample_repository, head_commit, patch_for, task_definition
-from marlin.review.comparisons import turn_finished
 from marlin.diffs.parse import patch_stats
+from marlin.review.comparisons import turn_finished
 from marlin.review.models import Comparison
 from marlin.tasks.actions import do_approve_task, do_create_project, do_create_task
 from marlin.tasks.models import Project, Task

@@ -1,11 +1,11 @@
 """Model providers: one Protocol, a provider-neutral message history, and a name → module map.
 
-The history is a list of plain dicts, the same for every provider, and is what gets persisted
-between turns::
+The history is a list of plain dicts (the ``Message`` TypedDicts), the same for every provider,
+and is what gets persisted between turns::
 
     {"role": "system" | "user", "content": str}
     {"role": "assistant", "content": str | None, "tool_calls": [{"id", "name", "arguments"}]}
-    {"role": "tool", "tool_call_id": str, "content": str}
+    {"role": "tool", "tool_call_id": str, "content": str, "is_error": bool}
 
 ``arguments`` is a dict, or the raw string the model sent when it was not valid JSON (kept so the
 conversation can be replayed exactly). Each provider module translates it to its wire format.
@@ -15,9 +15,39 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
-Message = dict[str, Any]
+
+class ToolCallPart(TypedDict):
+    id: str
+    name: str
+    arguments: dict[str, Any] | str  # str when the model sent arguments that are not a JSON object
+
+
+class SystemMessage(TypedDict):
+    role: Literal["system"]
+    content: str
+
+
+class UserMessage(TypedDict):
+    role: Literal["user"]
+    content: str
+
+
+class AssistantMessage(TypedDict):
+    role: Literal["assistant"]
+    content: str | None
+    tool_calls: NotRequired[list[ToolCallPart]]
+
+
+class ToolMessage(TypedDict):
+    role: Literal["tool"]
+    tool_call_id: str
+    content: str
+    is_error: NotRequired[bool]
+
+
+Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 
 
 class ToolSpec(TypedDict):
@@ -32,7 +62,7 @@ class ToolCall:
     name: str
     arguments: dict[str, Any] | str  # str when the model sent arguments that are not a JSON object
 
-    def as_message_part(self) -> dict[str, Any]:
+    def as_message_part(self) -> ToolCallPart:
         return {"id": self.id, "name": self.name, "arguments": self.arguments}
 
 
@@ -46,8 +76,8 @@ class ModelReply:
     latency_s: float = 0.0
     raw_message: dict[str, Any] = field(default_factory=dict)
 
-    def as_message(self) -> Message:
-        message: Message = {"role": "assistant", "content": self.text}
+    def as_message(self) -> AssistantMessage:
+        message: AssistantMessage = {"role": "assistant", "content": self.text}
         if self.tool_calls:
             message["tool_calls"] = [call.as_message_part() for call in self.tool_calls]
         return message
@@ -55,6 +85,12 @@ class ModelReply:
 
 class Model(Protocol):
     def query(self, messages: list[Message], tools: list[ToolSpec]) -> ModelReply: ...
+
+
+class ModelFactory(Protocol):
+    """What ``PROVIDERS`` names: a class (or function) that builds a Model from settings."""
+
+    def __call__(self, settings: ProviderSettings, *, api_key: str | None) -> Model: ...
 
 
 class ProviderError(RuntimeError):
@@ -121,5 +157,5 @@ def load_model(settings: ProviderSettings, *, api_key: str | None) -> Model:
         raise ProviderError(
             f"Provider {settings.provider!r} needs the {exc.name!r} package: {hint}."
         ) from exc
-    factory = getattr(module, attr)
+    factory: ModelFactory = getattr(module, attr)
     return factory(settings, api_key=api_key)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from marlin.agents.providers import Message, ModelReply, ProviderSettings, ToolCall, ToolSpec
+from marlin.agents.providers import (
+    AssistantMessage,
+    Message,
+    ModelReply,
+    ProviderSettings,
+    ToolCall,
+    ToolSpec,
+)
 from marlin.agents.providers.retry import classify_sdk_error, with_retries
 
 # The Messages API requires max_tokens on every request.
@@ -92,15 +99,14 @@ def to_anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, 
     system: list[str] = []
     wire: list[dict[str, Any]] = []
     for message in messages:
-        role = message["role"]
-        if role == "system":
+        if message["role"] == "system":
             system.append(message["content"])
             continue
-        if role == "user":
+        if message["role"] == "user":
             wire_role, blocks = "user", [{"type": "text", "text": message["content"]}]
-        elif role == "assistant":
+        elif message["role"] == "assistant":
             wire_role, blocks = "assistant", _assistant_blocks(message)
-        elif role == "tool":
+        elif message["role"] == "tool":
             result: dict[str, Any] = {
                 "type": "tool_result",
                 "tool_use_id": message["tool_call_id"],
@@ -110,7 +116,7 @@ def to_anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, 
                 result["is_error"] = True
             wire_role, blocks = "user", [result]
         else:
-            raise ValueError(f"Unknown message role {role!r} in the history.")
+            raise ValueError(f"Unknown message role {message['role']!r} in the history.")
         if wire and wire[-1]["role"] == wire_role:
             wire[-1]["content"].extend(blocks)
         else:
@@ -118,7 +124,7 @@ def to_anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, 
     return "\n\n".join(system), wire
 
 
-def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
+def _assistant_blocks(message: AssistantMessage) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if message.get("content"):
         blocks.append({"type": "text", "text": message["content"]})

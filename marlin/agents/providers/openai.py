@@ -93,10 +93,9 @@ def to_openai_tool(tool: ToolSpec) -> dict[str, Any]:
 def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
     wire: list[dict[str, Any]] = []
     for message in messages:
-        role = message["role"]
-        if role in ("system", "user"):
-            wire.append({"role": role, "content": message["content"]})
-        elif role == "assistant":
+        if message["role"] == "system" or message["role"] == "user":
+            wire.append({"role": message["role"], "content": message["content"]})
+        elif message["role"] == "assistant":
             item: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
             if message.get("tool_calls"):
                 item["tool_calls"] = [
@@ -111,7 +110,7 @@ def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
                     for call in message["tool_calls"]
                 ]
             wire.append(item)
-        elif role == "tool":
+        elif message["role"] == "tool":
             wire.append(
                 {
                     "role": "tool",
@@ -120,7 +119,7 @@ def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
                 }
             )
         else:
-            raise ValueError(f"Unknown message role {role!r} in the history.")
+            raise ValueError(f"Unknown message role {message['role']!r} in the history.")
     return wire
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 from typing import TypeVar
 
 from marlin.agents.providers import ProviderError
@@ -85,13 +86,13 @@ _RETRY_STATUSES = {408, 409, 425, 429}
 
 
 def classify_sdk_error(
-    sdk: object, provider: str
+    sdk: ModuleType, provider: str
 ) -> Callable[[Exception], Retryable | ProviderError | None]:
     """A classifier for the openai and anthropic SDKs, which share their exception names."""
-    timeout_error = sdk.APITimeoutError  # type: ignore[attr-defined]
-    connection_error = sdk.APIConnectionError  # type: ignore[attr-defined]
-    status_error = sdk.APIStatusError  # type: ignore[attr-defined]
-    base_error = getattr(sdk, "OpenAIError", None) or sdk.AnthropicError  # type: ignore[attr-defined]
+    timeout_error = sdk.APITimeoutError
+    connection_error = sdk.APIConnectionError
+    status_error = sdk.APIStatusError
+    base_error = getattr(sdk, "OpenAIError", None) or sdk.AnthropicError
 
     def classify(exc: Exception) -> Retryable | ProviderError | None:
         if isinstance(exc, timeout_error):

@@ -1,6 +1,9 @@
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from marlin.demo.load import demo_logins, describe, load_demo
+from marlin.management.commands.serve import migrate_if_needed
+
 
 class Command(BaseCommand):
     help = "Load the demo data (idempotent) and serve Marlin; prints the demo logins."
@@ -11,8 +14,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true")
 
     def handle(self, *args, **options) -> None:
-        from marlin.demo.load import demo_logins, describe, load_demo
-        from marlin.management.commands.serve import migrate_if_needed
 
         migrate_if_needed(self.stdout)
         project = load_demo()

@@ -2,7 +2,7 @@
 
 Before it takes jobs, and then every --recover-every seconds in a background thread, the worker
 sweeps workspaces that dead workers left behind and queues again the work whose lease expired
-(marlin.jobs_recovery). The jobs themselves come from django-tasks-db's `db_worker`, or from
+(`recover_all` below). The jobs themselves come from django-tasks-db's `db_worker`, or from
 RQ's worker when MARLIN_TASKS_BACKEND=rq.
 """
 
@@ -10,15 +10,66 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from marlin.jobs_recovery import recover_all
+from marlin import paths
+from marlin.agents import jobs as agent_jobs
+from marlin.checks import jobs as check_jobs
+from marlin.sandbox.limits import sweep_empty_cgroups
+from marlin.sandbox.workspace import sweep_stale_workspaces
+from marlin.tasks import jobs as task_jobs
 
 logger = logging.getLogger("marlin.worker")
+
+# Workspaces on another host can only be judged by age: older than the longest check allowed
+# (6 h) plus setup, they belong to nobody.
+FOREIGN_WORKSPACE_MAX_AGE_SECONDS = 8 * 3600
+
+
+@dataclass
+class Recovered:
+    workspaces: int = 0
+    environments: list[int] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+    runs: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.workspaces} stale workspace(s) swept, {len(self.environments)} environment "
+            f"build(s) and checks of {len(self.candidates)} candidate(s) queued again, "
+            f"{self.runs} agent run(s) recovered"
+        )
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.workspaces or self.environments or self.candidates or self.runs)
+
+
+def sweep_workspaces() -> int:
+    """Remove workspaces (and empty per-run cgroups) that dead processes left behind. Those of
+    dead processes on this host go at once (the marker names the owner); age is only for those
+    of other hosts sharing the directory."""
+    older_than = max(settings.JOB_LEASE_SECONDS, FOREIGN_WORKSPACE_MAX_AGE_SECONDS)
+    swept = len(sweep_stale_workspaces(paths.workspaces_dir(), older_than_seconds=older_than))
+    sweep_empty_cgroups()
+    return swept
+
+
+def recover_all(*, sweep: bool = True) -> Recovered:
+    """Everything a worker does to pick up work that a dead worker left behind: rows whose lease
+    ran out are queued again (claims are atomic, so work that runs twice finds nothing to do)."""
+    recovered = Recovered()
+    if sweep:
+        recovered.workspaces = sweep_workspaces()
+    recovered.environments = task_jobs.recover_environments()
+    recovered.candidates = check_jobs.recover_checks()
+    recovered.runs = agent_jobs.recover_expired_runs()
+    return recovered
 
 
 def _recover(stdout_write) -> None:  # type: ignore[no-untyped-def]

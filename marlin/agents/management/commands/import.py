@@ -16,14 +16,10 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from marlin.accounts.commandline import acting_user, read_input
 from marlin.accounts.models import User
-from marlin.agents.imports import (
-    DEFAULT_TEST_COMMAND,
-    ImportReport,
-    do_import_predictions,
-    do_import_swebench_tasks,
-)
-from marlin.management.commandline import acting_user, read_input
+from marlin.agents.imports import do_import_predictions
+from marlin.tasks.imports import DEFAULT_TEST_COMMAND, ImportReport, do_import_swebench_tasks
 from marlin.tasks.models import Project
 
 MAX_ERRORS_SHOWN = 200

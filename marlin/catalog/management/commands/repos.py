@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from marlin.accounts.commandline import acting_user, read_input
 from marlin.accounts.models import User
 from marlin.catalog.actions import (
     CatalogError,
@@ -26,7 +27,6 @@ from marlin.catalog.actions import (
 )
 from marlin.catalog.jobs import mirror_repository
 from marlin.catalog.models import MirrorStatus, Repository
-from marlin.management.commandline import acting_user, read_input
 
 MAX_BAD_LINES_SHOWN = 200
 

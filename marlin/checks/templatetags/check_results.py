@@ -8,7 +8,8 @@ from typing import Any
 from django import template
 from django.db.models import Prefetch
 
-from marlin.agents.models import Candidate, CheckResult
+from marlin.agents.models import Candidate
+from marlin.checks.models import CheckResult
 from marlin.tasks.jobs import setup_hash
 from marlin.tasks.models import Environment, Task
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-
-from marlin.agents.check_jobs import (
+from marlin.checks.jobs import (
     claim_check,
     enqueue_checks,
     recover_checks,
     run_candidate_checks,
 )
-from marlin.agents.models import CheckResult, CheckStatus
+
+from marlin.checks.models import CheckResult, CheckStatus
 from marlin.tasks.jobs import build_environment, environment_for
 from marlin.tasks.models import Environment, EnvironmentStatus
-from tests.checks_jobs.scenario import demo_patches, demo_task, make_candidate
+from tests.checks.scenario import demo_patches, demo_task, make_candidate
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

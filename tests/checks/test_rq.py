@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from marlin.checks.jobs import enqueue_checks
 
-from marlin.agents.check_jobs import enqueue_checks
-from marlin.agents.models import CheckResult
-from tests.checks_jobs.scenario import demo_patches, demo_task, make_candidate
+from marlin.checks.models import CheckResult
+from tests.checks.scenario import demo_patches, demo_task, make_candidate
 
 redis = pytest.importorskip("redis")
 
@@ -66,7 +66,7 @@ def test_a_check_job_goes_through_redis_and_an_rq_worker(settings, redis_url: st
     queue = django_rq.get_queue("default")
     assert queue.count == 1
     job = queue.jobs[0]
-    assert job.func_name == "marlin.agents.check_jobs.run_candidate_checks"
+    assert job.func_name == "marlin.checks.jobs.run_candidate_checks"
     assert job.args == [candidate.pk] or job.args == (candidate.pk,)
     assert CheckResult.objects.get(candidate=candidate).status == "queued"
 
@@ -89,12 +89,12 @@ def test_a_check_job_goes_through_redis_and_an_rq_worker(settings, redis_url: st
 def test_marlin_worker_runs_rq_jobs_when_the_backend_is_rq(
     redis_url: str, tmp_path, _data_dir
 ) -> None:  # type: ignore[no-untyped-def]
-    from tests.checks_jobs.test_worker_recovery import Workers
+    from tests.checks.test_worker_recovery import Workers
 
     workers = Workers(tmp_path, _data_dir)
     workers.env.update(MARLIN_TASKS_BACKEND="rq", MARLIN_REDIS_URL=redis_url)
     workers.call("-m", "marlin", "migrate", "--verbosity", "0")
-    made = workers.call("-m", "tests.checks_jobs.scenario", "setup")
+    made = workers.call("-m", "tests.checks.scenario", "setup")
     candidate = json.loads(made)["candidate"]
     assert workers.rows(candidate) == [("queued", 0)]
 

@@ -119,7 +119,7 @@ def test_a_check_interrupted_by_a_killed_worker_finishes_once_on_the_next_worker
     made = json.loads(
         workers.call(
             "-m",
-            "tests.checks_jobs.scenario",
+            "tests.checks.scenario",
             "setup",
             "--command",
             "sleep 4 && python -m pytest -q",

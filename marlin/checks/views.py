@@ -7,8 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
+from marlin.checks.actions import do_rerun_checks
 from marlin.permissions import role_required
-from marlin.agents.check_actions import do_rerun_checks
 from marlin.tasks.models import Task
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from marlin.checks.jobs import enqueue_checks, run_candidate_checks
 
-from marlin.agents.check_jobs import enqueue_checks, run_candidate_checks
-from marlin.agents.models import CheckResult
 from marlin.audit.models import AuditEvent
+from marlin.checks.models import CheckResult
 from marlin.demo.sample_repo import patch_for
-from tests.checks_jobs.scenario import demo_patches, demo_source, demo_task, make_candidate
+from tests.checks.scenario import demo_patches, demo_source, demo_task, make_candidate
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

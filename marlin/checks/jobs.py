@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks import task
 from pydantic import ValidationError
 
-from marlin.agents.models import Candidate, CheckResult, CheckStatus
+from marlin.agents.models import Candidate
+from marlin.checks.models import CheckResult, CheckStatus
 from marlin.grading.runner import run_check
 from marlin.grading.spec import CheckOutcome, CheckSpec
-from marlin.jobs_recovery import heartbeat, lease_until
+from marlin.leases import heartbeat, lease_until
 from marlin.paths import tools_root, workspaces_dir
 from marlin.sandbox import Mount, SandboxError
 from marlin.sandbox.gitutil import GitError
@@ -49,7 +51,7 @@ def enqueue_checks(candidate: Candidate) -> list[CheckResult]:
             defaults={
                 "name": name[:200] or f"check {index + 1}",
                 "kind": kind[:20],
-                "lease_expires_at": lease_until(),
+                "lease_expires_at": lease_until(settings.JOB_LEASE_SECONDS),
             },
         )
         rows.append(row)
@@ -69,7 +71,9 @@ def claim_check(check_id: int) -> bool:
         CheckResult.objects.filter(pk=check_id)
         .filter(claimable)
         .update(
-            status=CheckStatus.RUNNING, lease_expires_at=lease_until(), attempts=F("attempts") + 1
+            status=CheckStatus.RUNNING,
+            lease_expires_at=lease_until(settings.JOB_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
         )
     )
     return claimed == 1
@@ -100,7 +104,11 @@ def run_candidate_checks(candidate_id: int) -> dict[str, int]:
     task = candidate.turn.run.task
     # While this job waits for a long environment build, its queued rows are not lost work:
     # keep their enqueue lease fresh so the recovery sweep does not queue duplicate jobs.
-    with heartbeat(CheckResult, candidate_id=candidate_id, status=CheckStatus.QUEUED):
+    with heartbeat(
+        CheckResult.objects.filter(candidate_id=candidate_id, status=CheckStatus.QUEUED),
+        lease_seconds=settings.JOB_LEASE_SECONDS,
+        on_thread_exit=connections.close_all,
+    ):
         environment = ready_environment(task)
     ran = skipped = 0
     for check_id in _runnable(candidate_id):
@@ -115,7 +123,11 @@ def run_candidate_checks(candidate_id: int) -> dict[str, int]:
 def _run_claimed(check_id: int, candidate: Candidate, task: Task, environment: Environment) -> None:
     row = CheckResult.objects.get(pk=check_id)
     try:
-        with heartbeat(CheckResult, pk=check_id, status=CheckStatus.RUNNING):
+        with heartbeat(
+            CheckResult.objects.filter(pk=check_id, status=CheckStatus.RUNNING),
+            lease_seconds=settings.JOB_LEASE_SECONDS,
+            on_thread_exit=connections.close_all,
+        ):
             outcome = _outcome(row, candidate, task, environment)
     except BaseException as exc:
         # Release the row on a crash of ours too, so it is not stuck until the lease ends.
@@ -191,7 +203,7 @@ def reset_checks(candidate_ids: list[int]) -> int:
     """Queue the finished checks of these candidates again (for a re-run); return how many."""
     return CheckResult.objects.filter(candidate_id__in=candidate_ids, status__in=FINISHED).update(
         status=CheckStatus.QUEUED,
-        lease_expires_at=lease_until(),
+        lease_expires_at=lease_until(settings.JOB_LEASE_SECONDS),
         finished_at=None,
         passed=0,
         failed=0,
@@ -221,10 +233,20 @@ def recover_checks() -> list[int]:
         reset = (
             CheckResult.objects.filter(pk=pk, status=status)
             .filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
-            .update(status=CheckStatus.QUEUED, lease_expires_at=lease_until())
+            .update(
+                status=CheckStatus.QUEUED, lease_expires_at=lease_until(settings.JOB_LEASE_SECONDS)
+            )
         )
         if reset == 1:
             candidates.add(candidate_id)
     for candidate_id in sorted(candidates):
         run_candidate_checks.enqueue(candidate_id)
     return sorted(candidates)
+
+
+def queue_checks_of_new_candidate(
+    sender: object, *, candidate: Candidate, **kwargs: object
+) -> None:
+    """Receiver of agents' `candidate_ready`: queue the task's checks for the new candidate."""
+    with transaction.atomic():
+        enqueue_checks(candidate)

@@ -3,8 +3,8 @@ checks, and candidates made directly with the ORM (no agent runs).
 
 Also a small command line for tests that drive real worker processes against a database file:
 
-    python -m tests.checks_jobs.scenario setup --command "sleep 3 && python -m pytest -q"
-    python -m tests.checks_jobs.scenario status CANDIDATE_ID
+    python -m tests.checks.scenario setup --command "sleep 3 && python -m pytest -q"
+    python -m tests.checks.scenario status CANDIDATE_ID
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ def demo_patches(key: str = DEMO_KEY) -> dict[str, str]:
 
 def _setup(args: argparse.Namespace) -> None:
     from django.db import transaction
+    from marlin.checks.jobs import enqueue_checks
 
     from marlin import paths
-    from marlin.agents.check_jobs import enqueue_checks
 
     link_shared_tools(paths.data_dir())
     checks = [{"kind": "command", "name": "slow tests", "command": args.command}]
@@ -112,7 +112,7 @@ def _setup(args: argparse.Namespace) -> None:
 
 
 def _status(args: argparse.Namespace) -> None:
-    from marlin.agents.models import CheckResult
+    from marlin.checks.models import CheckResult
 
     rows = list(
         CheckResult.objects.filter(candidate_id=args.candidate).values(

@@ -7,10 +7,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from marlin.permissions import require_role
-from marlin.agents.check_jobs import enqueue_checks, reset_checks
 from marlin.agents.models import Candidate
 from marlin.audit.actions import record
+from marlin.checks.jobs import enqueue_checks, reset_checks
+from marlin.permissions import require_role
 from marlin.tasks.jobs import environment_for, request_rebuild
 from marlin.tasks.models import Task
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks_jobs.scenario import link_shared_tools
+from tests.checks.scenario import link_shared_tools
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,9 @@ from django.db import transaction
 from django.db.models import Count, QuerySet, Sum
 
 from marlin.accounts.models import Earning, EarningKind, ExpertProfile, User
-from marlin.permissions import require_role
 from marlin.audit.actions import record
+from marlin.permissions import require_role
+from marlin.review.models import Decision, Judgment, Review
 from marlin.tasks.models import PayMode, Project
 
 SOURCE_JUDGMENT = "review.judgment"
@@ -302,8 +303,6 @@ class Dashboard:
 
 def _comparisons_paid(earnings: QuerySet[Earning]) -> dict[int, int]:
     """Comparison id -> cents paid for work on it (adjustments are not tied to a comparison)."""
-    from marlin.review.models import Decision, Judgment, Review
-
     by_source: dict[str, dict[int, int]] = defaultdict(dict)
     for source_type, source_id, cents in earnings.values_list(
         "source_type", "source_id", "amount_cents"
@@ -341,8 +340,6 @@ def dashboard(
     *, project: Project | None = None, days: int = 30, today: date | None = None
 ) -> Dashboard:
     """Figures over the last `days` days (decisions made in that window)."""
-    from marlin.review.models import Decision, Judgment
-
     today = today or datetime.now(UTC).date()
     first_day = today - timedelta(days=days - 1)
     start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)

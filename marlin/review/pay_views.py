@@ -11,22 +11,21 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from marlin.accounts import earnings
 from marlin.accounts.models import Earning, EarningKind, User
 from marlin.permissions import role_required
+from marlin.review import pay
+from marlin.review.models import Decision, Judgment, Review
 from marlin.tasks.models import Project
-
-app_name = "earnings"
 
 
 def _period(request: HttpRequest) -> str:
-    period = request.GET.get("period", "").strip() or earnings.current_period()
+    period = request.GET.get("period", "").strip() or pay.current_period()
     try:
-        earnings.parse_period(period)
+        pay.parse_period(period)
     except ValueError as exc:
         raise Http404(str(exc)) from exc
     return period
@@ -34,25 +33,23 @@ def _period(request: HttpRequest) -> str:
 
 def _comparison_links(rows: list[Earning]) -> dict[int, str]:
     """Earning id -> the public id of the comparison the work was on (for links)."""
-    from marlin.review.models import Decision, Judgment, Review
-
     ids: dict[str, list[int]] = {}
     for row in rows:
         if row.source_id.isdigit():
             ids.setdefault(row.source_type, []).append(int(row.source_id))
     owners = {
-        earnings.SOURCE_JUDGMENT: dict(
-            Judgment.objects.filter(pk__in=ids.get(earnings.SOURCE_JUDGMENT, [])).values_list(
+        pay.SOURCE_JUDGMENT: dict(
+            Judgment.objects.filter(pk__in=ids.get(pay.SOURCE_JUDGMENT, [])).values_list(
                 "pk", "comparison__public_id"
             )
         ),
-        earnings.SOURCE_REVIEW: dict(
-            Review.objects.filter(pk__in=ids.get(earnings.SOURCE_REVIEW, [])).values_list(
+        pay.SOURCE_REVIEW: dict(
+            Review.objects.filter(pk__in=ids.get(pay.SOURCE_REVIEW, [])).values_list(
                 "pk", "judgment__comparison__public_id"
             )
         ),
-        earnings.SOURCE_DECISION: dict(
-            Decision.objects.filter(pk__in=ids.get(earnings.SOURCE_DECISION, [])).values_list(
+        pay.SOURCE_DECISION: dict(
+            Decision.objects.filter(pk__in=ids.get(pay.SOURCE_DECISION, [])).values_list(
                 "pk", "comparison__public_id"
             )
         ),
@@ -79,11 +76,9 @@ def my_earnings(request: HttpRequest) -> HttpResponse:
             raise Http404("No such page.")
         person = get_object_or_404(User, username=username)
     period = _period(request)
-    rows = (
-        earnings.earnings_in(period, user=person).select_related("project").order_by("-created_at")
-    )
+    rows = pay.earnings_in(period, user=person).select_related("project").order_by("-created_at")
     kind = request.GET.get("kind", "")
-    summary = earnings.summarise(rows)
+    summary = pay.summarise(rows)
     if kind in EarningKind.values:
         rows = rows.filter(kind=kind)
     page = Paginator(rows, 100).get_page(request.GET.get("page"))
@@ -92,7 +87,7 @@ def my_earnings(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "person": person,
         "period": period,
-        "periods": earnings.periods_with_earnings(person),
+        "periods": pay.periods_with_earnings(person),
         "summary": summary,
         "page": page,
         "links": _comparison_links(list(page.object_list)),
@@ -101,7 +96,7 @@ def my_earnings(request: HttpRequest) -> HttpResponse:
         "filters": query.urlencode(),
         "projects": Project.objects.all() if request.user.has_role("admin") else [],
     }
-    return render(request, "accounts/earnings.html", context)
+    return render(request, "accounts/pay.html", context)
 
 
 @role_required()
@@ -110,7 +105,7 @@ def payroll_csv(request: HttpRequest) -> HttpResponse:
     project = None
     if request.GET.get("project"):
         project = get_object_or_404(Project, pk=request.GET["project"])
-    body = earnings.payroll_csv(earnings.payroll_rows(period, project))
+    body = pay.payroll_csv(pay.payroll_rows(period, project))
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="payroll-{period}.csv"'
     return response
@@ -138,7 +133,7 @@ def adjust(request: HttpRequest) -> HttpResponse:
     elif request.POST.get("project"):
         project = get_object_or_404(Project, pk=request.POST["project"])
     try:
-        earnings.do_adjust_earning(
+        pay.do_adjust_earning(
             request.user, target, amount, request.POST.get("reason", ""), project=project
         )
     except ValidationError as exc:
@@ -151,8 +146,6 @@ def adjust(request: HttpRequest) -> HttpResponse:
 def _stale_judgments_per_project() -> list[tuple[Project, int]]:
     """Projects that re-review after rubric changes, with how many judgments in review or
     disputed were made under an older rubric version."""
-    from marlin.review.models import Judgment
-
     rows = []
     for project in Project.objects.filter(rereview_on_rubric_change=True).select_related("rubric"):
         current = project.rubric.current_version()
@@ -178,7 +171,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         days = max(1, min(int(request.GET.get("days", 30)), 366))
     except ValueError:
         days = 30
-    figures = earnings.dashboard(project=project, days=days)
+    figures = pay.dashboard(project=project, days=days)
     peak = max((n for _, n in figures.throughput), default=0) or 1
     context = {
         "stale": _stale_judgments_per_project(),
@@ -187,14 +180,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "project": project,
         "projects": Project.objects.all(),
         "days": days,
-        "period": earnings.current_period(),
+        "period": pay.current_period(),
     }
     return render(request, "accounts/earnings_dashboard.html", context)
-
-
-urlpatterns = [
-    path("", my_earnings, name="mine"),
-    path("payroll.csv", payroll_csv, name="payroll"),
-    path("adjust/", adjust, name="adjust"),
-    path("dashboard/", dashboard, name="dashboard"),
-]
