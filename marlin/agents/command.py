@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from marlin.agents.tools import SANDBOX_ENV, ToolError, workspace_file
-from marlin.sandbox import run
+from marlin.sandbox import Limits, Mount, run
 
 PROMPT_DIR = ".marlin"
 PROMPT_FILE = f"{PROMPT_DIR}/prompt.md"
@@ -74,11 +74,10 @@ def run_command_agent(
     prompt: str,
     *,
     transcript: str = "",
-    mounts: Sequence[object] = (),
+    mounts: Sequence[Mount] = (),
     backend: str | None = None,
-    limits: object | None = None,
+    limits: Limits | None = None,
 ) -> CommandAgentResult:
-
     text = full_prompt(prompt, transcript)
     prompt_dir = Path(workdir) / PROMPT_DIR
     if spec.prompt_via == "file":
@@ -95,9 +94,9 @@ def run_command_agent(
             env={**SANDBOX_ENV, **spec.env},
             stdin=text if spec.prompt_via == "stdin" else None,
             timeout=spec.timeout,
-            limits=limits,  # type: ignore[arg-type]
+            limits=limits,
             network=spec.network,
-            mounts=mounts,  # type: ignore[arg-type]
+            mounts=mounts,
             backend=backend,
         )
     finally:

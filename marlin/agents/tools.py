@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from marlin.agents.providers import ToolCall, ToolSpec
-from marlin.sandbox.core import run
+from marlin.sandbox.core import Limits, Mount, run
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 # What a tool returns to the model; long outputs waste context and money.
@@ -25,11 +25,18 @@ SANDBOX_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "PYTHONDONTWR
 
 
 class ExecResultLike(Protocol):
-    returncode: int
-    stdout: str
-    stderr: str
-    timed_out: bool
-    truncated: bool
+    """What a command's result must offer the tools (``marlin.sandbox.ExecResult`` does)."""
+
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def truncated(self) -> bool: ...
 
 
 class Environment(Protocol):
@@ -78,13 +85,12 @@ class SandboxEnvironment:
     """Runs commands with ``marlin.sandbox.run`` (workdir at /workspace) and edits files on the host."""
 
     workdir: Path
-    mounts: Sequence[Any] = ()
-    limits: Any = None
+    mounts: Sequence[Mount] = ()
+    limits: Limits | None = None
     network: bool = False
     backend: str | None = None
 
     def execute(self, command: str, *, timeout: float) -> ExecResultLike:
-
         return run(
             ["bash", "-c", command],
             workdir=self.workdir,
