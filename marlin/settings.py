@@ -185,10 +185,9 @@ else:
 ALLOW_LOCAL_REPOSITORIES = envbool("MARLIN_ALLOW_LOCAL_REPOSITORIES", False)
 SANDBOX_BACKEND = os.environ.get("MARLIN_SANDBOX_BACKEND", "bwrap")
 BWRAP_PATH = os.environ.get("MARLIN_BWRAP_PATH") or None
-GIT_TIMEOUT_SECONDS = envint("MARLIN_GIT_TIMEOUT", 600)
+# Longest a mirror clone or fetch may take before git is stopped.
+GIT_TIMEOUT_SECONDS = envint("MARLIN_GIT_TIMEOUT", 3600)
 JOB_LEASE_SECONDS = envint("MARLIN_JOB_LEASE_SECONDS", 900)
-CLAIM_TIMEOUT_MINUTES = envint("MARLIN_CLAIM_TIMEOUT_MINUTES", 90)
-SECRETS_FILE = os.environ.get("MARLIN_SECRETS_FILE") or None
 
 LOGGING = {
     "version": 1,

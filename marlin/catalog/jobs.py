@@ -89,9 +89,11 @@ def _clone_or_fetch(repository: Repository, dest: Path) -> None:
     url = validate_url(repository.url, allow_local=repository.is_local and allow_local).url
     if is_mirror(dest):
         # The mirror's origin is the URL it was cloned from, validated then and again above.
-        fetch_mirror(dest, allow_local=repository.is_local)
+        fetch_mirror(dest, allow_local=repository.is_local, timeout=settings.GIT_TIMEOUT_SECONDS)
     else:
-        clone_mirror(url, dest, allow_local=repository.is_local)
+        clone_mirror(
+            url, dest, allow_local=repository.is_local, timeout=settings.GIT_TIMEOUT_SECONDS
+        )
 
 
 def _finish(repository_id: int, claimed_at: datetime, status: str, **fields: object) -> None:

@@ -10,12 +10,12 @@ from marlin.analytics.queries import DecisionFilters, FilterError
 from marlin.audit.actions import record
 from marlin.exports.jobs import write_export
 from marlin.exports.models import Export, ExportKind
+from marlin.exports.writers import PREFERENCE_FORMATS
 from marlin.permissions import require_role
 from marlin.tasks.models import Project
 
 # Exports carry agent identities, so only roles allowed to see agent names may create or read them.
 EXPORT_ROLES = ("admin", "author")
-PREFERENCE_FORMATS = ("jsonl", "parquet")
 
 
 class ExportError(ValueError):

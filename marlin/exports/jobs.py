@@ -20,12 +20,18 @@ from django_tasks import task
 from marlin.analytics.queries import DecisionFilters, decisions_for
 from marlin.exports import build
 from marlin.exports.models import Export, ExportKind, ExportStatus
-from marlin.exports.writers import PREFERENCE_SCHEMA, write_jsonl, write_manifest, write_parquet
+from marlin.exports.writers import (
+    PREFERENCE_FORMATS,
+    PREFERENCE_SCHEMA,
+    write_jsonl,
+    write_jsonl_and_parquet,
+    write_manifest,
+    write_parquet,
+)
 from marlin.paths import exports_dir
 
 logger = logging.getLogger(__name__)
 
-PREFERENCE_FORMATS = ("jsonl", "parquet")
 PROGRESS_EVERY = 500
 
 
@@ -73,25 +79,21 @@ def _write_preferences(
     options = export.filters or {}
     formats = options.get("formats") or list(PREFERENCE_FORMATS)
     counts: dict[str, Any] = {}
-    written = 0
-    for i, fmt in enumerate(formats):
-        fmt_counts: dict[str, Any] = {}
-        progress.done = 0
-        rows = progress.wrap(
-            build.preference_rows(
-                export.project,
-                filters,
-                conversations=bool(options.get("conversations")),
-                counts=fmt_counts,
-            ),
-            share=1 / len(formats),
-            offset=100 * i / len(formats),
+    rows = progress.wrap(
+        build.preference_rows(
+            export.project,
+            filters,
+            conversations=bool(options.get("conversations")),
+            counts=counts,
         )
-        if fmt == "jsonl":
-            written = write_jsonl(out / "preferences.jsonl", rows)
-        else:
-            written = write_parquet(out / "preferences.parquet", rows, PREFERENCE_SCHEMA)
-        counts = fmt_counts
+    )
+    jsonl, parquet = out / "preferences.jsonl", out / "preferences.parquet"
+    if "jsonl" in formats and "parquet" in formats:
+        written = write_jsonl_and_parquet(jsonl, parquet, rows, PREFERENCE_SCHEMA)
+    elif "jsonl" in formats:
+        written = write_jsonl(jsonl, rows)
+    else:
+        written = write_parquet(parquet, rows, PREFERENCE_SCHEMA)
     return {
         "rows": written,
         "ties_excluded": counts.get("ties_excluded", 0),

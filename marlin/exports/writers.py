@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,9 @@ PREFERENCE_SCHEMA = pa.schema(
     ]
 )
 
+# The files a preferences export can hold; both unless the export asks for one.
+PREFERENCE_FORMATS = ("jsonl", "parquet")
+
 
 class ManifestError(ValueError):
     """A manifest that cannot be read; the message says what is wrong."""
@@ -118,14 +121,20 @@ def write_parquet(
     return count
 
 
-def tee(
-    rows: Iterable[dict[str, Any]], sinks: list[Callable[[dict[str, Any]], None]]
-) -> Iterator[dict[str, Any]]:
-    """Pass rows through, calling every sink on each (e.g. a progress counter)."""
-    for row in rows:
-        for sink in sinks:
-            sink(row)
-        yield row
+def write_jsonl_and_parquet(
+    jsonl_path: Path, parquet_path: Path, rows: Iterable[dict[str, Any]], schema: pa.Schema
+) -> int:
+    """The same rows to a JSON-lines file and a Parquet file in one pass over `rows` (so the
+    query behind them runs once); returns the count."""
+    with open(jsonl_path, "w", encoding="utf-8") as handle:
+
+        def echoed() -> Iterator[dict[str, Any]]:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False, default=str))
+                handle.write("\n")
+                yield row
+
+        return write_parquet(parquet_path, echoed(), schema)
 
 
 def sha256_file(path: Path) -> str:

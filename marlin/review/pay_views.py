@@ -96,7 +96,7 @@ def my_earnings(request: HttpRequest) -> HttpResponse:
         "filters": query.urlencode(),
         "projects": Project.objects.all() if request.user.has_role("admin") else [],
     }
-    return render(request, "accounts/pay.html", context)
+    return render(request, "accounts/earnings.html", context)
 
 
 @role_required()

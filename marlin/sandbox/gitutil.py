@@ -195,7 +195,9 @@ def resolve_commit(mirror: Path, ref: str) -> str:
     return out.decode().strip()
 
 
-def clone_mirror(url: str, dest: Path, *, allow_local: bool) -> None:
+def clone_mirror(
+    url: str, dest: Path, *, allow_local: bool, timeout: float = NETWORK_TIMEOUT
+) -> None:
     """Make `dest` a bare mirror of `url`; on failure nothing is left at `dest`."""
     if not isinstance(url, str) or not url.strip():
         raise GitError("repository URL is empty")
@@ -213,7 +215,7 @@ def clone_mirror(url: str, dest: Path, *, allow_local: bool) -> None:
     try:
         run_git(
             ["clone", "--mirror", "--quiet", "--", url, str(staging / "repo")],
-            timeout=NETWORK_TIMEOUT,
+            timeout=timeout,
             allow_local=allow_local,
         )
         if dest.exists():
@@ -223,13 +225,15 @@ def clone_mirror(url: str, dest: Path, *, allow_local: bool) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def fetch_mirror(dest: Path, *, allow_local: bool = False) -> None:
+def fetch_mirror(
+    dest: Path, *, allow_local: bool = False, timeout: float = NETWORK_TIMEOUT
+) -> None:
     """Bring mirror `dest` up to date with its origin, pruning refs deleted there."""
     if not (Path(dest) / "HEAD").is_file():
         raise GitError(f"{dest} is not a bare mirror; create it with clone_mirror")
     run_git(
         ["--git-dir", str(dest), "fetch", "--prune", "--quiet", "origin"],
-        timeout=NETWORK_TIMEOUT,
+        timeout=timeout,
         allow_local=allow_local,
     )
 

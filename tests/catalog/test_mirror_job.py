@@ -73,6 +73,18 @@ def test_it_marks_a_broken_repository_failed_with_gits_error(
     assert list(mirrors_dir().iterdir()) == [], "a failed clone leaves nothing behind"
 
 
+def test_a_clone_slower_than_marlin_git_timeout_is_stopped_and_reported(
+    local_repo: Repository, settings
+) -> None:
+    # Starting git alone takes longer than a millisecond, so the operator's limit must stop it.
+    settings.GIT_TIMEOUT_SECONDS = 0.001
+    mirror_repository.call(local_repo.pk)
+    local_repo.refresh_from_db()
+    assert local_repo.mirror_status == MirrorStatus.FAILED
+    assert "timed out after 0.001 s" in local_repo.last_error
+    assert not mirror_path_for(local_repo).exists()
+
+
 def test_it_refuses_a_url_that_was_changed_behind_validations_back(db, erin, git_log: Path) -> None:
     repo = do_add_repository(erin, "https://github.com/owner/name", mirror=False)
     Repository.objects.filter(pk=repo.pk).update(url="ext::sh -c touch% /tmp/marlin-pwned")

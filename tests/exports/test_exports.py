@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from marlin.agents.models import Run
 from marlin.exports.actions import ExportError, do_create_export
@@ -118,6 +120,19 @@ def test_preference_pairs_read_back_with_pyarrow_match_the_database(decided, eri
     assert manifest["counts"]["rubric_versions"][0]["version"] == 1
     assert {f["name"] for f in manifest["files"]} == {"preferences.jsonl", "preferences.parquet"}
     assert manifest["marlin_version"] and manifest["created_at"]
+
+
+def test_both_preference_files_come_from_one_pass_over_the_decisions(decided, erin):
+    def decision_queries(**options) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            export = run_export(erin, decided, "preferences", **options)
+        assert verify_manifest(Path(export.directory)) == []
+        return sum('FROM "review_decision"' in q["sql"] for q in queries.captured_queries)
+
+    one_file = decision_queries(formats="jsonl")
+    both_files = decision_queries()
+    assert one_file > 0
+    assert both_files == one_file
 
 
 def test_a_tampered_or_extra_file_fails_verification(decided, erin):

@@ -12,7 +12,6 @@ from typing import Any
 from marlin.agents.models import (
     Agent,
     Candidate,
-    CheckResult,
     Provider,
     Run,
     RunStatus,
@@ -20,6 +19,7 @@ from marlin.agents.models import (
     Turn,
     TurnStatus,
 )
+from marlin.checks.models import CheckResult
 from marlin.demo.load import demo_source_path, ensure_demo_repository
 from marlin.demo.sample_repo import build_sample_repository, head_commit, patch_for, task_definition
 from marlin.diffs.parse import patch_stats
