@@ -8,13 +8,12 @@ exactly like a comparison that does not exist, so ids reveal nothing.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
@@ -25,7 +24,7 @@ from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds
 from marlin.errors import IllegalTransition
 from marlin.review import actions, queue
 from marlin.review.compare import candidate_at, checks_visible
-from marlin.review.forms import draft_from_post
+from marlin.review.forms import ReviewForm, draft_data, judgment_form, review_data
 from marlin.review.models import (
     Comparison,
     ComparisonState,
@@ -237,11 +236,7 @@ def _may_open(user: Any, comparison: Comparison) -> bool:
         return True
     if user.has_role("reviewer") and comparison.state in REVIEW_STATES:
         return True
-    if user.has_role("annotator"):
-        if Judgment.objects.filter(comparison=comparison, annotator=user).exists():
-            return True
-        return queue.open_claim(user, comparison) is not None
-    return False
+    return user.has_role("annotator") and comparison.is_held_by(user)
 
 
 def comparison_for(user: Any, public_id: str) -> Comparison:
@@ -306,24 +301,6 @@ def _agents(user: Any, comparison: Comparison) -> dict[str, str] | None:
     if not user.has_role(*NAME_ROLES):
         return None
     return {"A": str(comparison.run_a.agent), "B": str(comparison.run_b.agent)}
-
-
-def _draft_query(body: DraftIn, turn_count: int) -> QueryDict:
-    """The same fields the web page posts, so drafts are validated exactly as in the browser."""
-    data = QueryDict(mutable=True)
-    for key, value in body.ratings.items():
-        data[f"rating-{key}"] = "na" if value is None else str(value)
-    if body.overall is not None:
-        data["overall"] = str(body.overall)
-    data["rationale"] = body.rationale
-    if body.confidence is not None:
-        data["confidence"] = str(body.confidence)
-    data["comments"] = json.dumps(body.comments)
-    for number, note in body.turn_notes.items():
-        data[f"turn_note-{number}"] = note
-    data["active_seconds"] = str(body.active_seconds)
-    data["wall_seconds"] = str(body.wall_seconds)
-    return data
 
 
 def _own_judgment(user: Any, public_id: str) -> Judgment:
@@ -416,14 +393,17 @@ def get_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
 def save_my_judgment(request: HttpRequest, public_id: str, body: DraftIn) -> dict[str, Any]:
     user = require(request, "annotator")
     comparison = comparison_for(user, public_id)
-    judgment = actions.do_start_judgment(user, comparison)
-    draft = draft_from_post(
-        _draft_query(body, comparison.turn_count),
-        judgment.rubric_version,
-        turn_count=comparison.turn_count,
+    # The same form, and so the same checks and messages, as the comparison page's autosave.
+    form = judgment_form(
+        comparison, user, draft_data(body.model_dump(), revision=body.draft_revision)
     )
+    if not form.is_valid():
+        raise ValidationError(form.messages())
+    judgment = actions.do_start_judgment(user, comparison)
     try:
-        saved = actions.do_save_draft(user, judgment, draft, revision=body.draft_revision)
+        saved = actions.do_save_draft(
+            user, judgment, form.draft(), revision=form.cleaned_data["draft_revision"]
+        )
     except actions.StaleDraft as exc:
         raise HttpError(409, str(exc)) from None
     except actions.JudgmentClosed as exc:
@@ -502,24 +482,32 @@ def list_reviews(request: HttpRequest):  # type: ignore[no-untyped-def]
     summary="Review a submitted judgment: agree, disagree (per criterion) or request a revision",
 )
 def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
-
     user = require(request, "reviewer")
-    judgment = Judgment.objects.filter(pk=body.judgment_id, status__in=VISIBLE_JUDGMENTS).first()
+    judgment = (
+        Judgment.objects.select_related("rubric_version")
+        .filter(pk=body.judgment_id, status__in=VISIBLE_JUDGMENTS)
+        .first()
+    )
     if judgment is None:
         raise HttpError(404, "No such submitted judgment.")
+    # The review page's form: the same checks and messages for the same answers.
+    form = ReviewForm(
+        review_data(body.verdict, body.reason, body.per_criterion),
+        version=judgment.rubric_version,
+    )
+    if not form.is_valid():
+        raise ValidationError(form.messages())
     try:
         review = do_review(
             user,
             judgment,
-            verdict=body.verdict,
-            reason=body.reason,
-            per_criterion=body.per_criterion,
+            verdict=form.cleaned_data["verdict"],
+            reason=form.cleaned_data["reason"],
+            per_criterion=form.per_criterion(),
             active_seconds=body.active_seconds,
         )
     except IllegalTransition as exc:
         raise HttpError(409, str(exc)) from None
-    except (KeyError, TypeError) as exc:
-        raise ValidationError(f"per_criterion is malformed: {exc}") from None
     return Status(201, Review.objects.select_related("judgment__comparison").get(pk=review.pk))
 
 

@@ -28,7 +28,7 @@ from typing import Any, TypedDict
 from django import forms
 from django.core.exceptions import ValidationError
 
-from marlin.review.models import ReviewVerdict
+from marlin.review.models import Comparison, Judgment, ReviewVerdict
 from marlin.tasks.models import RubricVersion
 from marlin.tasks.rubric import SCALE_VALUES
 
@@ -38,7 +38,13 @@ MAX_COMMENTS = 300
 MAX_COMMENT_CHARS = 5_000
 MAX_NOTE_CHARS = 5_000
 MAX_SECONDS = 7 * 24 * 3600
-CONFIDENCE_CHOICES = [(str(n), str(n)) for n in range(1, 6)]
+CONFIDENCE_CHOICES = [
+    ("1", "guessing"),
+    ("2", "unsure"),
+    ("3", "fairly sure"),
+    ("4", "sure"),
+    ("5", "certain"),
+]
 AGREEMENT_CHOICES = [("agree", "agree"), ("disagree", "disagree")]
 
 
@@ -275,6 +281,20 @@ class JudgmentForm(RatingsForm):
 
     def turn_note_rows(self) -> list[tuple[int, forms.BoundField]]:
         return [(n, self[f"turn_note-{n}"]) for n in range(1, self.turn_count + 1)]
+
+
+def judgment_form(
+    comparison: Comparison, annotator: Any, data: Mapping[str, Any] | None = None
+) -> JudgmentForm:
+    """The annotator's judgment form on the comparison: on their judgment's rubric version, or
+    on the current one before their first save starts the judgment."""
+    judgment = (
+        Judgment.objects.filter(comparison=comparison, annotator_id=annotator.pk)
+        .select_related("rubric_version")
+        .first()
+    )
+    version = judgment.rubric_version if judgment else comparison.project.rubric.current_version()
+    return JudgmentForm(data, version=version, turn_count=comparison.turn_count)
 
 
 def draft_data(draft: Mapping[str, Any], *, revision: int) -> dict[str, str]:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import secrets
-
 from typing import Any
 
 from django.conf import settings

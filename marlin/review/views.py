@@ -25,11 +25,11 @@ from marlin.permissions import role_required
 from marlin.review import actions, compare, queue
 from marlin.review.forms import (
     CONFIDENCE_CHOICES,
-    NOT_APPLICABLE,
     FollowUpForm,
     JudgmentForm,
     ReasonForm,
     draft_data,
+    judgment_form,
 )
 from marlin.review.models import Comparison, Judgment, JudgmentStatus, ReviewVerdict
 from marlin.tasks.models import RubricVersion
@@ -38,7 +38,6 @@ from marlin.tasks.rubric import SCALE_7
 VIEWERS = ("annotator", "reviewer", "adjudicator")
 MODE_COOKIE = "marlin_diff_mode"
 SCALE_SHORT = {-3: "A3", -2: "A2", -1: "A1", 0: "=", 1: "B1", 2: "B2", 3: "B3"}
-CONFIDENCE_LABELS = ["guessing", "unsure", "fairly sure", "sure", "certain"]
 
 
 @dataclass
@@ -211,12 +210,6 @@ def _render_page(
     return render(request, "review/compare.html", context, status=status)
 
 
-def _judgment_form(
-    request: HttpRequest, comparison: Comparison, version: RubricVersion
-) -> JudgmentForm:
-    return JudgmentForm(request.POST, version=version, turn_count=comparison.turn_count)
-
-
 def _saved_form(comparison: Comparison, viewer: Viewer) -> JudgmentForm:
     """The judgment form showing what the server holds (nothing yet before the first save)."""
     judgment = viewer.judgment
@@ -232,7 +225,7 @@ def _saved_form(comparison: Comparison, viewer: Viewer) -> JudgmentForm:
 def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, Any]:
     """What review/_judgment_form.html shows: every field's value (as saved, or as posted) and
     its error, from the form's own checks or from submitting."""
-    errors = {name: " ".join(messages) for name, messages in form.errors.items()} | errors
+    errors = {name: " ".join(msgs) for name, msgs in form.errors.items()} | errors
     general = [errors.pop(name) for name in _GENERAL_FIELDS if name in errors]
     scale = _scale()
     criteria = [
@@ -250,9 +243,7 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
         "overall": overall,
         "rationale": form["rationale"].value() or "",
         "confidence": _value(form["confidence"]),
-        "confidence_choices": [
-            (value, label) for (value, _), label in zip(CONFIDENCE_CHOICES, CONFIDENCE_LABELS)
-        ],
+        "confidence_choices": CONFIDENCE_CHOICES,
         "comments_value": form["comments"].value() or "[]",
         "active_seconds": _value(form["active_seconds"]) or "0",
         "wall_seconds": _value(form["wall_seconds"]) or "0",
@@ -364,33 +355,25 @@ def followup_status(request: HttpRequest, comparison: Comparison, viewer: Viewer
 
 
 # Drafts, submission, follow-ups -----------------------------------------------------------
+# Work starts here: the first of these POSTs starts the annotator's judgment (do_start_judgment
+# checks the claim and writes the audit event); the page itself only reads.
 
 
 @require_http_methods(["GET", "POST"])
-@comparison_view(start=True)
+@comparison_view
 def draft(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
-    judgment = viewer.judgment
     if request.method == "GET":
-        if judgment is None:
+        if viewer.judgment is None:
             return JsonResponse({"error": "You have no draft on this comparison."}, status=404)
-        return JsonResponse(_draft_json(judgment))
-    if judgment is None:
-        return JsonResponse(
-            {"error": "Only the annotator working on this comparison has a draft."}, status=403
-        )
-    if not viewer.editable:
-        return JsonResponse(
-            {"error": "This judgment was submitted and is final; it can no longer change."},
-            status=409,
-        )
+        return JsonResponse(_draft_json(viewer.judgment))
+    form = judgment_form(comparison, request.user, request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": " ".join(form.messages()), "fields": form.errors}, status=400)
     try:
-        data = draft_from_post(
-            request.POST, judgment.rubric_version, turn_count=comparison.turn_count
+        judgment = actions.do_start_judgment(request.user, comparison)
+        judgment = actions.do_save_draft(
+            request.user, judgment, form.draft(), revision=form.cleaned_data["draft_revision"]
         )
-        revision = revision_from_post(request.POST)
-        judgment = actions.do_save_draft(request.user, judgment, data, revision=revision)
-    except ValidationError as exc:
-        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
     except actions.StaleDraft as exc:
         return JsonResponse({"error": str(exc), **_draft_json(exc.current)}, status=409)
     except actions.JudgmentClosed as exc:
@@ -415,20 +398,22 @@ def _draft_json(judgment: Judgment) -> dict[str, Any]:
 @require_POST
 @comparison_view
 def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
-    judgment = viewer.judgment
-    if judgment is None or not viewer.editable:
-        raise PermissionDenied("You have no open judgment on this comparison to submit.")
-    try:
-        posted = draft_from_post(
-            request.POST, judgment.rubric_version, turn_count=comparison.turn_count
-        )
-        revision = revision_from_post(request.POST)
-    except ValidationError as exc:
+    form = judgment_form(comparison, request.user, request.POST)
+    if not form.is_valid():
         return _render_page(
-            request, comparison, viewer, errors={"form": " ".join(exc.messages)}, status=400
+            request,
+            comparison,
+            viewer,
+            form=form,
+            status=400,
+            notice="Nothing was submitted: fix what is marked below.",
         )
     try:
-        judgment = actions.do_save_draft(request.user, judgment, posted, revision=revision)
+        judgment = actions.do_start_judgment(request.user, comparison)
+        viewer.judgment = judgment
+        judgment = actions.do_save_draft(
+            request.user, judgment, form.draft(), revision=form.cleaned_data["draft_revision"]
+        )
         viewer.judgment = actions.do_submit_judgment(request.user, judgment)
     except actions.StaleDraft as exc:
         viewer.judgment = exc.current
@@ -436,7 +421,7 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
             request,
             comparison,
             viewer,
-            draft=posted,
+            form=form,
             notice=str(exc),
             status=409,
             errors={"form": "Nothing was submitted: check the form below and submit again."},
@@ -447,7 +432,8 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
             request,
             comparison,
             viewer,
-            errors=exc.message_dict,
+            form=form,
+            errors={name: " ".join(msgs) for name, msgs in exc.message_dict.items()},
             status=400,
             notice="Not submitted yet: your draft is saved; fix what is marked below.",
         )
@@ -461,24 +447,24 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
 
 
 @require_POST
-@comparison_view(start=True)
+@comparison_view
 def follow_up(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
-    if not viewer.editable:
+    form = FollowUpForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["prompt"]))
+        return redirect("review:compare", public_id=comparison.public_id)
+    # Asking for a follow-up is work on the comparison: it starts the judgment too. The
+    # follow-up action itself does not know who works on a comparison, so this asks.
+    judgment = actions.do_start_judgment(request.user, comparison)
+    if not judgment.is_editable:
         raise PermissionDenied(
             "Only the annotator working on this comparison may ask for a follow-up."
         )
     try:
-        from marlin.agents.actions import do_start_follow_up
-    except ImportError:
-        messages.error(request, "Follow-up turns are not available on this server.")
-        return redirect("review:compare", public_id=comparison.public_id)
-    try:
-        do_start_follow_up(request.user, comparison, request.POST.get("prompt", ""))
+        do_start_follow_up(request.user, comparison, form.cleaned_data["prompt"])
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    except Exception as exc:  # noqa: BLE001 - the agents' IllegalTransition carries a blind message
-        if type(exc).__name__ != "IllegalTransition":
-            raise
+    except IllegalTransition as exc:
         messages.error(request, str(exc))
     else:
         messages.success(

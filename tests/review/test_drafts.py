@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from marlin.audit.models import AuditEvent
 from marlin.review import queue
-from marlin.review.models import Judgment, JudgmentStatus
+from marlin.review.models import Claim, Judgment, JudgmentStatus
 from tests.review.factories import make_comparison, make_project
 
 
@@ -28,6 +29,36 @@ def alice_client(alice, client_for, comparison):
 
 def _draft_url(comparison) -> str:
     return f"/compare/{comparison.public_id}/draft/"
+
+
+def test_opening_the_page_writes_nothing(alice, client_for, comparison):
+    claim = Claim.objects.get(annotator=alice)
+    events = AuditEvent.objects.count()
+    client = client_for(alice)
+    for path in ("", "draft/", "status/", "diff/A/", "trajectory/B/"):
+        assert client.get(f"/compare/{comparison.public_id}/{path}").status_code in (200, 404)
+    html = client.get(f"/compare/{comparison.public_id}/").content.decode()
+    assert 'id="judgment-form"' in html and "Not saved yet." in html
+    assert 'name="draft_revision" value="0"' in html
+    assert not Judgment.objects.filter(annotator=alice).exists()
+    assert AuditEvent.objects.count() == events
+    assert Claim.objects.get(pk=claim.pk).last_seen_at == claim.last_seen_at
+
+
+def test_the_first_autosave_starts_the_judgment_with_one_audit_event(
+    alice, alice_client, comparison
+):
+    response = alice_client.post(
+        _draft_url(comparison), {"draft_revision": "0", "rationale": "first words"}
+    )
+    assert response.status_code == 200 and response.json()["revision"] == 1
+    judgment = Judgment.objects.get(annotator=alice)
+    assert judgment.rationale == "first words"
+    assert judgment.rubric_version == comparison.project.rubric.current_version()
+    started = AuditEvent.objects.filter(verb="judgment.started", object_id=str(judgment.pk))
+    assert started.count() == 1 and started.get().actor_id == alice.pk
+    alice_client.post(_draft_url(comparison), {"draft_revision": "1", "rationale": "more"})
+    assert AuditEvent.objects.filter(verb="judgment.started").count() == 1
 
 
 def test_an_autosave_stores_the_draft_and_bumps_its_revision(alice, alice_client, comparison):
@@ -125,7 +156,9 @@ def test_malformed_fields_are_refused_with_a_message(
     response = alice_client.post(_draft_url(comparison), {"draft_revision": "0", field: value})
     assert response.status_code == 400
     assert message in response.json()["error"]
-    assert Judgment.objects.get(annotator=alice).draft_revision == 0
+    assert message in " ".join(response.json()["fields"][field])
+    # Refused input starts nothing: the judgment starts with the first save that is accepted.
+    assert not Judgment.objects.filter(annotator=alice).exists()
 
 
 def test_the_overall_criterion_cannot_be_marked_not_applicable_through_a_rating(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -87,6 +89,22 @@ def test_a_too_short_rationale_is_refused_and_the_draft_is_kept(alice, alice_cli
     assert judgment.rationale == "Too short." and judgment.ratings["correctness"] == -3
 
 
+def test_a_malformed_field_is_marked_and_everything_typed_is_shown_again(
+    alice, alice_client, comparison
+):
+    response = _submit(alice_client, comparison, **{"rating-reliability": "9", "confidence": "8"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Nothing was submitted: fix what is marked below." in html
+    assert "Reliability: &#x27;9&#x27; is not on the 7-point scale (-3 to 3)." in html
+    assert "Confidence must be 1 to 5, not &#x27;8&#x27;." in html
+    assert f">{RATIONALE}</textarea>" in html
+    assert re.search(r'name="rating-correctness" value="-3"[^>]* checked', html)
+    assert re.search(r'name="rating-security" value="na"[^>]* checked', html)
+    assert re.search(r'name="overall" value="-2"[^>]* checked', html)
+    assert not Judgment.objects.filter(annotator=alice).exists()  # nothing saved, nothing started
+
+
 def test_a_missing_criterion_is_named(alice, alice_client, comparison):
     response = _submit(alice_client, comparison, **{"rating-reliability": None})
     assert response.status_code == 400
@@ -118,7 +136,9 @@ def test_not_applicable_is_refused_where_the_rubric_does_not_allow_it(erin, alic
 def test_submitting_is_final(alice, alice_client, comparison):
     _submit(alice_client, comparison)
     again = _submit(alice_client, comparison, overall="3", draft_revision="1")
-    assert again.status_code == 403
+    assert again.status_code == 302 and again["Location"] == f"/compare/{comparison.public_id}/"
+    page = alice_client.get(again["Location"]).content.decode()
+    assert "This judgment was submitted and is final" in page
     judgment = Judgment.objects.get(annotator=alice)
     assert judgment.overall == -2
     with pytest.raises(JudgmentClosed):
@@ -164,12 +184,14 @@ def test_an_incomplete_draft_cannot_be_submitted_through_the_action(alice, compa
 
 
 def test_a_judgment_keeps_the_rubric_version_it_started_on(erin, alice, alice_client, comparison):
-    judgment = Judgment.objects.get(annotator=alice)
-    started_on = judgment.rubric_version
+    alice_client.post(
+        f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "overall": "-1"}
+    )
+    started_on = Judgment.objects.get(annotator=alice).rubric_version
     criteria = [dict(c) for c in DEFAULT_CRITERIA]
     criteria[1]["guidance"] += " Also check dependency pinning."
     do_revise_rubric(erin, comparison.project.rubric, criteria, note="pinning")
-    _submit(alice_client, comparison)
+    _submit(alice_client, comparison, draft_revision="1")
     assert Judgment.objects.get(annotator=alice).rubric_version == started_on
 
 

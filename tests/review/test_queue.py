@@ -196,6 +196,11 @@ def test_a_draft_whose_claim_expired_is_claimed_again_while_a_place_is_free(
     queue.release_expired_claims()
     response = client.get(f"/compare/{comparison.public_id}/")
     assert response.status_code == 200 and "half done" in response.content.decode()
+    assert queue.open_claim(alice, comparison) is None  # reading the page claims nothing
+    saved = client.post(
+        f"/compare/{comparison.public_id}/draft/", {"draft_revision": "1", "rationale": "done"}
+    )
+    assert saved.status_code == 200  # the next save claims it again
     assert queue.open_claim(alice, comparison) is not None
 
 
