@@ -15,14 +15,12 @@ cached on disk under ``data_dir()/cache/turn-diffs``.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 
 from marlin import paths
 from marlin.agents.models import Candidate, Run, TrajectoryStep, Turn
@@ -36,7 +34,6 @@ from marlin.sandbox.gitutil import GitError, run_git, validate_ref
 SIDES = ("A", "B")
 PREFIX = {"A": "a", "B": "b"}
 View = Literal["cumulative", "incremental"]
-CHECKS_TEMPLATE = "checks/_candidate_checks.html"
 MAX_BASE_FILE_BYTES = 5_000_000
 # Keys of a trajectory step shown to experts. Everything else (raw provider messages, tool call
 # ids, model names in response metadata) could identify the agent and is never rendered.
@@ -173,7 +170,6 @@ def comparison_context(
         "mode": mode,
         "sides": sides,
         "checks_shown": checks_shown,
-        "checks_template": _checks_template(),
         "revealed": blinding.revealed_agents(user, comparison),
     }
 
@@ -424,15 +420,5 @@ def followup_status(comparison: Comparison) -> dict[str, Any]:
     }
 
 
-def _checks_template() -> str | None:
-    try:
-        get_template(CHECKS_TEMPLATE)
-    except TemplateDoesNotExist:
-        return None
-    return CHECKS_TEMPLATE
-
-
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
