@@ -72,7 +72,7 @@ CSRF_TRUSTED_ORIGINS = envlist("MARLIN_CSRF_TRUSTED_ORIGINS", [])
 SITE_NAME = os.environ.get("MARLIN_SITE_NAME", "Marlin")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "marlin.adminsite.MarlinAdminConfig",  # django.contrib.admin on the admin-role site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -4,11 +4,6 @@ from django.urls import include, path
 from marlin import home
 from marlin.api.api import api
 
-admin.site.site_header = "Marlin administration"
-# The Django admin is for the admin role only (is_staff follows the admin role grant).
-admin.site.has_permission = lambda request: bool(
-    request.user.is_active and request.user.is_authenticated and request.user.has_role("admin")
-)
 
 urlpatterns = [
     path("", home.home, name="home"),

@@ -1,7 +1,10 @@
 import pytest
+from django.contrib import admin
 from django.urls import reverse
 
+from marlin.accounts.actions import do_grant_role
 from marlin.accounts.models import ApiToken
+from marlin.adminsite import MarlinAdminSite
 from tests.conftest import PASSWORD
 
 AUTHOR_AND_ADMIN_PAGES = [
@@ -26,10 +29,16 @@ def test_users_without_roles_are_refused(url, client_for, mallory):
 def test_the_django_admin_is_for_admins_only(client_for, alice, erin):
     response = client_for(alice).get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
-    from marlin.accounts.actions import do_grant_role
-
     do_grant_role(None, erin, "admin")  # syncs is_staff from the role
     assert client_for(erin).get("/admin/").status_code == 200
+
+
+def test_a_staff_flag_without_the_admin_role_does_not_open_the_django_admin(client_for, make_user):
+    # is_staff alone (set by hand, or left over from a revoked role) is not enough.
+    mallory = make_user("mallory", "author", is_staff=True)
+    response = client_for(mallory).get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert isinstance(admin.site, MarlinAdminSite)
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client):
