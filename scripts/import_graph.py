@@ -45,8 +45,10 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def imports_of(path: Path) -> list[Import]:
-    module = module_name(path)
+def imports_of(path: Path, module: str | None = None) -> list[Import]:
+    """The imports of Marlin's modules that the file at `path` makes (as module `module`, by
+    default the name its place in the tree gives it)."""
+    module = module or module_name(path)
     is_package = path.name == "__init__.py"
     tree = ast.parse(path.read_text(), filename=str(path))
     found: list[Import] = []
