@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,11 @@ from scipy.stats import binomtest
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 SCALE = tuple(range(-3, 4))
 FloatArray = npt.NDArray[np.float64]
+# Whatever the caller identifies raters, units, experts and comparisons by (ids, names).
+R = TypeVar("R", bound=Hashable)
+U = TypeVar("U", bound=Hashable)
+E = TypeVar("E", bound=Hashable)
+C = TypeVar("C", bound=Hashable)
 
 
 class AgreementError(ValueError):
@@ -25,12 +30,12 @@ class AgreementError(ValueError):
 
 
 def reliability_matrix(
-    ratings: Iterable[tuple[Hashable, Hashable, float | None]],
-) -> tuple[list[Hashable], list[Hashable], FloatArray]:
+    ratings: Iterable[tuple[R, U, float | None]],
+) -> tuple[list[R], list[U], FloatArray]:
     """Turn (rater, unit, value) triples into raters x units with NaN where nobody rated."""
-    cells: dict[tuple[Hashable, Hashable], float] = {}
-    raters: dict[Hashable, None] = {}
-    units: dict[Hashable, None] = {}
+    cells: dict[tuple[R, U], float] = {}
+    raters: dict[R, None] = {}
+    units: dict[U, None] = {}
     for rater, unit, value in ratings:
         raters.setdefault(rater, None)
         units.setdefault(unit, None)
@@ -116,8 +121,8 @@ def percent_agreement(data: npt.ArrayLike) -> float:
 
 
 @dataclass(frozen=True)
-class ExpertAgreement:
-    expert: Hashable
+class ExpertAgreement(Generic[E]):
+    expert: E
     judgments: int  # judgments with both a rating and a decision
     matches: int  # same direction (A better, tie, B better) as the decision
     agreement: float  # matches / judgments
@@ -125,8 +130,8 @@ class ExpertAgreement:
 
 
 @dataclass(frozen=True)
-class SideBias:
-    expert: Hashable
+class SideBias(Generic[E]):
+    expert: E
     decided: int  # judgments that preferred a side (ties and None left out)
     prefer_a: int
     share_a: float
@@ -142,11 +147,11 @@ def _check_scale(value: int | None) -> int | None:
 
 
 def expert_agreement(
-    judgments: Iterable[tuple[Hashable, Hashable, int | None]],
-    decisions: Mapping[Hashable, int | None],
-) -> list[ExpertAgreement]:
+    judgments: Iterable[tuple[E, C, int | None]],
+    decisions: Mapping[C, int | None],
+) -> list[ExpertAgreement[E]]:
     """Per expert: how often their (expert, comparison, rating) matched the final decision."""
-    per_expert: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)
+    per_expert: dict[E, list[tuple[int, int]]] = defaultdict(list)
     for expert, comparison, rating in judgments:
         decision = _check_scale(decisions.get(comparison))
         rating = _check_scale(rating)
@@ -170,10 +175,10 @@ def expert_agreement(
 
 
 def side_bias(
-    judgments: Iterable[tuple[Hashable, int | None]], confidence: float = 0.95
-) -> list[SideBias]:
+    judgments: Iterable[tuple[E, int | None]], confidence: float = 0.95
+) -> list[SideBias[E]]:
     """Per expert: share of non-tie (expert, rating) judgments that preferred side A, and a test."""
-    counts: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0])
+    counts: dict[E, list[int]] = defaultdict(lambda: [0, 0])
     for expert, rating in judgments:
         rating = _check_scale(rating)
         if rating is None or rating == 0:
