@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -102,10 +102,6 @@ def _move(
     )
 
 
-def _has_judged(user: Any, comparison: Comparison) -> bool:
-    return Judgment.objects.filter(comparison=comparison, annotator_id=user.pk).exists()
-
-
 def active_reviews(judgment: Judgment) -> Any:
     return judgment.reviews.filter(superseded_at__isnull=True)
 
@@ -148,12 +144,7 @@ def _reviewable(actor: Any, judgment: Judgment) -> tuple[Comparison, Judgment]:
     comparison = _lock(judgment.comparison)
     _refuse_if_closed(comparison)
     judgment = Judgment.objects.select_related("rubric_version", "annotator").get(pk=judgment.pk)
-    if judgment.annotator_id == actor.pk:
-        raise PermissionDenied("You cannot review your own judgment; another reviewer must.")
-    if _has_judged(actor, comparison):
-        raise PermissionDenied(
-            "You judged this comparison yourself, so you cannot review its judgments."
-        )
+    judgment.check_reviewer(actor)
     if comparison.state != ComparisonState.IN_REVIEW:
         raise IllegalTransition(
             f"This comparison is {comparison.get_state_display().lower()}, not in review."
@@ -280,9 +271,16 @@ def do_request_revision(
 # Settling: agreed or disputed.
 
 
+def _overall(judgment: Judgment) -> int:
+    # Drafts may lack it; a submitted judgment never does (do_submit_judgment requires it).
+    if judgment.overall is None:
+        raise IllegalTransition(f"Judgment {judgment.pk} has no overall preference yet.")
+    return judgment.overall
+
+
 def _verdict(judgment: Judgment) -> Verdict:
     ratings = {key: value for key, value in judgment.ratings.items() if key != OVERALL_KEY}
-    return Verdict(judgment.overall, ratings)
+    return Verdict(_overall(judgment), ratings)
 
 
 def _review_objections(reviews: list[Review]) -> list[str]:
@@ -340,11 +338,13 @@ def _finalise(comparison: Comparison, decision: Decision) -> dict[str, Any]:
     decision's audit event."""
     comparison.state = ComparisonState.DECIDED
     comparison.save(update_fields=["state", "updated_at"])
-    accepted, rejected, paid = [], [], []
+    accepted: list[int] = []
+    rejected: list[int] = []
+    paid: list[Earning] = []
     judgments = comparison.judgments.filter(status__in=LIVE_STATUSES).select_related("annotator")
     for judgment in judgments:
         ok = judgment.status != JudgmentStatus.REVISION_REQUESTED and is_accepted(
-            judgment.overall, decision.overall
+            _overall(judgment), decision.overall
         )
         judgment.status = JudgmentStatus.ACCEPTED if ok else JudgmentStatus.REJECTED
         judgment.save(update_fields=["status", "updated_at"])
@@ -459,10 +459,7 @@ def do_adjudicate(
         raise IllegalTransition(
             f"Only disputed comparisons are adjudicated; this one is {comparison.get_state_display().lower()}."
         )
-    if _has_judged(actor, comparison):
-        raise PermissionDenied(
-            "You judged this comparison yourself; another adjudicator must decide it."
-        )
+    comparison.check_adjudicator(actor)
     if overall not in SCALE_VALUES:
         raise ValidationError(
             f"The overall decision {overall!r} is not on the 7-point scale (-3 to 3)."

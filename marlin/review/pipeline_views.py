@@ -14,15 +14,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.core import signing
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin.audit.models import AuditEvent
+from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
 from marlin.review import blinding, compare, pipeline
+from marlin.review.forms import DecisionForm, ReasonForm, ReviewForm
 from marlin.review.models import (
     Comparison,
     ComparisonState,
@@ -136,18 +138,6 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _review_from_post(data: Any, judgment: Judgment) -> tuple[str, str, dict[str, Any]]:
-    per_criterion: dict[str, Any] = {}
-    for criterion in judgment.rubric_version.rated_criteria:
-        answer = data.get(f"agree-{criterion['key']}", "")
-        if answer in ("agree", "disagree"):
-            per_criterion[criterion["key"]] = {
-                "agree": answer == "agree",
-                "reason": data.get(f"reason-{criterion['key']}", ""),
-            }
-    return data.get("verdict", ""), data.get("reason", ""), per_criterion
-
-
 @role_required("reviewer")
 def review_judgment(request: HttpRequest, public_id: str, judgment_id: int) -> HttpResponse:
     comparison = _get_comparison(public_id)
@@ -156,28 +146,23 @@ def review_judgment(request: HttpRequest, public_id: str, judgment_id: int) -> H
         pk=judgment_id,
         comparison=comparison,
     )
-    if judgment.annotator_id == request.user.pk:
-        raise PermissionDenied("You cannot review your own judgment; another reviewer must.")
-    if comparison.judgments.filter(annotator=request.user).exists():
-        raise PermissionDenied(
-            "You judged this comparison yourself, so you cannot review its judgments."
-        )
-    error = ""
-    if request.method == "POST":
-        verdict, reason, per_criterion = _review_from_post(request.POST, judgment)
+    judgment.check_reviewer(request.user)  # the page shows nothing do_review would refuse
+    data = request.POST if request.method == "POST" else None
+    form = ReviewForm(data, version=judgment.rubric_version)
+    if form.is_bound and form.is_valid():
         try:
             pipeline.do_review(
                 request.user,
                 judgment,
-                verdict=verdict,
-                reason=reason,
-                per_criterion=per_criterion,
-                active_seconds=_elapsed(request.POST.get("timer", "")),
+                verdict=form.cleaned_data["verdict"],
+                reason=form.cleaned_data["reason"],
+                per_criterion=form.per_criterion(),
+                active_seconds=_elapsed(form.cleaned_data["timer"]),
             )
-        except (ValidationError, pipeline.IllegalTransition) as exc:
-            error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        except (ValidationError, IllegalTransition) as exc:
+            form.add_error(None, _message(exc))
         else:
-            sent_back = verdict == ReviewVerdict.REVISION
+            sent_back = form.cleaned_data["verdict"] == ReviewVerdict.REVISION
             messages.success(
                 request,
                 "Revision requested; the annotator will see your comments."
@@ -185,21 +170,29 @@ def review_judgment(request: HttpRequest, public_id: str, judgment_id: int) -> H
                 else "Review recorded.",
             )
             return redirect("pipeline:queue")
+    rows = {row["key"]: row for row in judgment_rows(judgment)}
     return render(
         request,
         "review/pipeline/review.html",
         {
             **_blind(comparison, request.user),
             "judgment": judgment,
-            "rows": judgment_rows(judgment),
+            "rows": list(rows.values()),
+            "criteria": [
+                {"row": rows[c["key"]], "agree": agree, "reason": reason}
+                for c, agree, reason in form.criterion_rows()
+            ],
+            "form": form,
             "show_annotator": comparison.project.reviewers_see_annotator,
             "verdicts": ReviewVerdict.choices,
-            "posted": request.POST,
-            "error": error,
-            "timer": request.POST.get("timer") or _timer(),
+            "timer": form["timer"].value() or _timer(),
         },
-        status=400 if error else 200,
+        status=400 if form.errors else 200,
     )
+
+
+def _message(exc: ValidationError | IllegalTransition) -> str:
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
 # Adjudicators.
@@ -219,49 +212,31 @@ def adjudication_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _ratings_from_post(data: Any, version: RubricVersion) -> tuple[int | None, dict[str, Any]]:
-    def value(raw: str) -> int | None | str:
-        if raw == "na":
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            return raw
-
-    ratings = {
-        c["key"]: value(data[f"rating-{c['key']}"])
-        for c in version.rated_criteria
-        if data.get(f"rating-{c['key']}", "") != ""
-    }
-    overall = value(data.get("overall", ""))
-    return (overall if isinstance(overall, int) else None), ratings
-
-
 @role_required("adjudicator")
 def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
     if comparison.state == ComparisonState.DECIDED:
         messages.info(request, "This comparison is already decided.")
         return redirect("pipeline:decision", public_id=public_id)
+    comparison.check_adjudicator(request.user)  # the page shows nothing do_adjudicate refuses
     current = _current_version(comparison)
-    error = ""
-    if request.method == "POST":
-        overall, ratings = _ratings_from_post(request.POST, current)
+    form = DecisionForm(
+        request.POST if request.method == "POST" else None,
+        version=current,
+        min_rationale=comparison.project.min_rationale_chars,
+    )
+    if form.is_bound and form.is_valid():
         try:
-            if overall is None:
-                raise ValidationError(
-                    "Choose the overall decision (A much better … B much better)."
-                )
             pipeline.do_adjudicate(
                 request.user,
                 comparison,
-                overall=overall,
-                ratings=ratings,
-                rationale=request.POST.get("rationale", ""),
-                active_seconds=_elapsed(request.POST.get("timer", "")),
+                overall=form.cleaned_data["overall"],
+                ratings=form.ratings(),
+                rationale=form.cleaned_data["rationale"],
+                active_seconds=_elapsed(form.cleaned_data["timer"]),
             )
-        except (ValidationError, pipeline.IllegalTransition) as exc:
-            error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        except (ValidationError, IllegalTransition) as exc:
+            form.add_error(None, _message(exc))
         else:
             messages.success(request, "Decision recorded.")
             return redirect("pipeline:decision", public_id=public_id)
@@ -281,21 +256,20 @@ def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
                 for j in judgments
             ],
             "current_version": current,
+            "form": form,
             "criteria": [
-                {**c, "na_allowed": c.get("allow_not_applicable", True)}
-                for c in current.rated_criteria
+                {**c, "field": field, "na_allowed": c.get("allow_not_applicable", True)}
+                for c, field in form.rating_rows()
             ],
-            "scale": SCALE_7,
-            "posted": request.POST,
-            "error": error,
+            "scale": [(str(value), label) for value, label in SCALE_7],
             "dispute": AuditEvent.objects.filter(
                 object_type="review.comparison",
                 object_id=str(comparison.pk),
                 verb="comparison.disputed",
             ).last(),
-            "timer": request.POST.get("timer") or _timer(),
+            "timer": form["timer"].value() or _timer(),
         },
-        status=400 if error else 200,
+        status=400 if form.errors else 200,
     )
 
 
@@ -397,12 +371,13 @@ def timeline(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def void(request: HttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
+    form = ReasonForm(request.POST)
     try:
-        pipeline.do_void(request.user, comparison, reason=request.POST.get("reason", ""))
-    except (ValidationError, pipeline.IllegalTransition) as exc:
-        messages.error(
-            request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        )
+        if not form.is_valid():
+            raise ValidationError(form.errors["reason"])
+        pipeline.do_void(request.user, comparison, reason=form.cleaned_data["reason"])
+    except (ValidationError, IllegalTransition) as exc:
+        messages.error(request, _message(exc))
     else:
         messages.success(
             request, "Comparison voided; its judgments are voided and nobody is paid for it."
@@ -414,12 +389,15 @@ def void(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def rereview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=project_id)
+    form = ReasonForm(request.POST)
     try:
+        if not form.is_valid():
+            raise ValidationError(form.errors["reason"])
         sent_back = pipeline.do_require_rereview(
-            request.user, project, reason=request.POST.get("reason", "")
+            request.user, project, reason=form.cleaned_data["reason"]
         )
-    except pipeline.IllegalTransition as exc:
-        messages.error(request, str(exc))
+    except (ValidationError, IllegalTransition) as exc:
+        messages.error(request, _message(exc))
     else:
         messages.success(
             request, f"{len(sent_back)} comparison(s) sent back to review under the current rubric."

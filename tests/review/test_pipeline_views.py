@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from marlin.accounts.models import Earning
-from marlin.review.models import ComparisonState, JudgmentStatus
+from marlin.review.models import ComparisonState, Decision, JudgmentStatus
 from marlin.tasks.actions import do_revise_rubric
 from marlin.tasks.rubric import DEFAULT_CRITERIA
 from tests.review.factories import make_comparison, make_project, submitted_judgment
@@ -259,9 +261,11 @@ def test_a_revision_request_needs_only_comments_and_an_agreement_needs_every_cri
         {"verdict": "agree", "reason": "Looks right."},
     )
     assert response.status_code == 400
-    assert (
-        "missing: Correctness, Security, Reliability, Maintainability" in response.content.decode()
-    )
+    page = response.content.decode()
+    for name in ("Correctness", "Security", "Reliability", "Maintainability"):
+        assert f"Agree or disagree on {name}." in page
+    assert ">Looks right.</textarea>" in page
+    assert re.search(r'name="verdict" value="agree" required checked', page)
     response = client.post(
         f"/review/{comparison.public_id}/judgments/{second.pk}/",
         {"verdict": "revision", "reason": "Rate security: the patch adds eval()."},
@@ -269,3 +273,78 @@ def test_a_revision_request_needs_only_comments_and_an_agreement_needs_every_cri
     assert response.status_code == 302
     second.refresh_from_db()
     assert second.status == JudgmentStatus.REVISION_REQUESTED
+
+
+def test_a_reviewer_who_judged_the_comparison_is_refused_before_seeing_the_form(
+    client, make_user, anna
+) -> None:
+    rita = make_user("rita", "annotator", "reviewer")
+    comparison, own, other = in_review(rita, anna)
+    client.force_login(rita)
+    for judgment in (own, other):
+        response = client.get(f"/review/{comparison.public_id}/judgments/{judgment.pk}/")
+        assert response.status_code == 403
+    assert not own.reviews.exists() and not other.reviews.exists()
+
+
+def disputed(alice, anna, bob, brian, client):
+    comparison, first, second = in_review(alice, anna, overalls=(-2, 2))
+    client.force_login(bob)
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    client.force_login(brian)
+    client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", review_form())
+    comparison.refresh_from_db()
+    assert comparison.state == ComparisonState.DISPUTED
+    return comparison
+
+
+def test_an_adjudication_with_bad_input_is_marked_per_field_and_keeps_what_was_chosen(
+    client, alice, anna, bob, brian, carol
+) -> None:
+    comparison = disputed(alice, anna, bob, brian, client)
+    client.force_login(carol)
+    url = f"/review/{comparison.public_id}/adjudicate/"
+    form = {
+        "rating-correctness": "-2",
+        "rating-security": "na",
+        "rating-reliability": "5",
+        "overall": "",
+        "rationale": "Too short.",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Reliability: &#x27;5&#x27; is not on the 7-point scale (-3 to 3)." in page
+    assert "Decide Maintainability (or mark it not applicable)." in page
+    assert "Choose the overall decision (A much better … B much better)." in page
+    assert "The rationale is too short: 10 of at least 20 characters." in page
+    assert '<option value="-2" selected>A better</option>' in page
+    assert '<option value="na" selected>Not applicable</option>' in page
+    assert ">Too short.</textarea>" in page
+    assert not Decision.objects.filter(comparison=comparison).exists()
+    form |= {
+        "rating-reliability": "-1",
+        "rating-maintainability": "0",
+        "overall": "-2",
+        "rationale": "A handles the empty ledger; B raises on it.",
+    }
+    assert client.post(url, form).status_code == 302
+    decision = Decision.objects.get(comparison=comparison)
+    assert decision.overall == -2
+    assert decision.ratings == {
+        "correctness": -2,
+        "security": None,
+        "reliability": -1,
+        "maintainability": 0,
+    }
+
+
+def test_an_adjudicator_who_judged_the_comparison_is_refused_before_seeing_the_form(
+    client, make_user, anna, bob, brian
+) -> None:
+    ada = make_user("ada", "annotator", "adjudicator")
+    comparison = disputed(ada, anna, bob, brian, client)
+    client.force_login(ada)
+    response = client.get(f"/review/{comparison.public_id}/adjudicate/")
+    assert response.status_code == 403
+    assert not Decision.objects.filter(comparison=comparison).exists()
