@@ -11,8 +11,9 @@ profile, and claims it atomically:
   more slots than the overlap (the second waits for, or skips, the first).
 * SQLite: transactions are IMMEDIATE (see settings), so claiming transactions run one at a time.
 
-Claims expire after ``project.claim_timeout_minutes`` without activity (autosaves and page views
-refresh ``last_seen_at``); expired claims are released the next time anyone asks the queue.
+Claims expire after ``project.claim_timeout_minutes`` without activity (every save of the draft,
+including the page's heartbeat autosave, refreshes ``last_seen_at``; reading the page writes
+nothing); expired claims are released the next time anyone asks the queue.
 """
 
 from __future__ import annotations
