@@ -8,7 +8,8 @@ Every run starts from empty catalog tables in a freshly migrated database: SQLit
 data directory, and PostgreSQL when a server answers at postgres://postgres@127.0.0.1:5432/
 (a throwaway database is created and dropped).
 
-    .venv/bin/python benchmarks/catalog_import.py [--lines 10000] [--runs 5] [--backend sqlite|postgres|all]
+    .venv/bin/python benchmarks/catalog_import.py [--lines 10000] [--runs 5]
+        [--backend sqlite|postgres|all]
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def make_csv(lines: int) -> str:
             lang = LANGUAGES[unique % len(LANGUAGES)]
             tags = ";".join(["web", "cli", "infra", "ml"][: 1 + unique % 3])
             rows.append(
-                f"https://github.com/owner{unique}/repo{unique},{lang},{unique * 13 % 90000},MIT,{tags}"
+                f"https://github.com/owner{unique}/repo{unique},{lang},"
+                f"{unique * 13 % 90000},MIT,{tags}"
             )
             unique += 1
     return "\n".join(rows) + "\n"

@@ -83,7 +83,8 @@ def naive_render(files: list[FileDiff]) -> str:
             for line in h.lines:
                 code = highlight(line.text, lexer, formatter) if f.language else escape(line.text)
                 out.append(
-                    f'<tr class="{line.kind}"><td>{line.old_no}</td><td>{line.new_no}</td><td>{code}</td></tr>'
+                    f'<tr class="{line.kind}"><td>{line.old_no}</td><td>{line.new_no}</td>'
+                    f"<td>{code}</td></tr>"
                 )
     return "".join(out)
 
@@ -104,8 +105,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'changed':>8} {'files':>5} {'parse ms':>9} {'eager ms':>9} {'per file ms':>11} "
-        f"{'eager KB':>9} {'first-screen ms':>15} {'first KB':>8} {'naive ms':>9} {'naive/eager':>11} "
-        f"{'eager/first':>11}"
+        f"{'eager KB':>9} {'first-screen ms':>15} {'first KB':>8} {'naive ms':>9} "
+        f"{'naive/eager':>11} {'eager/first':>11}"
     )
     for changed in (200, 2_000, 20_000):
         patch = make_patch(changed)

@@ -222,7 +222,8 @@ def main() -> None:
         t0 = time.perf_counter()
         admin, project = generate(args.comparisons)
         print(
-            f"generated {args.comparisons:,} decided comparisons in {time.perf_counter() - t0:.1f} s"
+            f"generated {args.comparisons:,} decided comparisons "
+            f"in {time.perf_counter() - t0:.1f} s"
         )
         results: dict[str, list[float]] = {"parquet": [], "jsonl": [], "build": []}
         sizes: dict[str, int] = {}
@@ -236,7 +237,8 @@ def main() -> None:
         row_by_row = time_row_by_row(project, sample, Path(tmp) / "row_by_row.parquet")
         med = {k: statistics.median(v) for k, v in results.items()}
         print(
-            f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+            f"machine: {platform.machine()}, {os.cpu_count()} cpus, "
+            f"Python {platform.python_version()}"
         )
         print(f"rows exported: {rows:,} (ties excluded), runs: {args.runs}")
         print(f"build rows only (queries + dicts): median {med['build']:.2f} s")
@@ -252,7 +254,8 @@ def main() -> None:
         print(
             f"row-by-row pyarrow: {sample:,} rows in {row_by_row:.2f} s -> "
             f"{row_by_row / sample * rows:.0f} s extrapolated for {rows:,} rows "
-            f"({row_by_row / sample * rows / (med['parquet'] - med['build']):.0f}x the batched write)"
+            f"({row_by_row / sample * rows / (med['parquet'] - med['build']):.0f}x "
+            "the batched write)"
         )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: {peak:.0f} MB")

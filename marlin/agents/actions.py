@@ -1,5 +1,7 @@
-"""Changes to agents, runs and turns. Each do_* runs in one transaction and writes one audit event;
-runs and turns are worked on by the run_turn job (jobs.py), enqueued when the transaction commits."""
+"""Changes to agents, runs and turns. Each do_* runs in one transaction and writes one audit
+event; runs and turns are worked on by the run_turn job (jobs.py), enqueued when the
+transaction commits.
+"""
 
 from __future__ import annotations
 
@@ -124,7 +126,8 @@ def do_set_agent_pool(
     imported = [str(a) for a in agents if a.provider == Provider.IMPORT]
     if imported:
         raise ValidationError(
-            f"Import agents cannot be in a pool (they only label imported candidates): {', '.join(imported)}."
+            "Import agents cannot be in a pool (they only label imported candidates): "
+            f"{', '.join(imported)}."
         )
     if old == new:
         return project

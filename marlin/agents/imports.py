@@ -91,7 +91,8 @@ class _Lookup:
             self.agents[name] = agent
         elif agent.provider != Provider.IMPORT:
             raise ValueError(
-                f"agent {agent} exists and is not an import agent; import under another version label"
+                f"agent {agent} exists and is not an import agent; "
+                "import under another version label"
             )
         return agent
 

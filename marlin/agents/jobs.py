@@ -197,7 +197,8 @@ def prepare_workspace(run: Run, turn: Turn) -> Path:
         except PatchRejected as exc:
             remove_workspace(path)
             raise TurnError(
-                f"Cannot rebuild the workspace from turn {last.turn.number}'s candidate: {exc.reason}"
+                f"Cannot rebuild the workspace from turn {last.turn.number}'s candidate: "
+                f"{exc.reason}"
             ) from None
     Run.objects.filter(pk=run.pk).update(workspace_path=str(path))
     run.workspace_path = str(path)
@@ -386,7 +387,9 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
     tail = result.output[-2000:]
     return Outcome(
         exit_status=status,
-        message=f"The agent exited with {status} and changed nothing. Its output ends with:\n{tail}",
+        message=(
+            f"The agent exited with {status} and changed nothing. Its output ends with:\n{tail}"
+        ),
         conversation=[
             *run.conversation,
             {"role": "user", "content": turn.prompt},

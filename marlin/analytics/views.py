@@ -81,9 +81,9 @@ def no_ranking_message(board: Leaderboard, labels: dict[str, str]) -> str:
             for group in board.disconnected_groups
         )
         return (
-            f"The comparisons split the agents into {len(board.disconnected_groups)} groups that were "
-            f"never compared with each other: {groups}. Their strengths are not comparable; add "
-            "comparisons that link the groups, or filter to one group."
+            f"The comparisons split the agents into {len(board.disconnected_groups)} groups "
+            f"that were never compared with each other: {groups}. Their strengths are not "
+            "comparable; add comparisons that link the groups, or filter to one group."
         )
     return (
         f"Not enough data for a ranking yet ({board.n_decisions} decided comparisons match): "
@@ -203,7 +203,8 @@ def project_leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
             raise FilterError("filtering by agent is only for roles that may see agent names")
         if filters.criterion not in context["criteria"]:
             raise FilterError(
-                f"criterion must be one of {', '.join(context['criteria'])}; got {filters.criterion!r}"
+                f"criterion must be one of {', '.join(context['criteria'])}; "
+                f"got {filters.criterion!r}"
             )
         rounds = _rounds(request)
     except FilterError as exc:

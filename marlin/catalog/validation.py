@@ -176,7 +176,8 @@ def _describe(host: str, path: str, url: str) -> RepositoryURL:
     for segment in segments:
         if segment.startswith("-"):
             raise InvalidRepositoryURL(
-                f"the path segment {segment!r} starts with '-', which a git server could read as an option"
+                f"the path segment {segment!r} starts with '-', "
+                "which a git server could read as an option"
             )
         if segment in (".", ".."):
             raise InvalidRepositoryURL("the path must not contain '.' or '..' segments")

@@ -90,7 +90,9 @@ def ensure_demo_repository() -> Repository:
             is_local=True,
             language="python",
             license="MIT",
-            description="A tiny double-entry ledger with exact money arithmetic (Marlin's demo repository).",
+            description=(
+                "A tiny double-entry ledger with exact money arithmetic (Marlin's demo repository)."
+            ),
         )
     repository.mirror_status = MirrorStatus.READY
     repository.mirror_path = str(mirror)

@@ -148,15 +148,18 @@ def load_csv(path: str | Path, ledger: Ledger | None = None) -> Ledger:
     return ledger
 '''
 
-TEST_MONEY = """import pytest
+TEST_MONEY = (
+    """import pytest
 
 from ledgerlite.money import format_cents, parse_amount
 
 
 @pytest.mark.parametrize(
     ("text", "cents"),
-    [("0", 0), ("12", 1200), ("12.5", 1250), ("12.05", 1205), ("1,234.56", 123456), ("-3.10", -310), ("$7", 700)],
-)
+"""
+    '    [("0", 0), ("12", 1200), ("12.5", 1250), ("12.05", 1205), ("1,234.56", 123456), '
+    '("-3.10", -310), ("$7", 700)],\n'
+    """)
 def test_parse_amount(text, cents):
     assert parse_amount(text) == cents
 
@@ -171,6 +174,7 @@ def test_format_cents():
     assert format_cents(123456) == "$1,234.56"
     assert format_cents(-5) == "-$0.05"
 """
+)
 
 TEST_LEDGER = """import pytest
 
@@ -196,16 +200,20 @@ def test_rejects_same_account():
         Ledger().post("2024-01-05", "cash", "cash", 10)
 """
 
-TEST_CSVIO = """from ledgerlite.csvio import load_csv
+TEST_CSVIO = (
+    """from ledgerlite.csvio import load_csv
 
 
 def test_load_csv(tmp_path):
     path = tmp_path / "bank.csv"
-    path.write_text("date,debit,credit,amount,memo\\n2024-02-01,cash,sales,\\"1,000.00\\",inv 1\\n2024-02-02,fees,cash,2.50,\\n")
-    ledger = load_csv(path)
+"""
+    '    path.write_text("date,debit,credit,amount,memo\\n'
+    '2024-02-01,cash,sales,\\"1,000.00\\",inv 1\\n2024-02-02,fees,cash,2.50,\\n")\n'
+    """    ledger = load_csv(path)
     assert ledger.balance("cash") == 100000 - 250
     assert ledger.entries[0].memo == "inv 1"
 """
+)
 
 # The history: (message, {path: content}) applied in order.
 COMMITS: list[tuple[str, dict[str, str]]] = [
@@ -234,13 +242,16 @@ COMMITS: list[tuple[str, dict[str, str]]] = [
 
 # --- Tasks of the demo and two candidate solutions for each (a good one and a flawed one). ---
 
-PAREN_TEST = """import pytest
+PAREN_TEST = (
+    """import pytest
 
 from ledgerlite.money import parse_amount
 
 
-@pytest.mark.parametrize(("text", "cents"), [("(12.50)", -1250), ("(1,000)", -100000), ("(3)", -300)])
-def test_parse_amount_accepts_accounting_negatives(text, cents):
+"""
+    '@pytest.mark.parametrize(("text", "cents"), '
+    '[("(12.50)", -1250), ("(1,000)", -100000), ("(3)", -300)])\n'
+    """def test_parse_amount_accepts_accounting_negatives(text, cents):
     assert parse_amount(text) == cents
 
 
@@ -248,6 +259,7 @@ def test_parse_amount_rejects_unbalanced_parentheses():
     with pytest.raises(ValueError):
         parse_amount("(12.50")
 """
+)
 
 MONEY_PAREN_GOOD = MONEY.replace(
     """    cleaned = text.strip().replace("$", "")
@@ -297,14 +309,14 @@ CSVIO_SAFE = (
 def load_csv(''',
     )
     .replace(
-        "    Amount cells may hold simple arithmetic such as '100+25.5' (spreadsheets export them).",
+        "    Amount cells may hold simple arithmetic such as '100+25.5' "
+        "(spreadsheets export them).",
         "    Amount cells may hold sums such as '100+25.5' (spreadsheets export them).",
     )
 )
 
 CSVIO_SAFE_TEST = (
-    TEST_CSVIO
-    + """
+    TEST_CSVIO + """
 
 def test_sums_are_supported_without_eval(tmp_path):
     path = tmp_path / "bank.csv"
@@ -316,8 +328,10 @@ def test_code_in_amount_cells_is_rejected(tmp_path):
     import pytest
 
     path = tmp_path / "evil.csv"
-    path.write_text("date,debit,credit,amount\\n2024-02-01,cash,sales,__import__('os').getcwd() and 1\\n")
-    with pytest.raises(ValueError):
+"""
+    '    path.write_text("date,debit,credit,amount\\n'
+    "2024-02-01,cash,sales,__import__('os').getcwd() and 1\\n\")\n"
+    """    with pytest.raises(ValueError):
         load_csv(path)
 """
 )
@@ -363,7 +377,8 @@ TASKS: list[dict] = [
         "title": "Accept accounting-style negative amounts like (12.50)",
         "kind": "bug_fix",
         "prompt": (
-            "Bank exports write negative amounts in accounting notation: `(12.50)` means -12.50.\n\n"
+            "Bank exports write negative amounts in accounting notation: "
+            "`(12.50)` means -12.50.\n\n"
             '`parse_amount("(12.50)")` currently raises `ValueError`. Make `parse_amount` accept '
             "parenthesised amounts as negative values (with or without a `$` and thousands "
             "separators), and keep rejecting malformed input such as an unbalanced `(12.50`.\n\n"

@@ -78,7 +78,9 @@ class ManifestError(ValueError):
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """One JSON object a line (UTF-8, no ASCII escaping so text stays readable); returns the count."""
+    """One JSON object a line (UTF-8, no ASCII escaping so text stays readable); returns
+    the count.
+    """
     count = 0
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:

@@ -24,7 +24,9 @@ class ComparisonState(models.TextChoices):
 
 
 class Comparison(models.Model):
-    """Two runs on the same task, shown blind as A and B (the sides are stored, chosen at random)."""
+    """Two runs on the same task, shown blind as A and B (the sides are stored, chosen at
+    random).
+    """
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     project = models.ForeignKey(
@@ -60,7 +62,9 @@ class Comparison(models.Model):
         return self.judgments.filter(annotator_id=user.pk).exists()
 
     def is_held_by(self, user: Any) -> bool:
-        """Whether the user works on this comparison as an annotator: a judgment or an open claim."""
+        """Whether the user works on this comparison as an annotator: a judgment or an open
+        claim.
+        """
         return (
             self.has_judged(user)
             or self.claims.filter(annotator_id=user.pk, released_at__isnull=True).exists()

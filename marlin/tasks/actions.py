@@ -1,4 +1,6 @@
-"""Every change to projects, rubrics and tasks goes through a do_* action that writes one audit event."""
+"""Every change to projects, rubrics and tasks goes through a do_* action that writes one
+audit event.
+"""
 
 from __future__ import annotations
 
@@ -210,7 +212,8 @@ def _transition(
     task = Task.objects.select_for_update().get(pk=task.pk)
     if task.status not in allowed_from:
         raise IllegalTransition(
-            f"Cannot {verb.split('.')[-1].replace('_', ' ')} a task that is {task.get_status_display().lower()}."
+            f"Cannot {verb.split('.')[-1].replace('_', ' ')} a task that is "
+            f"{task.get_status_display().lower()}."
         )
     old = {"status": task.status, "review_comment": task.review_comment}
     task.status = to

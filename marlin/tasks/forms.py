@@ -44,7 +44,9 @@ class TaskForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.filter(is_active=True))
     repository = forms.ModelChoiceField(
         queryset=Repository.objects.filter(mirror_status=MirrorStatus.READY),
-        help_text="Only mirrored repositories can be used: the base commit is checked in the mirror.",
+        help_text=(
+            "Only mirrored repositories can be used: the base commit is checked in the mirror."
+        ),
     )
     base_ref = forms.CharField(
         max_length=255,
@@ -65,7 +67,10 @@ class TaskForm(forms.Form):
     checks = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}),
-        help_text='JSON list, e.g. [{"kind": "command", "name": "tests", "command": "python -m pytest -q"}]',
+        help_text=(
+            'JSON list, e.g. [{"kind": "command", "name": "tests", '
+            '"command": "python -m pytest -q"}]'
+        ),
     )
 
     def clean_checks(self) -> list[dict]:
@@ -82,7 +87,8 @@ class TaskForm(forms.Form):
             except (GitError, ValueError) as exc:
                 self.add_error(
                     "base_ref",
-                    f"{ref!r} is not a commit, branch or tag in the mirror of {repository.name}: {exc}",
+                    f"{ref!r} is not a commit, branch or tag in the mirror of "
+                    f"{repository.name}: {exc}",
                 )
         return data
 

@@ -225,7 +225,9 @@ def do_import_swebench_tasks(
     filename: str = "",
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """SWE-bench task records -> draft tasks (approved with ``approve``) with a hidden-tests check."""
+    """SWE-bench task records -> draft tasks (approved with ``approve``) with a hidden-tests
+    check.
+    """
     require_role(actor, "author")
     if approve and not actor.has_role("admin", "reviewer"):
         raise PermissionDenied("Approving imported tasks needs the reviewer or admin role.")

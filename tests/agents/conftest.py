@@ -1,4 +1,6 @@
-"""Fixtures for the agent tests: fake model servers over real HTTP and small real git repositories."""
+"""Fixtures for the agent tests: fake model servers over real HTTP and small real git
+repositories.
+"""
 
 from __future__ import annotations
 

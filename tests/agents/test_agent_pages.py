@@ -1,4 +1,6 @@
-"""Agent pages: definitions (validated settings, no keys), pools, runs on the task page, trajectories."""
+"""Agent pages: definitions (validated settings, no keys), pools, runs on the task page,
+trajectories.
+"""
 
 from __future__ import annotations
 
@@ -150,7 +152,10 @@ def task_with_runs(db, erin, dave) -> Task:
     turn = Turn.objects.create(
         run=run, number=1, prompt="Fix it.", status=TurnStatus.DONE, exit_status="submitted"
     )
-    patch = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1,2 @@\n x = 1\n+# Generated with Claude Code\n"
+    patch = (
+        "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1,2 @@\n"
+        " x = 1\n+# Generated with Claude Code\n"
+    )
     Candidate.objects.create(turn=turn, **candidate_fields(patch))
     TrajectoryStep.objects.create(
         turn=turn, index=1, kind="output", content={"output": "edited x.py"}

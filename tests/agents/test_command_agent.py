@@ -60,7 +60,10 @@ def test_an_agent_that_runs_too_long_is_stopped(calc_repo: Path) -> None:
 
 def test_the_sandbox_has_no_network_by_default(calc_repo: Path, model_server_factory) -> None:
     server = model_server_factory([])
-    probe = f"import urllib.request; urllib.request.urlopen('{server.openai_base_url}/chat/completions', timeout=3)"
+    probe = (
+        "import urllib.request; "
+        f"urllib.request.urlopen('{server.openai_base_url}/chat/completions', timeout=3)"
+    )
     result = run_command_agent(
         CommandAgentSpec(argv=["python3", "-c", probe], timeout=30), calc_repo, ""
     )

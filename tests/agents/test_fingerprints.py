@@ -92,7 +92,8 @@ def test_scrubbed_patches_still_apply(tmp_path: Path) -> None:
     commit_all(repo, "base")
     changed = list(body)
     changed[1] = (
-        "line 2\n# Fixed by Claude (claude-3-5-sonnet)\n# Co-Authored-By: Claude <noreply@anthropic.com>\n"
+        "line 2\n# Fixed by Claude (claude-3-5-sonnet)\n"
+        "# Co-Authored-By: Claude <noreply@anthropic.com>\n"
     )
     changed[30] = "line 31 changed\n# 🤖 Generated with [Claude Code]\n"
     (repo / "app.py").write_text("".join(changed))

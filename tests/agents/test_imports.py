@@ -200,7 +200,10 @@ def test_a_malformed_prediction_file_is_reported_line_by_line_and_the_rest_impor
 
 
 def test_a_json_list_reports_records_by_their_line(calc_tasks) -> None:
-    text = '[\n  {"instance_id": "octo__calc-1",\n   "model_name_or_path": "a", "model_patch": ""},\n  7\n]\n'
+    text = (
+        '[\n  {"instance_id": "octo__calc-1",\n'
+        '   "model_name_or_path": "a", "model_patch": ""},\n  7\n]\n'
+    )
     report = ImportReport()
     records = list(read_records(text, report))
     assert [line for line, _ in records] == [2]

@@ -1,4 +1,6 @@
-"""The agent loop end to end: fake model servers over real HTTP, the real sandbox, real git repos."""
+"""The agent loop end to end: fake model servers over real HTTP, the real sandbox, real git
+repos.
+"""
 
 from __future__ import annotations
 

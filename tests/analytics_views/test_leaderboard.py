@@ -1,4 +1,6 @@
-"""The leaderboard page on real decisions: SVG charts, blinding by role, filters and no-data cases."""
+"""The leaderboard page on real decisions: SVG charts, blinding by role, filters and no-data
+cases.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 
 def _import(user, count: int, **fields: str) -> None:
     lines = ["url,language,tags"] + [
-        f"https://github.com/org/repo{i:03d},{'Go' if i % 2 else 'Python'},{'web' if i % 3 == 0 else 'cli'}"
+        f"https://github.com/org/repo{i:03d},{'Go' if i % 2 else 'Python'},"
+        f"{'web' if i % 3 == 0 else 'cli'}"
         for i in range(count)
     ]
     do_import_repositories(user, "\n".join(lines), filename="seed.csv")
@@ -90,7 +91,10 @@ def test_it_escapes_html_in_descriptions_and_errors(erin, client_for) -> None:
 
 
 def test_the_import_form_shows_counts_bad_lines_and_duplicates(dave, client_for) -> None:
-    text = "https://github.com/a/one\n--upload-pack=touch /tmp/x\ngit@github.com:a/one.git\n<b>bold</b>\n"
+    text = (
+        "https://github.com/a/one\n--upload-pack=touch /tmp/x\n"
+        "git@github.com:a/one.git\n<b>bold</b>\n"
+    )
     client = client_for(dave)
     response = client.post(
         reverse("catalog:import"), {"file": SimpleUploadedFile("list.txt", text.encode())}

@@ -135,7 +135,11 @@ def test_it_keeps_crlf_file_content_but_drops_the_carriage_return_from_text() ->
 
 
 def test_it_marks_no_newline_at_end_of_file_without_counting_it() -> None:
-    patch = "--- a/t.txt\n+++ b/t.txt\n@@ -1 +1 @@\n-old\n\\ No newline at end of file\n+new\n\\ No newline at end of file\n"
+    patch = (
+        "--- a/t.txt\n+++ b/t.txt\n@@ -1 +1 @@\n"
+        "-old\n\\ No newline at end of file\n"
+        "+new\n\\ No newline at end of file\n"
+    )
     [f] = parse_patch(patch)
     kinds = [(ln.kind, ln.old_no, ln.new_no, ln.text) for ln in f.hunks[0].lines]
     assert kinds == [

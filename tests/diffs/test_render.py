@@ -187,7 +187,8 @@ def test_it_puts_hunk_positions_and_expand_buttons_on_hunk_rows() -> None:
 def test_it_renders_binary_generated_and_large_files_as_placeholders() -> None:
     binary, lock = parse_patch(
         "diff --git a/i.png b/i.png\nindex 1..2 100644\nBinary files a/i.png and b/i.png differ\n"
-        "diff --git a/poetry.lock b/poetry.lock\n--- a/poetry.lock\n+++ b/poetry.lock\n@@ -1 +1 @@\n-a\n+b\n"
+        "diff --git a/poetry.lock b/poetry.lock\n--- a/poetry.lock\n+++ b/poetry.lock\n"
+        "@@ -1 +1 @@\n-a\n+b\n"
     )
     html = render_file(binary)
     assert "Binary file changed" in html and "diff-load" not in html and "<table" not in html

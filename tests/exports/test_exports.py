@@ -1,4 +1,6 @@
-"""Exports written by the real job, read back with pyarrow and json, checked against the database."""
+"""Exports written by the real job, read back with pyarrow and json, checked against the
+database.
+"""
 
 from __future__ import annotations
 
@@ -315,7 +317,9 @@ def test_the_task_set_reads_back_with_the_swebench_task_importer(decided, erin):
         "kind": "hidden-tests",
         "name": "hidden tests",
         "command": "python -m pytest -q",
-        "test_patch": "--- a/tests/test_x.py\n+++ b/tests/test_x.py\n@@ -0,0 +1 @@\n+def test_x(): pass\n",
+        "test_patch": (
+            "--- a/tests/test_x.py\n+++ b/tests/test_x.py\n@@ -0,0 +1 @@\n+def test_x(): pass\n"
+        ),
         "fail_to_pass": ["tests/test_x.py::test_x"],
         "pass_to_pass": [],
     }

@@ -1,4 +1,5 @@
-"""A real HTTP server that speaks just enough OpenAI and Anthropic to drive agents in tests and demos.
+"""A real HTTP server that speaks just enough OpenAI and Anthropic to drive agents in tests
+and demos.
 
 It answers ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic), plain
 JSON, no streaming, from a *script*: a list of entries consumed one per request, whichever

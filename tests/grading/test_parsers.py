@@ -17,24 +17,39 @@ from marlin.grading.parsers import (
     parse_semgrep,
 )
 
-JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="1" failures="2" skipped="1" tests="6" time="0.224" timestamp="2026-11-23T10:52:07.971787+00:00" hostname="vm"><testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" line="3" time="0.004" /><testcase classname="tests.test_a" name="test_bad" file="tests/test_a.py" line="7" time="0.008"><failure message="AssertionError: math is broken&#10;assert (1 + 1) == 3">def test_bad():
-&gt;       assert 1 + 1 == 3, "math is broken"
-E       AssertionError: math is broken
-E       assert (1 + 1) == 3
-
-tests/test_a.py:9: AssertionError</failure></testcase><testcase classname="tests.test_a" name="test_skipped" file="tests/test_a.py" line="11" time="0.000"><skipped type="pytest.skip" message="not today">/tmp/cap/tests/test_a.py:12: not today</skipped></testcase><testcase classname="tests.test_a.TestGroup" name="test_param[1]" file="tests/test_a.py" line="17" time="0.006" /><testcase classname="tests.test_a.TestGroup" name="test_param[2]" file="tests/test_a.py" line="17" time="0.003"><failure message="assert 2 == 1">self = &lt;test_a.TestGroup object at 0x7fc5bd36b9d0&gt;, n = 2
-
-    @pytest.mark.parametrize("n", [1, 2])
-    def test_param(self, n):
-&gt;       assert n == 1
-E       assert 2 == 1
-
-tests/test_a.py:20: AssertionError</failure></testcase><testcase classname="tests.test_a" name="test_error" file="tests/test_a.py" line="27" time="0.002"><error message="failed on setup with &quot;RuntimeError: fixture exploded&quot;">@pytest.fixture
-    def broken():
-&gt;       raise RuntimeError("fixture exploded")
-E       RuntimeError: fixture exploded
-
-tests/test_a.py:25: RuntimeError</error></testcase></testsuite></testsuites>"""
+JUNIT = (
+    '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite '
+    'name="pytest" errors="1" failures="2" skipped="1" tests="6" time="0.224" '
+    'timestamp="2026-11-23T10:52:07.971787+00:00" hostname="vm"><testcase classname="tests.test_a" '
+    'name="test_ok" file="tests/test_a.py" line="3" time="0.004" /><testcase '
+    'classname="tests.test_a" name="test_bad" file="tests/test_a.py" line="7" time="0.008">'
+    '<failure message="AssertionError: math is broken&#10;assert (1 + 1) == 3">def test_bad():\n'
+    '&gt;       assert 1 + 1 == 3, "math is broken"\n'
+    "E       AssertionError: math is broken\n"
+    "E       assert (1 + 1) == 3\n"
+    "\n"
+    'tests/test_a.py:9: AssertionError</failure></testcase><testcase classname="tests.test_a" '
+    'name="test_skipped" file="tests/test_a.py" line="11" time="0.000"><skipped type="pytest.skip" '
+    'message="not today">/tmp/cap/tests/test_a.py:12: not today</skipped></testcase><testcase '
+    'classname="tests.test_a.TestGroup" name="test_param[1]" file="tests/test_a.py" line="17" '
+    'time="0.006" /><testcase classname="tests.test_a.TestGroup" name="test_param[2]" '
+    'file="tests/test_a.py" line="17" time="0.003"><failure message="assert 2 == 1">self = '
+    "&lt;test_a.TestGroup object at 0x7fc5bd36b9d0&gt;, n = 2\n"
+    "\n"
+    '    @pytest.mark.parametrize("n", [1, 2])\n'
+    "    def test_param(self, n):\n"
+    "&gt;       assert n == 1\n"
+    "E       assert 2 == 1\n"
+    "\n"
+    'tests/test_a.py:20: AssertionError</failure></testcase><testcase classname="tests.test_a" '
+    'name="test_error" file="tests/test_a.py" line="27" time="0.002"><error message="failed on '
+    'setup with &quot;RuntimeError: fixture exploded&quot;">@pytest.fixture\n'
+    "    def broken():\n"
+    '&gt;       raise RuntimeError("fixture exploded")\n'
+    "E       RuntimeError: fixture exploded\n"
+    "\n"
+    "tests/test_a.py:25: RuntimeError</error></testcase></testsuite></testsuites>"
+)
 
 RUFF = json.dumps(
     [

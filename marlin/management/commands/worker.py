@@ -91,7 +91,10 @@ def _recover_periodically(every: float, stop: threading.Event, stdout_write) -> 
 
 
 class Command(BaseCommand):
-    help = "Run a job worker. Recovers work that crashed workers left behind, on start and periodically."
+    help = (
+        "Run a job worker. Recovers work that crashed workers left behind, "
+        "on start and periodically."
+    )
     # System checks import every URLconf (and with it the API and scipy): seconds per start,
     # for nothing a worker uses. `marlin serve` and `manage.py check` still run them.
     requires_system_checks: list[str] = []

@@ -1,7 +1,9 @@
-"""`marlin import swebench-tasks FILE --project NAME` and `marlin import predictions FILE --project NAME`.
+"""`marlin import swebench-tasks FILE --project NAME` and
+`marlin import predictions FILE --project NAME`.
 
 Exit codes: 0 when records were imported or were already there (even if others were bad), 1 when
-the file held nothing that could be imported, 2 when it could not be read or the arguments are wrong.
+the file held nothing that could be imported, 2 when it could not be read or the arguments are
+wrong.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class Command(BaseCommand):
         tasks.add_argument(
             "--test-command",
             default=DEFAULT_TEST_COMMAND,
-            help=f"the hidden tests' command; test ids are appended (default: {DEFAULT_TEST_COMMAND!r})",
+            help=(
+                "the hidden tests' command; test ids are appended "
+                f"(default: {DEFAULT_TEST_COMMAND!r})"
+            ),
         )
         tasks.add_argument(
             "--setup",

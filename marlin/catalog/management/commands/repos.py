@@ -1,4 +1,5 @@
-"""`marlin repos import FILE [--mirror]`, `marlin repos add URL`, `marlin repos mirror [--all|ID...]`.
+"""`marlin repos import FILE [--mirror]`, `marlin repos add URL`,
+`marlin repos mirror [--all|ID...]`.
 
 Exit codes of `import`: 0 when good lines were imported (even if others were bad), 1 when the
 file held nothing valid, 2 when it could not be read.
@@ -179,7 +180,8 @@ class Command(BaseCommand):
                 if repository.mirror_status != MirrorStatus.READY:
                     failed += 1
                     bar.console.print(
-                        f"{repository.name} (id {pk}): {repository.mirror_status}: {repository.last_error}",
+                        f"{repository.name} (id {pk}): {repository.mirror_status}: "
+                        f"{repository.last_error}",
                         markup=False,
                     )
         self.console.print(f"{len(ids) - failed} of {len(ids)} mirrors ready.")
