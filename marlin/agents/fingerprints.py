@@ -1,4 +1,5 @@
-"""Identity fingerprints: traces in a patch or transcript that tell an annotator which agent wrote it.
+"""Identity fingerprints: traces in a patch or transcript that tell an annotator which agent
+wrote it.
 
 Severity decides what blinding does with a finding:
 
@@ -35,14 +36,19 @@ class Fingerprint:
 
 _TRAILER = re.compile(r"^\W*co-authored-by:.*$", re.IGNORECASE)
 _BANNER = re.compile(
-    r"(🤖\s*generated with.*|generated (?:with|by) \[?(?:claude code|codex|copilot|aider|cursor|chatgpt|gemini)\b.*)",
+    r"(🤖\s*generated with.*|generated (?:with|by) "
+    r"\[?(?:claude code|codex|copilot|aider|cursor|chatgpt|gemini)\b.*)",
     re.IGNORECASE,
 )
 _MODELS = (
-    r"claude(?:[- ](?:\d[\w.-]*|opus|sonnet|haiku|code))*|chatgpt|gpt-?(?:3\.5|4o?|4\.1|5)(?:[-.]?(?:mini|turbo|nano|preview))*"
+    r"claude(?:[- ](?:\d[\w.-]*|opus|sonnet|haiku|code))*|chatgpt"
+    r"|gpt-?(?:3\.5|4o?|4\.1|5)(?:[-.]?(?:mini|turbo|nano|preview))*"
     r"|codex|gemini|llama[- ]?\d*|mistral|mixtral|deepseek(?:-\w+)?|qwen\d*(?:\.\d+)?|grok"
 )
-_VENDORS = r"anthropic|openai|copilot|aider|swe-agent|devin|autocoderover|cursor(?= (?:ai|agent|ide|editor)\b)"
+_VENDORS = (
+    r"anthropic|openai|copilot|aider|swe-agent|devin|autocoderover"
+    r"|cursor(?= (?:ai|agent|ide|editor)\b)"
+)
 _NAME = re.compile(
     rf"(?<![\w.])(?:(?P<model>{_MODELS})|(?P<vendor>{_VENDORS}))(?![\w])", re.IGNORECASE
 )
@@ -139,7 +145,8 @@ def _scrub_line(line: str, findings: list[Fingerprint]) -> str | None:
 
 
 def scrub(text: str) -> str:
-    """Replace names with ``[model]``/``[agent]``, drop trailer and banner lines, rename agent files."""
+    """Replace names with ``[model]``/``[agent]``, drop trailer and banner lines, rename agent
+    files."""
     lines = text.splitlines(keepends=True)
     patch = _is_patch([line.rstrip("\n") for line in lines])
     by_line: dict[int, list[Fingerprint]] = {}

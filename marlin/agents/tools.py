@@ -82,7 +82,8 @@ def workspace_file(workdir: Path, path: str) -> Path:
 
 @dataclass
 class SandboxEnvironment:
-    """Runs commands with ``marlin.sandbox.run`` (workdir at /workspace) and edits files on the host."""
+    """Runs commands with ``marlin.sandbox.run`` (workdir at /workspace) and edits files on the
+    host."""
 
     workdir: Path
     mounts: Sequence[Mount] = ()

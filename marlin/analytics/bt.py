@@ -98,7 +98,8 @@ class Ranking:
 
 
 def pair_counts(agent_ids: Sequence[str], outcomes: Iterable[tuple[str, str, float]]) -> PairCounts:
-    """Count (first, second, outcome) triples; outcome 1 = first wins, 0 = second wins, 0.5 = tie."""
+    """Count (first, second, outcome) triples; outcome 1 = first wins, 0 = second wins, 0.5 =
+    tie."""
     index = {a: i for i, a in enumerate(agent_ids)}
     if len(index) != len(agent_ids):
         raise BTError("agent_ids contains duplicates")
@@ -137,7 +138,8 @@ def pair_counts_from_arrays(
     bad = ~np.isin(outcome, (0.0, 0.5, 1.0))
     if np.any(bad):
         raise BTError(
-            f"outcome must be 1 (first wins), 0 (second wins) or 0.5 (tie); got {float(outcome[bad][0])!r}"
+            "outcome must be 1 (first wins), 0 (second wins) or 0.5 (tie); "
+            f"got {float(outcome[bad][0])!r}"
         )
     cells = k * k
     wins = _count(a_idx * k + b_idx, outcome == 1.0, cells)

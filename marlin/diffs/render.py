@@ -367,7 +367,8 @@ def _tail_row(mode: Mode, index: int, old_end: int, new_end: int) -> str:
     span = "4" if mode == "split" else "3"
     return (
         f'<tr class="hunk hunk-tail" data-file-index="{index}" data-old-start="{old_end + 1}" '
-        f'data-new-start="{new_end + 1}"><td class="hunk-gutter" colspan="{span}">{button}</td></tr>'
+        f'data-new-start="{new_end + 1}">'
+        f'<td class="hunk-gutter" colspan="{span}">{button}</td></tr>'
     )
 
 

@@ -233,7 +233,8 @@ def check_bwrap_works(bwrap: str) -> None:
     if probe.returncode != 0:
         raise SandboxUnavailable(
             f"bubblewrap at {bwrap} cannot create a sandbox on this host: "
-            f"{probe.stderr.strip() or f'exit status {probe.returncode}'}. {_fix_hint(probe.stderr)}"
+            f"{probe.stderr.strip() or f'exit status {probe.returncode}'}. "
+            f"{_fix_hint(probe.stderr)}"
         )
 
 

@@ -29,7 +29,8 @@ BACKENDS: dict[str, str] = {
 
 
 class SandboxError(Exception):
-    """The sandbox could not run the command (bad arguments, broken host): not the command's fault."""
+    """The sandbox could not run the command (bad arguments, broken host): not the command's
+    fault."""
 
 
 class SandboxUnavailable(SandboxError):

@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Retryable:
-    """Returned by a provider's classifier: worth another attempt, after ``retry_after`` if given."""
+    """Returned by a provider's classifier: worth another attempt, after ``retry_after`` if
+    given."""
 
     reason: str
     retry_after: float | None = None
