@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+
+from marlin.accounts.http import AuthenticatedHttpRequest
+from marlin.accounts.models import User
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class Section:
     links: list[Link]
 
 
-def dashboard_sections(user) -> list[Section]:
+def dashboard_sections(user: User) -> list[Section]:
     sections: list[Section] = []
     if user.has_role("admin", "author"):
         sections.append(
@@ -151,5 +154,5 @@ def dashboard_sections(user) -> list[Section]:
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "home.html", {"sections": dashboard_sections(request.user)})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import IO, cast
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
+from rich.console import Console
 
 from marlin.accounts.models import Role, User
 
@@ -41,3 +43,9 @@ def read_input(filename: str) -> str:
         return Path(filename).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"cannot read {filename}: {exc}", returncode=2) from None
+
+
+def console_for(command: BaseCommand) -> Console:
+    """A rich console writing to the command's stdout (so call_command(stdout=...) captures it)."""
+    # OutputWrapper is a TextIOBase, which is all rich needs; the stubs ask for IO[str].
+    return Console(file=cast(IO[str], command.stdout), highlight=False, soft_wrap=True)

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin.accounts import actions
 from marlin.accounts.forms import ExpertProfileForm, TokenForm
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import ApiToken, ExpertProfile
 
 
 @login_required
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     profile_row, _ = ExpertProfile.objects.get_or_create(user=request.user)
     new_token = None
     if request.method == "POST" and request.POST.get("form") == "profile":
@@ -39,7 +40,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
+def revoke_token(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     # Only your own tokens: someone else's id answers 404, not 403, so ids reveal nothing.
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
     actions.do_revoke_token(request.user, token)

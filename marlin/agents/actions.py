@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from marlin.accounts.models import User
 from marlin.agents.forms import SettingsError, validate_agent_settings
 from marlin.agents.jobs import run_turn  # jobs imports this module's neighbours
 from marlin.agents.models import Agent, Provider, Run, RunStatus, Turn, TurnStatus
@@ -52,7 +53,7 @@ def _behaviour_changes(agent: Agent, provider: str, settings: dict[str, Any]) ->
 
 @transaction.atomic
 def do_create_agent(
-    actor: Any,
+    actor: User,
     *,
     name: str,
     provider: str,
@@ -79,7 +80,7 @@ def do_create_agent(
 
 @transaction.atomic
 def do_update_agent(
-    actor: Any, agent: Agent, changes: dict[str, Any], *, reason: str = ""
+    actor: User, agent: Agent, changes: dict[str, Any], *, reason: str = ""
 ) -> Agent:
     require_role(actor, "author")
     unknown = set(changes) - set(AGENT_FIELDS)
@@ -117,7 +118,7 @@ def do_update_agent(
 
 @transaction.atomic
 def do_set_agent_pool(
-    actor: Any, project: Project, agents: list[Agent], *, reason: str = ""
+    actor: User, project: Project, agents: list[Agent], *, reason: str = ""
 ) -> Project:
     require_role(actor, "admin")
     project = Project.objects.select_for_update().get(pk=project.pk)
@@ -149,7 +150,7 @@ def _enqueue_turn(turn: Turn) -> None:
     transaction.on_commit(lambda: run_turn.enqueue(turn_id))
 
 
-def create_run(actor: Any, task: Task, agent: Agent, *, partner: Run | None = None) -> Run:
+def create_run(actor: User, task: Task, agent: Agent, *, partner: Run | None = None) -> Run:
     """A run with turn 1 queued (inside the caller's transaction; no audit event of its own)."""
     if task.status == TaskStatus.RETIRED:
         raise IllegalTransition("The task is retired; agents cannot be run on it.")
@@ -168,7 +169,7 @@ def create_run(actor: Any, task: Task, agent: Agent, *, partner: Run | None = No
 
 
 @transaction.atomic
-def do_start_run(actor: Any, task: Task, agent: Agent) -> Run:
+def do_start_run(actor: User, task: Task, agent: Agent) -> Run:
     require_role(actor, "author")
     run = create_run(actor, task, agent)
     record(
@@ -189,7 +190,7 @@ def link_partners(first: Run, second: Run) -> None:
 
 
 @transaction.atomic
-def do_start_follow_up(actor: Any, comparison: Any, prompt: str) -> list[Turn]:
+def do_start_follow_up(actor: User, comparison: Any, prompt: str) -> list[Turn]:
     """Turn N+1 on both runs of the comparison, in the same conversation and workspace."""
     require_role(actor, "annotator")
     prompt = (prompt or "").strip()
@@ -233,7 +234,7 @@ def do_start_follow_up(actor: Any, comparison: Any, prompt: str) -> list[Turn]:
 
 
 @transaction.atomic
-def do_retry_turn(actor: Any, turn: Turn) -> Turn:
+def do_retry_turn(actor: User, turn: Turn) -> Turn:
     """Queue a failed turn again (after fixing a key or a mirror, for example)."""
     require_role(actor, "author")
     turn = Turn.objects.select_for_update().select_related("run").get(pk=turn.pk)

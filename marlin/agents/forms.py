@@ -196,7 +196,8 @@ class AgentForm(forms.Form):
     is_active = forms.BooleanField(required=False, initial=True)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         text = data.get("settings")
         provider = data.get("provider")
         if text is None or provider is None:

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from marlin.accounts.models import User
 from marlin.agents.jobs import after_candidate, candidate_fields
 from marlin.agents.models import Agent, Candidate, Provider, Run, RunStatus, Turn, TurnStatus
 from marlin.audit.actions import record
@@ -60,7 +61,7 @@ def _clean_patch(patch: str) -> str:
 class _Lookup:
     """Tasks by external id or pk and import agents by name, loaded once per import."""
 
-    def __init__(self, actor: Any, project: Any, version_label: str) -> None:
+    def __init__(self, actor: User, project: Any, version_label: str) -> None:
         self.actor, self.project, self.version_label = actor, project, version_label
         tasks = project.tasks.all()
         self.by_external = {t.external_id: t for t in tasks if t.external_id}
@@ -98,7 +99,7 @@ class _Lookup:
 
 
 def do_import_predictions(
-    actor: Any,
+    actor: User,
     project: Any,
     text: str,
     *,
@@ -133,7 +134,7 @@ def do_import_predictions(
 
 
 def _import_prediction_line(
-    actor: Any,
+    actor: User,
     lookup: _Lookup,
     line_no: int,
     data: dict[str, Any],

@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -491,7 +492,7 @@ def recover_expired_runs() -> int:
             ):
                 continue
             Run.objects.filter(pk=run_id).update(status=RunStatus.QUEUED, lease_expires_at=None)
-            transaction.on_commit(lambda turn_id=turn_id: run_turn.enqueue(turn_id))
+            transaction.on_commit(partial(run_turn.enqueue, turn_id))
         recovered += 1
         logger.info("turn %s: lease expired; queued again", turn_id)
     return recovered

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
+from marlin.accounts.models import User
 from marlin.agents.actions import create_run, link_partners
 from marlin.agents.models import Agent, Provider, Run
 from marlin.audit.actions import record
@@ -111,14 +112,14 @@ def _pool(project: Any) -> list[int]:
     )
 
 
-def do_pair_task(actor: Any, task: Any, *, seed: int | None = None) -> tuple[Any, Any]:
+def do_pair_task(actor: User, task: Any, *, seed: int | None = None) -> tuple[Any, Any]:
     """Choose two agents for the task and start a run of each (partners of each other)."""
     return do_pair_tasks(actor, task.project, [task], seed=seed)[0]
 
 
 @transaction.atomic
 def do_pair_tasks(
-    actor: Any, project: Any, tasks: Sequence[Any], *, seed: int | None = None
+    actor: User, project: Any, tasks: Sequence[Any], *, seed: int | None = None
 ) -> list[tuple[Any, Any]]:
     """Pair several tasks of one project in order; one audit event for the batch."""
 

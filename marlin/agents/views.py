@@ -11,10 +11,11 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.agents import actions
 from marlin.agents.forms import SETTINGS_EXAMPLES, AgentForm, AgentPoolForm, StartRunForm
 from marlin.agents.models import Agent, Provider, Run, TrajectoryStep, Turn
@@ -31,7 +32,7 @@ def _examples() -> str:
 
 
 @role_required(*AGENT_EDITORS)
-def agent_list(request: HttpRequest) -> HttpResponse:
+def agent_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     agents = Agent.objects.annotate(run_count=Count("runs")).select_related("created_by")
     provider = request.GET.get("provider")
     if provider:
@@ -44,7 +45,7 @@ def agent_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*AGENT_EDITORS)
-def agent_create(request: HttpRequest) -> HttpResponse:
+def agent_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AgentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -67,7 +68,7 @@ def agent_create(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*AGENT_EDITORS)
-def agent_edit(request: HttpRequest, agent_id: int) -> HttpResponse:
+def agent_edit(request: AuthenticatedHttpRequest, agent_id: int) -> HttpResponse:
     agent = get_object_or_404(Agent, pk=agent_id)
     initial = {
         "name": agent.name,
@@ -96,7 +97,7 @@ def agent_edit(request: HttpRequest, agent_id: int) -> HttpResponse:
 
 
 @role_required(*AGENT_EDITORS)
-def agent_detail(request: HttpRequest, agent_id: int) -> HttpResponse:
+def agent_detail(request: AuthenticatedHttpRequest, agent_id: int) -> HttpResponse:
     agent = get_object_or_404(Agent.objects.select_related("created_by"), pk=agent_id)
     runs = agent.runs.select_related("task").annotate(turn_count=Count("turns"))[:50]
     history = AuditEvent.objects.for_object("agents.agent", agent.pk).select_related("actor")
@@ -111,7 +112,7 @@ def agent_detail(request: HttpRequest, agent_id: int) -> HttpResponse:
 
 
 @role_required(*AGENT_EDITORS)
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_detail(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(
         Run.objects.select_related("agent", "task__project", "partner__agent"), pk=run_id
     )
@@ -123,7 +124,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @role_required(*AGENT_EDITORS)
 @require_POST
-def turn_retry(request: HttpRequest, turn_id: int) -> HttpResponse:
+def turn_retry(request: AuthenticatedHttpRequest, turn_id: int) -> HttpResponse:
     turn = get_object_or_404(Turn, pk=turn_id)
     try:
         actions.do_retry_turn(request.user, turn)
@@ -135,7 +136,7 @@ def turn_retry(request: HttpRequest, turn_id: int) -> HttpResponse:
 
 
 @role_required(*AGENT_EDITORS)
-def task_runs(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_runs(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(Task.objects.select_related("project", "repository"), pk=task_id)
     form = StartRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -153,7 +154,7 @@ def task_runs(request: HttpRequest, task_id: int) -> HttpResponse:
 
 @role_required(*AGENT_EDITORS)
 @require_POST
-def task_pair(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_pair(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=task_id)
     try:
         first, second = do_pair_task(request.user, task)
@@ -165,7 +166,7 @@ def task_pair(request: HttpRequest, task_id: int) -> HttpResponse:
 
 
 @role_required()
-def project_pool(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_pool(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=project_id)
     form = AgentPoolForm(request.POST or None, initial={"agents": project.agent_pool.all()})
     unpaired = project.tasks.filter(status=TaskStatus.APPROVED, runs__isnull=True).distinct()

@@ -90,7 +90,7 @@ class DecisionFilters:
                         raise FilterError(
                             f"agents must be agent ids (numbers); got {part!r}"
                         ) from None
-        dates = {}
+        dates: dict[str, date | None] = {}
         for name in ("since", "until"):
             value = get(name)
             if value in (None, ""):

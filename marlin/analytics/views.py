@@ -12,9 +12,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import User
 from marlin.agents.models import Agent
 from marlin.analytics import charts
@@ -39,7 +40,7 @@ NAME_ROLES = ("admin", "author", "adjudicator")
 EXPERT_TABLE_ROLES = ("admin", "adjudicator")
 
 
-def can_see_agent_names(user: Any) -> bool:
+def can_see_agent_names(user: User) -> bool:
     return user.has_role(*NAME_ROLES)
 
 
@@ -61,7 +62,7 @@ def default_rounds() -> int:
     return int(getattr(settings, "LEADERBOARD_BOOTSTRAP_ROUNDS", DEFAULT_ROUNDS))
 
 
-def _rounds(request: HttpRequest) -> int:
+def _rounds(request: AuthenticatedHttpRequest) -> int:
     raw = request.GET.get("rounds", "").strip()
     if not raw:
         return default_rounds()
@@ -140,7 +141,7 @@ def leaderboard_context(
     return context
 
 
-def _agreement_context(project: Project, filters: DecisionFilters, user: Any) -> dict[str, Any]:
+def _agreement_context(project: Project, filters: DecisionFilters, user: User) -> dict[str, Any]:
     rows = [
         {
             "criterion": r.criterion,
@@ -174,13 +175,13 @@ def _agreement_context(project: Project, filters: DecisionFilters, user: Any) ->
 
 
 @role_required(*VIEWER_ROLES)
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     projects = Project.objects.filter(is_active=True).order_by("name")
     return render(request, "analytics/project_list.html", {"projects": projects})
 
 
 @role_required(*VIEWER_ROLES)
-def project_leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_leaderboard(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.select_related("rubric"), pk=project_id)
     show_names = can_see_agent_names(request.user)
     context: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Path, Router, Schema
 from ninja.errors import HttpError
@@ -72,7 +72,9 @@ class ImportOut(Schema):
 
 @router.get("", response=list[RepositoryOut], summary="List repositories")
 @paginate(Pagination)
-def list_repositories(request: HttpRequest, q: str = "", language: str = "", status: str = ""):  # type: ignore[no-untyped-def]
+def list_repositories(
+    request: HttpRequest, q: str = "", language: str = "", status: str = ""
+) -> QuerySet[Repository]:
     require(request, *CATALOG_ROLES)
     qs = Repository.objects.prefetch_related("tags").order_by("name", "pk")
     if q:

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
@@ -158,7 +158,7 @@ def list_tasks(
     status: str = "",
     kind: str = "",
     q: str = "",
-):  # type: ignore[no-untyped-def]
+) -> QuerySet[Task]:
     require(request, *TASK_READERS)
     qs = Task.objects.select_related("repository").order_by("-created_at", "-pk")
     if project_id is not None:
@@ -198,7 +198,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status[Task]:
     )
     if not form.is_valid():
         problems = "; ".join(
-            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+            f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
         )
         raise HttpError(422, problems)
     task = do_create_task(user, form.cleaned_data["project"], **form.task_fields())
@@ -209,7 +209,9 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status[Task]:
     "/agents", response=list[AgentOut], tags=["agents"], summary="List agents (admins and authors)"
 )
 @paginate(Pagination)
-def list_agents(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
+def list_agents(
+    request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)
+) -> QuerySet[Agent]:
     require(request, *AGENT_ROLES)
     qs = Agent.objects.order_by("name", "version_label", "pk")
     if project_id is not None:

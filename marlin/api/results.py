@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
@@ -199,7 +200,9 @@ def get_leaderboard(
 
 @router.get("/exports", response=list[ExportOut], tags=["exports"], summary="List exports")
 @paginate(Pagination)
-def list_exports(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
+def list_exports(
+    request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)
+) -> QuerySet[Export]:
     require(request, *EXPORT_ROLES)
     qs = Export.objects.order_by("-created_at", "-pk")
     return qs.filter(project_id=project_id) if project_id is not None else qs

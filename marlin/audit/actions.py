@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from marlin.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
@@ -20,9 +21,9 @@ def _jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def record(
-    actor: Any,
+    actor: AbstractBaseUser | None,
     verb: str,
-    obj: Any = None,
+    obj: models.Model | None = None,
     *,
     object_type: str | None = None,
     object_id: object = None,
@@ -46,8 +47,8 @@ def record(
     event = AuditEvent(
         sequence=head.last_sequence + 1,
         created_at=timezone.now(),
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_name=getattr(actor, "username", None) or "system",
+        actor_id=actor.pk if actor is not None else None,
+        actor_name=(actor.get_username() if actor is not None else "") or "system",
         verb=verb,
         object_type=object_type,
         object_id=str(object_id if object_id is not None else ""),

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from marlin.accounts.models import User
 from marlin.audit.actions import record
 from marlin.catalog.importer import ImportReport, RepoLine, parse_repository_list
 from marlin.catalog.jobs import mirror_repository
@@ -51,7 +51,7 @@ def allow_local() -> bool:
 
 
 def do_add_repository(
-    actor: Any,
+    actor: User,
     url: str,
     *,
     language: str = "",
@@ -102,7 +102,7 @@ def do_add_repository(
 
 
 def do_import_repositories(
-    actor: Any,
+    actor: User,
     text: str,
     *,
     filename: str = "",
@@ -145,7 +145,7 @@ def do_import_repositories(
     return result
 
 
-def do_request_mirror(actor: Any, repository: Repository) -> None:
+def do_request_mirror(actor: User, repository: Repository) -> None:
     """Queue a clone (or a fetch, when the mirror exists) of one repository."""
     require_role(actor, "author")
     with transaction.atomic():
@@ -186,7 +186,7 @@ def _drop_present(lines: list[RepoLine], result: ImportResult) -> list[RepoLine]
 
 
 def _create_in_batches(
-    actor: Any, lines: list[RepoLine], batch_size: int, progress: ProgressCallback | None
+    actor: User, lines: list[RepoLine], batch_size: int, progress: ProgressCallback | None
 ) -> dict[str, int]:
     """Insert the rows; return {normalized_url: pk}."""
     now = timezone.now()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 
@@ -54,8 +56,9 @@ class ImportForm(forms.Form):
         required=False, label="Mirror the new repositories now (starts one clone each)"
     )
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         upload = cleaned.get("file")
         if upload is not None:
             if upload.size > MAX_IMPORT_BYTES:

@@ -9,10 +9,11 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.catalog import actions
 from marlin.catalog.forms import AddRepositoryForm, FilterForm, ImportForm
 from marlin.catalog.mirror import Ref, is_mirror, list_refs
@@ -25,7 +26,7 @@ ROLES = ("author",)
 
 
 @role_required(*ROLES)
-def repository_list(request: HttpRequest) -> HttpResponse:
+def repository_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = FilterForm(request.GET or None)
     repositories = Repository.objects.prefetch_related("tags").order_by("name", "pk")
     current: dict[str, str] = {}
@@ -60,7 +61,7 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*ROLES)
-def repository_add(request: HttpRequest) -> HttpResponse:
+def repository_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AddRepositoryForm(
         request.POST if request.method == "POST" else None, initial={"mirror": True}
     )
@@ -83,7 +84,7 @@ def repository_add(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*ROLES)
-def repository_import(request: HttpRequest) -> HttpResponse:
+def repository_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     bound = request.method == "POST"
     form = ImportForm(request.POST if bound else None, request.FILES if bound else None)
     result = None
@@ -109,7 +110,7 @@ def repository_import(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*ROLES)
-def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def repository_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     repository = get_object_or_404(Repository.objects.prefetch_related("tags"), pk=pk)
     refs: list[Ref] = []
     refs_error = ""
@@ -132,7 +133,7 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(*ROLES)
-def repository_mirror(request: HttpRequest, pk: int) -> HttpResponse:
+def repository_mirror(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     repository = get_object_or_404(Repository, pk=pk)
     actions.do_request_mirror(request.user, repository)
     verb = "fetch" if repository.is_mirrored else "mirror"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from marlin.accounts.models import User
 from marlin.agents.models import Candidate
 from marlin.audit.actions import record
 from marlin.checks.jobs import enqueue_checks, reset_checks
@@ -16,7 +15,7 @@ from marlin.tasks.models import Task
 
 
 @transaction.atomic
-def do_rerun_checks(actor: Any, task: Task, *, reason: str = "") -> int:
+def do_rerun_checks(actor: User, task: Task, *, reason: str = "") -> int:
     """Queue every finished check of every candidate of the task again (and a failed
     environment's build); return how many check results were queued again. Checks that are
     queued or running are left alone."""

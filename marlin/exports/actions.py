@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from marlin.accounts.models import User
 from marlin.analytics.queries import DecisionFilters, FilterError
 from marlin.audit.actions import record
 from marlin.exports.jobs import write_export
@@ -65,7 +66,7 @@ def export_options(
 
 @transaction.atomic
 def do_create_export(
-    actor: Any,
+    actor: User,
     project: Project,
     kind: str,
     filters: dict[str, Any] | None = None,

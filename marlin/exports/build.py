@@ -152,12 +152,13 @@ def _load_chunk(
     ):
         patches[run_id] = (candidate_id, patch)  # later turns overwrite: the latest wins
     checks: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    check_fields = ("name", "kind", "status", "passed", "failed", "errors", "skipped")
     for row in (
         CheckResult.objects.filter(candidate_id__in=[c for c, _ in patches.values()])
         .order_by("check_index")
-        .values("candidate_id", "name", "kind", "status", "passed", "failed", "errors", "skipped")
+        .values("candidate_id", *check_fields)
     ):
-        checks[row.pop("candidate_id")].append(row)
+        checks[row["candidate_id"]].append({name: row[name] for name in check_fields})
     follow_ups: dict[int, list[str]] = defaultdict(list)
     for run_id, prompt in (
         Turn.objects.filter(run_id__in=run_ids, number__gt=1)

@@ -11,9 +11,10 @@ from pathlib import Path
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.exports.actions import EXPORT_ROLES, ExportError, do_create_export
 from marlin.exports.models import Export, ExportKind, ExportStatus
 from marlin.permissions import role_required
@@ -55,7 +56,7 @@ def file_path(export: Export, name: str) -> Path:
 
 
 @role_required(*EXPORT_ROLES)
-def export_list(request: HttpRequest) -> HttpResponse:
+def export_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ExportForm(request.POST or None, initial={"project": request.GET.get("project")})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -86,14 +87,14 @@ def export_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*EXPORT_ROLES)
-def export_detail(request: HttpRequest, export_id: int) -> HttpResponse:
+def export_detail(request: AuthenticatedHttpRequest, export_id: int) -> HttpResponse:
     export = get_object_or_404(Export.objects.select_related("project", "created_by"), pk=export_id)
     running = export.status in (ExportStatus.QUEUED, ExportStatus.RUNNING)
     return render(request, "exports/export_detail.html", {"export": export, "running": running})
 
 
 @role_required(*EXPORT_ROLES)
-def export_file(request: HttpRequest, export_id: int, name: str) -> FileResponse:
+def export_file(request: AuthenticatedHttpRequest, export_id: int, name: str) -> FileResponse:
     export = get_object_or_404(Export, pk=export_id)
     path = file_path(export, name)
     return FileResponse(

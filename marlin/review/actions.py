@@ -8,12 +8,11 @@ save based on an older revision (another tab saved in between) raises :class:`St
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from marlin.accounts.models import User
 from marlin.audit.actions import record
 from marlin.permissions import require_role
 from marlin.review import pipeline, queue
@@ -51,7 +50,7 @@ class JudgmentClosed(Exception):
     """The judgment was submitted; it is final for the annotator."""
 
 
-def check_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
+def check_assigned(actor: User, comparison: Comparison) -> Judgment | None:
     """Check, without writing, that the actor may work on the comparison (or read their own
     judgment on it); return their judgment if any. Raise NotAssigned with the reason if not.
 
@@ -76,7 +75,7 @@ def check_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
     return judgment
 
 
-def ensure_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
+def ensure_assigned(actor: User, comparison: Comparison) -> Judgment | None:
     """check_assigned, then record the activity on the claim (claiming again a draft whose
     claim expired)."""
     judgment = check_assigned(actor, comparison)
@@ -90,7 +89,7 @@ def ensure_assigned(actor: Any, comparison: Comparison) -> Judgment | None:
 
 
 @transaction.atomic
-def do_start_judgment(actor: Any, comparison: Comparison) -> Judgment:
+def do_start_judgment(actor: User, comparison: Comparison) -> Judgment:
     """The annotator's judgment on the comparison, created as a draft on the current rubric."""
     existing = ensure_assigned(actor, comparison)
     if existing is not None:
@@ -113,7 +112,7 @@ def do_start_judgment(actor: Any, comparison: Comparison) -> Judgment:
     return judgment
 
 
-def do_save_draft(actor: Any, judgment: Judgment, draft: Draft, *, revision: int) -> Judgment:
+def do_save_draft(actor: User, judgment: Judgment, draft: Draft, *, revision: int) -> Judgment:
     """Save the draft if ``revision`` is the one the server holds; raise StaleDraft if not."""
     if judgment.annotator_id != actor.pk:
         raise NotAssigned("Only the annotator who wrote this draft may change it.")
@@ -169,7 +168,7 @@ def draft_of(judgment: Judgment) -> Draft:
     )
 
 
-def do_submit_judgment(actor: Any, judgment: Judgment) -> Judgment:
+def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
     """Submit the saved draft: final for the annotator. Raise ValidationError (a dict of field
     messages) when it is incomplete; nothing is changed then."""
     require_role(actor, "annotator")
@@ -224,7 +223,7 @@ def do_submit_judgment(actor: Any, judgment: Judgment) -> Judgment:
 
 
 @transaction.atomic
-def do_release_claim(actor: Any, comparison: Comparison, *, reason: str = "") -> bool:
+def do_release_claim(actor: User, comparison: Comparison, *, reason: str = "") -> bool:
     """Give a claimed comparison back to the queue (the draft, if any, is kept)."""
     require_role(actor, "annotator")
     now = timezone.now()

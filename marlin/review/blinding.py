@@ -9,8 +9,7 @@ audits search responses for it).
 
 from __future__ import annotations
 
-from typing import Any
-
+from marlin.accounts.models import User
 from marlin.agents.models import Candidate, Turn
 from marlin.review.models import Comparison, ComparisonState
 
@@ -24,7 +23,7 @@ def side_of(comparison: Comparison, run_id: int) -> str:
     raise ValueError("That run is not part of this comparison.")
 
 
-def may_reveal(user: Any, comparison: Comparison) -> bool:
+def may_reveal(user: User, comparison: Comparison) -> bool:
     if comparison.state != ComparisonState.DECIDED:
         return False
     if user.has_role("admin"):
@@ -38,7 +37,7 @@ def may_reveal(user: Any, comparison: Comparison) -> bool:
     return worked_on or user.has_role("adjudicator")
 
 
-def revealed_agents(user: Any, comparison: Comparison) -> dict[str, str] | None:
+def revealed_agents(user: User, comparison: Comparison) -> dict[str, str] | None:
     """``{"A": "agent 1", "B": "agent 2"}`` for users allowed to know, else None."""
     if not may_reveal(user, comparison):
         return None

@@ -17,11 +17,11 @@ saved. It is idempotent: calling it twice for the same turn changes nothing the 
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 
+from marlin.accounts.models import User
 from marlin.agents.models import Candidate, Run, Turn
 from marlin.audit.actions import record
 from marlin.review.models import Comparison, ComparisonState
@@ -33,7 +33,7 @@ class PairingError(ValueError):
 
 
 def create_comparison(
-    project: Project, task: Task, run_x: Run, run_y: Run, *, actor: Any = None
+    project: Project, task: Task, run_x: Run, run_y: Run, *, actor: User | None = None
 ) -> Comparison:
     """Compare two runs on ``task``, with sides A and B assigned at random."""
     if run_x.pk == run_y.pk:

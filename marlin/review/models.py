@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
+
+from marlin.accounts.models import User
 
 
 def new_public_id() -> str:
@@ -57,11 +58,11 @@ class Comparison(models.Model):
     def __str__(self) -> str:
         return f"comparison {self.public_id}"
 
-    def has_judged(self, user: Any) -> bool:
+    def has_judged(self, user: User) -> bool:
         """Whether the user has a judgment (in any status, a draft too) on this comparison."""
         return self.judgments.filter(annotator_id=user.pk).exists()
 
-    def is_held_by(self, user: Any) -> bool:
+    def is_held_by(self, user: User) -> bool:
         """Whether the user works on this comparison as an annotator: a judgment or an open
         claim.
         """
@@ -70,7 +71,7 @@ class Comparison(models.Model):
             or self.claims.filter(annotator_id=user.pk, released_at__isnull=True).exists()
         )
 
-    def check_adjudicator(self, user: Any) -> None:
+    def check_adjudicator(self, user: User) -> None:
         """Refuse an adjudicator who judged this comparison (the page and do_adjudicate ask)."""
         if self.has_judged(user):
             raise PermissionDenied(
@@ -156,7 +157,7 @@ class Judgment(models.Model):
         """A draft, or a judgment a reviewer sent back: its annotator may still change it."""
         return self.status in (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
 
-    def check_reviewer(self, user: Any) -> None:
+    def check_reviewer(self, user: User) -> None:
         """Refuse a reviewer who wrote this judgment or judged its comparison (the review page
         and do_review ask)."""
         if self.annotator_id == user.pk:

@@ -55,7 +55,7 @@ def amount_cents(project: Project, kind: str, user: User, active_seconds: int) -
         EarningKind.REVIEW: project.pay_per_review_cents,
         EarningKind.ADJUDICATION: project.pay_per_adjudication_cents,
     }
-    return per_item[kind]
+    return per_item[EarningKind(kind)]
 
 
 def _pay(
@@ -329,8 +329,8 @@ def _comparisons_paid(earnings: QuerySet[Earning]) -> dict[int, int]:
     }
     paid: dict[int, int] = defaultdict(int)
     for source_type, amounts in by_source.items():
-        for source_id, cents in amounts.items():
-            comparison_id = owners.get(source_type, {}).get(source_id)
+        for piece_id, cents in amounts.items():
+            comparison_id = owners.get(source_type, {}).get(piece_id)
             if comparison_id is not None:
                 paid[comparison_id] += cents
     return paid

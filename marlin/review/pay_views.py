@@ -9,12 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import Earning, EarningKind, User
 from marlin.permissions import role_required
 from marlin.review import pay
@@ -22,7 +23,7 @@ from marlin.review.models import Decision, Judgment, Review
 from marlin.tasks.models import Project
 
 
-def _period(request: HttpRequest) -> str:
+def _period(request: AuthenticatedHttpRequest) -> str:
     period = request.GET.get("period", "").strip() or pay.current_period()
     try:
         pay.parse_period(period)
@@ -67,7 +68,7 @@ def _comparison_links(rows: list[Earning]) -> dict[int, str]:
 
 
 @login_required
-def my_earnings(request: HttpRequest) -> HttpResponse:
+def my_earnings(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Your earnings and active time in a month; admins may look at anyone's (?user=)."""
     person: User = request.user
     username = request.GET.get("user", "").strip()
@@ -100,7 +101,7 @@ def my_earnings(request: HttpRequest) -> HttpResponse:
 
 
 @role_required()
-def payroll_csv(request: HttpRequest) -> HttpResponse:
+def payroll_csv(request: AuthenticatedHttpRequest) -> HttpResponse:
     period = _period(request)
     project = None
     if request.GET.get("project"):
@@ -117,7 +118,7 @@ def _back_to(person: User) -> HttpResponse:
 
 @role_required()
 @require_POST
-def adjust(request: HttpRequest) -> HttpResponse:
+def adjust(request: AuthenticatedHttpRequest) -> HttpResponse:
     person = get_object_or_404(User, username=request.POST.get("user", ""))
     try:
         amount = int(request.POST.get("amount_cents", ""))
@@ -163,7 +164,7 @@ def _stale_judgments_per_project() -> list[tuple[Project, int]]:
 
 
 @role_required()
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     project = None
     if request.GET.get("project"):
         project = get_object_or_404(Project, pk=request.GET["project"])

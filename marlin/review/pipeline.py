@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from marlin.accounts.models import Earning, User
 from marlin.audit.actions import record
 from marlin.errors import IllegalTransition
 from marlin.permissions import require_role
@@ -81,7 +82,7 @@ def _refuse_if_closed(comparison: Comparison) -> None:
 
 
 def _move(
-    actor: Any,
+    actor: User,
     comparison: Comparison,
     to: str,
     verb: str,
@@ -139,7 +140,7 @@ def judgment_submitted(judgment: Judgment) -> Comparison:
 # Reviews.
 
 
-def _reviewable(actor: Any, judgment: Judgment) -> tuple[Comparison, Judgment]:
+def _reviewable(actor: User, judgment: Judgment) -> tuple[Comparison, Judgment]:
     require_role(actor, "reviewer")
     comparison = _lock(judgment.comparison)
     _refuse_if_closed(comparison)
@@ -187,7 +188,7 @@ def clean_per_criterion(
 
 @transaction.atomic
 def do_review(
-    actor: Any,
+    actor: User,
     judgment: Judgment,
     *,
     verdict: str,
@@ -232,7 +233,7 @@ def do_review(
 
 @transaction.atomic
 def do_request_revision(
-    actor: Any, judgment: Judgment, *, comments: str, active_seconds: int = 0
+    actor: User, judgment: Judgment, *, comments: str, active_seconds: int = 0
 ) -> Review:
     """Send a judgment back to its annotator with comments they see. Its earlier reviews are
     superseded: the edited judgment is reviewed afresh."""
@@ -298,7 +299,7 @@ def _review_objections(reviews: list[Review]) -> list[str]:
     return objections
 
 
-def _settle(actor: Any, comparison: Comparison) -> None:
+def _settle(actor: User, comparison: Comparison) -> None:
     """Once every judgment has its reviews: agreed (then decided) or disputed."""
     project = comparison.project
     judgments = list(comparison.judgments.filter(status__in=LIVE_STATUSES).order_by("pk"))
@@ -367,7 +368,7 @@ def _finalise(comparison: Comparison, decision: Decision) -> dict[str, Any]:
 
 
 def _decide_from_agreement(
-    actor: Any, comparison: Comparison, judgments: list[Judgment]
+    actor: User, comparison: Comparison, judgments: list[Judgment]
 ) -> Decision:
     result = decide([_verdict(j) for j in judgments])
     version = max((j.rubric_version for j in judgments), key=lambda v: v.number)
@@ -403,7 +404,7 @@ def _decide_from_agreement(
 
 
 @transaction.atomic
-def do_decide_from_agreement(actor: Any, comparison: Comparison) -> Decision:
+def do_decide_from_agreement(actor: User, comparison: Comparison) -> Decision:
     """Decide an agreed comparison (normally done by the review that completes agreement)."""
     require_role(actor, "reviewer", "adjudicator")
     comparison = _lock(comparison)
@@ -443,7 +444,7 @@ def clean_decision_ratings(
 
 @transaction.atomic
 def do_adjudicate(
-    actor: Any,
+    actor: User,
     comparison: Comparison,
     *,
     overall: int,
@@ -506,7 +507,7 @@ def do_adjudicate(
 
 
 @transaction.atomic
-def do_void(actor: Any, comparison: Comparison, *, reason: str) -> Comparison:
+def do_void(actor: User, comparison: Comparison, *, reason: str) -> Comparison:
     """Void a comparison (a bad task, a broken candidate): its judgments are voided, nobody is
     paid for it. Admins and adjudicators; any state but decided."""
     require_role(actor, "adjudicator")
@@ -541,7 +542,7 @@ def do_void(actor: Any, comparison: Comparison, *, reason: str) -> Comparison:
 
 
 @transaction.atomic
-def do_require_rereview(actor: Any, project: Project, *, reason: str = "") -> list[Comparison]:
+def do_require_rereview(actor: User, project: Project, *, reason: str = "") -> list[Comparison]:
     """Send judgments made under an older rubric version, on comparisons not yet decided, back to
     review: their reviews are superseded and disputed comparisons return to review. One audit
     event per comparison sent back."""

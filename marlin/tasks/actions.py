@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from marlin.accounts.models import User
 from marlin.audit.actions import record
 from marlin.errors import IllegalTransition
 from marlin.permissions import require_role
@@ -48,7 +49,7 @@ PROJECT_POLICY_FIELDS = [
 
 @transaction.atomic
 def do_create_rubric(
-    actor: Any, name: str, criteria: list[dict] | None = None, *, note: str = ""
+    actor: User, name: str, criteria: list[dict] | None = None, *, note: str = ""
 ) -> Rubric:
     require_role(actor, "admin")
     rubric = Rubric.objects.create(name=name)
@@ -71,7 +72,7 @@ def do_create_rubric(
 
 @transaction.atomic
 def do_revise_rubric(
-    actor: Any, rubric: Rubric, criteria: list[dict], *, note: str
+    actor: User, rubric: Rubric, criteria: list[dict], *, note: str
 ) -> RubricVersion:
     """Create a new immutable version. Old judgments stay bound to the version they used."""
     require_role(actor, "admin")
@@ -80,7 +81,7 @@ def do_revise_rubric(
     rubric = Rubric.objects.select_for_update().get(pk=rubric.pk)
     current = rubric.current_version()
     normalised = validate_criteria(criteria)
-    if current is not None and current.criteria == normalised:
+    if current.criteria == normalised:
         raise ValidationError("Nothing changed: the criteria are the same as the current version.")
     version = RubricVersion.objects.create(
         rubric=rubric,
@@ -105,7 +106,7 @@ def do_revise_rubric(
 
 @transaction.atomic
 def do_create_project(
-    actor: Any, name: str, *, rubric: Rubric | None = None, **policy: Any
+    actor: User, name: str, *, rubric: Rubric | None = None, **policy: Any
 ) -> Project:
     require_role(actor, "admin")
     if rubric is None:
@@ -128,7 +129,7 @@ def do_create_project(
 
 @transaction.atomic
 def do_update_project(
-    actor: Any, project: Project, changes: dict[str, Any], *, reason: str = ""
+    actor: User, project: Project, changes: dict[str, Any], *, reason: str = ""
 ) -> Project:
     require_role(actor, "admin")
     unknown = set(changes) - set(PROJECT_POLICY_FIELDS) - {"name", "rubric"}
@@ -160,7 +161,7 @@ def _task_values(task: Task) -> dict[str, Any]:
 
 
 @transaction.atomic
-def do_create_task(actor: Any, project: Project, **fields: Any) -> Task:
+def do_create_task(actor: User, project: Project, **fields: Any) -> Task:
     require_role(actor, "author")
     task = Task(project=project, created_by=actor, status=TaskStatus.DRAFT, **fields)
     task.full_clean()
@@ -170,7 +171,7 @@ def do_create_task(actor: Any, project: Project, **fields: Any) -> Task:
 
 
 @transaction.atomic
-def do_update_task(actor: Any, task: Task, changes: dict[str, Any], *, reason: str = "") -> Task:
+def do_update_task(actor: User, task: Task, changes: dict[str, Any], *, reason: str = "") -> Task:
     require_role(actor, "author")
     task = Task.objects.select_for_update().get(pk=task.pk)
     if task.created_by_id != actor.pk and not actor.has_role("admin"):
@@ -200,7 +201,7 @@ def do_update_task(actor: Any, task: Task, changes: dict[str, Any], *, reason: s
 
 
 def _transition(
-    actor: Any,
+    actor: User,
     task: Task,
     *,
     allowed_from: set[str],
@@ -234,7 +235,7 @@ def _transition(
 
 
 @transaction.atomic
-def do_approve_task(actor: Any, task: Task, *, comment: str = "") -> Task:
+def do_approve_task(actor: User, task: Task, *, comment: str = "") -> Task:
     require_role(actor, "reviewer")
     if task.created_by_id == actor.pk and not actor.has_role("admin"):
         raise PermissionDenied("You cannot approve a task you wrote; another reviewer must.")
@@ -250,7 +251,7 @@ def do_approve_task(actor: Any, task: Task, *, comment: str = "") -> Task:
 
 
 @transaction.atomic
-def do_send_back_task(actor: Any, task: Task, *, comment: str) -> Task:
+def do_send_back_task(actor: User, task: Task, *, comment: str) -> Task:
     require_role(actor, "reviewer")
     if not comment or not comment.strip():
         raise ValidationError(
@@ -268,7 +269,7 @@ def do_send_back_task(actor: Any, task: Task, *, comment: str) -> Task:
 
 
 @transaction.atomic
-def do_resubmit_task(actor: Any, task: Task) -> Task:
+def do_resubmit_task(actor: User, task: Task) -> Task:
     require_role(actor, "author")
     return _transition(
         actor,
@@ -281,7 +282,7 @@ def do_resubmit_task(actor: Any, task: Task) -> Task:
 
 
 @transaction.atomic
-def do_retire_task(actor: Any, task: Task, *, reason: str) -> Task:
+def do_retire_task(actor: User, task: Task, *, reason: str) -> Task:
     require_role(actor, "author", "reviewer")
     if not reason.strip():
         raise ValidationError("A reason is required to retire a task.")

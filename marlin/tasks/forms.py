@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from django import forms
 from pydantic import ValidationError as PydanticValidationError
@@ -76,9 +77,9 @@ class TaskForm(forms.Form):
     def clean_checks(self) -> list[dict]:
         return parse_checks(self.cleaned_data.get("checks", ""))
 
-    def clean(self) -> dict:
-
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         repository: Repository | None = data.get("repository")
         ref = data.get("base_ref")
         if repository is not None and ref:

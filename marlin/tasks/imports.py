@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
+from marlin.accounts.models import User
 from marlin.audit.actions import record
 from marlin.catalog.models import Repository
 from marlin.catalog.validation import InvalidRepositoryURL, validate_url
@@ -195,7 +196,7 @@ def _task_fields(
     }
 
 
-def _repository_for(repo: str, actor: Any, cache: dict[str, Any]) -> Any:
+def _repository_for(repo: str, actor: User, cache: dict[str, Any]) -> Any:
     """Find the repository in the catalog by its GitHub URL, or add it (not mirrored)."""
     if repo in cache:
         return cache[repo]
@@ -215,7 +216,7 @@ def _repository_for(repo: str, actor: Any, cache: dict[str, Any]) -> Any:
 
 
 def do_import_swebench_tasks(
-    actor: Any,
+    actor: User,
     project: Any,
     text: str,
     *,
@@ -267,7 +268,7 @@ def do_import_swebench_tasks(
 
 
 def _import_task_line(
-    actor: Any,
+    actor: User,
     project: Any,
     line_no: int,
     data: dict[str, Any],

@@ -136,7 +136,8 @@ def _build_claimed(environment_id: int) -> None:
     environment = Environment.objects.select_related("repository").get(pk=environment_id)
     target = environments_dir() / str(environment.pk)
     started = time.monotonic()
-    status, log = EnvironmentStatus.FAILED, ""
+    status: str = EnvironmentStatus.FAILED
+    log = ""
     try:
         with heartbeat(
             Environment.objects.filter(pk=environment.pk, status=EnvironmentStatus.BUILDING),

@@ -17,7 +17,12 @@ class Rubric(models.Model):
         return self.name
 
     def current_version(self) -> RubricVersion:
-        return self.versions.order_by("-number").first()
+        """The newest version. do_create_rubric writes version 1 with the rubric, so a rubric
+        without one was made around the actions."""
+        version = self.versions.order_by("-number").first()
+        if version is None:
+            raise RubricVersion.DoesNotExist(f"Rubric {self.name!r} has no version.")
+        return version
 
 
 class RubricVersion(models.Model):

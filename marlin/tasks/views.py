@@ -7,10 +7,11 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.audit.models import AuditEvent
 from marlin.permissions import role_required
 from marlin.tasks import actions
@@ -20,14 +21,14 @@ from marlin.tasks.models import Project, Rubric, Task, TaskKind, TaskStatus
 TASK_READERS = ("author", "reviewer")
 
 
-def _get_task_for_user(request: HttpRequest, task_id: int) -> Task:
+def _get_task_for_user(request: AuthenticatedHttpRequest, task_id: int) -> Task:
     return get_object_or_404(
         Task.objects.select_related("project", "repository", "created_by"), pk=task_id
     )
 
 
 @role_required(*TASK_READERS)
-def task_list(request: HttpRequest) -> HttpResponse:
+def task_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     tasks = Task.objects.select_related("project", "repository", "created_by").order_by(
         "-created_at"
     )
@@ -58,7 +59,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required("author")
-def task_create(request: HttpRequest) -> HttpResponse:
+def task_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TaskForm(request.POST or None, initial={"project": request.GET.get("project")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -74,7 +75,7 @@ def task_create(request: HttpRequest) -> HttpResponse:
 
 
 @role_required("author")
-def task_edit(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_edit(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     task = _get_task_for_user(request, task_id)
     if task.created_by_id != request.user.pk and not request.user.has_role("admin"):
         raise PermissionDenied("Only the task's author or an admin may edit it.")
@@ -103,7 +104,7 @@ def task_edit(request: HttpRequest, task_id: int) -> HttpResponse:
 
 
 @role_required(*TASK_READERS)
-def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_detail(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     task = _get_task_for_user(request, task_id)
     history = AuditEvent.objects.for_object("tasks.task", task.pk).select_related("actor")
     context = {"task": task, "history": history, "review_form": ReviewTaskForm()}
@@ -112,7 +113,7 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
 
 @role_required("reviewer", "author")
 @require_POST
-def task_review(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_review(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     task = _get_task_for_user(request, task_id)
     form = ReviewTaskForm(request.POST)
     if not form.is_valid():
@@ -134,7 +135,7 @@ def task_review(request: HttpRequest, task_id: int) -> HttpResponse:
 
 @role_required("author", "reviewer")
 @require_POST
-def task_status(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_status(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     task = _get_task_for_user(request, task_id)
     action = request.POST.get("action")
     try:
@@ -152,20 +153,20 @@ def task_status(request: HttpRequest, task_id: int) -> HttpResponse:
 
 
 @role_required("author", "reviewer", "annotator", "adjudicator")
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     projects = Project.objects.select_related("rubric").annotate(task_count=Count("tasks"))
     return render(request, "tasks/project_list.html", {"projects": projects})
 
 
 @role_required("author", "reviewer", "annotator", "adjudicator")
-def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_detail(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.select_related("rubric"), pk=project_id)
     counts = dict(project.tasks.values_list("status").annotate(n=Count("id")))
     return render(request, "tasks/project_detail.html", {"project": project, "counts": counts})
 
 
 @role_required()
-def project_form(request: HttpRequest, project_id: int | None = None) -> HttpResponse:
+def project_form(request: AuthenticatedHttpRequest, project_id: int | None = None) -> HttpResponse:
     project = get_object_or_404(Project, pk=project_id) if project_id else None
     form = ProjectForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
@@ -184,7 +185,7 @@ def project_form(request: HttpRequest, project_id: int | None = None) -> HttpRes
 
 
 @role_required("author", "reviewer", "annotator", "adjudicator")
-def rubric_detail(request: HttpRequest, rubric_id: int) -> HttpResponse:
+def rubric_detail(request: AuthenticatedHttpRequest, rubric_id: int) -> HttpResponse:
     rubric = get_object_or_404(Rubric, pk=rubric_id)
     versions = list(rubric.versions.select_related("created_by").order_by("-number"))
     selected = versions[0]
@@ -202,7 +203,7 @@ def _criteria_lines(criteria: list[dict]) -> list[str]:
 
 
 @role_required("author", "reviewer", "annotator", "adjudicator")
-def rubric_history(request: HttpRequest, rubric_id: int) -> HttpResponse:
+def rubric_history(request: AuthenticatedHttpRequest, rubric_id: int) -> HttpResponse:
     rubric = get_object_or_404(Rubric, pk=rubric_id)
     versions = list(rubric.versions.select_related("created_by").order_by("number"))
     entries = []
@@ -224,7 +225,7 @@ def rubric_history(request: HttpRequest, rubric_id: int) -> HttpResponse:
 
 
 @role_required()
-def rubric_edit(request: HttpRequest, rubric_id: int) -> HttpResponse:
+def rubric_edit(request: AuthenticatedHttpRequest, rubric_id: int) -> HttpResponse:
     rubric = get_object_or_404(Rubric, pk=rubric_id)
     current = rubric.current_version()
     form = RubricEditForm(

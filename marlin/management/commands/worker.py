@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -72,7 +73,7 @@ def recover_all(*, sweep: bool = True) -> Recovered:
     return recovered
 
 
-def _recover(stdout_write) -> None:  # type: ignore[no-untyped-def]
+def _recover(stdout_write: Callable[[str], None]) -> None:
     try:
         recovered = recover_all()
     except Exception:  # recovery must never stop the worker; the next sweep tries again
@@ -82,7 +83,9 @@ def _recover(stdout_write) -> None:  # type: ignore[no-untyped-def]
         stdout_write(f"Recovery: {recovered}.")
 
 
-def _recover_periodically(every: float, stop: threading.Event, stdout_write) -> None:  # type: ignore[no-untyped-def]
+def _recover_periodically(
+    every: float, stop: threading.Event, stdout_write: Callable[[str], None]
+) -> None:
     try:
         while not stop.wait(every):
             _recover(stdout_write)

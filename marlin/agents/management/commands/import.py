@@ -15,10 +15,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from marlin.accounts.commandline import acting_user, read_input
+from marlin.accounts.commandline import acting_user, console_for, read_input
 from marlin.accounts.models import User
 from marlin.agents.imports import do_import_predictions
 from marlin.tasks.imports import DEFAULT_TEST_COMMAND, ImportReport, do_import_swebench_tasks
@@ -65,7 +64,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.console = Console(file=self.stdout, highlight=False, soft_wrap=True)
+        self.console = console_for(self)
         text = read_input(options["file"])
         actor = acting_user(options.get("username"))
         project = Project.objects.filter(name=options["project"]).first()

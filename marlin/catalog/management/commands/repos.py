@@ -13,12 +13,11 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from marlin.accounts.commandline import acting_user, read_input
+from marlin.accounts.commandline import acting_user, console_for, read_input
 from marlin.accounts.models import User
 from marlin.catalog.actions import (
     CatalogError,
@@ -65,7 +64,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.console = Console(file=self.stdout, highlight=False, soft_wrap=True)
+        self.console = console_for(self)
         action = options["action"]
         if action == "mirror":
             self._mirror(options)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from rich.console import Console
 
+from marlin.accounts.commandline import console_for
 from marlin.accounts.models import Role, User
 from marlin.exports.actions import ExportError, do_create_export
 from marlin.exports.jobs import run_export
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        console = Console(file=self.stdout, highlight=False, soft_wrap=True)
+        console = console_for(self)
         actor = self._actor(options["username"])
         project = self._project(options["project"])
         out = str(Path(options["out"]).resolve()) if options["out"] else ""
