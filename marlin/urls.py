@@ -4,7 +4,6 @@ from django.urls import include, path
 from marlin import home
 from marlin.api.api import api
 
-
 urlpatterns = [
     path("", home.home, name="home"),
     path("account/", include("marlin.accounts.urls")),
