@@ -38,8 +38,8 @@ def _configure(base: Path) -> dict[str, str]:
 
 def _queue_round(count: int, number: int) -> list[int]:
     from django.db import transaction
-    from marlin.checks.jobs import enqueue_checks
 
+    from marlin.checks.jobs import enqueue_checks
     from tests.checks.scenario import demo_patches, demo_task, make_candidate
 
     checks = [{"kind": "command", "name": "unit tests", "command": "python -m pytest -q"}]

@@ -152,7 +152,8 @@ def _reviewable(actor: User, judgment: Judgment) -> tuple[Comparison, Judgment]:
         )
     if judgment.status != JudgmentStatus.SUBMITTED:
         raise IllegalTransition(
-            f"This judgment is not waiting for review (it is {judgment.get_status_display().lower()})."
+            "This judgment is not waiting for review "
+            f"(it is {judgment.get_status_display().lower()})."
         )
     reviews = active_reviews(judgment)
     if reviews.filter(reviewer_id=actor.pk).exists():
@@ -294,7 +295,8 @@ def _review_objections(reviews: list[Review]) -> list[str]:
         for key, entry in sorted(review.per_criterion.items()):
             if not entry.get("agree"):
                 objections.append(
-                    f"{review.reviewer.username} disagrees on {key} in judgment {review.judgment_id}"
+                    f"{review.reviewer.username} disagrees on {key} "
+                    f"in judgment {review.judgment_id}"
                 )
     return objections
 
@@ -411,7 +413,8 @@ def do_decide_from_agreement(actor: User, comparison: Comparison) -> Decision:
     _refuse_if_closed(comparison)
     if comparison.state != ComparisonState.AGREED:
         raise IllegalTransition(
-            f"Only an agreed comparison is decided by agreement; this one is {comparison.get_state_display().lower()}."
+            "Only an agreed comparison is decided by agreement; "
+            f"this one is {comparison.get_state_display().lower()}."
         )
     judgments = list(comparison.judgments.filter(status=JudgmentStatus.SUBMITTED).order_by("pk"))
     return _decide_from_agreement(actor, comparison, judgments)
@@ -458,7 +461,8 @@ def do_adjudicate(
     _refuse_if_closed(comparison)
     if comparison.state != ComparisonState.DISPUTED:
         raise IllegalTransition(
-            f"Only disputed comparisons are adjudicated; this one is {comparison.get_state_display().lower()}."
+            "Only disputed comparisons are adjudicated; "
+            f"this one is {comparison.get_state_display().lower()}."
         )
     comparison.check_adjudicator(actor)
     if overall not in SCALE_VALUES:

@@ -12,11 +12,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from marlin.agents import actions
-from marlin.tasks.imports import ImportReport, read_records
 from marlin.agents.models import Agent, Candidate, Provider, Run, Turn, TurnStatus
 from marlin.audit.models import AuditEvent
 from marlin.catalog.models import MirrorStatus, Repository
 from marlin.tasks import actions as task_actions
+from marlin.tasks.imports import ImportReport, read_records
 from marlin.tasks.models import Project, Task, TaskStatus
 
 REALDATA = Path("/work/shared/realdata/swebench_lite")

@@ -98,9 +98,9 @@ def demo_patches(key: str = DEMO_KEY) -> dict[str, str]:
 
 def _setup(args: argparse.Namespace) -> None:
     from django.db import transaction
-    from marlin.checks.jobs import enqueue_checks
 
     from marlin import paths
+    from marlin.checks.jobs import enqueue_checks
 
     link_shared_tools(paths.data_dir())
     checks = [{"kind": "command", "name": "slow tests", "command": args.command}]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+
 from marlin.checks.jobs import (
     claim_check,
     enqueue_checks,
     recover_checks,
     run_candidate_checks,
 )
-
 from marlin.checks.models import CheckResult, CheckStatus
 from marlin.tasks.jobs import build_environment, environment_for
 from marlin.tasks.models import Environment, EnvironmentStatus

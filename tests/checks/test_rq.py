@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from marlin.checks.jobs import enqueue_checks
 
+from marlin.checks.jobs import enqueue_checks
 from marlin.checks.models import CheckResult
 from tests.checks.scenario import demo_patches, demo_task, make_candidate
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from marlin.checks.jobs import enqueue_checks, run_candidate_checks
 
 from marlin.audit.models import AuditEvent
+from marlin.checks.jobs import enqueue_checks, run_candidate_checks
 from marlin.checks.models import CheckResult
 from marlin.demo.sample_repo import patch_for
 from tests.checks.scenario import demo_patches, demo_source, demo_task, make_candidate

@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import pytest
 from django.db import connection
-from marlin.checks.jobs import enqueue_checks
 
+from marlin.checks.jobs import enqueue_checks
 from marlin.checks.models import CheckResult
 from tests.checks.scenario import demo_patches, demo_task, link_shared_tools, make_candidate
 from tests.checks.test_worker_recovery import Workers
