@@ -160,6 +160,8 @@ def _comment(item: Any, n: int) -> LineComment:
         raise ValidationError(f"{problem}: the line must be a positive number.")
     if not isinstance(text, str) or len(text) > MAX_COMMENT_CHARS:
         raise ValidationError(f"{problem}: text of at most {MAX_COMMENT_CHARS} characters.")
+    if "\x00" in text or "\x00" in path:
+        raise ValidationError(f"{problem}: it contains a null character.")
     return LineComment(side=side, file=path, line_side=line_side, line=line, text=text)
 
 

@@ -148,6 +148,12 @@ def test_time_never_goes_backwards(alice, alice_client, comparison):
             json.dumps([{"side": "C", "file": "x", "line_side": "new", "line": 1, "text": "t"}]),
             "side must be A or B",
         ),
+        (
+            "comments",
+            json.dumps([{"side": "A", "file": "x", "line_side": "new", "line": 1, "text": "\0"}]),
+            "contains a null character",
+        ),
+        ("rationale", "nul \0 here", "Null characters are not allowed"),
     ],
 )
 def test_malformed_fields_are_refused_with_a_message(
