@@ -83,6 +83,8 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     page.get_by_role("button", name="Take the next comparison").click()
     expect(page).to_have_url(re.compile(rf"/compare/{comparison.public_id}/$"))
     expect(page.locator("#side-a .diff-file").first).to_be_visible()
+    expect(page.locator("#save-status")).to_have_text("Not saved yet.")
+    assert not Judgment.objects.filter(annotator=alice).exists()  # opening the page wrote nothing
     page.screenshot(path=str(artifacts_dir / "expert-compare-1280.png"), full_page=False)
     assert page.evaluate(UNLABELLED_CONTROLS) == []
     page.locator("body").click(position={"x": 5, "y": 300})
@@ -125,6 +127,9 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     # Saved means the browser holds no unsaved copy any more (not just an earlier save's status).
     page.wait_for_function(f"!localStorage.getItem('marlin-draft-{comparison.public_id}')")
     expect(page.locator("#save-status")).to_contain_text("Draft saved")
+    assert (
+        Judgment.objects.get(annotator=alice).status == JudgmentStatus.DRAFT
+    )  # the save started it
 
     # Reload mid-way: the draft, the comment and the layout are all still there.
     page.reload()
