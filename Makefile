@@ -23,14 +23,18 @@ system-deps:
 demo: setup
 	$(BIN)/marlin demo
 
-# The whole suite on SQLite, then the database-dependent tests again on PostgreSQL.
-test: setup system-deps
+# Lint and types first, then the whole suite on SQLite, then the database-dependent tests again
+# on PostgreSQL.
+test: setup system-deps lint
 	MARLIN_TEST_ARTIFACTS=$(CURDIR)/test-artifacts $(BIN)/pytest -q -n 2 --dist loadgroup
 	MARLIN_TEST_DB_ONLY=1 MARLIN_DATABASE_URL=$${MARLIN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/marlin} \
 		$(BIN)/pytest -q -n 2 --dist loadgroup -m "not e2e"
 
+# ruff (lint and format), the import-linter layer contracts, mypy with django-stubs.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 bench: setup
