@@ -321,7 +321,9 @@ def _own_judgment(user: Any, public_id: str) -> Judgment:
     "/comparisons",
     response=list[ComparisonBrief],
     tags=["comparisons"],
-    summary="Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)",
+    summary=(
+        "Comparisons you judged or hold (annotators), are reviewing (reviewers), or all (admins)"
+    ),
 )
 @paginate(Pagination)
 def list_comparisons(
@@ -435,7 +437,10 @@ def submit_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
     "/judgments/{judgment_id}",
     response=SubmittedJudgmentOut,
     tags=["judgments"],
-    summary="Your own judgment, or a submitted one for reviewers, adjudicators and admins (others' drafts: 404)",
+    summary=(
+        "Your own judgment, or a submitted one for reviewers, adjudicators and admins "
+        "(others' drafts: 404)"
+    ),
 )
 def get_judgment(
     request: HttpRequest, judgment_id: int = Path(..., ge=1, le=MAX_ID)

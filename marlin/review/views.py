@@ -145,7 +145,8 @@ def queue_next(request: HttpRequest) -> HttpResponse:
     if comparison is None:
         messages.info(
             request,
-            "Nothing to judge right now: every comparison you may take has all the judgments it needs.",
+            "Nothing to judge right now: every comparison you may take has all the judgments "
+            "it needs.",
         )
         return redirect("review:queue")
     return redirect("review:compare", public_id=comparison.public_id)
@@ -190,11 +191,12 @@ def _render_page(
     )
     if viewer.is_annotator:
         judgment = viewer.judgment
+        state = JudgmentStatus(judgment.status if judgment else JudgmentStatus.DRAFT)
         context.update(
             _judgment_context(form or _saved_form(comparison, viewer), errors or {}),
             judgment=judgment,
-            status=judgment.status if judgment else JudgmentStatus.DRAFT,
-            status_label=(judgment or Judgment()).get_status_display(),
+            status=state.value,
+            status_label=state.label,
             draft_revision=judgment.draft_revision if judgment else 0,
             editable=viewer.editable,
             min_rationale=comparison.project.min_rationale_chars,
@@ -213,13 +215,12 @@ def _render_page(
 def _saved_form(comparison: Comparison, viewer: Viewer) -> JudgmentForm:
     """The judgment form showing what the server holds (nothing yet before the first save)."""
     judgment = viewer.judgment
-    saved = actions.draft_of(judgment if judgment is not None else Judgment())
-    revision = judgment.draft_revision if judgment is not None else 0
-    return JudgmentForm(
-        version=viewer.version,
-        turn_count=comparison.turn_count,
-        initial=draft_data(saved, revision=revision),
+    initial = (
+        draft_data(actions.draft_of(judgment), revision=judgment.draft_revision)
+        if judgment is not None
+        else {}
     )
+    return JudgmentForm(version=viewer.version, turn_count=comparison.turn_count, initial=initial)
 
 
 def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, Any]:
