@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
@@ -24,7 +24,13 @@ from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds
 from marlin.errors import IllegalTransition
 from marlin.review import actions, queue
 from marlin.review.compare import candidate_at, checks_visible
-from marlin.review.forms import ReviewForm, draft_data, judgment_form, review_data
+from marlin.review.forms import (
+    ReviewForm,
+    draft_data,
+    error_messages,
+    judgment_form,
+    review_data,
+)
 from marlin.review.models import (
     Comparison,
     ComparisonState,
@@ -328,7 +334,7 @@ def _own_judgment(user: Any, public_id: str) -> Judgment:
 @paginate(Pagination)
 def list_comparisons(
     request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), state: str = ""
-):  # type: ignore[no-untyped-def]
+) -> QuerySet[Comparison]:
     user = user_of(request)
     qs = Comparison.objects.select_related("task").order_by("-created_at", "-pk")
     if not user.has_role("admin", *OVERSIGHT_ROLES):
@@ -400,7 +406,7 @@ def save_my_judgment(request: HttpRequest, public_id: str, body: DraftIn) -> dic
         comparison, user, draft_data(body.model_dump(), revision=body.draft_revision)
     )
     if not form.is_valid():
-        raise ValidationError(form.messages())
+        raise ValidationError(error_messages(form))
     judgment = actions.do_start_judgment(user, comparison)
     try:
         saved = actions.do_save_draft(
@@ -471,7 +477,7 @@ def get_judgment(
 
 @router.get("/reviews", response=list[ReviewOut], tags=["reviews"], summary="Your reviews")
 @paginate(Pagination)
-def list_reviews(request: HttpRequest):  # type: ignore[no-untyped-def]
+def list_reviews(request: HttpRequest) -> QuerySet[Review]:
     user = require(request, "reviewer")
     return (
         Review.objects.filter(reviewer=user)
@@ -501,7 +507,7 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
         version=judgment.rubric_version,
     )
     if not form.is_valid():
-        raise ValidationError(form.messages())
+        raise ValidationError(error_messages(form))
     try:
         review = do_review(
             user,
@@ -523,7 +529,9 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
     summary="Final decisions (admins, authors, adjudicators; agent names for admins and authors)",
 )
 @paginate(Pagination)
-def list_decisions(request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)):  # type: ignore[no-untyped-def]
+def list_decisions(
+    request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID)
+) -> QuerySet[Decision]:
     require(request, "author", "adjudicator")
     qs = Decision.objects.select_related(
         "comparison__run_a__agent", "comparison__run_b__agent", "rubric_version"

@@ -71,6 +71,12 @@ def rating_field(key: str) -> str:
     return f"rating-{key}"
 
 
+def error_messages(form: forms.Form) -> list[str]:
+    """Every error message of a bound form, for answers that are one line of text (the
+    autosave's JSON, the API)."""
+    return [str(message) for errors in form.errors.values() for message in errors]
+
+
 # Fields ------------------------------------------------------------------------------------
 
 
@@ -125,12 +131,12 @@ class SecondsField(forms.Field):
         return max(0, min(number, MAX_SECONDS))
 
 
-class CommentsField(forms.CharField):
+class CommentsField(forms.Field):
     """Line comments as the page keeps them: a JSON list of ``{side, file, line_side, line,
     text}``."""
 
     def to_python(self, value: Any) -> list[LineComment]:
-        text = super().to_python(value)
+        text = "" if value in self.empty_values else str(value).strip()
         if not text:
             return []
         try:
@@ -206,10 +212,6 @@ class RubricForm(forms.Form):
 
     def turn_fields(self, number: int) -> dict[str, forms.Field]:
         return {}
-
-    def messages(self) -> list[str]:
-        """Every error message, for answers that are one line of text (JSON, the API)."""
-        return [message for errors in self.errors.values() for message in errors]
 
 
 class RatingsForm(RubricForm):
@@ -377,7 +379,8 @@ class ReviewForm(RubricForm):
         }
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         verdict, reason = data.get("verdict"), data.get("reason", "").strip()
         if verdict == ReviewVerdict.REVISION:
             if not reason:

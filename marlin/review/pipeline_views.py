@@ -16,15 +16,16 @@ from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.audit.models import AuditEvent
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
 from marlin.review import blinding, compare, pipeline
-from marlin.review.forms import DecisionForm, ReasonForm, ReviewForm
+from marlin.review.forms import DecisionForm, ReasonForm, ReviewForm, error_messages
 from marlin.review.models import (
     Comparison,
     ComparisonState,
@@ -91,7 +92,7 @@ def judgment_rows(judgment: Judgment) -> list[dict[str, Any]]:
             }
         )
     overall = judgment.rubric_version.overall_criterion
-    label = SCALE_LABELS.get(judgment.overall, "—")
+    label = "—" if judgment.overall is None else SCALE_LABELS[judgment.overall]
     rows.append(
         {
             "key": overall["key"],
@@ -132,14 +133,16 @@ def review_queue_for(user: Any) -> QuerySet[Judgment]:
 
 
 @role_required("reviewer")
-def review_queue(request: HttpRequest) -> HttpResponse:
+def review_queue(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request, "review/pipeline/queue.html", {"judgments": review_queue_for(request.user)[:200]}
     )
 
 
 @role_required("reviewer")
-def review_judgment(request: HttpRequest, public_id: str, judgment_id: int) -> HttpResponse:
+def review_judgment(
+    request: AuthenticatedHttpRequest, public_id: str, judgment_id: int
+) -> HttpResponse:
     comparison = _get_comparison(public_id)
     judgment = get_object_or_404(
         Judgment.objects.select_related("rubric_version", "annotator"),
@@ -199,7 +202,7 @@ def _message(exc: ValidationError | IllegalTransition) -> str:
 
 
 @role_required("adjudicator")
-def adjudication_queue(request: HttpRequest) -> HttpResponse:
+def adjudication_queue(request: AuthenticatedHttpRequest) -> HttpResponse:
     judged = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=request.user)
     comparisons = (
         Comparison.objects.filter(state=ComparisonState.DISPUTED)
@@ -213,7 +216,7 @@ def adjudication_queue(request: HttpRequest) -> HttpResponse:
 
 
 @role_required("adjudicator")
-def adjudicate(request: HttpRequest, public_id: str) -> HttpResponse:
+def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
     if comparison.state == ComparisonState.DECIDED:
         messages.info(request, "This comparison is already decided.")
@@ -303,7 +306,7 @@ def timeline_events(comparison: Comparison) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(query).order_by("sequence")
 
 
-def _outcome_context(request: HttpRequest, comparison: Comparison) -> dict[str, Any]:
+def _outcome_context(request: AuthenticatedHttpRequest, comparison: Comparison) -> dict[str, Any]:
     decision = getattr(comparison, "decision", None)
     agents = blinding.revealed_agents(request.user, comparison)
     return {
@@ -330,7 +333,7 @@ def _decision_rows(decision: Any) -> list[dict[str, Any]]:
 
 
 @role_required(*EXPERT_ROLES)
-def decision_page(request: HttpRequest, public_id: str) -> HttpResponse:
+def decision_page(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
     if not request.user.has_role("admin", "adjudicator") and not _took_part(
         request.user, comparison
@@ -355,7 +358,7 @@ def decision_page(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @role_required("adjudicator")
-def timeline(request: HttpRequest, public_id: str) -> HttpResponse:
+def timeline(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
     judgments = comparison.judgments.select_related("annotator", "rubric_version").order_by("pk")
     context = {
@@ -369,12 +372,12 @@ def timeline(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @role_required("adjudicator")
 @require_POST
-def void(request: HttpRequest, public_id: str) -> HttpResponse:
+def void(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     comparison = _get_comparison(public_id)
     form = ReasonForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError(form.errors["reason"])
+            raise ValidationError(error_messages(form))
         pipeline.do_void(request.user, comparison, reason=form.cleaned_data["reason"])
     except (ValidationError, IllegalTransition) as exc:
         messages.error(request, _message(exc))
@@ -387,12 +390,12 @@ def void(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @role_required()
 @require_POST
-def rereview(request: HttpRequest, project_id: int) -> HttpResponse:
+def rereview(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=project_id)
     form = ReasonForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError(form.errors["reason"])
+            raise ValidationError(error_messages(form))
         sent_back = pipeline.do_require_rereview(
             request.user, project, reason=form.cleaned_data["reason"]
         )
@@ -409,7 +412,7 @@ def rereview(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @role_required("annotator")
-def revisions(request: HttpRequest) -> HttpResponse:
+def revisions(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The annotator's judgments that reviewers sent back, with their comments."""
     judgments = (
         Judgment.objects.filter(annotator=request.user, status=JudgmentStatus.REVISION_REQUESTED)

@@ -14,12 +14,15 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.agents.actions import do_start_follow_up
+from marlin.diffs.render import Mode
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
 from marlin.review import actions, compare, queue
@@ -29,6 +32,7 @@ from marlin.review.forms import (
     JudgmentForm,
     ReasonForm,
     draft_data,
+    error_messages,
     judgment_form,
 )
 from marlin.review.models import Comparison, Judgment, JudgmentStatus, ReviewVerdict
@@ -64,7 +68,7 @@ def _get_comparison(public_id: str) -> Comparison:
     )
 
 
-def _viewer(request: HttpRequest, comparison: Comparison) -> Viewer:
+def _viewer(request: AuthenticatedHttpRequest, comparison: Comparison) -> Viewer:
     """Who is looking, without writing anything: the annotator working on the comparison, or a
     reviewer, adjudicator or admin reading it. Raise NotAssigned for an annotator who may not
     work on it."""
@@ -81,13 +85,15 @@ def _viewer(request: HttpRequest, comparison: Comparison) -> Viewer:
     raise Http404("No such comparison.")
 
 
-def comparison_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def comparison_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
     """Resolve the comparison and the viewer; answer refusals (the actions' too) with their
     message, never a trace. Nothing here writes: work starts with the annotator's first POST."""
 
     @role_required(*VIEWERS)
     @wraps(view)
-    def wrapped(request: HttpRequest, public_id: str, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(
+        request: AuthenticatedHttpRequest, public_id: str, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         comparison = _get_comparison(public_id)
         try:
             viewer = _viewer(request, comparison)
@@ -112,12 +118,12 @@ def _wants_json(request: HttpRequest) -> bool:
     )
 
 
-def _mode(request: HttpRequest) -> str:
+def _mode(request: HttpRequest) -> Mode:
     mode = request.GET.get("mode") or request.COOKIES.get(MODE_COOKIE, "split")
-    return mode if mode in ("split", "unified") else "split"
+    return "unified" if mode == "unified" else "split"
 
 
-def _view(request: HttpRequest) -> str:
+def _view(request: HttpRequest) -> compare.View:
     return "incremental" if request.GET.get("view") == "incremental" else "cumulative"
 
 
@@ -125,7 +131,7 @@ def _view(request: HttpRequest) -> str:
 
 
 @role_required("annotator")
-def queue_page(request: HttpRequest) -> HttpResponse:
+def queue_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     mine = (
         Judgment.objects.filter(annotator=request.user)
         .select_related("comparison__task", "comparison__project")
@@ -140,7 +146,7 @@ def queue_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required("annotator")
-def queue_next(request: HttpRequest) -> HttpResponse:
+def queue_next(request: AuthenticatedHttpRequest) -> HttpResponse:
     comparison = queue.next_comparison(request.user)
     if comparison is None:
         messages.info(
@@ -154,10 +160,12 @@ def queue_next(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @comparison_view
-def release(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
+def release(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
+) -> HttpResponse:
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["reason"]))
+        messages.error(request, " ".join(error_messages(form)))
         return redirect("review:compare", public_id=comparison.public_id)
     actions.do_release_claim(request.user, comparison, reason=form.cleaned_data["reason"])
     messages.success(request, "Comparison given back to the queue. Your draft, if any, is kept.")
@@ -169,12 +177,14 @@ def release(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Htt
 
 @require_GET
 @comparison_view
-def compare_page(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
+def compare_page(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
+) -> HttpResponse:
     return _render_page(request, comparison, viewer)
 
 
 def _render_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     comparison: Comparison,
     viewer: Viewer,
     *,
@@ -189,11 +199,13 @@ def _render_page(
     context = compare.comparison_context(
         comparison, request.user, turn=turn, view=_view(request), mode=_mode(request)
     )
-    if viewer.is_annotator:
+    if viewer.version is not None:  # the annotator working on it
         judgment = viewer.judgment
         state = JudgmentStatus(judgment.status if judgment else JudgmentStatus.DRAFT)
         context.update(
-            _judgment_context(form or _saved_form(comparison, viewer), errors or {}),
+            _judgment_context(
+                form or _saved_form(comparison, viewer, viewer.version), errors or {}
+            ),
             judgment=judgment,
             status=state.value,
             status_label=state.label,
@@ -212,7 +224,7 @@ def _render_page(
     return render(request, "review/compare.html", context, status=status)
 
 
-def _saved_form(comparison: Comparison, viewer: Viewer) -> JudgmentForm:
+def _saved_form(comparison: Comparison, viewer: Viewer, version: RubricVersion) -> JudgmentForm:
     """The judgment form showing what the server holds (nothing yet before the first save)."""
     judgment = viewer.judgment
     initial = (
@@ -220,13 +232,13 @@ def _saved_form(comparison: Comparison, viewer: Viewer) -> JudgmentForm:
         if judgment is not None
         else {}
     )
-    return JudgmentForm(version=viewer.version, turn_count=comparison.turn_count, initial=initial)
+    return JudgmentForm(version=version, turn_count=comparison.turn_count, initial=initial)
 
 
 def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, Any]:
     """What review/_judgment_form.html shows: every field's value (as saved, or as posted) and
     its error, from the form's own checks or from submitting."""
-    errors = {name: " ".join(msgs) for name, msgs in form.errors.items()} | errors
+    errors = {name: " ".join(map(str, msgs)) for name, msgs in form.errors.items()} | errors
     general = [errors.pop(name) for name in _GENERAL_FIELDS if name in errors]
     scale = _scale()
     criteria = [
@@ -290,7 +302,7 @@ def _scale() -> list[dict[str, Any]]:
 @require_GET
 @comparison_view
 def compare_file(
-    request: HttpRequest, comparison: Comparison, viewer: Viewer, side: str, index: int
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, side: str, index: int
 ) -> HttpResponse:
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     html = compare.render_side_file(
@@ -308,7 +320,7 @@ def compare_file(
 @require_GET
 @comparison_view
 def compare_side(
-    request: HttpRequest, comparison: Comparison, viewer: Viewer, side: str
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, side: str
 ) -> HttpResponse:
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     html = compare.render_side_patch(
@@ -320,7 +332,7 @@ def compare_side(
 @require_GET
 @comparison_view
 def compare_context(
-    request: HttpRequest, comparison: Comparison, viewer: Viewer, side: str, index: int
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, side: str, index: int
 ) -> HttpResponse:
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     try:
@@ -338,7 +350,7 @@ def compare_context(
 @require_GET
 @comparison_view
 def compare_trajectory(
-    request: HttpRequest, comparison: Comparison, viewer: Viewer, side: str
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, side: str
 ) -> HttpResponse:
     turn = compare.check_turn(comparison, request.GET.get("turn"))
     steps = compare.trajectory(comparison, compare.check_side(side), turn)
@@ -347,7 +359,9 @@ def compare_trajectory(
 
 @require_GET
 @comparison_view
-def followup_status(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
+def followup_status(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
+) -> HttpResponse:
     return render(
         request,
         "review/_followup_status.html",
@@ -362,14 +376,18 @@ def followup_status(request: HttpRequest, comparison: Comparison, viewer: Viewer
 
 @require_http_methods(["GET", "POST"])
 @comparison_view
-def draft(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
+def draft(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
+) -> HttpResponse:
     if request.method == "GET":
         if viewer.judgment is None:
             return JsonResponse({"error": "You have no draft on this comparison."}, status=404)
         return JsonResponse(_draft_json(viewer.judgment))
     form = judgment_form(comparison, request.user, request.POST)
     if not form.is_valid():
-        return JsonResponse({"error": " ".join(form.messages()), "fields": form.errors}, status=400)
+        return JsonResponse(
+            {"error": " ".join(error_messages(form)), "fields": form.errors}, status=400
+        )
     try:
         judgment = actions.do_start_judgment(request.user, comparison)
         judgment = actions.do_save_draft(
@@ -398,7 +416,9 @@ def _draft_json(judgment: Judgment) -> dict[str, Any]:
 
 @require_POST
 @comparison_view
-def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
+def submit(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
+) -> HttpResponse:
     form = judgment_form(comparison, request.user, request.POST)
     if not form.is_valid():
         return _render_page(
@@ -449,10 +469,12 @@ def submit(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> Http
 
 @require_POST
 @comparison_view
-def follow_up(request: HttpRequest, comparison: Comparison, viewer: Viewer) -> HttpResponse:
+def follow_up(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
+) -> HttpResponse:
     form = FollowUpForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["prompt"]))
+        messages.error(request, " ".join(error_messages(form)))
         return redirect("review:compare", public_id=comparison.public_id)
     # Asking for a follow-up is work on the comparison: it starts the judgment too. The
     # follow-up action itself does not know who works on a comparison, so this asks.
