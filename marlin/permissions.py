@@ -50,7 +50,6 @@ def role_required(*roles: str) -> Callable[[View], View]:
                 )
             return view(request, *args, **kwargs)
 
-        wrapped.required_roles = roles  # type: ignore[attr-defined]
         return wrapped
 
     return decorator

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import transaction
 
 from marlin.accounts.models import ApiToken, ExpertProfile, Role, RoleGrant, User
@@ -22,7 +24,7 @@ def do_create_user(
     username: str,
     password: str,
     *,
-    roles: list[str] = (),  # type: ignore[assignment]
+    roles: Sequence[str] = (),
     email: str = "",
     reason: str = "",
 ) -> User:

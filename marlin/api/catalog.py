@@ -12,7 +12,7 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require
-from marlin.api.types import MAX_ID, Pagination
+from marlin.api.types import MAX_ID, Pagination, filter_param
 from marlin.catalog.actions import CatalogError, do_add_repository, do_import_repositories
 from marlin.catalog.models import Repository
 
@@ -73,7 +73,10 @@ class ImportOut(Schema):
 @router.get("", response=list[RepositoryOut], summary="List repositories")
 @paginate(Pagination)
 def list_repositories(
-    request: HttpRequest, q: str = "", language: str = "", status: str = ""
+    request: HttpRequest,
+    q: str = filter_param(),
+    language: str = filter_param(),
+    status: str = filter_param(),
 ) -> QuerySet[Repository]:
     require(request, *CATALOG_ROLES)
     qs = Repository.objects.prefetch_related("tags").order_by("name", "pk")

@@ -17,7 +17,7 @@ from ninja.responses import Status
 from marlin.agents.imports import do_import_predictions
 from marlin.agents.models import Agent, Run
 from marlin.api.auth import require
-from marlin.api.types import MAX_ID, Id, Pagination
+from marlin.api.types import MAX_ID, Id, Pagination, filter_param
 from marlin.tasks.actions import do_create_task
 from marlin.tasks.forms import TaskForm
 from marlin.tasks.imports import do_import_swebench_tasks
@@ -155,9 +155,9 @@ class ImportOut(Schema):
 def list_tasks(
     request: HttpRequest,
     project_id: int | None = Query(None, ge=1, le=MAX_ID),
-    status: str = "",
-    kind: str = "",
-    q: str = "",
+    status: str = filter_param(),
+    kind: str = filter_param(),
+    q: str = filter_param(),
 ) -> QuerySet[Task]:
     require(request, *TASK_READERS)
     qs = Task.objects.select_related("repository").order_by("-created_at", "-pk")

@@ -26,7 +26,7 @@ from marlin.analytics.views import (
     no_ranking_message,
 )
 from marlin.api.auth import require
-from marlin.api.types import MAX_ID, Id, Pagination
+from marlin.api.types import MAX_ID, FilterText, Id, Pagination
 from marlin.exports.actions import EXPORT_ROLES, ExportError, do_create_export
 from marlin.exports.models import Export
 from marlin.tasks.models import Project
@@ -35,8 +35,8 @@ router = Router()
 
 
 class LeaderboardQuery(Schema):
-    task_kind: str = ""
-    criterion: str = "overall"
+    task_kind: FilterText = ""
+    criterion: FilterText = "overall"
     agents: list[Id] = Field(
         default_factory=list, description="Agent ids (admins, authors and adjudicators only)."
     )
@@ -89,8 +89,8 @@ class LeaderboardOut(Schema):
 
 class ExportIn(Schema):
     project_id: Id
-    kind: str = Field(..., description="preferences, records, predictions or tasks")
-    task_kind: str = ""
+    kind: FilterText = Field(..., description="preferences, records, predictions or tasks")
+    task_kind: FilterText = ""
     agents: list[Id] = Field(default_factory=list)
     since: date | None = None
     until: date | None = None

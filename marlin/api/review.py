@@ -20,7 +20,7 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require, user_of
-from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds
+from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds, filter_param
 from marlin.errors import IllegalTransition
 from marlin.review import actions, queue
 from marlin.review.compare import candidate_at, checks_visible
@@ -333,7 +333,9 @@ def _own_judgment(user: Any, public_id: str) -> Judgment:
 )
 @paginate(Pagination)
 def list_comparisons(
-    request: HttpRequest, project_id: int | None = Query(None, ge=1, le=MAX_ID), state: str = ""
+    request: HttpRequest,
+    project_id: int | None = Query(None, ge=1, le=MAX_ID),
+    state: str = filter_param(),
 ) -> QuerySet[Comparison]:
     user = user_of(request)
     qs = Comparison.objects.select_related("task").order_by("-created_at", "-pk")

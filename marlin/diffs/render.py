@@ -239,6 +239,7 @@ def pygments_css(scope: str = ".hl") -> str:
     """The Pygments ``default`` style's token rules under ``scope`` (no global rules)."""
     formatter = HtmlFormatter(style="default")
     # types-Pygments leaves get_token_style_defs unannotated; it returns a list of CSS rules.
+    # types-Pygments leaves get_token_style_defs unannotated.
     rules: list[str] = formatter.get_token_style_defs(scope)  # type: ignore[no-untyped-call]
     return "\n".join(rules) + "\n"
 

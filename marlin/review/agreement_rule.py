@@ -95,8 +95,8 @@ def decide(verdicts: Sequence[Verdict]) -> Verdict:
     keys = sorted({key for verdict in verdicts for key in verdict.ratings})
     ratings: dict[str, int | None] = {}
     for key in keys:
-        rated = [v.ratings[key] for v in verdicts if v.ratings.get(key) is not None]
-        ratings[key] = median_toward_zero(rated) if rated else None  # type: ignore[arg-type]
+        rated = [r for v in verdicts if (r := v.ratings.get(key)) is not None]
+        ratings[key] = median_toward_zero(rated) if rated else None
     return Verdict(median_toward_zero([v.overall for v in verdicts]), ratings)
 
 

@@ -243,3 +243,32 @@ def test_out_of_range_numbers_are_a_422_not_a_server_error(client, world, token_
     response = client.get(f"/api/tasks?{query}", headers=token_for(dave))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][0] == "query"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/tasks?q=a%00b",
+        "/api/tasks?status=%00",
+        "/api/repositories?language=py%00",
+        "/api/comparisons?state=%00",
+        "/api/leaderboards/1?task_kind=%00",
+    ],
+)
+def test_a_nul_character_in_a_filter_is_a_422_not_a_server_error(
+    client, world, token_for, dave, path
+):
+    # PostgreSQL refuses NUL in any string it is sent; the API must refuse it first.
+    response = client.get(path, headers=token_for(dave))
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_a_nul_character_in_an_export_filter_is_a_422(client, world, token_for, erin):
+    response = client.post(
+        "/api/exports",
+        {"project_id": world["project"].pk, "kind": "preferences", "task_kind": "x\u0000"},
+        content_type="application/json",
+        headers=token_for(erin),
+    )
+    assert response.status_code == 422, response.content
