@@ -13,13 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from marlin.accounts.models import User
+from marlin.agents.actions import do_start_follow_up
 from marlin.audit.actions import record
 from marlin.permissions import require_role
 from marlin.review import pipeline, queue
 from marlin.review.forms import Draft, submission_errors
 from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
-
-EDITABLE = (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
 
 _NOT_ASSIGNED = (
     "This comparison is not assigned to you. Use “Next comparison” to take work from the queue."
@@ -112,6 +111,21 @@ def do_start_judgment(actor: User, comparison: Comparison) -> Judgment:
     return judgment
 
 
+@transaction.atomic
+def do_ask_follow_up(actor: User, comparison: Comparison, prompt: str) -> Judgment:
+    """Send a follow-up prompt to both agents of the comparison (turn N+1 on both runs). Asking
+    is work on the comparison, so it starts the annotator's judgment; only the annotator whose
+    judgment is still open may ask."""
+    judgment = do_start_judgment(actor, comparison)
+    if not judgment.is_editable:
+        raise JudgmentClosed(
+            "Only the annotator working on this comparison may ask for a follow-up; "
+            "your judgment is already submitted."
+        )
+    do_start_follow_up(actor, comparison, prompt)
+    return judgment
+
+
 def do_save_draft(actor: User, judgment: Judgment, draft: Draft, *, revision: int) -> Judgment:
     """Save the draft if ``revision`` is the one the server holds; raise StaleDraft if not."""
     if judgment.annotator_id != actor.pk:
@@ -119,7 +133,7 @@ def do_save_draft(actor: User, judgment: Judgment, draft: Draft, *, revision: in
     ensure_assigned(actor, judgment.comparison)
     with transaction.atomic():
         current = Judgment.objects.select_for_update().get(pk=judgment.pk)
-        if current.status not in EDITABLE:
+        if not current.is_editable:
             raise JudgmentClosed(
                 "This judgment was submitted and is final; it can no longer change."
             )
@@ -183,7 +197,7 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
             .select_related("comparison__project", "rubric_version")
             .get(pk=judgment.pk)
         )
-        if current.status not in EDITABLE:
+        if not current.is_editable:
             raise JudgmentClosed("This judgment was already submitted; submitting is final.")
         comparison = current.comparison
         if current.status == JudgmentStatus.DRAFT:

@@ -112,6 +112,10 @@ class JudgmentStatus(models.TextChoices):
     VOIDED = "voided", "Voided"
 
 
+# A draft, or a judgment a reviewer sent back: its annotator may still change it.
+EDITABLE_STATUSES = (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
+
+
 class Judgment(models.Model):
     """One expert's verdict on a comparison, bound to the rubric version it used."""
 
@@ -155,7 +159,7 @@ class Judgment(models.Model):
     @property
     def is_editable(self) -> bool:
         """A draft, or a judgment a reviewer sent back: its annotator may still change it."""
-        return self.status in (JudgmentStatus.DRAFT, JudgmentStatus.REVISION_REQUESTED)
+        return self.status in EDITABLE_STATUSES
 
     def check_reviewer(self, user: User) -> None:
         """Refuse a reviewer who wrote this judgment or judged its comparison (the review page

@@ -21,7 +21,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from marlin.accounts.http import AuthenticatedHttpRequest
-from marlin.agents.actions import do_start_follow_up
 from marlin.diffs.render import Mode
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
@@ -476,15 +475,10 @@ def follow_up(
     if not form.is_valid():
         messages.error(request, " ".join(error_messages(form)))
         return redirect("review:compare", public_id=comparison.public_id)
-    # Asking for a follow-up is work on the comparison: it starts the judgment too. The
-    # follow-up action itself does not know who works on a comparison, so this asks.
-    judgment = actions.do_start_judgment(request.user, comparison)
-    if not judgment.is_editable:
-        raise PermissionDenied(
-            "Only the annotator working on this comparison may ask for a follow-up."
-        )
     try:
-        do_start_follow_up(request.user, comparison, form.cleaned_data["prompt"])
+        actions.do_ask_follow_up(request.user, comparison, form.cleaned_data["prompt"])
+    except actions.JudgmentClosed as exc:
+        raise PermissionDenied(str(exc)) from None
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     except IllegalTransition as exc:
