@@ -30,7 +30,7 @@ from django.core.exceptions import ValidationError
 
 from marlin.review.models import Comparison, Judgment, ReviewVerdict
 from marlin.tasks.models import RubricVersion
-from marlin.tasks.rubric import SCALE_VALUES
+from marlin.tasks.rubric import rating_error, review_answer_error, scale_error
 
 NOT_APPLICABLE = "na"
 MAX_RATIONALE = 20_000
@@ -92,7 +92,7 @@ class ScaleField(forms.Field):
             number = int(text)
         except ValueError:
             number = None
-        if number not in SCALE_VALUES:
+        if number is None or scale_error(str(self.label), number):
             raise ValidationError(
                 f"{self.label}: {text!r} is not on the 7-point scale (-3 to 3).", code="scale"
             )
@@ -105,14 +105,13 @@ class RatingField(ScaleField):
 
     def __init__(self, criterion: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(label=criterion["name"], **kwargs)
-        self.allow_not_applicable = criterion.get("allow_not_applicable", True)
+        self.criterion = criterion
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and value.strip() == NOT_APPLICABLE:
-            if not self.allow_not_applicable:
-                raise ValidationError(
-                    f"{self.label} cannot be rated 'not applicable'.", code="not_applicable"
-                )
+            problem = rating_error(self.criterion, None)
+            if problem:
+                raise ValidationError(problem, code="not_applicable")
             return NOT_APPLICABLE
         return super().to_python(value)
 
@@ -401,10 +400,12 @@ class ReviewForm(RubricForm):
         agree, why = f"agree-{criterion['key']}", f"reason-{criterion['key']}"
         if agree in self.errors or why in self.errors:
             return
-        if not data.get(agree):
-            self.add_error(agree, f"Agree or disagree on {criterion['name']}.")
-        elif data[agree] == "disagree" and not data.get(why, "").strip():
-            self.add_error(why, f"Say why you disagree on {criterion['name']}.")
+        answer = data.get(agree)
+        problem = review_answer_error(
+            criterion, None if not answer else answer == "agree", data.get(why, "")
+        )
+        if problem:
+            self.add_error(agree if not answer else why, problem)
 
     def per_criterion(self) -> dict[str, dict[str, Any]]:
         """Cleaned answers: key -> {agree, reason}, for the criteria answered."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -18,6 +20,36 @@ SCALE_7 = [
 ]
 SCALE_VALUES = [value for value, _ in SCALE_7]
 OVERALL_KEY = "overall"
+
+
+def scale_error(label: str, value: object) -> str | None:
+    """Why `value` is not on the 7-point scale (None when it is). `label` names it."""
+    if isinstance(value, int) and not isinstance(value, bool) and value in SCALE_VALUES:
+        return None
+    return f"{label}: {value!r} is not on the 7-point scale (-3 to 3)."
+
+
+def rating_error(criterion: Mapping[str, Any], value: object) -> str | None:
+    """Why `value` is not a rating of `criterion` (None when it is): a value on the scale, or
+    None for "not applicable" where the criterion allows it. The pages' forms, the API and the
+    actions all judge a rating with this."""
+    if value is None:
+        if criterion.get("allow_not_applicable", True):
+            return None
+        return f"{criterion['name']} cannot be rated 'not applicable'."
+    return scale_error(str(criterion["name"]), value)
+
+
+def review_answer_error(
+    criterion: Mapping[str, Any], agree: bool | None, reason: str
+) -> str | None:
+    """Why a reviewer's answer on one criterion is incomplete (None when it is complete): agree
+    or disagree, and a reason with a disagreement."""
+    if agree is None:
+        return f"Agree or disagree on {criterion['name']}."
+    if not agree and not reason.strip():
+        return f"Say why you disagree on {criterion['name']}."
+    return None
 
 
 class Criterion(BaseModel):
