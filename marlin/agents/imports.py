@@ -18,6 +18,7 @@ from marlin.audit.actions import record
 from marlin.diffs.parse import DiffParseError, parse_patch
 from marlin.permissions import require_role
 from marlin.tasks.imports import ImportReport, LineError, ProgressCallback, read_records, text_field
+from marlin.tasks.models import Project
 
 
 def _prediction(data: dict[str, Any]) -> tuple[str, str, str]:
@@ -61,7 +62,7 @@ def _clean_patch(patch: str) -> str:
 class _Lookup:
     """Tasks by external id or pk and import agents by name, loaded once per import."""
 
-    def __init__(self, actor: User, project: Any, version_label: str) -> None:
+    def __init__(self, actor: User, project: Project, version_label: str) -> None:
         self.actor, self.project, self.version_label = actor, project, version_label
         tasks = project.tasks.all()
         self.by_external = {t.external_id: t for t in tasks if t.external_id}
@@ -100,7 +101,7 @@ class _Lookup:
 
 def do_import_predictions(
     actor: User,
-    project: Any,
+    project: Project,
     text: str,
     *,
     version_label: str = "1",

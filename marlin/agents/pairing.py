@@ -22,7 +22,7 @@ from marlin.agents.actions import create_run, link_partners
 from marlin.agents.models import Agent, Provider, Run
 from marlin.audit.actions import record
 from marlin.permissions import require_role
-from marlin.tasks.models import Project
+from marlin.tasks.models import Project, Task
 
 Pair = tuple[int, int]
 
@@ -82,7 +82,7 @@ class PairSampler:
         return pair
 
 
-def project_pair_counts(project: Any) -> Counter[Pair]:
+def project_pair_counts(project: Project) -> Counter[Pair]:
     """How often each pair of agents was started together on this project's tasks."""
 
     rows = Run.objects.filter(
@@ -103,7 +103,7 @@ def _task_pairs(task: Any) -> set[Pair]:
     return {pair_key(a, b) for a, b in rows if a != b}
 
 
-def _pool(project: Any) -> list[int]:
+def _pool(project: Project) -> list[int]:
 
     return list(
         project.agent_pool.filter(is_active=True)
@@ -119,7 +119,7 @@ def do_pair_task(actor: User, task: Any, *, seed: int | None = None) -> tuple[An
 
 @transaction.atomic
 def do_pair_tasks(
-    actor: User, project: Any, tasks: Sequence[Any], *, seed: int | None = None
+    actor: User, project: Project, tasks: Sequence[Task], *, seed: int | None = None
 ) -> list[tuple[Any, Any]]:
     """Pair several tasks of one project in order; one audit event for the batch."""
 

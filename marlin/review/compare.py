@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from marlin import paths
+from marlin.accounts.models import User
 from marlin.agents.models import Candidate, Run, TrajectoryStep, Turn
 from marlin.checks.models import CheckResult
 from marlin.diffs import render as diffrender
@@ -139,7 +140,7 @@ def parse_cached(patch: str) -> list[FileDiff]:
 
 def comparison_context(
     comparison: Comparison,
-    user: Any,
+    user: User,
     *,
     turn: int | None = None,
     view: View = "cumulative",
@@ -174,7 +175,7 @@ def comparison_context(
     }
 
 
-def checks_visible(comparison: Comparison, user: Any) -> bool:
+def checks_visible(comparison: Comparison, user: User) -> bool:
     """Checks are hidden from an annotator until they drafted a judgment, when the project says."""
     if not comparison.project.hide_checks_until_drafted:
         return True

@@ -24,7 +24,7 @@ from django.db.models import Count, QuerySet, Sum
 from marlin.accounts.models import Earning, EarningKind, ExpertProfile, User
 from marlin.audit.actions import record
 from marlin.permissions import require_role
-from marlin.review.models import Decision, Judgment, Review
+from marlin.review.models import Comparison, Decision, Judgment, Review
 from marlin.tasks.models import PayMode, Project
 
 SOURCE_JUDGMENT = "review.judgment"
@@ -75,7 +75,7 @@ def _pay(
     return earning
 
 
-def _require_decided(comparison: Any, what: str) -> None:
+def _require_decided(comparison: Comparison, what: str) -> None:
     if comparison.state == "voided":
         raise NotPayable(f"{what} is on a voided comparison; voided work is never paid.")
     if comparison.state != "decided":

@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from marlin.accounts.http import AuthenticatedHttpRequest
+from marlin.accounts.models import User
 from marlin.audit.models import AuditEvent
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
@@ -66,7 +67,7 @@ def _elapsed(token: str) -> int:
     return int(max(0, min(time.time() - started, MAX_ACTIVE_SECONDS)))
 
 
-def _blind(comparison: Comparison, user: Any) -> dict[str, Any]:
+def _blind(comparison: Comparison, user: User) -> dict[str, Any]:
     return compare.comparison_context(comparison, user)
 
 
@@ -113,7 +114,7 @@ def _current_version(comparison: Comparison) -> RubricVersion:
 # Reviewers.
 
 
-def review_queue_for(user: Any) -> QuerySet[Judgment]:
+def review_queue_for(user: User) -> QuerySet[Judgment]:
     """Submitted judgments in review that still need reviews, never the reviewer's own, never
     one they already reviewed, never on a comparison they judged."""
     mine = Review.objects.filter(judgment=OuterRef("pk"), reviewer=user, superseded_at__isnull=True)
@@ -279,7 +280,7 @@ def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpRespons
 # Decision and timeline.
 
 
-def _took_part(user: Any, comparison: Comparison) -> bool:
+def _took_part(user: User, comparison: Comparison) -> bool:
     return (
         comparison.judgments.filter(annotator=user).exists()
         or Review.objects.filter(judgment__comparison=comparison, reviewer=user).exists()

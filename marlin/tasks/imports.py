@@ -24,7 +24,7 @@ from marlin.catalog.models import Repository
 from marlin.catalog.validation import InvalidRepositoryURL, validate_url
 from marlin.grading.spec import CheckSpec
 from marlin.permissions import require_role
-from marlin.tasks.models import Task, TaskStatus
+from marlin.tasks.models import Project, Task, TaskStatus
 
 # Called with (records done, records in all) as an import goes.
 ProgressCallback = Callable[[int, int], None]
@@ -217,7 +217,7 @@ def _repository_for(repo: str, actor: User, cache: dict[str, Any]) -> Any:
 
 def do_import_swebench_tasks(
     actor: User,
-    project: Any,
+    project: Project,
     text: str,
     *,
     approve: bool = False,
@@ -269,7 +269,7 @@ def do_import_swebench_tasks(
 
 def _import_task_line(
     actor: User,
-    project: Any,
+    project: Project,
     line_no: int,
     data: dict[str, Any],
     report: ImportReport,
