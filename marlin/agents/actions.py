@@ -189,8 +189,8 @@ def link_partners(first: Run, second: Run) -> None:
     second.save(update_fields=["partner"])
 
 
-@transaction.atomic
 # `comparison` is a review.Comparison; agents sit below review, so it is not named here.
+@transaction.atomic
 def do_start_follow_up(actor: User, comparison: Any, prompt: str) -> list[Turn]:
     """Turn N+1 on both runs of the comparison, in the same conversation and workspace."""
     require_role(actor, "annotator")
