@@ -45,6 +45,17 @@ def envsecret(name: str) -> str | None:
     return None
 
 
+def envsecrets(name: str) -> list[str]:
+    """Several secrets: NAME separated by commas, or the lines of the file named by NAME_FILE."""
+    value = os.environ.get(name)
+    if value:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return []
+
+
 DATA_DIR = Path(os.environ.get("MARLIN_DATA_DIR") or BASE_DIR / "var").resolve()
 # Folders inside DATA_DIR are derived at run time by marlin.paths, so tests can move DATA_DIR.
 
@@ -190,6 +201,19 @@ BWRAP_PATH = os.environ.get("MARLIN_BWRAP_PATH") or None
 # Longest a mirror clone or fetch may take before git is stopped.
 GIT_TIMEOUT_SECONDS = envint("MARLIN_GIT_TIMEOUT", 3600)
 JOB_LEASE_SECONDS = envint("MARLIN_JOB_LEASE_SECONDS", 900)
+# Active time: intervals between server-stamped heartbeats at most this far apart count
+# (marlin/review/activity.py); a longer gap is a pause.
+ACTIVITY_GAP_SECONDS = envint("MARLIN_ACTIVITY_GAP_SECONDS", 60)
+
+# The audit chain is keyed with an HMAC key kept out of the database (docs/security.md). Unset,
+# a key is generated on first use into DATA_DIR/audit_key (fine for the demo; production sets
+# MARLIN_AUDIT_KEY_FILE on every machine). Old keys stay listed so old events still verify.
+AUDIT_KEY = envsecret("MARLIN_AUDIT_KEY")
+AUDIT_OLD_KEYS = envsecrets("MARLIN_AUDIT_OLD_KEYS")
+# Signed checkpoints of the chain's head go to this append-only file (default
+# DATA_DIR/audit-checkpoints.jsonl) and, when set, to syslog: a socket path or host:port (UDP).
+AUDIT_CHECKPOINT_FILE = os.environ.get("MARLIN_AUDIT_CHECKPOINT_FILE") or None
+AUDIT_SYSLOG = os.environ.get("MARLIN_AUDIT_SYSLOG") or None
 
 LOGGING = {
     "version": 1,

@@ -29,6 +29,8 @@ from django.db.models import Model
 
 from marlin.accounts.models import User
 from marlin.agents.models import Candidate
+from marlin.audit.keys import current_key
+from marlin.audit.models import AuditChainHead, AuditEvent
 from marlin.checks.models import CheckResult
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -529,11 +531,32 @@ def upgraded(transactional_db) -> Iterator[Upgrade]:
 
 
 def test_upgrading_from_the_previous_release_keeps_every_row(upgraded: Upgrade) -> None:
-    assert _table_counts() == upgraded.counts_before
+    # The keyed audit chain appends one event after the old ones (the seal) and moves the
+    # chain head to it (the next test); every other row is as it was.
+    sealed = upgraded.counts_before["audit_auditevent"] + 1
+    assert _table_counts() == {**upgraded.counts_before, "audit_auditevent": sealed}
     by_table = {m._meta.db_table: m for m in _marlin_models(current_apps)}
     assert set(upgraded.rows_before) <= set(by_table), "a table lost its model"
     for table, rows in upgraded.rows_before.items():
-        assert _rows(by_table[table], list(rows[0])) == rows, f"rows of {table} changed"
+        if table == "audit_auditchainhead":
+            continue
+        now = _rows(by_table[table], list(rows[0]))
+        assert now[: len(rows)] == rows, f"rows of {table} changed"
+
+
+def test_the_upgrade_seals_the_unkeyed_audit_events_with_a_keyed_one(upgraded: Upgrade) -> None:
+    old_events = upgraded.rows_before["audit_auditevent"]
+    events = list(AuditEvent.objects.order_by("sequence"))
+    assert [e.algorithm for e in events] == ["sha256"] * len(old_events) + ["hmac-sha256"]
+    seal = events[-1]
+    assert (seal.verb, seal.sequence, seal.prev_hash) == (
+        "audit.keyed",
+        old_events[-1]["sequence"] + 1,
+        old_events[-1]["hash"],
+    )
+    assert seal.key_id == current_key().id and seal.compute_hash() == seal.hash
+    head = AuditChainHead.objects.get()
+    assert (head.last_sequence, head.last_hash) == (seal.sequence, seal.hash)
 
 
 def test_the_checks_app_finds_the_old_check_results_whole(upgraded: Upgrade) -> None:

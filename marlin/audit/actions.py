@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 from django.utils import timezone
 
-from marlin.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from marlin.audit.keys import AuditKey, current_key, keyring
+from marlin.audit.models import (
+    GENESIS_HASH,
+    Algorithm,
+    AuditChainHead,
+    AuditEvent,
+    UnknownKey,
+)
 
 
 def _jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
@@ -43,6 +51,7 @@ def record(
             project_id = getattr(obj, "project_id", None)
     if not object_type:
         raise ValueError("record() needs an object or an object_type")
+    key = current_key()  # before the lock: every audited write in the system waits on it
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
     event = AuditEvent(
         sequence=head.last_sequence + 1,
@@ -57,8 +66,10 @@ def record(
         new_values=_jsonable(new),
         reason=reason,
         prev_hash=head.last_hash,
+        algorithm=Algorithm.HMAC_SHA256,
+        key_id=key.id,
     )
-    event.hash = event.compute_hash()
+    event.hash = event.compute_hash({key.id: key})
     event.save()
     head.last_hash = event.hash
     head.last_sequence = event.sequence
@@ -73,14 +84,28 @@ class BrokenLink:
     problem: str
 
     def __str__(self) -> str:
+        if not self.event_id:  # not about one row: a missing tail, a checkpoint
+            return self.problem
         return f"event #{self.sequence} (id {self.event_id}): {self.problem}"
 
 
-def iter_chain_problems() -> Iterator[BrokenLink]:
-    """Walk the chain in order and yield every broken link, first one first."""
-    expected_prev = GENESIS_HASH
-    expected_sequence = 1
-    for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000):
+def iter_chain_problems(*, after: tuple[int, str] | None = None) -> Iterator[BrokenLink]:
+    """Walk the chain in order and yield every broken link, first one first. With `after`
+    (a sequence number and the hash a checkpoint saw there), start at that event instead of the
+    beginning; its own hash is compared with the checkpoint's."""
+    ring = keyring()
+    events = AuditEvent.objects.order_by("sequence")
+    newest: AuditEvent | None = None
+    expected_prev, expected_sequence = GENESIS_HASH, 1
+    if after is not None and after[0] > 0:
+        newest = AuditEvent.objects.filter(sequence=after[0]).first()
+        if newest is None or newest.hash != after[1]:
+            yield BrokenLink(after[0], newest.pk if newest else 0, "differs from its checkpoint")
+            return
+        expected_prev, expected_sequence = newest.hash, newest.sequence + 1
+        events = events.filter(sequence__gt=newest.sequence)
+    keyed_seen = newest is not None and newest.algorithm != Algorithm.SHA256
+    for event in events.iterator(chunk_size=2000):
         if event.sequence != expected_sequence:
             yield BrokenLink(
                 event.sequence,
@@ -91,21 +116,52 @@ def iter_chain_problems() -> Iterator[BrokenLink]:
             yield BrokenLink(
                 event.sequence, event.pk, "previous-hash does not match the event before it"
             )
-        if event.compute_hash() != event.hash:
-            yield BrokenLink(
-                event.sequence,
-                event.pk,
-                "content does not match its hash (changed after it was written)",
-            )
+        problem = _content_problem(event, ring, keyed_seen=keyed_seen)
+        if problem:
+            yield BrokenLink(event.sequence, event.pk, problem)
+        keyed_seen = keyed_seen or event.algorithm != Algorithm.SHA256
         expected_prev = event.hash
         expected_sequence = event.sequence + 1
+        newest = event
+    if newest is not None and newest.algorithm == Algorithm.SHA256:
+        # Since the upgrade sealed the unkeyed events (migration 0002), the newest event is
+        # always keyed: an unkeyed tip means the log was rewritten without the key or cut back.
+        yield BrokenLink(
+            newest.sequence,
+            newest.pk,
+            "the newest event is not keyed; every event since the keyed chain began is signed, "
+            "so the log was rewritten or cut back to its unkeyed part",
+        )
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and head.last_sequence != expected_sequence - 1:
         yield BrokenLink(
             head.last_sequence,
             0,
-            "the newest events are missing (chain head points past the last event)",
+            f"the newest events are missing: the chain head is at #{head.last_sequence}, "
+            f"the log ends at #{expected_sequence - 1}",
         )
+
+
+def _content_problem(
+    event: AuditEvent, ring: Mapping[str, AuditKey], *, keyed_seen: bool
+) -> str | None:
+    if event.algorithm == Algorithm.SHA256 and keyed_seen:
+        return (
+            "is not keyed, but an earlier event is: no unkeyed event can follow the keyed chain "
+            "(rewritten without the key)"
+        )
+    try:
+        expected = event.compute_hash(ring)
+    except UnknownKey as exc:
+        return (
+            f"is signed with audit key {exc.key_id!r}, which is not configured; if that key "
+            "was rotated out, list it in MARLIN_AUDIT_OLD_KEYS"
+        )
+    except ValueError as exc:
+        return str(exc)
+    if not hmac.compare_digest(expected, event.hash):
+        return "content does not match its hash (changed after it was written)"
+    return None
 
 
 def verify_chain() -> BrokenLink | None:

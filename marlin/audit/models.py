@@ -1,14 +1,19 @@
 """Append-only, hash-chained audit events.
 
-Each event stores the SHA-256 of its own content and the hash of the event before it, so a row
-changed or removed behind the application's back (raw SQL, a restored backup) breaks the chain
-at a place `marlin audit verify` can name.
+Each event stores an HMAC-SHA256 of its own content, keyed with a key that is not in the
+database (marlin.audit.keys), and the hash of the event before it. A row changed or removed
+behind the application's back breaks the chain at a place `marlin audit verify` can name, and
+someone who can write the database but does not hold the key cannot sign a rewritten chain.
+Events written before the keyed chain carry plain SHA-256 (algorithm "sha256"); they stay
+verifiable and are sealed by the first keyed event after them. docs/security.md says what the
+chain proves and what it does not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +21,22 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from marlin.audit.keys import AuditKey, keyring
+
 GENESIS_HASH = "0" * 64
+
+
+class Algorithm(models.TextChoices):
+    SHA256 = "sha256", "SHA-256, unkeyed (written before the keyed chain)"
+    HMAC_SHA256 = "hmac-sha256", "HMAC-SHA256 with the audit key named by key_id"
+
+
+class UnknownKey(Exception):
+    """The event names a key id that is neither the current audit key nor an old one."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
 
 
 class AppendOnlyError(Exception):
@@ -64,6 +84,10 @@ class AuditEvent(models.Model):
     reason = models.TextField(blank=True)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, editable=False)
+    key_id = models.CharField(
+        max_length=16, blank=True, editable=False, help_text="Which audit key signed it."
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -83,24 +107,41 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
 
     def canonical_payload(self) -> bytes:
-        """The bytes the hash covers: every field except the hash itself, in a fixed form."""
-        payload = {
-            "sequence": self.sequence,
-            "created_at": self.created_at.isoformat(),
-            "actor_id": self.actor_id,
-            "actor_name": self.actor_name,
-            "verb": self.verb,
-            "object_type": self.object_type,
-            "object_id": self.object_id,
-            "project_id": self.project_id,
-            "old_values": self.old_values,
-            "new_values": self.new_values,
-            "reason": self.reason,
-            "prev_hash": self.prev_hash,
-        }
-        return json.dumps(
-            payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":")
-        ).encode()
+        return canonical_payload(self)
 
-    def compute_hash(self) -> str:
-        return hashlib.sha256(self.canonical_payload()).hexdigest()
+    def compute_hash(self, ring: Mapping[str, AuditKey] | None = None) -> str:
+        """What `hash` must be; raise UnknownKey when the key named by key_id is not in `ring`
+        (by default the configured keys)."""
+        if self.algorithm == Algorithm.SHA256:
+            return hashlib.sha256(self.canonical_payload()).hexdigest()
+        if self.algorithm != Algorithm.HMAC_SHA256:
+            raise ValueError(f"unknown audit algorithm {self.algorithm!r}")
+        key = (keyring() if ring is None else ring).get(self.key_id)
+        if key is None:
+            raise UnknownKey(self.key_id)
+        return key.sign(self.canonical_payload())
+
+
+def canonical_payload(event: Any) -> bytes:
+    """The bytes an event's hash covers: every field except the hash itself, in a fixed form.
+    A plain function so that migrations can hash their historical rows the same way."""
+    payload = {
+        "sequence": event.sequence,
+        "created_at": event.created_at.isoformat(),
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "verb": event.verb,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "project_id": event.project_id,
+        "old_values": event.old_values,
+        "new_values": event.new_values,
+        "reason": event.reason,
+        "prev_hash": event.prev_hash,
+    }
+    if event.algorithm != Algorithm.SHA256:
+        # Unkeyed events hash exactly what they hashed when they were written.
+        payload |= {"algorithm": event.algorithm, "key_id": event.key_id}
+    return json.dumps(
+        payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":")
+    ).encode()
