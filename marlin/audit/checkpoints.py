@@ -135,19 +135,18 @@ def syslog_address(value: str) -> str | tuple[str, int]:
 
 
 def _send_to_syslog(address: str, line: str) -> None:
+    record = logging.makeLogRecord({"msg": line, "levelno": logging.INFO, "levelname": "INFO"})
     try:
         handler = _StrictSysLogHandler(address=syslog_address(address))
-    except OSError as exc:
-        raise CheckpointError(f"cannot reach syslog at {address}: {exc.strerror or exc}") from None
-    handler.setFormatter(logging.Formatter("marlin-audit-checkpoint: %(message)s"))
-    try:
-        handler.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
+        try:
+            handler.setFormatter(logging.Formatter("marlin-audit-checkpoint: %(message)s"))
+            handler.emit(record)
+        finally:
+            handler.close()
     except OSError as exc:
         raise CheckpointError(
-            f"cannot send to syslog at {address}: {exc.strerror or exc}"
+            f"cannot send the checkpoint to syslog at {address}: {exc.strerror or exc}"
         ) from None
-    finally:
-        handler.close()
 
 
 def read_checkpoints(path: Path) -> list[tuple[int, Checkpoint | str]]:
