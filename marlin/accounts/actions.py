@@ -99,3 +99,44 @@ def do_revoke_token(actor: User, token: ApiToken) -> None:
             old={"revoked_at": None},
             new={"revoked_at": token.revoked_at},
         )
+
+
+# What an admin may change on a person's account; is_staff follows the admin role, is_superuser
+# is for the command line, and the username names the actor in every audit event already written.
+USER_FIELDS = frozenset({"email", "first_name", "last_name"})
+
+
+@transaction.atomic
+def do_update_user(actor: User | None, user: User, changes: dict, *, reason: str = "") -> None:
+    unknown = sorted(set(changes) - USER_FIELDS)
+    if unknown:
+        raise ValueError(f"These user fields cannot be changed here: {', '.join(unknown)}.")
+    old = {name: getattr(user, name) for name in changes}
+    if old == changes:
+        return
+    for name, value in changes.items():
+        setattr(user, name, value)
+    user.save(update_fields=list(changes))
+    record(actor, "user.update", user, old=old, new=changes, reason=reason)
+
+
+@transaction.atomic
+def do_set_user_active(actor: User | None, user: User, active: bool, *, reason: str = "") -> bool:
+    """Activate or deactivate an account (accounts are never deleted: earnings and audit events
+    point at them). An inactive user's sessions and API tokens stop working at once."""
+    if actor is not None and actor.pk == user.pk and not active:
+        raise ValueError("You cannot deactivate your own account; ask another admin.")
+    if user.is_active == active:
+        return False
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    user.forget_roles()
+    record(
+        actor,
+        "user.activate" if active else "user.deactivate",
+        user,
+        old={"is_active": not active},
+        new={"is_active": active},
+        reason=reason,
+    )
+    return True

@@ -1,21 +1,19 @@
+"""The audit log in the admin: read-only, like everywhere else (it is append-only)."""
+
 from django.contrib import admin
 
-from marlin.audit.models import AuditEvent
+from marlin.adminsite import ReadOnlyAdmin
+from marlin.audit.models import AuditChainHead, AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the audit log is append-only, also through the admin."""
-
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("sequence", "created_at", "actor_name", "verb", "object_type", "object_id")
-    list_filter = ("verb", "object_type")
+    list_filter = ("verb", "object_type", "key_id")
     search_fields = ("actor_name", "object_id", "reason")
+    date_hierarchy = "created_at"
 
-    def has_add_permission(self, request) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+@admin.register(AuditChainHead)
+class AuditChainHeadAdmin(ReadOnlyAdmin):
+    list_display = ("last_sequence", "last_hash")

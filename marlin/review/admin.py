@@ -1,40 +1,29 @@
-"""Read-only admin views of comparisons, claims and judgments (admins only: see marlin/urls.py).
-
-State changes go through the audited actions (queue, actions, pipeline), never through these
-forms, so every field is read-only here.
-"""
+"""Comparisons, claims, judgments, reviews and decisions, read-only: they change through the
+audited actions (queue, actions, pipeline) on the product's pages, never through these forms."""
 
 from django.contrib import admin
 
+from marlin.adminsite import ReadOnlyAdmin
 from marlin.review.models import Claim, Comparison, Decision, Judgment, Review
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Comparison)
-class ComparisonAdmin(ReadOnly):
+class ComparisonAdmin(ReadOnlyAdmin):
     list_display = ["public_id", "project", "task", "state", "turn_count", "created_at"]
     list_filter = ["state", "project"]
     search_fields = ["public_id", "task__title"]
+    list_select_related = ["project", "task"]
 
 
 @admin.register(Claim)
-class ClaimAdmin(ReadOnly):
+class ClaimAdmin(ReadOnlyAdmin):
     list_display = ["comparison", "annotator", "claimed_at", "last_seen_at", "released_at"]
     list_filter = ["released_at"]
+    list_select_related = ["comparison", "annotator"]
 
 
 @admin.register(Judgment)
-class JudgmentAdmin(ReadOnly):
+class JudgmentAdmin(ReadOnlyAdmin):
     list_display = [
         "pk",
         "comparison",
@@ -46,15 +35,18 @@ class JudgmentAdmin(ReadOnly):
     ]
     list_filter = ["status"]
     search_fields = ["comparison__public_id", "annotator__username"]
+    list_select_related = ["comparison", "annotator"]
 
 
 @admin.register(Review)
-class ReviewAdmin(ReadOnly):
+class ReviewAdmin(ReadOnlyAdmin):
     list_display = ["pk", "judgment", "reviewer", "verdict", "created_at"]
     list_filter = ["verdict"]
+    list_select_related = ["judgment", "reviewer"]
 
 
 @admin.register(Decision)
-class DecisionAdmin(ReadOnly):
+class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["comparison", "source", "overall", "decided_by", "decided_at"]
     list_filter = ["source"]
+    list_select_related = ["comparison", "decided_by"]
