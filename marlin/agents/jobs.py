@@ -42,6 +42,7 @@ from marlin.agents.providers import ProviderError, ProviderSettings, load_model
 from marlin.agents.secrets import SecretError, redact, resolve_api_key
 from marlin.agents.signals import candidate_ready
 from marlin.agents.tools import SandboxEnvironment
+from marlin.audit.actions import record
 from marlin.diffs.parse import DiffParseError, patch_stats
 from marlin.leases import heartbeat
 from marlin.paths import workspaces_dir
@@ -455,6 +456,23 @@ def _save_candidate(
             error="",
             lease_expires_at=None,
         )
+        # One event for the job's outcome: the turn is done and this is its candidate.
+        record(
+            None,
+            "turn.done",
+            turn,
+            old={"status": TurnStatus.RUNNING},
+            new={
+                "status": TurnStatus.DONE,
+                "exit_status": outcome.exit_status[:40],
+                "candidate": candidate.pk,
+                "files_changed": candidate.files_changed,
+                "lines_added": candidate.lines_added,
+                "lines_removed": candidate.lines_removed,
+                "cost_usd": candidate.cost_usd,
+            },
+            project_id=turn.run.task.project_id,
+        )
     return candidate
 
 
@@ -469,6 +487,14 @@ def _fail(turn: Turn, claimed_at: datetime, message: str) -> None:
                 error=f"Turn {turn.number}: {message}"[:5000],
                 lease_expires_at=None,
             )
+            record(
+                None,
+                "turn.failed",
+                turn,
+                old={"status": TurnStatus.RUNNING},
+                new={"status": TurnStatus.FAILED, "error": message[:2000]},
+                project_id=turn.run.task.project_id,
+            )
     logger.warning("turn %s of run %s failed: %s", turn.number, turn.run_id, message)
 
 
@@ -478,11 +504,11 @@ def recover_expired_runs() -> int:
     now = timezone.now()
     stuck = list(
         Turn.objects.filter(status=TurnStatus.RUNNING, run__lease_expires_at__lt=now).values_list(
-            "pk", "run_id"
+            "pk", "run_id", "run__task__project_id"
         )
     )
     recovered = 0
-    for turn_id, run_id in stuck:
+    for turn_id, run_id, project_id in stuck:
         with transaction.atomic():
             if (
                 Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(
@@ -492,6 +518,16 @@ def recover_expired_runs() -> int:
             ):
                 continue
             Run.objects.filter(pk=run_id).update(status=RunStatus.QUEUED, lease_expires_at=None)
+            record(
+                None,
+                "turn.requeued",
+                object_type="agents.turn",
+                object_id=turn_id,
+                old={"status": TurnStatus.RUNNING},
+                new={"status": TurnStatus.QUEUED},
+                reason="the worker running it stopped renewing its lease",
+                project_id=project_id,
+            )
             transaction.on_commit(partial(run_turn.enqueue, turn_id))
         recovered += 1
         logger.info("turn %s: lease expired; queued again", turn_id)
