@@ -9,14 +9,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django_tasks import task
 
+from marlin.audit.actions import record
 from marlin.catalog.mirror import is_mirror
 from marlin.catalog.models import MirrorStatus, Repository
-from marlin.catalog.validation import InvalidRepositoryURL, validate_url
+from marlin.catalog.validation import InvalidRepositoryURL, OutboundPolicy, validate_url
 from marlin.paths import mirrors_dir
 from marlin.sandbox.gitutil import GitError, clone_mirror, fetch_mirror
 
@@ -61,12 +63,18 @@ def mirror_repository(repository_id: int) -> None:
         _clone_or_fetch(repository, dest)
     except (GitError, InvalidRepositoryURL) as exc:
         _finish(repository_id, claimed_at, MirrorStatus.FAILED, last_error=str(exc))
-        logger.warning("mirroring repository %s failed: %s", repository_id, exc)
+        # git's own words (with paths) are for the operator's log, not for the page.
+        said = getattr(exc, "stderr", "") or "-"
+        logger.warning("mirroring repository %s failed: %s (git: %s)", repository_id, exc, said)
         return
-    except BaseException as exc:
-        # Anything unexpected still releases the row, so it is not stuck until the lease ends.
+    except BaseException:
+        # Anything unexpected still releases the row, so it is not stuck until the lease ends;
+        # its details (paths, perhaps) go to the worker's log only.
         _finish(
-            repository_id, claimed_at, MirrorStatus.FAILED, last_error=f"internal error: {exc!r}"
+            repository_id,
+            claimed_at,
+            MirrorStatus.FAILED,
+            last_error="internal error while mirroring; the worker's log has the details",
         )
         raise
     _finish(
@@ -85,22 +93,56 @@ def _clone_or_fetch(repository: Repository, dest: Path) -> None:
         raise InvalidRepositoryURL(
             "local repositories are disabled now (MARLIN_ALLOW_LOCAL_REPOSITORIES is off)"
         )
-    # Validated again: the row may have been edited since it was added (admin, shell).
-    url = validate_url(repository.url, allow_local=repository.is_local and allow_local).url
+    # Validated again: the row may have been edited since it was added (admin, shell), and the
+    # host's DNS answer may have changed since it was checked; git gets the addresses checked now.
+    parsed = validate_url(repository.url, allow_local=repository.is_local and allow_local)
+    addresses = outbound_policy().check(parsed)
+    timeout = settings.GIT_TIMEOUT_SECONDS
+    low_speed = (settings.GIT_LOW_SPEED_LIMIT, settings.GIT_LOW_SPEED_SECONDS)
+    local = repository.is_local
     if is_mirror(dest):
-        # The mirror's origin is the URL it was cloned from, validated then and again above.
-        fetch_mirror(dest, allow_local=repository.is_local, timeout=settings.GIT_TIMEOUT_SECONDS)
+        fetch_mirror(
+            dest,
+            url=parsed.url,
+            allow_local=local,
+            timeout=timeout,
+            low_speed=low_speed,
+            addresses=addresses,
+        )
     else:
         clone_mirror(
-            url, dest, allow_local=repository.is_local, timeout=settings.GIT_TIMEOUT_SECONDS
+            parsed.url,
+            dest,
+            allow_local=local,
+            timeout=timeout,
+            low_speed=low_speed,
+            addresses=addresses,
         )
+
+
+def outbound_policy() -> OutboundPolicy:
+    """Where git may connect, as the administrator configured it (docs/security.md)."""
+    return OutboundPolicy(settings.ALLOWED_INTERNAL_GIT_HOSTS)
 
 
 def _finish(repository_id: int, claimed_at: datetime, status: str, **fields: object) -> None:
     # Only the holder of the current lease may write the outcome; a worker whose lease was
     # taken over must not overwrite the newer worker's result.
-    updated = Repository.objects.filter(
-        pk=repository_id, mirror_status=MirrorStatus.MIRRORING, mirror_started_at=claimed_at
-    ).update(mirror_status=status, **fields)
+    with transaction.atomic():
+        updated = Repository.objects.filter(
+            pk=repository_id, mirror_status=MirrorStatus.MIRRORING, mirror_started_at=claimed_at
+        ).update(mirror_status=status, **fields)
+        if updated == 1:
+            record(
+                None,
+                "repository.mirror",
+                object_type="catalog.repository",
+                object_id=repository_id,
+                old={"mirror_status": MirrorStatus.MIRRORING},
+                new={
+                    "mirror_status": status,
+                    "last_error": str(fields.get("last_error", ""))[:500],
+                },
+            )
     if updated == 0:
         logger.info("repository %s: lease lost before finishing; result dropped", repository_id)

@@ -19,7 +19,8 @@ from django.utils import timezone
 from django_tasks import task
 from pydantic import ValidationError
 
-from marlin.agents.models import Candidate
+from marlin.agents.models import Candidate, TurnStatus
+from marlin.audit.actions import record
 from marlin.checks.models import CheckResult, CheckStatus
 from marlin.grading.runner import run_check
 from marlin.grading.spec import CheckOutcome, CheckSpec
@@ -131,9 +132,9 @@ def _run_claimed(check_id: int, candidate: Candidate, task: Task, environment: E
             outcome = _outcome(row, candidate, task, environment)
     except BaseException as exc:
         # Release the row on a crash of ours too, so it is not stuck until the lease ends.
-        _save(check_id, CheckOutcome(status="error", detail=f"internal error: {exc!r}"))
+        _save(row, task, CheckOutcome(status="error", detail=f"internal error: {exc!r}"))
         raise
-    _save(check_id, outcome)
+    _save(row, task, outcome)
 
 
 def _outcome(
@@ -180,8 +181,33 @@ def _mounts(environment: Environment) -> list[Mount]:
     return mounts
 
 
-def _save(check_id: int, outcome: CheckOutcome) -> None:
-    CheckResult.objects.filter(pk=check_id, status=CheckStatus.RUNNING).update(
+def _save(row: CheckResult, task: Task, outcome: CheckOutcome) -> None:
+    with transaction.atomic():
+        saved = _store(row.pk, outcome)
+        if saved:
+            # One event per check outcome (the log stays on the row, not in the audit log).
+            record(
+                None,
+                "check.finished",
+                row,
+                old={"status": CheckStatus.RUNNING},
+                new={
+                    "status": outcome.status,
+                    "candidate": row.candidate_id,
+                    "check": row.name,
+                    "passed": outcome.passed,
+                    "failed": outcome.failed,
+                    "errors": outcome.errors,
+                    "skipped": outcome.skipped,
+                    "duration_seconds": outcome.duration,
+                },
+                project_id=task.project_id,
+            )
+    logger.info("check %s: %s (%s)", row.pk, outcome.status, outcome.detail[:200])
+
+
+def _store(check_id: int, outcome: CheckOutcome) -> int:
+    return CheckResult.objects.filter(pk=check_id, status=CheckStatus.RUNNING).update(
         status=outcome.status,
         passed=outcome.passed,
         failed=outcome.failed,
@@ -196,7 +222,6 @@ def _save(check_id: int, outcome: CheckOutcome) -> None:
         finished_at=timezone.now(),
         lease_expires_at=None,
     )
-    logger.info("check %s: %s (%s)", check_id, outcome.status, outcome.detail[:200])
 
 
 def reset_checks(candidate_ids: list[int]) -> int:
@@ -225,23 +250,53 @@ def recover_checks() -> list[int]:
     expired = CheckResult.objects.filter(lease_expires_at__lt=now) | CheckResult.objects.filter(
         status=CheckStatus.QUEUED, lease_expires_at__isnull=True
     )
-    for pk, status, candidate_id in expired.filter(
+    for pk, status, candidate_id, project_id in expired.filter(
         status__in=[CheckStatus.QUEUED, CheckStatus.RUNNING]
-    ).values_list("pk", "status", "candidate_id"):
+    ).values_list("pk", "status", "candidate_id", "candidate__turn__run__task__project_id"):
         # Back to queued with a new lease: the sweep then waits a full lease before it queues
         # this row again, however long the queue is.
-        reset = (
-            CheckResult.objects.filter(pk=pk, status=status)
-            .filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
-            .update(
-                status=CheckStatus.QUEUED, lease_expires_at=lease_until(settings.JOB_LEASE_SECONDS)
+        with transaction.atomic():
+            reset = (
+                CheckResult.objects.filter(pk=pk, status=status)
+                .filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
+                .update(
+                    status=CheckStatus.QUEUED,
+                    lease_expires_at=lease_until(settings.JOB_LEASE_SECONDS),
+                )
             )
-        )
+            if reset == 1 and status == CheckStatus.RUNNING:
+                # A queued row whose job may be lost only gets its job again: no state changes.
+                record(
+                    None,
+                    "check.requeued",
+                    object_type="checks.checkresult",
+                    object_id=pk,
+                    old={"status": status},
+                    new={"status": CheckStatus.QUEUED},
+                    reason="the worker running it stopped renewing its lease",
+                    project_id=project_id,
+                )
         if reset == 1:
             candidates.add(candidate_id)
     for candidate_id in sorted(candidates):
         run_candidate_checks.enqueue(candidate_id)
     return sorted(candidates)
+
+
+def candidates_without_checks() -> list[int]:
+    """Candidates of finished turns with no check rows although their task has checks: what a
+    worker that died before handing a candidate on left behind (the recovery sweep hands them
+    on again). A task edited after the candidate was made is left out: checks added since run
+    on older candidates only when the author re-runs them (an audited action)."""
+    return list(
+        Candidate.objects.filter(
+            turn__status=TurnStatus.DONE,
+            check_results__isnull=True,
+            created_at__gte=F("turn__run__task__updated_at"),
+        )
+        .exclude(turn__run__task__checks=[])
+        .values_list("pk", flat=True)
+    )
 
 
 def queue_checks_of_new_candidate(

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
+from marlin.audit.actions import record
 from marlin.leases import heartbeat, lease_until
 from marlin.paths import environments_dir, workspaces_dir
 from marlin.sandbox import ExecResult, Limits, Mount, SandboxError, run
@@ -65,7 +66,14 @@ def environment_for(task: Task) -> Environment:
         )
     try:
         with transaction.atomic():
-            return Environment.objects.create(**key, **defaults)
+            environment = Environment.objects.create(**key, **defaults)
+            record(
+                None,
+                "environment.create",
+                environment,
+                new={"commit": task.base_commit, "status": environment.status},
+            )
+            return environment
     except IntegrityError:
         return Environment.objects.get(**key)  # another worker created it first
 
@@ -217,14 +225,25 @@ def cap_log(text: str, limit: int = LOG_LIMIT_BYTES) -> str:
 def _finish(environment_id: int, status: str, log: str, target: Path, started: float) -> None:
     if status != EnvironmentStatus.READY:
         shutil.rmtree(target, ignore_errors=True)
-    Environment.objects.filter(pk=environment_id).update(
-        status=status,
-        log=log,
-        path=str(target) if status == EnvironmentStatus.READY else "",
-        duration_seconds=time.monotonic() - started,
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-    )
+    duration = time.monotonic() - started
+    with transaction.atomic():
+        Environment.objects.filter(pk=environment_id).update(
+            status=status,
+            log=log,
+            path=str(target) if status == EnvironmentStatus.READY else "",
+            duration_seconds=duration,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        # One event per build; its log stays on the row.
+        record(
+            None,
+            "environment.build",
+            object_type="tasks.environment",
+            object_id=environment_id,
+            old={"status": EnvironmentStatus.BUILDING},
+            new={"status": status, "duration_seconds": round(duration, 3)},
+        )
     logger.info("environment %s: %s", environment_id, status)
 
 
@@ -244,9 +263,20 @@ def recover_environments() -> list[int]:
     recovered = []
     stale = Environment.objects.filter(status=EnvironmentStatus.BUILDING, lease_expires_at__lt=now)
     for environment_id in stale.values_list("pk", flat=True):
-        reset = Environment.objects.filter(
-            pk=environment_id, status=EnvironmentStatus.BUILDING, lease_expires_at__lt=now
-        ).update(status=EnvironmentStatus.PENDING, lease_expires_at=None)
+        with transaction.atomic():
+            reset = Environment.objects.filter(
+                pk=environment_id, status=EnvironmentStatus.BUILDING, lease_expires_at__lt=now
+            ).update(status=EnvironmentStatus.PENDING, lease_expires_at=None)
+            if reset == 1:
+                record(
+                    None,
+                    "environment.requeued",
+                    object_type="tasks.environment",
+                    object_id=environment_id,
+                    old={"status": EnvironmentStatus.BUILDING},
+                    new={"status": EnvironmentStatus.PENDING},
+                    reason="the worker building it stopped renewing its lease",
+                )
         if reset == 1:
             build_environment.enqueue(environment_id)
             recovered.append(environment_id)
