@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 
 from marlin.accounts.models import ApiToken, ExpertProfile, Role, RoleGrant, User
 from marlin.audit.actions import record
@@ -69,6 +71,16 @@ def do_revoke_role(actor: User | None, user: User, role: str, *, reason: str = "
 def do_update_profile(
     actor: User, profile: ExpertProfile, changes: dict, *, reason: str = ""
 ) -> None:
+    """Change an expert profile. A profile not saved yet (a user made without one, e.g. by
+    createsuperuser) is created here, so that opening the profile page writes nothing."""
+    saved = ExpertProfile.objects.select_for_update().filter(user_id=profile.user_id).first()
+    if saved is None:
+        for name, value in changes.items():
+            setattr(profile, name, value)
+        profile.save()
+        record(actor, "profile.create", profile, new=changes, reason=reason)
+        return
+    profile = saved
     old = {name: getattr(profile, name) for name in changes}
     if old == changes:
         return
@@ -87,8 +99,10 @@ def do_issue_token(actor: User, name: str) -> tuple[ApiToken, str]:
 
 @transaction.atomic
 def do_revoke_token(actor: User, token: ApiToken) -> None:
-    from django.utils import timezone
-
+    if token.user_id != actor.pk and not actor.has_role(Role.ADMIN):
+        raise PermissionDenied("Only its owner or an admin may revoke a token.")
+    # Locked, so two revocations at once write one event.
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

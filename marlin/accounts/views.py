@@ -14,7 +14,10 @@ from marlin.accounts.models import ApiToken, ExpertProfile
 
 @login_required
 def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
-    profile_row, _ = ExpertProfile.objects.get_or_create(user=request.user)
+    # Reading the page writes nothing: a missing profile is created, audited, by the first save.
+    profile_row = ExpertProfile.objects.filter(user=request.user).first() or ExpertProfile(
+        user=request.user
+    )
     new_token = None
     if request.method == "POST" and request.POST.get("form") == "profile":
         form = ExpertProfileForm(request.POST)

@@ -105,7 +105,14 @@ def test_profile_edits_are_saved_and_audited(client_for, alice):
     )
     alice.refresh_from_db()
     assert alice.expert_profile.languages == ["go", "python"]
-    assert AuditEvent.objects.filter(verb="profile.update", actor=alice).count() == 1
+    # alice was made without a profile: her first save creates it.
+    assert AuditEvent.objects.filter(verb="profile.create", actor=alice).count() == 1
+    client_for(alice).post(
+        "/account/profile/",
+        {"form": "profile", "skills": "", "languages": "Go", "years_experience": 8, "bio": ""},
+    )
+    [update] = AuditEvent.objects.filter(verb="profile.update", actor=alice)
+    assert update.old_values["years_experience"] == 7 and update.new_values["languages"] == ["go"]
 
 
 def test_createuser_command_grants_roles(db, capsys):
