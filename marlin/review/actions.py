@@ -139,10 +139,30 @@ def do_save_draft(actor: User, judgment: Judgment, draft: Draft, *, revision: in
             )
         if current.draft_revision != revision:
             raise StaleDraft(current)
+        before = _verdict(current)
         _apply_draft(current, draft)
         current.draft_revision = revision + 1
         current.save(update_fields=[*_DRAFT_FIELDS, "draft_revision", "updated_at"])
+        if _verdict(current) != before:
+            # Only saves that change the verdict are audited (a few per judgment, not one per
+            # keystroke): they show, e.g., a preference changed after the checks were shown.
+            record(
+                actor,
+                "judgment.draft_verdict",
+                current,
+                old=before,
+                new=_verdict(current),
+                project_id=judgment.comparison.project_id,
+            )
     return current
+
+
+def _verdict(judgment: Judgment) -> dict[str, object]:
+    return {
+        "ratings": dict(judgment.ratings),
+        "overall": judgment.overall,
+        "confidence": judgment.confidence,
+    }
 
 
 _DRAFT_FIELDS = [
