@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from marlin.audit.models import AuditEvent
+from marlin.audit.signals import log_verified
 from marlin.tasks.actions import do_create_project, do_update_project
 
 
@@ -133,3 +134,20 @@ def _resign_from(sequence: int) -> None:
             [event.prev_hash, prev, event.pk],
         )
     _sql("UPDATE audit_auditchainhead SET last_hash = %s", [prev])
+
+
+def test_verify_reports_what_the_apps_above_find_against_the_log(history, capsys):
+    """Apps above audit (review: pay) compare their rows with the intact log through the
+    `log_verified` signal; what they find fails `verify` like a broken link."""
+
+    def ledger(sender, **kwargs):
+        return ["project 1: the ledger says 900 cents, the audit log 300"]
+
+    log_verified.connect(ledger, dispatch_uid="test-ledger")
+    try:
+        with pytest.raises(CommandError, match="the ledger says 900 cents"):
+            _verify()
+    finally:
+        log_verified.disconnect(dispatch_uid="test-ledger")
+    _verify()
+    assert "events verified" in capsys.readouterr().out
