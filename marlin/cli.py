@@ -7,7 +7,8 @@ marlin createuser NAME --role annotator [--role reviewer]
 marlin repos import FILE     import repositories (plain list, CSV or JSON lines)
 marlin import swebench-tasks FILE / predictions FILE
 marlin export ...            write dataset exports
-marlin audit verify          verify the audit log's hash chain
+marlin audit checkpoint      sign the audit chain's head into the checkpoint file
+marlin audit verify          verify the keyed audit chain against the checkpoints
 """
 
 from __future__ import annotations
