@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from marlin.paths import data_dir
@@ -78,3 +79,17 @@ def keyring() -> dict[str, AuditKey]:
     current = current_key()
     ring[current.id] = current
     return ring
+
+
+def check_configured_keys(**kwargs: object) -> list[checks.CheckMessage]:
+    """System check: a configured key that is too short stops the server at start, not at the
+    first audited write. (An unset key is fine: it is generated on first use.)"""
+    configured = [("MARLIN_AUDIT_KEY", settings.AUDIT_KEY)] if settings.AUDIT_KEY else []
+    configured += [("MARLIN_AUDIT_OLD_KEYS", text) for text in settings.AUDIT_OLD_KEYS]
+    errors: list[checks.CheckMessage] = []
+    for source, text in configured:
+        try:
+            _key(text, source)
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="marlin.audit.E001"))
+    return errors

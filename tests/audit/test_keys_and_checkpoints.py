@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, SystemCheckError
 from django.db import connection
 
 from marlin.audit.checkpoints import Checkpoint
@@ -233,3 +233,9 @@ def test_a_database_attacker_cutting_the_log_is_caught_by_the_real_command(tmp_p
     assert verify.returncode == 1, verify.stdout
     assert "events #3 to #4 are missing" in verify.stderr
     assert NEW_KEY not in verify.stdout + verify.stderr
+
+
+def test_a_short_configured_key_stops_the_commands_at_start(settings):
+    settings.AUDIT_OLD_KEYS = ["too-short"]
+    with pytest.raises(SystemCheckError, match="MARLIN_AUDIT_OLD_KEYS is 9 characters long"):
+        call_command("check")
