@@ -166,9 +166,9 @@ class UserAdmin(ReadOnlyAdmin):
             actions.do_revoke_role(actor, user, role, reason=reason)
         rate = data["hourly_rate_cents"]
         profile = ExpertProfile.objects.filter(user=user).first()
-        if profile is None and rate is not None:
-            profile = ExpertProfile.objects.create(user=user)  # as do_create_user makes it
-        if profile is not None:
+        if profile is not None or rate is not None:
+            # A user made without a profile (createsuperuser) gets one here, as profile.create.
+            profile = profile or ExpertProfile(user=user)
             actions.do_update_profile(actor, profile, {"hourly_rate_cents": rate}, reason=reason)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:

@@ -303,10 +303,20 @@ def test_name_email_and_hourly_rate_changes_are_audited(client_for, erin, alice)
     assert ExpertProfile.objects.get(user=alice).hourly_rate_cents == 7500
     [update] = _events("user.update")
     assert update.new_values["email"] == "alice@example.com" and update.actor_id == erin.pk
-    [profile] = _events("profile.update")
+    # alice was made without a profile (like createsuperuser's users): the rate creates it.
+    [profile] = _events("profile.create")
     assert (profile.new_values, profile.reason) == (
         {"hourly_rate_cents": 7500},
         "Senior rate from May.",
+    )
+    client_for(erin).post(
+        _url(User, "change", alice.pk), _change(alice, hourly_rate_cents="", reason="Back to it.")
+    )
+    assert ExpertProfile.objects.get(user=alice).hourly_rate_cents is None
+    [update] = _events("profile.update")
+    assert (update.old_values, update.new_values) == (
+        {"hourly_rate_cents": 7500},
+        {"hourly_rate_cents": None},
     )
 
 
