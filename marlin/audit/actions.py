@@ -137,8 +137,8 @@ def iter_chain_problems(*, after: tuple[int, str] | None = None) -> Iterator[Bro
         yield BrokenLink(
             head.last_sequence,
             0,
-            f"the newest events are missing: the chain head is at #{head.last_sequence}, "
-            f"the log ends at #{expected_sequence - 1}",
+            f"the chain head is at #{head.last_sequence} but the log ends at "
+            f"#{expected_sequence - 1}: the newest events are missing or the head was moved",
         )
 
 

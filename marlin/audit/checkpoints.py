@@ -82,6 +82,8 @@ def write_checkpoint(path: Path | None = None) -> Checkpoint:
     """Verify the chain (from the newest checkpoint already in the file that still holds), then
     sign its head and append it to the file and to syslog. Refuse to sign a broken chain."""
     path = path or checkpoint_file()
+    # The head first: the walk below covers it and anything written while it runs.
+    sequence, head_hash = _newest()
     start: tuple[int, str] | None = None
     if path.exists():
         problems = list(checkpoint_problems(path))
@@ -94,7 +96,6 @@ def write_checkpoint(path: Path | None = None) -> Checkpoint:
     broken = next(iter_chain_problems(after=start), None)
     if broken is not None:
         raise CheckpointError(f"not signing a broken chain: {broken}")
-    sequence, head_hash = _newest()
     key = current_key()
     unsigned = Checkpoint(sequence, head_hash, timezone.now().isoformat(), key.id)
     checkpoint = Checkpoint(**{**asdict(unsigned), "signature": key.sign(unsigned.payload())})

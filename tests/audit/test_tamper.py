@@ -151,3 +151,9 @@ def test_verify_reports_what_the_apps_above_find_against_the_log(history, capsys
         log_verified.disconnect(dispatch_uid="test-ledger")
     _verify()
     assert "events verified" in capsys.readouterr().out
+
+
+def test_a_chain_head_that_does_not_match_the_newest_event_is_reported(history):
+    _sql("UPDATE audit_auditchainhead SET last_sequence = %s", [99])
+    with pytest.raises(CommandError, match="the chain head is at #99 but the log ends at #5"):
+        _verify()
