@@ -41,8 +41,9 @@ def heartbeat(
 ) -> Iterator[None]:
     """Renew the lease of `rows` (set `lease_expires_at`) every third of a lease while the block
     runs, so that only a worker that died loses its claim. `on_thread_exit` runs in the beating
-    thread when it stops (Django callers pass `connections.close_all`: the thread's own
-    connections)."""
+    thread when it stops, and after a beat that failed (Django callers pass
+    `connections.close_all`: the thread's own connections, so a connection the database dropped
+    is opened again by the next beat instead of failing every beat until the lease is lost)."""
     stop = threading.Event()
     interval = max(lease_seconds / 3, 0.2)
 
@@ -53,6 +54,7 @@ def heartbeat(
                     rows.update(lease_expires_at=lease_until(lease_seconds))
                 except Exception:  # a missed beat is retried; the lease has slack for two
                     logger.exception("could not renew a lease (%r)", rows)
+                    on_thread_exit()
         finally:
             on_thread_exit()
 
