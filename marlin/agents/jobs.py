@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django_tasks import task
@@ -114,21 +114,24 @@ def run_turn(turn_id: int) -> None:
     turn = Turn.objects.select_related("run__agent", "run__task__repository").get(pk=turn_id)
     secrets: list[str | None] = []
     try:
-        candidate = _run(turn, claimed_at, secrets)
+        _run(turn, claimed_at, secrets)
     except TurnError as exc:
         _fail(turn, claimed_at, redact(str(exc), secrets))
-        return
+    except (OperationalError, InterfaceError):
+        # The database is away, not the turn at fault: leave the turn running and its run's
+        # lease brings it back once the database is (a failed turn needs a person to retry).
+        raise
     except Exception as exc:  # noqa: BLE001 - any crash must release the row, with a safe message
         message = redact(f"internal error: {exc!r}", secrets)
         logger.error("turn %s failed:\n%s", turn_id, redact(traceback.format_exc(), secrets))
         _fail(turn, claimed_at, message)
-        return
-    if candidate is not None:
-        after_candidate(candidate)
 
 
 def after_candidate(candidate: Candidate) -> None:
-    """Hand the stored candidate on to the apps above: its checks, then its comparison."""
+    """Hand the stored candidate on to the apps above: its checks, then its comparison. Call it
+    inside the transaction that creates the candidate (receivers add their rows to it and queue
+    their jobs on commit), so a worker that dies can leave a turn undone but never done and
+    stranded."""
     candidate_ready.send(sender=Candidate, candidate=candidate)
 
 
@@ -473,6 +476,7 @@ def _save_candidate(
             },
             project_id=turn.run.task.project_id,
         )
+        after_candidate(candidate)
     return candidate
 
 

@@ -10,8 +10,10 @@ comparison.
 Sides are assigned with ``secrets.randbelow`` and stored (``run_a``, ``run_b``); nothing about
 the runs (ids, creation order) predicts which side an agent lands on.
 
-``turn_finished(turn)`` is called by the agents' ``run_turn`` job after a turn's candidate is
-saved. It is idempotent: calling it twice for the same turn changes nothing the second time.
+``turn_finished(turn)`` runs when a turn's candidate is handed on (agents' ``candidate_ready``,
+in the transaction that saves the candidate). It is idempotent: calling it twice for the same
+turn changes nothing the second time, so the worker's recovery sweep may hand a candidate on
+again (``candidates_awaiting_comparison``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from __future__ import annotations
 import secrets
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from marlin.accounts.models import User
-from marlin.agents.models import Candidate, Run, Turn
+from marlin.agents.models import Candidate, Run, Turn, TurnStatus
 from marlin.audit.actions import record
 from marlin.review.models import Comparison, ComparisonState
 from marlin.tasks.models import Project, Task
@@ -135,6 +137,27 @@ def _bump_turns(comparison: Comparison) -> Comparison:
             reason="both runs finished a follow-up turn",
         )
     return comparison
+
+
+def candidates_awaiting_comparison() -> list[int]:
+    """Turn-1 candidates of partnered runs that are both done but were never compared: what a
+    worker that died before handing a candidate on left behind (the recovery sweep hands them
+    on again). A run that was ever in a comparison, a voided one too, is not awaiting one."""
+    in_a, in_b = Comparison.objects.values("run_a_id"), Comparison.objects.values("run_b_id")
+    runs = (
+        Run.objects.filter(partner__isnull=False, pk__lt=F("partner_id"))
+        .filter(turns__number=1, turns__status=TurnStatus.DONE, turns__candidate__isnull=False)
+        .filter(
+            partner__turns__number=1,
+            partner__turns__status=TurnStatus.DONE,
+            partner__turns__candidate__isnull=False,
+        )
+        .exclude(Q(pk__in=in_a) | Q(pk__in=in_b))
+        .exclude(Q(partner_id__in=in_a) | Q(partner_id__in=in_b))
+    )
+    return list(
+        Candidate.objects.filter(turn__run__in=runs, turn__number=1).values_list("pk", flat=True)
+    )
 
 
 def comparison_for_new_candidate(sender: object, *, candidate: Candidate, **kwargs: object) -> None:

@@ -52,13 +52,16 @@ class Workers:
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *, module: str = "marlin", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`python -m marlin worker` (or another module that runs Marlin's command line)."""
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "marlin",
+                module,
                 "worker",
                 "--interval",
                 "0.2",
@@ -66,7 +69,7 @@ class Workers:
                 "0.5",
             ],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -144,6 +147,38 @@ def test_a_check_interrupted_by_a_killed_worker_finishes_once_on_the_next_worker
     assert rows == [("passed", 2)], workers.log("second")
     log = workers.log("second")
     assert "Recovery: 1 stale workspace(s) swept" in log, log
-    assert "checks of 1 candidate(s) queued again" in log, log
+    # A sweep queued the lost check again: the second worker's, or (on a loaded machine, where
+    # the first worker took longer to start than the 2 s lease) the first worker's own.
+    assert "checks of 1 candidate(s) queued again" in workers.log("first") + log, log
     # The dead worker's workspace was swept and the finished check removed its own.
     assert workers.workspaces() == []
+
+
+# The busy timeout of Marlin's SQLite connections (settings: PRAGMA busy_timeout=15000); the
+# lock below is held longer, so every write the worker tries while it is held fails.
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+
+
+def test_a_worker_survives_a_database_locked_longer_than_the_busy_timeout(
+    workers: Workers,
+) -> None:
+    workers.call("-m", "marlin", "migrate", "--verbosity", "0")
+    worker = workers.start("worker")
+    time.sleep(2)  # past its first recovery sweep: polling the queue
+    assert worker.poll() is None, workers.log("worker")
+
+    blocker = sqlite3.connect(workers.db, timeout=15, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        time.sleep(SQLITE_BUSY_TIMEOUT_SECONDS + 4)
+        blocker.execute("COMMIT")
+    finally:
+        blocker.close()
+    assert worker.poll() is None, "the worker exited:\n" + workers.log("worker")[-3000:]
+    assert "database is locked" in workers.log("worker")
+
+    # Alive is not enough: it still takes work.
+    made = json.loads(workers.call("-m", "tests.checks.scenario", "setup", "--command", "true"))
+    rows = workers.wait_for(made["candidate"], {"passed", "failed", "error"}, timeout=60)
+    assert rows == [("passed", 1)], workers.log("worker")
+    assert worker.poll() is None

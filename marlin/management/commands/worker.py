@@ -1,26 +1,40 @@
 """`marlin worker`: run background jobs (mirrors, environments, checks, agent runs, exports).
 
 Before it takes jobs, and then every --recover-every seconds in a background thread, the worker
-sweeps workspaces that dead workers left behind and queues again the work whose lease expired
-(`recover_all` below). The jobs themselves come from django-tasks-db's `db_worker`, or from
-RQ's worker when MARLIN_TASKS_BACKEND=rq.
+sweeps workspaces that dead workers left behind, queues again the work whose lease expired and
+hands on finished turns that a dead worker did not (`recover_all` below). The jobs themselves
+come from django-tasks-db's worker loop, or from RQ's worker when MARLIN_TASKS_BACKEND=rq.
+
+A database outage does not stop the worker: on a database error (SQLite "database is locked"
+past the busy timeout, a PostgreSQL connection terminated or refused) it closes its connections,
+waits, and starts its loop again, for as long as the outage lasts (`run_until_stopped`). The job
+that was in hand when the error came is picked up by the lease sweep.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections, transaction
+from django.utils.crypto import get_random_string
+from django_tasks_db.management.commands.db_worker import Worker
 
 from marlin import paths
 from marlin.agents import jobs as agent_jobs
+from marlin.agents.models import Candidate
 from marlin.checks import jobs as check_jobs
+from marlin.review import comparisons
 from marlin.sandbox.limits import sweep_empty_cgroups
 from marlin.sandbox.workspace import sweep_stale_workspaces
 from marlin.tasks import jobs as task_jobs
@@ -31,6 +45,15 @@ logger = logging.getLogger("marlin.worker")
 # (6 h) plus setup, they belong to nobody.
 FOREIGN_WORKSPACE_MAX_AGE_SECONDS = 8 * 3600
 
+# What the worker outlives: errors of the database connection, not of a query's content
+# (IntegrityError, DataError), which are bugs a retry would repeat forever.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+# Waits between tries after a database error: 0.5 s doubling to 30 s, for as long as it lasts.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
 
 @dataclass
 class Recovered:
@@ -38,17 +61,21 @@ class Recovered:
     environments: list[int] = field(default_factory=list)
     candidates: list[int] = field(default_factory=list)
     runs: int = 0
+    handed_on: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{self.workspaces} stale workspace(s) swept, {len(self.environments)} environment "
             f"build(s) and checks of {len(self.candidates)} candidate(s) queued again, "
-            f"{self.runs} agent run(s) recovered"
+            f"{self.runs} agent run(s) recovered, "
+            f"{len(self.handed_on)} finished turn(s) handed on again"
         )
 
     @property
     def anything(self) -> bool:
-        return bool(self.workspaces or self.environments or self.candidates or self.runs)
+        return bool(
+            self.workspaces or self.environments or self.candidates or self.runs or self.handed_on
+        )
 
 
 def sweep_workspaces() -> int:
@@ -70,7 +97,26 @@ def recover_all(*, sweep: bool = True) -> Recovered:
     recovered.environments = task_jobs.recover_environments()
     recovered.candidates = check_jobs.recover_checks()
     recovered.runs = agent_jobs.recover_expired_runs()
+    recovered.handed_on = hand_on_stranded_turns()
     return recovered
+
+
+def hand_on_stranded_turns() -> list[int]:
+    """Hand on again the candidates of finished turns that never reached their checks or their
+    comparison; return their ids. A turn's candidate and its hand-off commit together now, so
+    these come from workers of an older release that died between the two; the receivers are
+    idempotent (existing check rows are kept, an existing comparison is only brought up to
+    date), so a candidate handed on twice, by two workers' sweeps at once, is harmless."""
+    stranded = sorted(
+        set(check_jobs.candidates_without_checks())
+        | set(comparisons.candidates_awaiting_comparison())
+    )
+    for candidate_id in stranded:
+        with transaction.atomic():
+            candidate = Candidate.objects.select_related("turn__run").get(pk=candidate_id)
+            agent_jobs.after_candidate(candidate)
+        logger.info("candidate %s: its finished turn was handed on again", candidate_id)
+    return stranded
 
 
 def _recover(stdout_write: Callable[[str], None]) -> None:
@@ -78,6 +124,8 @@ def _recover(stdout_write: Callable[[str], None]) -> None:
         recovered = recover_all()
     except Exception:  # recovery must never stop the worker; the next sweep tries again
         logger.exception("recovery sweep failed")
+        # A broken connection stays broken until closed; the next sweep opens a new one.
+        connections.close_all()
         return
     if recovered.anything:
         stdout_write(f"Recovery: {recovered}.")
@@ -91,6 +139,48 @@ def _recover_periodically(
             _recover(stdout_write)
     finally:
         connections.close_all()
+
+
+def run_until_stopped(work: Callable[[], object], *, stopping: Callable[[], bool]) -> None:
+    """Run `work` until it returns. After a database error, close this thread's connections
+    (Django does not reopen a broken one by itself), log, wait, and run it again; the waits
+    double from RETRY_FIRST_SECONDS to RETRY_MAX_SECONDS and start short again after a good run
+    longer than that. Returns without another try when `stopping()` says shutdown was asked."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        started = time.monotonic()
+        try:
+            work()
+            return
+        except DATABASE_ERRORS as exc:
+            if stopping():
+                return
+            if time.monotonic() - started > RETRY_MAX_SECONDS:
+                delay = RETRY_FIRST_SECONDS
+            logger.warning(
+                "database error (%s: %s); trying again in %.1f s",
+                type(exc).__name__,
+                str(exc).strip(),
+                delay,
+            )
+            connections.close_all()
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have Linux SIGKILL this process when the thread that started it ends (prctl
+    PR_SET_PDEATHSIG), so a `marlin serve` killed with SIGKILL leaves no worker running under
+    PID 1; the worker's sandboxes go with it (bwrap --die-with-parent). If the parent is already
+    gone, stop now. Elsewhere than Linux only the parent's own shutdown stops the worker."""
+    if not sys.platform.startswith("linux"):
+        logger.warning("--parent-pid: the worker cannot follow its parent on %s", sys.platform)
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # it died before the prctl took effect
+        raise SystemExit(f"The parent process {parent_pid} is gone; the worker stops.")
 
 
 class Command(BaseCommand):
@@ -113,12 +203,21 @@ class Command(BaseCommand):
             help="Seconds between recovery sweeps (default: a third of MARLIN_JOB_LEASE_SECONDS, "
             "at most 60).",
         )
+        parser.add_argument(
+            "--parent-pid",
+            type=int,
+            default=None,
+            help="Stop when this process (the one starting the worker) dies, even by SIGKILL. "
+            "`marlin serve` passes its own.",
+        )
 
     def handle(self, *args, **options) -> None:
         every = options["recover_every"] or min(60.0, max(settings.JOB_LEASE_SECONDS / 3, 1.0))
         if every <= 0:
             self.stderr.write("--recover-every must be a positive number of seconds.")
             raise SystemExit(2)
+        if options["parent_pid"] is not None:
+            die_with_parent(options["parent_pid"])
         _recover(self.stdout.write)
         stop = threading.Event()
         if not options["batch"]:
@@ -141,11 +240,21 @@ class Command(BaseCommand):
                 rq_args.append("--burst")
             if options["max_tasks"]:
                 rq_args += ["--max-jobs", str(options["max_tasks"])]
-            call_command("rqworker", *rq_args)
+            # Jobs run in RQ's forked work horses; only the worker's own loop is retried here.
+            run_until_stopped(lambda: call_command("rqworker", *rq_args), stopping=lambda: False)
             return
-        worker_args = ["--interval", str(options["interval"]), "--no-startup-delay", "--no-reload"]
-        if options["batch"]:
-            worker_args.append("--batch")
-        if options["max_tasks"]:
-            worker_args += ["--max-tasks", str(options["max_tasks"])]
-        call_command("db_worker", *worker_args)
+        # django-tasks-db's loop (what `db_worker` runs), kept across database errors: the same
+        # worker object remembers a shutdown asked for by SIGTERM/SIGINT and --max-tasks done.
+        worker = Worker(
+            queue_names=["default"],
+            excluded_queue_names=[],
+            interval=options["interval"],
+            batch=options["batch"],
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=options["max_tasks"],
+            worker_id=get_random_string(32),
+        )
+        # While it waits between tries, SIGTERM/SIGINT end the process at once (no job in hand).
+        worker.configure_signals()
+        run_until_stopped(worker.run, stopping=lambda: not worker.running)
