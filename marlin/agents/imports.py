@@ -129,6 +129,8 @@ def do_import_predictions(
             project,
             new={"file": filename, "format": report.format, **report.summary},
         )
+        # Handed on inside the import's transaction, as run_turn does inside the turn's: the
+        # candidates, their check rows and comparisons commit together or not at all.
         for candidate in candidates:
             after_candidate(candidate)
     return report
