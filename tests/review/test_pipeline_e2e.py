@@ -183,9 +183,11 @@ def test_two_comparisons_go_to_agreement_and_to_adjudication_through_the_web_ui(
     assert story(first) == [
         ("alice", "comparison.claimed"),
         ("alice", "judgment.started"),
+        ("alice", "judgment.draft_verdict"),
         ("alice", "judgment.submitted"),
         ("anna", "comparison.claimed"),
         ("anna", "judgment.started"),
+        ("anna", "judgment.draft_verdict"),
         ("anna", "judgment.submitted"),
         ("anna", "comparison.start_review"),
         ("bob", "review.submitted"),
