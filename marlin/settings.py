@@ -200,6 +200,13 @@ SANDBOX_BACKEND = os.environ.get("MARLIN_SANDBOX_BACKEND", "bwrap")
 BWRAP_PATH = os.environ.get("MARLIN_BWRAP_PATH") or None
 # Longest a mirror clone or fetch may take before git is stopped.
 GIT_TIMEOUT_SECONDS = envint("MARLIN_GIT_TIMEOUT", 3600)
+# A transfer slower than this many bytes a second for this many seconds is stopped, so a server
+# that stalls holds a worker for a minute, not for the whole GIT_TIMEOUT_SECONDS.
+GIT_LOW_SPEED_LIMIT = envint("MARLIN_GIT_LOW_SPEED_LIMIT", 1000)
+GIT_LOW_SPEED_SECONDS = envint("MARLIN_GIT_LOW_SPEED_SECONDS", 60)
+# Git servers the catalog may reach although they resolve to loopback, private or link-local
+# addresses, named as in the repository URL (an in-house server); docs/security.md.
+ALLOWED_INTERNAL_GIT_HOSTS = envlist("MARLIN_ALLOWED_INTERNAL_GIT_HOSTS", [])
 JOB_LEASE_SECONDS = envint("MARLIN_JOB_LEASE_SECONDS", 900)
 # Active time: intervals between server-stamped heartbeats at most this far apart count
 # (marlin/review/activity.py); a longer gap is a pause.

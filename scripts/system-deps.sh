@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# System packages the test suite needs: Debian's chromium (driven by Playwright), git and
-# python3-venv (the sandbox's tools venv is built from Debian's python3). Idempotent.
+# System packages the test suite needs: Debian's chromium (driven by Playwright), git, openssl
+# and python3-venv (the sandbox's tools venv is built from Debian's python3). Idempotent.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)  # certificates of the outbound tests
 /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 [ -x /usr/bin/python3 ] || need+=(python3)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -25,6 +25,36 @@ def _data_dir(settings, tmp_path: Path) -> Path:
     return path
 
 
+class TableResolver:
+    """Names resolve from this table, so no test sends a DNS query: `localhost` to loopback,
+    names a test maps with `resolver.names[...] = [...]` to those (an empty list: no such
+    name), any other to a public address that no test connects to."""
+
+    PUBLIC = "140.82.112.3"
+
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {"localhost": ["127.0.0.1", "::1"]}
+        self.asked: list[str] = []
+
+    def __call__(self, host: str) -> list[str]:
+        self.asked.append(host)
+        addresses = self.names.get(host, [self.PUBLIC])
+        if not addresses:
+            raise OSError(f"{host}: name or service not known")
+        return list(addresses)
+
+
+@pytest.fixture(autouse=True)
+def resolver(monkeypatch: pytest.MonkeyPatch) -> TableResolver:
+    """The catalog's outbound policy resolves repository hosts through
+    `marlin.catalog.validation.resolve_host`; every test gets the table above instead."""
+    from marlin.catalog import validation
+
+    table = TableResolver()
+    monkeypatch.setattr(validation, "resolve_host", table)
+    return table
+
+
 @pytest.fixture
 def make_user(db):
     from marlin.accounts.models import RoleGrant, User

@@ -46,7 +46,9 @@ class RepositoryIn(Schema):
     mirror: bool = True
 
 
-class ImportIn(Schema):
+# Named apart from the task imports' ImportIn/ImportOut: OpenAPI schemas share one namespace,
+# and the same name made this endpoint's documented answer the task import's.
+class RepositoryImportIn(Schema):
     text: str = Field(
         ...,
         max_length=20_000_000,
@@ -61,7 +63,7 @@ class BadLineOut(Schema):
     reason: str
 
 
-class ImportOut(Schema):
+class RepositoryImportOut(Schema):
     format: str
     created: int
     already_present: int
@@ -89,7 +91,8 @@ def list_repositories(
     return qs
 
 
-@router.get("/{repository_id}", response=RepositoryOut, summary="Get a repository")
+# An int converter, so that "/import" reaches the import below instead of answering 405 here.
+@router.get("/{int:repository_id}", response=RepositoryOut, summary="Get a repository")
 def get_repository(
     request: HttpRequest, repository_id: int = Path(..., ge=1, le=MAX_ID)
 ) -> Repository:
@@ -114,8 +117,8 @@ def add_repository(request: HttpRequest, body: RepositoryIn) -> Status[Repositor
     return Status(201, repository)
 
 
-@router.post("/import", response=ImportOut, summary="Import a list of repositories")
-def import_repositories(request: HttpRequest, body: ImportIn) -> dict:
+@router.post("/import", response=RepositoryImportOut, summary="Import a list of repositories")
+def import_repositories(request: HttpRequest, body: RepositoryImportIn) -> dict:
     user = require(request, *CATALOG_ROLES)
     try:
         result = do_import_repositories(user, body.text, filename=body.filename, mirror=body.mirror)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from marlin.accounts.models import User
 from marlin.audit.actions import record
 from marlin.catalog.importer import ImportReport, RepoLine, parse_repository_list
-from marlin.catalog.jobs import mirror_repository
+from marlin.catalog.jobs import mirror_repository, outbound_policy
 from marlin.catalog.models import Repository, Tag
 from marlin.catalog.validation import InvalidRepositoryURL, validate_url
 from marlin.permissions import require_role
@@ -64,6 +64,7 @@ def do_add_repository(
     require_role(actor, "author")
     try:
         parsed = validate_url(url.strip(), allow_local=allow_local())
+        outbound_policy().check(parsed)
     except InvalidRepositoryURL as exc:
         raise CatalogError(f"{url[:100]!r} cannot be added: {exc}") from None
     tag_names = sorted({tag.strip() for tag in tags if tag.strip()})
@@ -113,7 +114,9 @@ def do_import_repositories(
     """Import a list (plain, CSV or JSON lines). Bad lines are reported and skipped; mirroring
     starts only when `mirror` is true, because thousands of clones must be asked for."""
     require_role(actor, "author")
-    report = parse_repository_list(text, filename_hint=filename, allow_local=allow_local())
+    report = parse_repository_list(
+        text, filename_hint=filename, allow_local=allow_local(), check=outbound_policy().check
+    )
     result = ImportResult(report=report)
     try:
         with transaction.atomic():

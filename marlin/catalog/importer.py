@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from marlin.catalog.validation import InvalidRepositoryURL, validate_url
+from marlin.catalog.validation import InvalidRepositoryURL, RepositoryURL, validate_url
 
 MAX_LINE_LENGTH = 4000
 RAW_PREVIEW = 160
@@ -67,9 +67,11 @@ def parse_repository_list(
     *,
     filename_hint: str = "",
     allow_local: bool = False,
+    check: Callable[[RepositoryURL], object] | None = None,
 ) -> ImportReport:
     """Parse a list of repositories in any of the three formats (detected from the content,
-    with the file name's extension as a tie-breaker)."""
+    with the file name's extension as a tie-breaker). `check` (the catalog's outbound policy)
+    may refuse a valid URL by raising InvalidRepositoryURL; the line is then reported as bad."""
     if isinstance(text_or_lines, str):
         lines = text_or_lines.splitlines()
     else:
@@ -82,7 +84,7 @@ def parse_repository_list(
     rows = _rows(lines, fmt, report)
     for line_no, raw, fields in rows:
         try:
-            repo = _to_repo_line(line_no, fields, allow_local)
+            repo = _to_repo_line(line_no, fields, allow_local, check)
         except (_BadRow, InvalidRepositoryURL) as exc:
             report.bad.append(BadLine(line_no, _preview(raw), str(exc)))
             continue
@@ -159,11 +161,18 @@ def _rows(
             yield line_no, line, dict(zip(header, (cell.strip() for cell in cells), strict=False))
 
 
-def _to_repo_line(line_no: int, fields: dict[str, Any], allow_local: bool) -> RepoLine:
+def _to_repo_line(
+    line_no: int,
+    fields: dict[str, Any],
+    allow_local: bool,
+    check: Callable[[RepositoryURL], object] | None,
+) -> RepoLine:
     url = fields.get("url")
     if not isinstance(url, str) or not url.strip():
         raise _BadRow("no url given")
     parsed = validate_url(url.strip(), allow_local=allow_local)
+    if check is not None:
+        check(parsed)
     return RepoLine(
         line_no=line_no,
         url=parsed.url,

@@ -13,11 +13,21 @@ option (a leading `-`, also in the host, user or a path segment), the `transport
 authentication, so a network attacker can substitute the code that experts will judge),
 credentials in the URL (they would be stored in the database and shown in pages and logs),
 query strings and fragments, whitespace and control characters.
+
+`OutboundPolicy` then decides where git may connect: a network URL's host, after resolving, must
+not be a loopback, private, link-local (cloud metadata), multicast, reserved or unspecified
+address, in any spelling (IPv6, IPv4-mapped IPv6, `0x7f000001`, `2130706433`, `127.1`), unless an
+administrator named the host as an internal git server. It runs when a URL is added or imported
+and again right before git connects, because DNS answers change.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,6 +51,10 @@ class InvalidRepositoryURL(ValueError):
     """The URL must not be given to git; the message says why and what to do."""
 
 
+class RefusedDestination(InvalidRepositoryURL):
+    """The URL is well formed but git must not connect where it points."""
+
+
 @dataclass(frozen=True)
 class RepositoryURL:
     url: str  # what git will be given (for local repositories: the resolved absolute path)
@@ -48,6 +62,8 @@ class RepositoryURL:
     host: str  # lower-case; "" for local repositories
     name: str  # "owner/name" as written (last two path segments, without .git)
     is_local: bool
+    connect_host: str = ""  # the host git connects to, lower-case ("www." kept; [..] for IPv6)
+    port: int | None = None
 
 
 def validate_url(url: str, *, allow_local: bool = False) -> RepositoryURL:
@@ -122,8 +138,9 @@ def _validate_network(url: str, scheme: str) -> RepositoryURL:
         _check_user(user)
     netloc_host = parts.netloc.rsplit("@", 1)[-1]
     host = _host_of(netloc_host, port)
-    del port  # ports do not distinguish repositories in the key: ssh :22 and https :443 agree
-    return _describe(host, parts.path, url)
+    # Ports do not distinguish repositories in the key (ssh :22 and https :443 agree); they are
+    # kept for connecting.
+    return _describe(host, parts.path, url, port=port)
 
 
 def _validate_scp(user: str | None, host: str, path: str) -> RepositoryURL:
@@ -131,7 +148,7 @@ def _validate_scp(user: str | None, host: str, path: str) -> RepositoryURL:
         _check_user(user)
     host = _check_host(host)
     url = f"{user + '@' if user else ''}{host}:{path}"
-    return _describe(host, path, url)
+    return _describe(host, path, url, port=None)
 
 
 def _check_user(user: str) -> None:
@@ -165,11 +182,11 @@ def _check_host(host: str) -> str:
         raise InvalidRepositoryURL("the host starts with '-', which ssh would read as an option")
     if not (_HOST_RE.match(host) or _IPV6_RE.match(host)):
         raise InvalidRepositoryURL(f"the host {host!r} is not a valid host name")
-    host = host.lower()
-    return host[4:] if host.startswith("www.") else host
+    return host.lower()
 
 
-def _describe(host: str, path: str, url: str) -> RepositoryURL:
+def _describe(connect_host: str, path: str, url: str, *, port: int | None) -> RepositoryURL:
+    host = connect_host[4:] if connect_host.startswith("www.") else connect_host
     segments = [segment for segment in path.split("/") if segment != ""]
     if not segments:
         raise InvalidRepositoryURL("the URL names no repository path (expected owner/name)")
@@ -197,6 +214,8 @@ def _describe(host: str, path: str, url: str) -> RepositoryURL:
         host=host,
         name="/".join(segments[-2:]),
         is_local=False,
+        connect_host=connect_host,
+        port=port,
     )
 
 
@@ -228,3 +247,158 @@ def _validate_local(path: str, allow_local: bool, *, given: str) -> RepositoryUR
 
 def _strip_git(name: str) -> str:
     return name[: -len(".git")] if name.endswith(".git") else name
+
+
+# --- Where git may connect ---------------------------------------------------------------------
+
+# Resolves a host name to its addresses (as text, IPv4 or IPv6); raises OSError when it cannot.
+Resolver = Callable[[str], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Looking up the hosts of one imported list stops after this long (a resolver that answers slowly
+# must not hold the request); the lines whose host was not checked are reported as bad.
+RESOLVE_BUDGET_SECONDS = 30.0
+_ALLOW_HINT = (
+    "an administrator can allow an internal git server by name with "
+    "MARLIN_ALLOWED_INTERNAL_GIT_HOSTS"
+)
+# curl and getaddrinfo read a host whose last label is a number as an IPv4 address.
+_NUMERIC_LABEL_RE = re.compile(r"^(?:0[xX][0-9A-Fa-f]*|[0-9]+)$")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_KINDS: tuple[tuple[str, str], ...] = (
+    ("is_unspecified", "the unspecified address"),
+    ("is_loopback", "a loopback address"),
+    ("is_link_local", "a link-local address (where cloud metadata services answer)"),
+    ("is_multicast", "a multicast address"),
+    ("is_private", "a private address"),
+    ("is_reserved", "a reserved address"),
+)
+
+
+def resolve_host(host: str) -> list[str]:
+    """The system resolver's addresses for `host`. The policy looks this module attribute up at
+    call time, so that tests can put a table in its place and send no DNS query."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
+
+
+def address_problem(address: IPAddress) -> str | None:
+    """What kind of address git must not reach `address` is ("a loopback address"), or None
+    for a public one. IPv6 addresses that carry an IPv4 address are judged by it as well."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address_problem(address.ipv4_mapped)
+        carried = [address.sixtofour]
+        if address in _NAT64:
+            carried.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        for inner in carried:
+            problem = inner and address_problem(inner)
+            if problem:
+                return problem
+    for attribute, kind in _KINDS:
+        if getattr(address, attribute):
+            return kind
+    return None if address.is_global else "a non-public address"
+
+
+class OutboundPolicy:
+    """Whether git may connect to a repository URL's host. Local repositories (allowed by the
+    administrator) and the hosts in `allowed_hosts` pass; any other host must be, or resolve
+    only to, public addresses. One policy serves one request or one import: answers are kept
+    per host, and name look-ups stop once `budget_seconds` have passed."""
+
+    def __init__(
+        self,
+        allowed_hosts: Iterable[str] = (),
+        *,
+        resolve: Resolver | None = None,
+        budget_seconds: float = RESOLVE_BUDGET_SECONDS,
+    ) -> None:
+        self.allowed_hosts = frozenset(_bare(h.strip().lower()) for h in allowed_hosts if h.strip())
+        self._resolve = resolve
+        self._budget = budget_seconds
+        self._deadline = time.monotonic() + budget_seconds
+        self._answers: dict[str, list[str] | str] = {}
+
+    def check(self, parsed: RepositoryURL) -> list[str]:
+        """The addresses the host resolved to (for git to use and nothing else), or raise
+        RefusedDestination saying why git must not connect. Local repositories, allowed hosts
+        and hosts written as addresses give [] (there is no name to pin)."""
+        if parsed.is_local or _bare(parsed.connect_host) in self.allowed_hosts:
+            return []
+        host = parsed.connect_host
+        if host not in self._answers:
+            try:
+                self._answers[host] = self._addresses(host)
+            except RefusedDestination as exc:
+                self._answers[host] = str(exc)
+        answer = self._answers[host]
+        if isinstance(answer, str):
+            raise RefusedDestination(answer)
+        return answer
+
+    def _addresses(self, host: str) -> list[str]:
+        literal = _literal_address(host)
+        if literal is not None:
+            problem = address_problem(literal)
+            if problem:
+                written_as_is = host.startswith("[") or host == str(literal)
+                shown = host if written_as_is else f"{host} ({literal})"
+                raise RefusedDestination(f"refused: {shown} is {problem}; {_ALLOW_HINT}")
+            return []
+        if time.monotonic() > self._deadline:
+            raise RefusedDestination(
+                f"not checked: looking up the hosts took longer than {self._budget:g} s; "
+                "add this repository again"
+            )
+        resolve = self._resolve or resolve_host  # the module's, looked up now (see resolve_host)
+        try:
+            addresses = resolve(host)
+        except (OSError, UnicodeError):
+            addresses = []
+        if not addresses:
+            raise RefusedDestination(f"refused: the host {host} could not be resolved")
+        for text in addresses:
+            problem = address_problem(ipaddress.ip_address(text))
+            if problem:
+                # The kind only, not the address: internal DNS is not the author's to read.
+                raise RefusedDestination(f"refused: {host} resolves to {problem}; {_ALLOW_HINT}")
+        return addresses
+
+
+def _bare(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """The address a host written as one means, in every spelling curl and the resolver accept
+    (those of inet_aton: 127.1, 0x7f000001, 2130706433, 0177.0.0.1); None for a name."""
+    if host.startswith("["):
+        try:
+            return ipaddress.IPv6Address(_bare(host))
+        except ValueError:
+            raise RefusedDestination(f"refused: {host} is not a valid IPv6 address") from None
+    labels = host.split(".")
+    if not _NUMERIC_LABEL_RE.match(labels[-1]):
+        return None
+    numbers = [_ipv4_number(label) for label in labels]
+    *head, last = numbers
+    if (
+        len(numbers) > 4
+        or last is None
+        or any(n is None or n > 255 for n in head)
+        or last >= 256 ** (5 - len(numbers))
+    ):
+        raise RefusedDestination(f"refused: {host} is neither a host name nor an IPv4 address")
+    value = sum(n << (24 - 8 * i) for i, n in enumerate(head) if n is not None) + last
+    return ipaddress.IPv4Address(value)
+
+
+def _ipv4_number(label: str) -> int | None:
+    if label[:2].lower() == "0x":
+        digits = label[2:]
+        return int(digits, 16) if digits else 0
+    if not label.isdigit():
+        return None
+    if len(label) > 1 and label.startswith("0"):
+        return int(label, 8) if set(label) <= set("01234567") else None
+    return int(label)

@@ -4,6 +4,10 @@ Everything that reaches git from outside (a URL, a ref) is untrusted. Every call
 through `run_git`, which never uses a shell, disables hooks and fsmonitor, allows only the
 https/ssh/git transports (plus local paths when the caller says so), kills git and its helpers
 when a timeout passes, and turns failures into `GitError` carrying the end of git's stderr.
+
+Mirror clones and fetches talk to servers the catalog does not control, so they also get a
+low-speed limit, no redirects, the addresses the catalog checked (pinned for https), and a
+message that names the problem but neither the server's paths nor what answered on which port.
 """
 
 from __future__ import annotations
@@ -14,15 +18,26 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
 
 from marlin.diffs.parse import unquote_path
 
 DEFAULT_TIMEOUT = 120.0
 NETWORK_TIMEOUT = 3600.0
+# (bytes a second, seconds): a transfer slower than this for that long is stopped.
+LOW_SPEED = (1000, 60)
 _STDERR_TAIL = 2000
+# ssh's own limits, when the operator has not set GIT_SSH_COMMAND: give up connecting after 30 s
+# and on a server that stops answering keep-alives for a minute.
+_SSH_COMMAND = (
+    "ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
+)
 
 _PROTOCOL_CONFIG = (
     "protocol.allow=never",
@@ -68,7 +83,12 @@ class PatchFile:
 
 
 class GitError(Exception):
-    """A git command failed, timed out, or was given input it must not see."""
+    """A git command failed, timed out, or was given input it must not see. `stderr` keeps the
+    end of git's own output for the operator's log; the message is what users may read."""
+
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
 
 
 def run_git(
@@ -80,24 +100,28 @@ def run_git(
     allow_local: bool = False,
     isolated: bool = False,
     stdin: bytes | None = None,
+    config: Sequence[str] = (),
+    stop_on_signal: bool = False,
 ) -> bytes:
     """Run `git <config> <args>` and return its stdout; raise GitError on failure or timeout.
 
     `isolated` ignores the system and user configuration: used for workspaces, whose contents an
     agent controls, so that a filter or diff driver configured for the host user cannot be
-    triggered by a `.gitattributes` file the agent wrote.
+    triggered by a `.gitattributes` file the agent wrote. `config` adds `-c` items.
+    `stop_on_signal` makes SIGTERM and SIGINT kill git's process group at once (see
+    `_stopped_by_signals`).
     """
     argv = ["git"]
-    config = list(_PROTOCOL_CONFIG) + list(_SAFETY_CONFIG)
+    items = list(_PROTOCOL_CONFIG) + list(_SAFETY_CONFIG) + list(config)
     if allow_local:
-        config.append("protocol.file.allow=always")
-    for item in config:
+        items.append("protocol.file.allow=always")
+    for item in items:
         argv += ["-c", item]
     argv += list(args)
 
     full_env = {k: v for k, v in os.environ.items() if not _is_location_var(k)}
     full_env["GIT_TERMINAL_PROMPT"] = "0"
-    full_env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    full_env.setdefault("GIT_SSH_COMMAND", _SSH_COMMAND)
     if isolated:
         full_env["GIT_CONFIG_NOSYSTEM"] = "1"
         full_env["GIT_CONFIG_GLOBAL"] = os.devnull
@@ -114,8 +138,10 @@ def run_git(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    stopped: list[int] = []
     try:
-        stdout, stderr = process.communicate(stdin, timeout=timeout)
+        with _stopped_by_signals(process, stopped, enabled=stop_on_signal):
+            stdout, stderr = process.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         process.communicate()
@@ -124,11 +150,50 @@ def run_git(
         _kill_group(process)
         process.communicate()
         raise
+    if stopped:
+        received = signal.Signals(stopped[0]).name
+        raise GitError(f"git {name} was stopped: this process received {received}")
     if process.returncode != 0:
+        tail = _tail(stderr)
         raise GitError(
-            f"git {name} failed (exit {process.returncode}): {_tail(stderr) or 'no output'}"
+            f"git {name} failed (exit {process.returncode}): {tail or 'no output'}", stderr=tail
         )
     return stdout
+
+
+@contextmanager
+def _stopped_by_signals(
+    process: subprocess.Popen[bytes], stopped: list[int], *, enabled: bool
+) -> Iterator[None]:
+    """While git runs, SIGTERM and SIGINT first kill its whole process group, then do what they
+    did before. A worker's graceful stop waits for the job at hand, and git-remote-https, in a
+    session of its own, would keep that job (and the worker) alive for as long as a server
+    stalls; an orphaned helper would outlive the worker. Signal handlers belong to the main
+    thread, so elsewhere this does nothing (the caller's own timeout still holds)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.append(signum)
+        _kill_group(process)
+        before = previous[signal.Signals(signum)]
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    # A signal set from C (None) or ignored is left alone.
+    installed = [sig for sig, before in previous.items() if before not in (None, signal.SIG_IGN)]
+    for sig in installed:
+        signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            signal.signal(sig, previous[sig])
 
 
 def validate_ref(ref: str) -> str:
@@ -189,33 +254,39 @@ def resolve_commit(mirror: Path, ref: str) -> str:
             isolated=True,
         )
     except GitError:
+        # Not the mirror's path: this message reaches the author's form.
         raise GitError(
-            f"{ref!r} is not a branch, tag or commit in {mirror}; fetch the mirror if it is new"
+            f"{ref!r} is not a branch, tag or commit in the mirror; fetch the mirror if it is new"
         ) from None
     return out.decode().strip()
 
 
 def clone_mirror(
-    url: str, dest: Path, *, allow_local: bool, timeout: float = NETWORK_TIMEOUT
+    url: str,
+    dest: Path,
+    *,
+    allow_local: bool,
+    timeout: float = NETWORK_TIMEOUT,
+    low_speed: tuple[int, int] = LOW_SPEED,
+    addresses: Sequence[str] = (),
 ) -> None:
-    """Make `dest` a bare mirror of `url`; on failure nothing is left at `dest`."""
-    if not isinstance(url, str) or not url.strip():
-        raise GitError("repository URL is empty")
-    if url.startswith("-"):
-        raise GitError(f"repository URL {url!r} must not start with '-'")
-    if any(ord(c) < 0x20 for c in url):
-        raise GitError("repository URL contains a control character")
+    """Make `dest` a bare mirror of `url`; on failure nothing is left at `dest`. `addresses`
+    are those the catalog checked for the URL's host: https connects to them and no others."""
+    _check_url(url)
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
-        raise GitError(f"{dest} already exists and is not empty; use fetch_mirror to update it")
+        raise GitError("the mirror's folder already exists and is not empty; fetch it instead")
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Clone beside the destination and rename, so a half-finished clone is never mistaken for
     # a mirror by a concurrent worker.
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.cloning-", dir=dest.parent))
     try:
-        run_git(
+        _network_git(
             ["clone", "--mirror", "--quiet", "--", url, str(staging / "repo")],
+            url=url,
             timeout=timeout,
+            low_speed=low_speed,
+            addresses=addresses,
             allow_local=allow_local,
         )
         if dest.exists():
@@ -226,15 +297,133 @@ def clone_mirror(
 
 
 def fetch_mirror(
-    dest: Path, *, allow_local: bool = False, timeout: float = NETWORK_TIMEOUT
+    dest: Path,
+    *,
+    url: str | None = None,
+    allow_local: bool = False,
+    timeout: float = NETWORK_TIMEOUT,
+    low_speed: tuple[int, int] = LOW_SPEED,
+    addresses: Sequence[str] = (),
 ) -> None:
-    """Bring mirror `dest` up to date with its origin, pruning refs deleted there."""
+    """Bring mirror `dest` up to date with its origin, pruning refs deleted there. With `url`,
+    the origin is set to it first: the catalog checked that URL, not the one the mirror was
+    cloned from."""
     if not (Path(dest) / "HEAD").is_file():
-        raise GitError(f"{dest} is not a bare mirror; create it with clone_mirror")
-    run_git(
-        ["--git-dir", str(dest), "fetch", "--prune", "--quiet", "origin"],
+        raise GitError("the mirror's folder is not a bare mirror; clone it again")
+    git_dir = ["--git-dir", str(dest)]
+    if url is not None:
+        _check_url(url)
+        run_git([*git_dir, "config", "remote.origin.url", url])
+    _network_git(
+        [*git_dir, "fetch", "--prune", "--quiet", "origin"],
+        url=url or "",
         timeout=timeout,
+        low_speed=low_speed,
+        addresses=addresses,
         allow_local=allow_local,
+    )
+
+
+def _check_url(url: str) -> None:
+    if not isinstance(url, str) or not url.strip():
+        raise GitError("repository URL is empty")
+    if url.startswith("-"):
+        raise GitError(f"repository URL {url!r} must not start with '-'")
+    if any(ord(c) < 0x20 for c in url):
+        raise GitError("repository URL contains a control character")
+
+
+def _network_git(
+    args: list[str],
+    *,
+    url: str,
+    timeout: float,
+    low_speed: tuple[int, int],
+    addresses: Sequence[str],
+    allow_local: bool,
+) -> None:
+    limit, seconds = low_speed
+    config = [
+        f"http.lowSpeedLimit={limit}",
+        f"http.lowSpeedTime={seconds}",
+        # A redirect could lead where the catalog's address check never looked.
+        "http.followRedirects=false",
+    ]
+    pin = _curl_resolve(url, addresses)
+    if pin:
+        config.append(f"http.curloptResolve={pin}")
+    try:
+        run_git(
+            args,
+            timeout=timeout,
+            allow_local=allow_local,
+            config=config,
+            stop_on_signal=True,
+        )
+    except GitError as exc:
+        if not exc.stderr:  # timed out, stopped, or refused before git ran: already plain
+            raise
+        name = _subcommand(args)
+        raise GitError(
+            f"git {name} failed: {_network_problem(exc.stderr, low_speed)}", stderr=exc.stderr
+        ) from None
+
+
+def _curl_resolve(url: str, addresses: Sequence[str]) -> str:
+    """`host:port:address,...` for curl, so that git connects to the addresses the catalog
+    checked and not to whatever DNS answers a moment later (https only: ssh resolves alone)."""
+    if not addresses or not url.lower().startswith("https://"):
+        return ""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+    return f"{parts.hostname}:{parts.port or 443}:{listed}"
+
+
+_TRANSPORT_REFUSED_RE = re.compile(r"transport '[a-z0-9+.-]+' not allowed")
+# What a failed clone or fetch tells the person who added the repository: the kind of problem,
+# never git's own text (which names local paths, and tells a refused port from a silent one).
+_NETWORK_PROBLEMS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("operation too slow",), "the transfer was slower than {limit} bytes/s for {seconds} s"),
+    (
+        ("could not resolve host", "name or service not known", "name resolution"),
+        "the host name could not be resolved",
+    ),
+    (
+        ("returned error: 301", "returned error: 302", "returned error: 307", "redirect"),
+        "the server answered with a redirect; add the repository by the URL it redirects to",
+    ),
+    (("host key verification failed",), "the server's SSH host key is not known to the worker"),
+    (
+        (
+            "could not read username",
+            "authentication failed",
+            "permission denied",
+            "error: 401",
+            "error: 403",
+        ),
+        "the server asked for credentials (a private repository needs a credential helper or "
+        "an SSH key for the worker)",
+    ),
+    (
+        ("not found", "does not exist", "does not appear to be a git repository", "error: 404"),
+        "there is no git repository at this URL",
+    ),
+)
+
+
+def _network_problem(stderr: str, low_speed: tuple[int, int]) -> str:
+    text = stderr.lower()
+    refused = _TRANSPORT_REFUSED_RE.search(text)
+    if refused:
+        return refused.group(0)
+    for needles, problem in _NETWORK_PROBLEMS:
+        if any(needle in text for needle in needles):
+            return problem.format(limit=low_speed[0], seconds=low_speed[1])
+    return (
+        "no git server answered at this URL (the connection was refused or dropped, the server "
+        "did not answer, or it does not speak git over https or ssh)"
     )
 
 
