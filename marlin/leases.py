@@ -53,7 +53,8 @@ def heartbeat(
                 try:
                     rows.update(lease_expires_at=lease_until(lease_seconds))
                 except Exception:  # a missed beat is retried; the lease has slack for two
-                    logger.exception("could not renew a lease (%r)", rows)
+                    # Not the rows' repr: a QuerySet's is one more query, failing the same way.
+                    logger.exception("could not renew a lease; trying again at the next beat")
                     on_thread_exit()
         finally:
             on_thread_exit()
