@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Literal
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Role(models.TextChoices):
@@ -120,8 +122,37 @@ class EarningKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Adjustment by an admin"
 
 
+class EarningEvidence(BaseModel):
+    """What an Earning for a piece of work was computed from (``Earning.evidence``): the work,
+    the server-measured time (the heartbeats' sessions) and the rate. ``amount_cents()`` is the
+    one pay formula, used to pay and to reconcile the ledger with the audit log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    work: Literal["judgment", "review", "adjudication"]
+    work_id: int = Field(ge=1)
+    comparison: str = Field(description="The comparison's public id.")
+    rubric_version: int | None = Field(ge=1)
+    pay_mode: Literal["hourly", "per_item"]
+    rate_cents: int = Field(ge=0, description="Cents per hour (hourly) or per piece of work.")
+    rate_from: Literal["expert", "project"]
+    active_seconds: int = Field(ge=0)
+    wall_seconds: int = Field(ge=0)
+    heartbeats: int = Field(ge=0)
+    intervals: int = Field(ge=0, description="Heartbeat intervals counted as active.")
+    sessions: list[int] = Field(description="The WorkSession rows the time comes from.")
+
+    def amount_cents(self) -> int:
+        if self.pay_mode == "hourly":
+            # Rounded to the nearest cent, half up: 1 s at $60/h is 1.67 c -> 2 c.
+            return (self.active_seconds * self.rate_cents + 1800) // 3600
+        return self.rate_cents
+
+
 class Earning(models.Model):
-    """What an expert is owed for one accepted piece of work; created exactly once per source."""
+    """What an expert is owed for one accepted piece of work; created exactly once per source.
+    A work earning names its evidence (an EarningEvidence); an admin's adjustment names its
+    reason instead."""
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="earnings")
     project = models.ForeignKey("tasks.Project", on_delete=models.PROTECT, related_name="earnings")
@@ -130,6 +161,9 @@ class Earning(models.Model):
     source_id = models.CharField(max_length=64)
     amount_cents = models.IntegerField()
     active_seconds = models.PositiveIntegerField(default=0)
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="EarningEvidence: what the amount was computed from."
+    )
     reason = models.TextField(blank=True)
     adjusts = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adjustments"

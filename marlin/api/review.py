@@ -9,7 +9,7 @@ exactly like a comparison that does not exist, so ids reveal nothing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
@@ -20,9 +20,9 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from marlin.api.auth import require, user_of
-from marlin.api.types import MAX_ID, Counter, Id, Pagination, Seconds, filter_param
+from marlin.api.types import MAX_ID, Counter, Id, Pagination, filter_param
 from marlin.errors import IllegalTransition
-from marlin.review import actions, queue
+from marlin.review import actions, pipeline, queue
 from marlin.review.compare import candidate_at, checks_visible
 from marlin.review.forms import (
     ReviewForm,
@@ -39,7 +39,6 @@ from marlin.review.models import (
     JudgmentStatus,
     Review,
 )
-from marlin.review.pipeline import do_review
 from marlin.tasks.models import Project
 
 router = Router()
@@ -140,6 +139,25 @@ class ComparisonBrief(Schema):
         )
 
 
+IGNORED_TIME = (
+    "Ignored: time is measured by the server from heartbeats (POST /api/heartbeats). "
+    "Accepted so that older clients keep working."
+)
+
+
+class HeartbeatIn(Schema):
+    work: Literal["judgment", "review", "adjudication"] = Field(
+        ..., description="What you are working on."
+    )
+    comparison: str | None = Field(
+        None,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The comparison's public id (judgments and adjudications).",
+    )
+    judgment_id: Id | None = Field(None, description="The judgment you are reviewing (reviews).")
+
+
 class DraftIn(Schema):
     draft_revision: Counter = Field(
         ..., description="The revision your edit is based on (409 if stale)."
@@ -152,8 +170,8 @@ class DraftIn(Schema):
     confidence: int | None = None
     comments: list[dict[str, Any]] = Field(default_factory=list)
     turn_notes: dict[str, str] = Field(default_factory=dict)
-    active_seconds: Seconds = 0
-    wall_seconds: Seconds = 0
+    active_seconds: int | None = Field(None, deprecated=True, description=IGNORED_TIME)
+    wall_seconds: int | None = Field(None, deprecated=True, description=IGNORED_TIME)
 
 
 class ReviewIn(Schema):
@@ -163,7 +181,7 @@ class ReviewIn(Schema):
     per_criterion: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="key -> {agree, reason}"
     )
-    active_seconds: Seconds = 0
+    active_seconds: int | None = Field(None, deprecated=True, description=IGNORED_TIME)
 
 
 class ReviewOut(Schema):
@@ -474,6 +492,45 @@ def get_judgment(
     }
 
 
+# --- time ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/heartbeats",
+    response={204: None},
+    tags=["time"],
+    url_name="heartbeat",
+    summary="Report that you are working (the server stamps the time; send every 15-60 s)",
+    description=(
+        "Active time, and hourly pay, is measured by the server: the intervals between your "
+        "heartbeats on a piece of work that are at most MARLIN_ACTIVITY_GAP_SECONDS (default 60) "
+        "apart, never more than the time from your first heartbeat to your submission. Send one "
+        "while you work: `judgment` with `comparison` (your draft on it), `review` with "
+        "`judgment_id`, `adjudication` with `comparison`. 409 once the work is closed."
+    ),
+)
+def heartbeat(request: HttpRequest, body: HeartbeatIn) -> Status[None]:
+    user = user_of(request)
+    try:
+        if body.work == "review":
+            if body.judgment_id is None:
+                raise HttpError(422, "A review heartbeat names the judgment_id you review.")
+            pipeline.do_review_heartbeat(user, body.judgment_id)
+            return Status(204, None)
+        if not body.comparison:
+            raise HttpError(422, f"A {body.work} heartbeat names the comparison's public id.")
+        comparison = Comparison.objects.filter(public_id=body.comparison).first()
+        if comparison is None:
+            raise HttpError(404, "No such comparison, or it is not assigned to you.")
+        if body.work == "judgment":
+            actions.do_judgment_heartbeat(user, comparison)
+        else:
+            pipeline.do_adjudication_heartbeat(user, comparison)
+    except (actions.JudgmentClosed, IllegalTransition) as exc:
+        raise HttpError(409, str(exc)) from None
+    return Status(204, None)
+
+
 # --- reviews and decisions -----------------------------------------------------------------
 
 
@@ -511,13 +568,12 @@ def create_review(request: HttpRequest, body: ReviewIn) -> Status[Review]:
     if not form.is_valid():
         raise ValidationError(error_messages(form))
     try:
-        review = do_review(
+        review = pipeline.do_review(
             user,
             judgment,
             verdict=form.cleaned_data["verdict"],
             reason=form.cleaned_data["reason"],
             per_criterion=form.per_criterion(),
-            active_seconds=body.active_seconds,
         )
     except IllegalTransition as exc:
         raise HttpError(409, str(exc)) from None

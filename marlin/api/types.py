@@ -12,10 +12,8 @@ from pydantic import Field
 
 MAX_ID = 2**63 - 1
 MAX_COUNTER = 2**31 - 1
-MAX_SECONDS = 7 * 24 * 3600
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
 Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
 # PostgreSQL refuses NUL in any text it is given, a filter value included: a 422, not a 500.
 NO_NUL = r"^[^\x00]*$"

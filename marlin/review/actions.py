@@ -1,7 +1,10 @@
-"""Judgment state changes: starting a draft, autosaving it, submitting it, giving work back.
+"""Judgment state changes: starting a draft, autosaving it, submitting it, giving work back, and
+the heartbeats that measure the annotator's time on it.
 
-Autosaves are not audited one by one (an expert's draft changes every few seconds and is not a
-decision); starting a judgment, submitting it and releasing a claim each write one audit event.
+Autosaves and heartbeats are not audited one by one (an expert's draft changes every few seconds
+and is not a decision); starting a judgment, submitting it and releasing a claim each write one
+audit event. Time is never taken from the client: heartbeats are stamped by the server
+(marlin/review/activity.py) and submitting adds up the session they made.
 Drafts use optimistic concurrency: every save names the ``draft_revision`` it was based on, and a
 save based on an older revision (another tab saved in between) raises :class:`StaleDraft`.
 """
@@ -16,9 +19,16 @@ from marlin.accounts.models import User
 from marlin.agents.actions import do_start_follow_up
 from marlin.audit.actions import record
 from marlin.permissions import require_role
-from marlin.review import pipeline, queue
+from marlin.review import activity, pipeline, queue
 from marlin.review.forms import Draft, submission_errors
-from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
+from marlin.review.models import (
+    Claim,
+    Comparison,
+    ComparisonState,
+    Judgment,
+    JudgmentStatus,
+    WorkKind,
+)
 
 _NOT_ASSIGNED = (
     "This comparison is not assigned to you. Use “Next comparison” to take work from the queue."
@@ -165,16 +175,7 @@ def _verdict(judgment: Judgment) -> dict[str, object]:
     }
 
 
-_DRAFT_FIELDS = [
-    "ratings",
-    "overall",
-    "rationale",
-    "confidence",
-    "comments",
-    "turn_notes",
-    "active_seconds",
-    "wall_seconds",
-]
+_DRAFT_FIELDS = ["ratings", "overall", "rationale", "confidence", "comments", "turn_notes"]
 
 
 def _apply_draft(judgment: Judgment, draft: Draft) -> None:
@@ -184,9 +185,6 @@ def _apply_draft(judgment: Judgment, draft: Draft) -> None:
     judgment.confidence = draft["confidence"]
     judgment.comments = draft["comments"]
     judgment.turn_notes = draft["turn_notes"]
-    # Time only grows: a tab that loaded earlier must not wind back what a later tab counted.
-    judgment.active_seconds = max(judgment.active_seconds, draft["active_seconds"])
-    judgment.wall_seconds = max(judgment.wall_seconds, draft["wall_seconds"])
 
 
 def draft_of(judgment: Judgment) -> Draft:
@@ -197,8 +195,30 @@ def draft_of(judgment: Judgment) -> Draft:
         confidence=judgment.confidence,
         comments=list(judgment.comments),
         turn_notes=dict(judgment.turn_notes),
-        active_seconds=judgment.active_seconds,
-        wall_seconds=judgment.wall_seconds,
+    )
+
+
+@transaction.atomic
+def do_judgment_heartbeat(actor: User, comparison: Comparison, *, at_ms: int = 0) -> None:
+    """The annotator is active on the comparison: count the interval since their last heartbeat
+    (server time) and keep their claim alive. The first heartbeat of a session is checked like
+    a save (assigned, judgment still editable) and opens it; the rest are one UPDATE of the
+    session and one of the claim. ``at_ms`` is for tests that need time that already passed."""
+    at_ms = at_ms or activity.now_ms()
+    if activity.beat(actor.pk, WorkKind.JUDGMENT, comparison.pk, at_ms=at_ms):
+        # Time counted while the claim lapsed is never paid unless submitting passes its checks.
+        queue.touch_claim(actor, comparison)
+        return
+    judgment = ensure_assigned(actor, comparison)
+    if judgment is not None and not judgment.is_editable:
+        raise JudgmentClosed("This judgment was submitted; time on it is no longer counted.")
+    activity.open_session(actor, WorkKind.JUDGMENT, comparison, comparison.pk, at_ms=at_ms)
+
+
+def active_seconds_so_far(judgment: Judgment) -> int:
+    """What the server counted on this judgment: its submitted sessions and the open one."""
+    return judgment.active_seconds + activity.open_active_seconds(
+        judgment.annotator, WorkKind.JUDGMENT, judgment.comparison_id
     )
 
 
@@ -233,7 +253,27 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
         current.status = JudgmentStatus.SUBMITTED
         current.submitted_at = timezone.now()
         current.turn_judged = comparison.turn_count
-        current.save(update_fields=["status", "submitted_at", "turn_judged", "updated_at"])
+        # Time is what the server's heartbeats measured, added up over every submission (a
+        # revision is more work on the same judgment).
+        work = activity.close(
+            actor,
+            WorkKind.JUDGMENT,
+            comparison.pk,
+            work_id=current.pk,
+            at_ms=activity.ms(current.submitted_at),
+        )
+        current.active_seconds += work.active_seconds
+        current.wall_seconds += work.wall_seconds
+        current.save(
+            update_fields=[
+                "status",
+                "submitted_at",
+                "turn_judged",
+                "active_seconds",
+                "wall_seconds",
+                "updated_at",
+            ]
+        )
         Claim.objects.filter(
             comparison=comparison, annotator=actor, released_at__isnull=True
         ).update(released_at=current.submitted_at)
@@ -248,6 +288,8 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
                 "ratings": current.ratings,
                 "turn_judged": current.turn_judged,
                 "active_seconds": current.active_seconds,
+                "wall_seconds": current.wall_seconds,
+                "work_session": work.as_dict(),
                 "rubric_version": current.rubric_version.number,
             },
             project_id=comparison.project_id,

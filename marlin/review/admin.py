@@ -4,7 +4,7 @@ audited actions (queue, actions, pipeline) on the product's pages, never through
 from django.contrib import admin
 
 from marlin.adminsite import ReadOnlyAdmin
-from marlin.review.models import Claim, Comparison, Decision, Judgment, Review
+from marlin.review.models import Claim, Comparison, Decision, Judgment, Review, WorkSession
 
 
 @admin.register(Comparison)
@@ -50,3 +50,22 @@ class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["comparison", "source", "overall", "decided_by", "decided_at"]
     list_filter = ["source"]
     list_select_related = ["comparison", "decided_by"]
+
+
+@admin.register(WorkSession)
+class WorkSessionAdmin(ReadOnlyAdmin):
+    """Server-measured time: written only by heartbeats and submissions."""
+
+    list_display = [
+        "pk",
+        "user",
+        "kind",
+        "comparison",
+        "heartbeats",
+        "intervals",
+        "active_ms",
+        "closed_ms",
+        "work_id",
+    ]
+    list_filter = ["kind"]
+    list_select_related = ["user", "comparison"]

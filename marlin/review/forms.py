@@ -9,10 +9,13 @@ same fields first (``draft_data``, ``review_data``).
 
 Judgment fields: ``rating-<criterion key>`` (-3..3, or ``na``), ``overall`` (-3..3),
 ``rationale``, ``confidence`` (1-5), ``comments`` (JSON list of ``{side, file, line_side, line,
-text}``), ``turn_note-<n>``, ``active_seconds``, ``wall_seconds`` and ``draft_revision``.
+text}``), ``turn_note-<n>`` and ``draft_revision``.
 Review fields: ``verdict``, ``reason``, ``agree-<key>`` (agree or disagree) and ``reason-<key>``.
-Decision fields: ``rating-<key>``, ``overall`` and ``rationale``. Review and decision forms also
-carry the page's signed ``timer``.
+Decision fields: ``rating-<key>``, ``overall`` and ``rationale``.
+
+No form carries time: active time is measured by the server from heartbeats
+(marlin/review/activity.py). Time fields older clients still send (``active_seconds``,
+``wall_seconds``, ``timer``) are not form fields, so they are ignored.
 
 Ratings are stored as ``{key: -3..3}`` for rated criteria and ``{key: None}`` for "not
 applicable"; a criterion missing from the dict is not rated yet. The overall preference lives in
@@ -37,7 +40,6 @@ MAX_RATIONALE = 20_000
 MAX_COMMENTS = 300
 MAX_COMMENT_CHARS = 5_000
 MAX_NOTE_CHARS = 5_000
-MAX_SECONDS = 7 * 24 * 3600
 CONFIDENCE_CHOICES = [
     ("1", "guessing"),
     ("2", "unsure"),
@@ -63,8 +65,6 @@ class Draft(TypedDict):
     confidence: int | None
     comments: list[LineComment]
     turn_notes: dict[str, str]
-    active_seconds: int
-    wall_seconds: int
 
 
 def rating_field(key: str) -> str:
@@ -114,20 +114,6 @@ class RatingField(ScaleField):
                 raise ValidationError(problem, code="not_applicable")
             return NOT_APPLICABLE
         return super().to_python(value)
-
-
-class SecondsField(forms.Field):
-    """Seconds the client counted (a hint: capped at a week, never negative)."""
-
-    def to_python(self, value: Any) -> int:
-        text = "" if value in self.empty_values else str(value).strip()
-        try:
-            number = int(float(text or 0))
-        except (ValueError, OverflowError):
-            raise ValidationError(
-                f"Time must be a number of seconds, not {text!r}.", code="seconds"
-            ) from None
-        return max(0, min(number, MAX_SECONDS))
 
 
 class CommentsField(forms.Field):
@@ -251,8 +237,6 @@ class JudgmentForm(RatingsForm):
         error_messages={"invalid_choice": "Confidence must be 1 to 5, not %(value)r."},
     )
     comments = CommentsField(required=False)
-    active_seconds = SecondsField(required=False)
-    wall_seconds = SecondsField(required=False)
     draft_revision = forms.IntegerField(
         min_value=0,
         error_messages={
@@ -278,8 +262,6 @@ class JudgmentForm(RatingsForm):
             confidence=data["confidence"],
             comments=data["comments"],
             turn_notes=notes,
-            active_seconds=data["active_seconds"],
-            wall_seconds=data["wall_seconds"],
         )
 
     def turn_note_rows(self) -> list[tuple[int, forms.BoundField]]:
@@ -316,8 +298,6 @@ def draft_data(draft: Mapping[str, Any], *, revision: int) -> dict[str, str]:
     return data | {
         "rationale": draft["rationale"],
         "comments": json.dumps(draft["comments"]),
-        "active_seconds": str(draft["active_seconds"]),
-        "wall_seconds": str(draft["wall_seconds"]),
         "draft_revision": str(revision),
     }
 
@@ -363,7 +343,6 @@ class ReviewForm(RubricForm):
         },
     )
     reason = _text("The reason", MAX_RATIONALE)
-    timer = forms.CharField(required=False)
 
     def criterion_fields(self, criterion: Mapping[str, Any]) -> dict[str, forms.Field]:
         key, name = criterion["key"], criterion["name"]
@@ -454,7 +433,6 @@ class DecisionForm(RatingsForm):
         error_messages={"required": "Choose the overall decision (A much better … B much better)."},
     )
     rationale = _text("The rationale", MAX_RATIONALE)
-    timer = forms.CharField(required=False)
 
     def __init__(self, *args: Any, min_rationale: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -138,6 +138,8 @@ class Judgment(models.Model):
     comments = models.JSONField(default=list, blank=True, help_text="Line-anchored comments.")
     turn_notes = models.JSONField(default=dict, blank=True, help_text="turn number -> remark")
     turn_judged = models.PositiveSmallIntegerField(default=1)
+    # Measured by the server from heartbeats (WorkSession), added up at each submission; never
+    # taken from the client. Wall time runs from a session's first heartbeat to the submission.
     active_seconds = models.PositiveIntegerField(default=0)
     wall_seconds = models.PositiveIntegerField(default=0)
     draft_revision = models.PositiveIntegerField(default=0)
@@ -188,7 +190,7 @@ class Review(models.Model):
         default=dict, blank=True, help_text="criterion key -> {agree: bool, reason: str}"
     )
     reason = models.TextField()
-    active_seconds = models.PositiveIntegerField(default=0)
+    active_seconds = models.PositiveIntegerField(default=0, help_text="Measured by the server.")
     created_at = models.DateTimeField(default=timezone.now)
     # The rubric the reviewer read (re-reviews after a rubric change use the newer one).
     rubric_version = models.ForeignKey(
@@ -236,7 +238,56 @@ class Decision(models.Model):
         related_name="decisions",
     )
     decided_at = models.DateTimeField(default=timezone.now)
-    active_seconds = models.PositiveIntegerField(default=0)
+    active_seconds = models.PositiveIntegerField(default=0, help_text="Measured by the server.")
 
     def __str__(self) -> str:
         return f"decision on {self.comparison}"
+
+
+class WorkKind(models.TextChoices):
+    JUDGMENT = "judgment", "Judgment"
+    REVIEW = "review", "Review"
+    ADJUDICATION = "adjudication", "Adjudication"
+
+
+class WorkSession(models.Model):
+    """One person's server-measured time on one piece of work, from heartbeats.
+
+    The page (or an API client) sends a heartbeat while its user is active; the server stamps
+    it. An interval between two heartbeats at most ``MARLIN_ACTIVITY_GAP_SECONDS`` apart counts
+    as active; a longer gap does not. Times are epoch milliseconds so a heartbeat is one integer
+    UPDATE on every database. The session closes when the work is submitted (``work_id`` then
+    names the judgment, review or decision it was added to); later heartbeats open a new one.
+
+    ``subject_id`` is what is being worked on: the comparison for a judgment or an adjudication,
+    the judgment for a review.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="work_sessions"
+    )
+    kind = models.CharField(max_length=20, choices=WorkKind.choices)
+    comparison = models.ForeignKey(
+        Comparison, on_delete=models.PROTECT, related_name="work_sessions"
+    )
+    subject_id = models.BigIntegerField()
+    opened_ms = models.BigIntegerField(help_text="Server time of the first heartbeat (epoch ms).")
+    last_seen_ms = models.BigIntegerField(help_text="Server time of the latest heartbeat.")
+    active_ms = models.BigIntegerField(default=0)
+    heartbeats = models.PositiveIntegerField(default=1)
+    intervals = models.PositiveIntegerField(default=0, help_text="Intervals counted as active.")
+    closed_ms = models.BigIntegerField(null=True, blank=True)
+    work_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind", "subject_id"],
+                condition=models.Q(closed_ms__isnull=True),
+                name="one_open_work_session",
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "work_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} session {self.pk} of {self.user_id} on {self.subject_id}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet, Sum
 
-from marlin.accounts.models import Earning, EarningKind, ExpertProfile, User
+from marlin.accounts.models import Earning, EarningEvidence, EarningKind, ExpertProfile, User
 from marlin.audit.actions import record
 from marlin.permissions import require_role
-from marlin.review.models import Comparison, Decision, Judgment, Review
+from marlin.review import activity
+from marlin.review.models import Comparison, Decision, Judgment, Review, WorkKind
 from marlin.tasks.models import PayMode, Project
 
 SOURCE_JUDGMENT = "review.judgment"
@@ -38,28 +40,70 @@ class NotPayable(Exception):
     """Work that must not be paid (voided, rejected, or not decided yet); the message says why."""
 
 
-def hourly_rate_cents(user: User, project: Project) -> int:
-    """The expert's own hourly rate when their profile sets one, else the project's."""
-    own = (
-        ExpertProfile.objects.filter(user=user).values_list("hourly_rate_cents", flat=True).first()
-    )
-    return own if own is not None else project.hourly_rate_cents
-
-
-def amount_cents(project: Project, kind: str, user: User, active_seconds: int) -> int:
+def rate_cents(user: User, project: Project, kind: str) -> tuple[int, str]:
+    """The rate this work is paid at and where it comes from: per hour, the expert's own rate
+    when their profile sets one, else the project's; per piece of work, the project's."""
     if project.pay_mode == PayMode.HOURLY:
-        # Rounded to the nearest cent, half up: 1 s at $60/h is 1.67 c -> 2 c.
-        return (active_seconds * hourly_rate_cents(user, project) + 1800) // 3600
+        own = (
+            ExpertProfile.objects.filter(user=user)
+            .values_list("hourly_rate_cents", flat=True)
+            .first()
+        )
+        if own is not None:
+            return own, "expert"
+        return project.hourly_rate_cents, "project"
     per_item = {
         EarningKind.JUDGMENT: project.pay_per_judgment_cents,
         EarningKind.REVIEW: project.pay_per_review_cents,
         EarningKind.ADJUDICATION: project.pay_per_adjudication_cents,
     }
-    return per_item[EarningKind(kind)]
+    return per_item[EarningKind(kind)], "project"
+
+
+def _evidence(
+    user: User,
+    comparison: Comparison,
+    kind: str,
+    work_id: int,
+    *,
+    active_seconds: int,
+    rubric_version: int | None,
+) -> EarningEvidence:
+    project = comparison.project
+    rate, rate_from = rate_cents(user, project, kind)
+    time = activity.time_of_work(_WORK_KIND[kind], work_id)
+    return EarningEvidence(
+        work=_WORK_KIND[kind],
+        work_id=work_id,
+        comparison=comparison.public_id,
+        rubric_version=rubric_version,
+        pay_mode=project.pay_mode,
+        rate_cents=rate,
+        rate_from=rate_from,
+        # The time stored on the work at its submission (the sum of its sessions since time
+        # is measured by the server; work submitted before that keeps what was recorded).
+        active_seconds=active_seconds,
+        wall_seconds=time.wall_seconds,
+        heartbeats=time.heartbeats,
+        intervals=time.intervals,
+        sessions=list(time.sessions),
+    )
+
+
+_WORK_KIND: dict[str, WorkKind] = {
+    EarningKind.JUDGMENT: WorkKind.JUDGMENT,
+    EarningKind.REVIEW: WorkKind.REVIEW,
+    EarningKind.ADJUDICATION: WorkKind.ADJUDICATION,
+}
 
 
 def _pay(
-    user: User, project: Project, kind: str, source_type: str, source_id: int, active_seconds: int
+    user: User,
+    project: Project,
+    kind: str,
+    source_type: str,
+    source_id: int,
+    evidence: EarningEvidence,
 ) -> Earning:
     earning, _ = Earning.objects.get_or_create(
         user=user,
@@ -68,11 +112,24 @@ def _pay(
         source_id=str(source_id),
         defaults={
             "project": project,
-            "amount_cents": amount_cents(project, kind, user, active_seconds),
-            "active_seconds": active_seconds,
+            "amount_cents": evidence.amount_cents(),
+            "active_seconds": evidence.active_seconds,
+            "evidence": evidence.model_dump(),
         },
     )
     return earning
+
+
+def logged(earning: Earning) -> dict[str, Any]:
+    """An Earning as the decision's audit event lists it: enough to recompute and check it."""
+    return {
+        "earning": earning.pk,
+        "user": earning.user.username,
+        "kind": earning.kind,
+        "source": f"{earning.source_type}:{earning.source_id}",
+        "amount_cents": earning.amount_cents,
+        "evidence": earning.evidence,
+    }
 
 
 def _require_decided(comparison: Comparison, what: str) -> None:
@@ -92,13 +149,22 @@ def pay_judgment(judgment: Any) -> Earning:
     _require_decided(judgment.comparison, what)
     if judgment.status != "accepted":
         raise NotPayable(f"{what} is {judgment.status}; only accepted judgments are paid.")
+    comparison = judgment.comparison
+    evidence = _evidence(
+        judgment.annotator,
+        comparison,
+        EarningKind.JUDGMENT,
+        judgment.pk,
+        active_seconds=judgment.active_seconds,
+        rubric_version=judgment.rubric_version.number,
+    )
     return _pay(
         judgment.annotator,
-        judgment.comparison.project,
+        comparison.project,
         EarningKind.JUDGMENT,
         SOURCE_JUDGMENT,
         judgment.pk,
-        judgment.active_seconds,
+        evidence,
     )
 
 
@@ -106,13 +172,17 @@ def pay_review(review: Any) -> Earning:
     """Pay a completed review (any verdict, superseded ones included: the work was done)."""
     comparison = review.judgment.comparison
     _require_decided(comparison, f"Review {review.pk}")
-    return _pay(
+    version = review.rubric_version.number if review.rubric_version_id else None
+    evidence = _evidence(
         review.reviewer,
-        comparison.project,
+        comparison,
         EarningKind.REVIEW,
-        SOURCE_REVIEW,
         review.pk,
-        review.active_seconds,
+        active_seconds=review.active_seconds,
+        rubric_version=version,
+    )
+    return _pay(
+        review.reviewer, comparison.project, EarningKind.REVIEW, SOURCE_REVIEW, review.pk, evidence
     )
 
 
@@ -120,13 +190,21 @@ def pay_adjudication(decision: Any) -> Earning:
     if decision.source != "adjudication" or decision.decided_by_id is None:
         raise NotPayable("Only a decision an adjudicator made is paid as an adjudication.")
     _require_decided(decision.comparison, f"Decision {decision.pk}")
+    evidence = _evidence(
+        decision.decided_by,
+        decision.comparison,
+        EarningKind.ADJUDICATION,
+        decision.pk,
+        active_seconds=decision.active_seconds,
+        rubric_version=decision.rubric_version.number,
+    )
     return _pay(
         decision.decided_by,
         decision.comparison.project,
         EarningKind.ADJUDICATION,
         SOURCE_DECISION,
         decision.pk,
-        decision.active_seconds,
+        evidence,
     )
 
 
@@ -249,7 +327,7 @@ class PayrollRow:
     total: str
 
 
-def _money(cents: int) -> str:
+def money(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
 
@@ -274,10 +352,24 @@ def payroll_rows(period: str, project: Project | None = None) -> list[PayrollRow
             pseudonym=users[user_id].pseudonym,
             items=row["items"],
             active_hours=f"{row['seconds'] / 3600:.2f}",
-            total=_money(row["cents"]),
+            total=money(row["cents"]),
         )
         for user_id, row in sorted(per_user.items(), key=lambda item: users[item[0]].username)
     ]
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), a DDE
+# call); a leading apostrophe makes it text. Plain numbers we wrote ourselves stay numbers.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """The value as a CSV cell a spreadsheet shows as text, never runs as a formula."""
+    text = str(value)
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def payroll_csv(rows: list[PayrollRow]) -> str:
@@ -285,7 +377,8 @@ def payroll_csv(rows: list[PayrollRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["user", "pseudonym", "items", "active_hours", "total"])
     for row in rows:
-        writer.writerow([row.user, row.pseudonym, row.items, row.active_hours, row.total])
+        cells = [row.user, row.pseudonym, row.items, row.active_hours, row.total]
+        writer.writerow([spreadsheet_cell(cell) for cell in cells])
     return out.getvalue()
 
 

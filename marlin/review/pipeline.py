@@ -30,7 +30,7 @@ from marlin.accounts.models import Earning, User
 from marlin.audit.actions import record
 from marlin.errors import IllegalTransition
 from marlin.permissions import require_role
-from marlin.review import pay
+from marlin.review import activity, pay
 from marlin.review.agreement_rule import Verdict, decide, is_accepted, judgments_agree
 from marlin.review.models import (
     Claim,
@@ -42,13 +42,16 @@ from marlin.review.models import (
     JudgmentStatus,
     Review,
     ReviewVerdict,
+    WorkKind,
 )
 from marlin.tasks.models import Project, RubricVersion
-from marlin.tasks.rubric import OVERALL_KEY, SCALE_VALUES
+from marlin.tasks.rubric import OVERALL_KEY, rating_error, review_answer_error, scale_error
 
 __all__ = [
     "IllegalTransition",
     "judgment_submitted",
+    "do_review_heartbeat",
+    "do_adjudication_heartbeat",
     "do_review",
     "do_request_revision",
     "do_decide_from_agreement",
@@ -143,8 +146,15 @@ def judgment_submitted(judgment: Judgment) -> Comparison:
 def _reviewable(actor: User, judgment: Judgment) -> tuple[Comparison, Judgment]:
     require_role(actor, "reviewer")
     comparison = _lock(judgment.comparison)
-    _refuse_if_closed(comparison)
     judgment = Judgment.objects.select_related("rubric_version", "annotator").get(pk=judgment.pk)
+    _check_reviewable(actor, comparison, judgment)
+    return comparison, judgment
+
+
+def _check_reviewable(actor: User, comparison: Comparison, judgment: Judgment) -> None:
+    """Refuse, with the reason, a review this actor may not write now (do_review and the review
+    page's heartbeat ask)."""
+    _refuse_if_closed(comparison)
     judgment.check_reviewer(actor)
     if comparison.state != ComparisonState.IN_REVIEW:
         raise IllegalTransition(
@@ -161,7 +171,41 @@ def _reviewable(actor: User, judgment: Judgment) -> tuple[Comparison, Judgment]:
     needed = comparison.project.reviewers_per_judgment
     if reviews.count() >= needed:
         raise IllegalTransition(f"This judgment already has the {needed} review(s) it needs.")
-    return comparison, judgment
+
+
+@transaction.atomic
+def do_review_heartbeat(actor: User, judgment_id: int, *, at_ms: int = 0) -> None:
+    """The reviewer is active on the review page of this judgment: count the interval since
+    their last heartbeat (marlin/review/activity.py). The first heartbeat of a session is
+    checked as the review itself would be (nothing is locked) and opens it. A judgment that is
+    not submitted is "not found", as on the API's judgment endpoint. ``at_ms`` is for tests."""
+    at_ms = at_ms or activity.now_ms()
+    if activity.beat(actor.pk, WorkKind.REVIEW, judgment_id, at_ms=at_ms):
+        return
+    require_role(actor, "reviewer")
+    judgment = (
+        Judgment.objects.select_related("comparison__project", "annotator")
+        .filter(pk=judgment_id, status__in=LIVE_STATUSES)
+        .first()
+    )
+    if judgment is None:
+        raise Judgment.DoesNotExist("No such submitted judgment.")
+    _check_reviewable(actor, judgment.comparison, judgment)
+    activity.open_session(actor, WorkKind.REVIEW, judgment.comparison, judgment.pk, at_ms=at_ms)
+
+
+def _close_review_session(actor: User, review: Review) -> activity.WorkTime:
+    """The reviewer's server-measured time on this review, stored on it."""
+    work = activity.close(
+        actor,
+        WorkKind.REVIEW,
+        review.judgment_id,
+        work_id=review.pk,
+        at_ms=activity.ms(review.created_at),
+    )
+    review.active_seconds = work.active_seconds
+    review.save(update_fields=["active_seconds"])
+    return work
 
 
 def clean_per_criterion(
@@ -177,8 +221,9 @@ def clean_per_criterion(
             missing.append(criterion["name"])
             continue
         reason = str(entry.get("reason") or "").strip()
-        if not entry["agree"] and not reason:
-            raise ValidationError(f"Say why you disagree on {criterion['name']}.")
+        problem = review_answer_error(criterion, entry["agree"], reason)
+        if problem:
+            raise ValidationError(problem)
         cleaned[criterion["key"]] = {"agree": entry["agree"], "reason": reason}
     if missing:
         raise ValidationError(
@@ -195,12 +240,12 @@ def do_review(
     verdict: str,
     reason: str,
     per_criterion: dict[str, Any],
-    active_seconds: int = 0,
 ) -> Review:
     """Agree or disagree with a judgment, per criterion and overall. The review that completes
-    the comparison's reviews settles it (agreed and decided, or disputed)."""
+    the comparison's reviews settles it (agreed and decided, or disputed). Its time is what the
+    server measured from the review page's heartbeats."""
     if verdict == ReviewVerdict.REVISION:
-        return do_request_revision(actor, judgment, comments=reason, active_seconds=active_seconds)
+        return do_request_revision(actor, judgment, comments=reason)
     if verdict not in (ReviewVerdict.AGREE, ReviewVerdict.DISAGREE):
         raise ValidationError(
             f"Unknown verdict {verdict!r}: choose agree, disagree or request a revision."
@@ -216,15 +261,21 @@ def do_review(
         verdict=verdict,
         per_criterion=cleaned,
         reason=reason,
-        active_seconds=max(0, int(active_seconds)),
         rubric_version=comparison.project.rubric.current_version(),
     )
+    work = _close_review_session(actor, review)
     disagreed = sorted(key for key, entry in cleaned.items() if not entry["agree"])
     record(
         actor,
         "review.submitted",
         review,
-        new={"judgment": judgment.pk, "verdict": verdict, "disagrees_on": disagreed},
+        new={
+            "judgment": judgment.pk,
+            "verdict": verdict,
+            "disagrees_on": disagreed,
+            "active_seconds": review.active_seconds,
+            "work_session": work.as_dict(),
+        },
         reason=reason,
         project_id=comparison.project_id,
     )
@@ -233,9 +284,7 @@ def do_review(
 
 
 @transaction.atomic
-def do_request_revision(
-    actor: User, judgment: Judgment, *, comments: str, active_seconds: int = 0
-) -> Review:
+def do_request_revision(actor: User, judgment: Judgment, *, comments: str) -> Review:
     """Send a judgment back to its annotator with comments they see. Its earlier reviews are
     superseded: the edited judgment is reviewed afresh."""
     comments = (comments or "").strip()
@@ -250,10 +299,10 @@ def do_request_revision(
         reviewer=actor,
         verdict=ReviewVerdict.REVISION,
         reason=comments,
-        active_seconds=max(0, int(active_seconds)),
         rubric_version=comparison.project.rubric.current_version(),
         superseded_at=now,
     )
+    work = _close_review_session(actor, review)
     superseded = list(active_reviews(judgment).values_list("pk", flat=True))
     active_reviews(judgment).update(superseded_at=now)
     judgment.status = JudgmentStatus.REVISION_REQUESTED
@@ -263,7 +312,13 @@ def do_request_revision(
         "judgment.revision_requested",
         judgment,
         old={"status": JudgmentStatus.SUBMITTED},
-        new={"status": judgment.status, "review": review.pk, "superseded_reviews": superseded},
+        new={
+            "status": judgment.status,
+            "review": review.pk,
+            "superseded_reviews": superseded,
+            "active_seconds": review.active_seconds,
+            "work_session": work.as_dict(),
+        },
         reason=comments,
         project_id=comparison.project_id,
     )
@@ -344,7 +399,9 @@ def _finalise(comparison: Comparison, decision: Decision) -> dict[str, Any]:
     accepted: list[int] = []
     rejected: list[int] = []
     paid: list[Earning] = []
-    judgments = comparison.judgments.filter(status__in=LIVE_STATUSES).select_related("annotator")
+    judgments = comparison.judgments.filter(status__in=LIVE_STATUSES).select_related(
+        "annotator", "rubric_version"
+    )
     for judgment in judgments:
         ok = judgment.status != JudgmentStatus.REVISION_REQUESTED and is_accepted(
             _overall(judgment), decision.overall
@@ -355,18 +412,14 @@ def _finalise(comparison: Comparison, decision: Decision) -> dict[str, Any]:
         if ok:
             paid.append(pay.pay_judgment(judgment))
     for review in Review.objects.filter(judgment__comparison=comparison).select_related(
-        "reviewer", "judgment__comparison__project"
+        "reviewer", "judgment__comparison__project", "rubric_version"
     ):
         paid.append(pay.pay_review(review))
     if decision.source == DecisionSource.ADJUDICATION:
         paid.append(pay.pay_adjudication(decision))
-    return {
-        "accepted": accepted,
-        "rejected": rejected,
-        "earnings": [
-            {"user": e.user.username, "kind": e.kind, "amount_cents": e.amount_cents} for e in paid
-        ],
-    }
+    # Each Earning with its amount and evidence: the audit log alone recomputes the project's
+    # pay (`marlin pay verify`).
+    return {"accepted": accepted, "rejected": rejected, "earnings": [pay.logged(e) for e in paid]}
 
 
 def _decide_from_agreement(
@@ -431,18 +484,41 @@ def clean_decision_ratings(
             missing.append(criterion["name"])
             continue
         value = ratings[key]
-        if value is None and not criterion.get("allow_not_applicable", True):
-            raise ValidationError(f"{criterion['name']} cannot be rated 'not applicable'.")
-        if value is not None and value not in SCALE_VALUES:
-            raise ValidationError(
-                f"{criterion['name']}: {value!r} is not on the 7-point scale (-3 to 3)."
-            )
+        problem = rating_error(criterion, value)
+        if problem:
+            raise ValidationError(problem)
         cleaned[key] = value
     if missing:
         raise ValidationError(
             f"Decide every criterion (or mark it not applicable); missing: {', '.join(missing)}."
         )
     return cleaned
+
+
+def _check_adjudicable(actor: User, comparison: Comparison) -> None:
+    """Refuse, with the reason, an adjudication this actor may not make now (do_adjudicate and
+    the adjudication page's heartbeat ask)."""
+    _refuse_if_closed(comparison)
+    if comparison.state != ComparisonState.DISPUTED:
+        raise IllegalTransition(
+            "Only disputed comparisons are adjudicated; "
+            f"this one is {comparison.get_state_display().lower()}."
+        )
+    comparison.check_adjudicator(actor)
+
+
+@transaction.atomic
+def do_adjudication_heartbeat(actor: User, comparison: Comparison, *, at_ms: int = 0) -> None:
+    """The adjudicator is active on the adjudication page: count the interval since their last
+    heartbeat. The first heartbeat of a session is checked as the decision would be (nothing is
+    locked) and opens it. ``at_ms`` is for tests."""
+    at_ms = at_ms or activity.now_ms()
+    if activity.beat(actor.pk, WorkKind.ADJUDICATION, comparison.pk, at_ms=at_ms):
+        return
+    require_role(actor, "adjudicator")
+    comparison = Comparison.objects.get(pk=comparison.pk)  # its state now, not as passed
+    _check_adjudicable(actor, comparison)
+    activity.open_session(actor, WorkKind.ADJUDICATION, comparison, comparison.pk, at_ms=at_ms)
 
 
 @transaction.atomic
@@ -453,22 +529,15 @@ def do_adjudicate(
     overall: int,
     ratings: dict[str, Any],
     rationale: str,
-    active_seconds: int = 0,
 ) -> Decision:
-    """The adjudicator's final decision on a disputed comparison."""
+    """The adjudicator's final decision on a disputed comparison; its time is what the server
+    measured from the adjudication page's heartbeats."""
     require_role(actor, "adjudicator")
     comparison = _lock(comparison)
-    _refuse_if_closed(comparison)
-    if comparison.state != ComparisonState.DISPUTED:
-        raise IllegalTransition(
-            "Only disputed comparisons are adjudicated; "
-            f"this one is {comparison.get_state_display().lower()}."
-        )
-    comparison.check_adjudicator(actor)
-    if overall not in SCALE_VALUES:
-        raise ValidationError(
-            f"The overall decision {overall!r} is not on the 7-point scale (-3 to 3)."
-        )
+    _check_adjudicable(actor, comparison)
+    problem = scale_error("The overall decision", overall)
+    if problem:
+        raise ValidationError(problem)
     version = comparison.project.rubric.current_version()
     cleaned = clean_decision_ratings(version, ratings)
     rationale = (rationale or "").strip()
@@ -485,8 +554,16 @@ def do_adjudicate(
         rationale=rationale,
         rubric_version=version,
         decided_by=actor,
-        active_seconds=max(0, int(active_seconds)),
     )
+    work = activity.close(
+        actor,
+        WorkKind.ADJUDICATION,
+        comparison.pk,
+        work_id=decision.pk,
+        at_ms=activity.ms(decision.decided_at),
+    )
+    decision.active_seconds = work.active_seconds
+    decision.save(update_fields=["active_seconds"])
     outcome = _finalise(comparison, decision)
     record(
         actor,
@@ -500,6 +577,8 @@ def do_adjudicate(
             "overall": overall,
             "ratings": cleaned,
             "rubric_version": version.number,
+            "active_seconds": decision.active_seconds,
+            "work_session": work.as_dict(),
             **outcome,
         },
         reason=rationale,
@@ -602,5 +681,8 @@ def do_require_rereview(actor: User, project: Project, *, reason: str = "") -> l
                 "rubric_version": current.number,
             },
         )
+        # A project that asks for no reviews has nothing to wait for: settle again at once
+        # (else the comparison would stay in review with no action left to move it).
+        _settle(actor, comparison)
         sent_back.append(comparison)
     return sent_back

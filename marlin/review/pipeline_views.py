@@ -9,11 +9,9 @@ admins (and to experts when the project reveals them).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.contrib import messages
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404, HttpResponse
@@ -25,7 +23,7 @@ from marlin.accounts.models import User
 from marlin.audit.models import AuditEvent
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
-from marlin.review import blinding, compare, pipeline
+from marlin.review import activity, blinding, compare, pipeline
 from marlin.review.forms import DecisionForm, ReasonForm, ReviewForm, error_messages
 from marlin.review.models import (
     Comparison,
@@ -39,8 +37,6 @@ from marlin.tasks.models import Project, RubricVersion
 from marlin.tasks.rubric import SCALE_7
 
 SCALE_LABELS = dict(SCALE_7)
-MAX_ACTIVE_SECONDS = 4 * 3600
-_TIMER_SALT = "marlin.review.pipeline.timer"
 EXPERT_ROLES = ("annotator", "reviewer", "adjudicator")
 
 
@@ -51,20 +47,6 @@ def _get_comparison(public_id: str) -> Comparison:
         ),
         public_id=public_id,
     )
-
-
-def _timer() -> str:
-    return signing.dumps(time.time(), salt=_TIMER_SALT)
-
-
-def _elapsed(token: str) -> int:
-    """Seconds since the form was opened (signed, so a client cannot inflate its pay), capped:
-    a form left open overnight is not four hours of work."""
-    try:
-        started = float(signing.loads(token, salt=_TIMER_SALT))
-    except (signing.BadSignature, TypeError, ValueError):
-        return 0
-    return int(max(0, min(time.time() - started, MAX_ACTIVE_SECONDS)))
 
 
 def _blind(comparison: Comparison, user: User) -> dict[str, Any]:
@@ -161,7 +143,6 @@ def review_judgment(
                 verdict=form.cleaned_data["verdict"],
                 reason=form.cleaned_data["reason"],
                 per_criterion=form.per_criterion(),
-                active_seconds=_elapsed(form.cleaned_data["timer"]),
             )
         except (ValidationError, IllegalTransition) as exc:
             form.add_error(None, _message(exc))
@@ -189,7 +170,7 @@ def review_judgment(
             "form": form,
             "show_annotator": comparison.project.reviewers_see_annotator,
             "verdicts": ReviewVerdict.choices,
-            "timer": form["timer"].value() or _timer(),
+            "activity": activity.page_settings("review", judgment=judgment.pk),
         },
         status=400 if form.errors else 200,
     )
@@ -237,7 +218,6 @@ def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpRespons
                 overall=form.cleaned_data["overall"],
                 ratings=form.ratings(),
                 rationale=form.cleaned_data["rationale"],
-                active_seconds=_elapsed(form.cleaned_data["timer"]),
             )
         except (ValidationError, IllegalTransition) as exc:
             form.add_error(None, _message(exc))
@@ -271,7 +251,7 @@ def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpRespons
                 object_id=str(comparison.pk),
                 verb="comparison.disputed",
             ).last(),
-            "timer": form["timer"].value() or _timer(),
+            "activity": activity.page_settings("adjudication", comparison=comparison.public_id),
         },
         status=400 if form.errors else 200,
     )

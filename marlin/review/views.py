@@ -24,7 +24,7 @@ from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.diffs.render import Mode
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
-from marlin.review import actions, compare, queue
+from marlin.review import actions, activity, compare, queue
 from marlin.review.forms import (
     CONFIDENCE_CHOICES,
     FollowUpForm,
@@ -213,6 +213,8 @@ def _render_page(
             min_rationale=comparison.project.min_rationale_chars,
             rubric_version=viewer.version,
             revision_notes=_revision_notes(judgment),
+            active_seconds=actions.active_seconds_so_far(judgment) if judgment else 0,
+            activity=activity.page_settings("judgment", comparison=comparison.public_id),
         )
     context.update(
         notice=notice,
@@ -257,8 +259,6 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
         "confidence": _value(form["confidence"]),
         "confidence_choices": CONFIDENCE_CHOICES,
         "comments_value": form["comments"].value() or "[]",
-        "active_seconds": _value(form["active_seconds"]) or "0",
-        "wall_seconds": _value(form["wall_seconds"]) or "0",
         "turn_notes": [
             (n, field.value() or "", errors.get(field.name)) for n, field in form.turn_note_rows()
         ],
@@ -267,7 +267,7 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
 
 
 # Errors without a field of their own on the page: shown at the top of the form.
-_GENERAL_FIELDS = ("__all__", "form", "draft_revision", "active_seconds", "wall_seconds")
+_GENERAL_FIELDS = ("__all__", "form", "draft_revision")
 
 
 def _value(field: Any) -> str:
@@ -401,6 +401,7 @@ def draft(
             "revision": judgment.draft_revision,
             "saved_at": timezone.localtime(judgment.updated_at).strftime("%H:%M:%S"),
             "checks_shown": compare.checks_visible(comparison, request.user),
+            "active_seconds": actions.active_seconds_so_far(judgment),
         }
     )
 

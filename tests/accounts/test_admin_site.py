@@ -25,6 +25,7 @@ from marlin.catalog.jobs import mirror_repository
 from marlin.catalog.models import Repository, Tag
 from marlin.checks.models import CheckResult
 from marlin.exports.models import Export
+from marlin.review.actions import do_judgment_heartbeat
 from marlin.review.models import Claim, Decision, Judgment, Review
 from marlin.tasks.models import Environment
 from tests.conftest import PASSWORD
@@ -57,6 +58,7 @@ def world(erin, alice, bob, carol):
         comparison=comparison, annotator=alice, rubric_version=version, overall=-2
     )
     Review.objects.create(judgment=judgment, reviewer=bob, verdict="agree", reason="Sound.")
+    do_judgment_heartbeat(alice, comparison)  # alice's work session (server-measured time)
     Decision.objects.create(
         comparison=comparison,
         source="adjudication",

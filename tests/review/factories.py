@@ -1,23 +1,44 @@
-"""Rows for review tests, made directly with the ORM (no agents run, no git needed).
+"""Rows for review tests. Projects, tasks, runs and comparisons are made directly with the ORM
+(no agents run, no git needed): they are the given. Judgments go through the actions people use
+(the queue's claim, do_start_judgment, do_save_draft, do_submit_judgment), so a test can only
+reach a state the application can reach, with the claims and audit events that come with it.
 
 Stable API (other test modules import it):
     make_project(**policy) -> Project
     make_comparison(project=None, task=None, agents=(name_a, name_b)) -> Comparison
-    submitted_judgment(comparison, annotator, overall, ratings=None, rationale=...) -> Judgment
+    judgment_draft(judgment, overall, ratings=None, rationale=...) -> Draft
+    started_judgment(comparison, annotator) -> Judgment
+    submitted_judgment(comparison, annotator, overall, ratings=None, rationale=...,
+                       active_seconds=600) -> Judgment
+    resubmitted_judgment(judgment, overall=None, ratings=None, rationale=...) -> Judgment
+    ratings_for(comparison, value), agree_all(comparison)
+    judging(annotator, comparison, seconds), reviewing(reviewer, judgment, seconds),
+    adjudicating(adjudicator, comparison, seconds): heartbeats worth `seconds` of active time
+
+Time is measured by the server from heartbeats; the helpers that give work a time send the
+heartbeats a page would have sent while its user worked, stamped over the `seconds` that just
+passed (the actions' ``at_ms``), so the server counts exactly that much.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from marlin.agents.models import Agent, Candidate, Provider, Run, RunStatus, Turn, TurnStatus
-from marlin.audit.actions import record
 from marlin.catalog.models import MirrorStatus, Repository
-from marlin.review.models import Comparison, Judgment, JudgmentStatus
+from marlin.review import activity, pipeline, queue
+from marlin.review.actions import (
+    do_judgment_heartbeat,
+    do_save_draft,
+    do_start_judgment,
+    do_submit_judgment,
+)
+from marlin.review.forms import Draft
+from marlin.review.models import Comparison, Judgment
 from marlin.tasks.models import Project, Rubric, RubricVersion, Task, TaskStatus
 from marlin.tasks.rubric import DEFAULT_CRITERIA, validate_criteria
 
@@ -106,6 +127,67 @@ def ratings_for(comparison: Comparison, value: int | None) -> dict[str, int | No
     return {criterion["key"]: value for criterion in version.rated_criteria}
 
 
+def judgment_draft(
+    judgment: Judgment,
+    overall: int | None,
+    ratings: dict[str, int | None] | None = None,
+    rationale: str = RATIONALE,
+) -> Draft:
+    """What the comparison page posts: every criterion of the judgment's rubric version rated
+    `overall` unless `ratings` says otherwise, and a confidence of 4."""
+    if ratings is None:
+        ratings = {c["key"]: overall for c in judgment.rubric_version.rated_criteria}
+    return Draft(
+        ratings=dict(ratings),
+        overall=overall,
+        rationale=rationale,
+        confidence=4,
+        comments=[],
+        turn_notes={},
+    )
+
+
+def spend(seconds: int, beat: Callable[[int], None], *, step: int = 30) -> None:
+    """Heartbeats `step` seconds apart (within the default 60 s gap) over `seconds` that ended a
+    little over a minute ago: the server counts exactly `seconds` of active time (the pause up
+    to the submission is longer than the gap, so it adds nothing). Nothing for 0 s."""
+    if seconds <= 0:
+        return
+    end = activity.now_ms() - (activity.gap_seconds() + 5) * 1000
+    start = end - seconds * 1000
+    for at_ms in [*range(start, end, step * 1000), end]:
+        beat(at_ms)
+
+
+def judging(annotator: Any, comparison: Comparison, seconds: int) -> None:
+    spend(seconds, lambda at_ms: do_judgment_heartbeat(annotator, comparison, at_ms=at_ms))
+
+
+def reviewing(reviewer: Any, judgment: Judgment, seconds: int) -> None:
+    spend(seconds, lambda at_ms: pipeline.do_review_heartbeat(reviewer, judgment.pk, at_ms=at_ms))
+
+
+def adjudicating(adjudicator: Any, comparison: Comparison, seconds: int) -> None:
+    spend(
+        seconds,
+        lambda at_ms: pipeline.do_adjudication_heartbeat(adjudicator, comparison, at_ms=at_ms),
+    )
+
+
+def started_judgment(comparison: Comparison, annotator: Any) -> Judgment:
+    """The annotator takes a place on the comparison (the queue's claim) and opens it: their
+    draft judgment. The actions refuse (NotAssigned, PermissionDenied) when they may not."""
+    queue.claim(annotator, comparison)
+    return do_start_judgment(annotator, comparison)
+
+
+def _save_and_submit(judgment: Judgment, draft: Draft) -> Judgment:
+    judgment = Judgment.objects.select_related("comparison").get(pk=judgment.pk)
+    saved = do_save_draft(judgment.annotator, judgment, draft, revision=judgment.draft_revision)
+    do_submit_judgment(judgment.annotator, saved)
+    return Judgment.objects.get(pk=judgment.pk)
+
+
 def submitted_judgment(
     comparison: Comparison,
     annotator: Any,
@@ -115,36 +197,29 @@ def submitted_judgment(
     *,
     active_seconds: int = 600,
 ) -> Judgment:
-    """A judgment submitted on the project's current rubric version, handed to the pipeline the
-    way the expert workspace's do_submit_judgment does (same transaction, one audit event)."""
-    from marlin.review.pipeline import judgment_submitted
+    """A judgment claimed, drafted and submitted by `annotator` through the workspace's actions
+    (on the rubric version current when it is started). The last one of the overlap starts
+    review, as in the application. The annotator worked `active_seconds` on it (heartbeats)."""
+    judgment = started_judgment(comparison, annotator)
+    judging(annotator, comparison, active_seconds)
+    draft = judgment_draft(judgment, overall, ratings, rationale)
+    return _save_and_submit(judgment, draft)
 
-    version = comparison.project.rubric.current_version()
-    with transaction.atomic():
-        judgment = Judgment.objects.create(
-            comparison=comparison,
-            annotator=annotator,
-            rubric_version=version,
-            status=JudgmentStatus.SUBMITTED,
-            ratings=ratings if ratings is not None else ratings_for(comparison, overall),
-            overall=overall,
-            rationale=rationale,
-            confidence=4,
-            active_seconds=active_seconds,
-            wall_seconds=active_seconds,
-            submitted_at=timezone.now(),
-        )
-        record(
-            annotator,
-            "judgment.submitted",
-            judgment,
-            old={"status": JudgmentStatus.DRAFT},
-            new={"status": judgment.status, "overall": overall, "ratings": judgment.ratings},
-            project_id=comparison.project_id,
-        )
-        judgment_submitted(judgment)
-    judgment.refresh_from_db()
-    return judgment
+
+def resubmitted_judgment(
+    judgment: Judgment,
+    overall: int | None = None,
+    ratings: dict[str, int | None] | None = None,
+    rationale: str = RATIONALE + " Revised after the reviewer's comments.",
+) -> Judgment:
+    """A judgment sent back for revision, edited by its annotator and submitted again (the
+    overall preference and ratings stay as they were unless given)."""
+    judgment = Judgment.objects.select_related("rubric_version").get(pk=judgment.pk)
+    overall = judgment.overall if overall is None else overall
+    if ratings is None and overall == judgment.overall:
+        ratings = judgment.ratings
+    draft = judgment_draft(judgment, overall, ratings, rationale)
+    return _save_and_submit(judgment, draft)
 
 
 def agree_all(comparison: Comparison) -> dict[str, dict[str, Any]]:

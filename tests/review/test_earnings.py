@@ -11,7 +11,13 @@ from marlin.accounts.models import Earning, ExpertProfile
 from marlin.audit.models import AuditEvent
 from marlin.review import pay as earnings
 from marlin.review import pipeline
-from tests.review.factories import agree_all, make_comparison, make_project, submitted_judgment
+from tests.review.factories import (
+    agree_all,
+    make_comparison,
+    make_project,
+    reviewing,
+    submitted_judgment,
+)
 
 FULL = {"correctness": -1, "security": None, "reliability": 0, "maintainability": 0}
 
@@ -27,18 +33,15 @@ def brian(make_user):
 
 
 def settle(comparison, annotators, reviewers, overalls, *, seconds=(600, 600)):
+    """Judgments that took `seconds` of active time (heartbeats), each reviewed in 90 s."""
     judgments = [
         submitted_judgment(comparison, a, o, active_seconds=s)
         for a, o, s in zip(annotators, overalls, seconds, strict=True)
     ]
     for reviewer, judgment in zip(reviewers, judgments, strict=True):
+        reviewing(reviewer, judgment, 90)
         pipeline.do_review(
-            reviewer,
-            judgment,
-            verdict="agree",
-            reason="ok",
-            per_criterion=agree_all(comparison),
-            active_seconds=90,
+            reviewer, judgment, verdict="agree", reason="ok", per_criterion=agree_all(comparison)
         )
     return judgments
 

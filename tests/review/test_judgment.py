@@ -42,7 +42,7 @@ def _complete(**overrides) -> dict[str, str]:
         "overall": "-2",
         "rationale": RATIONALE,
         "confidence": "4",
-        "active_seconds": "321",
+        "active_seconds": "321",  # sent by older pages; ignored
         "wall_seconds": "400",
     }
     fields.update(overrides)
@@ -66,7 +66,7 @@ def test_a_complete_judgment_is_submitted_audited_and_handed_to_the_pipeline(
         "reliability": -1,
         "maintainability": 0,
     }
-    assert judgment.overall == -2 and judgment.active_seconds == 321
+    assert judgment.overall == -2 and judgment.active_seconds == 0  # no heartbeats were sent
     assert judgment.rubric_version == comparison.project.rubric.current_version()
     assert judgment.turn_judged == 1
     assert Claim.objects.get(annotator=alice).released_at is not None

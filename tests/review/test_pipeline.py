@@ -12,7 +12,14 @@ from marlin.review.models import ComparisonState, Decision, JudgmentStatus
 from marlin.review.pay import NotPayable, pay_judgment, pay_review
 from marlin.tasks.actions import do_revise_rubric, do_update_project
 from marlin.tasks.rubric import DEFAULT_CRITERIA
-from tests.review.factories import agree_all, make_comparison, make_project, submitted_judgment
+from tests.review.factories import (
+    adjudicating,
+    agree_all,
+    make_comparison,
+    make_project,
+    resubmitted_judgment,
+    submitted_judgment,
+)
 
 
 @pytest.fixture
@@ -48,7 +55,6 @@ def review(
         per_criterion=per_criterion
         if per_criterion is not None
         else agree_all(judgment.comparison),
-        active_seconds=120,
     )
 
 
@@ -74,7 +80,11 @@ def test_review_starts_when_the_overlap_is_reached(alice, anna) -> None:
     submitted_judgment(comparison, anna, -1)
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.IN_REVIEW
-    assert verbs(comparison) == ["comparison.start_review"]
+    assert verbs(comparison) == [
+        "comparison.claimed",
+        "comparison.claimed",
+        "comparison.start_review",
+    ]
 
 
 def test_agreeing_judgments_and_reviews_decide_the_comparison(alice, anna, bob, brian) -> None:
@@ -107,6 +117,8 @@ def test_agreeing_judgments_and_reviews_decide_the_comparison(alice, anna, bob, 
         "maintainability": 0,
     }
     assert verbs(comparison) == [
+        "comparison.claimed",
+        "comparison.claimed",
         "comparison.start_review",
         "comparison.agreed",
         "comparison.decided",
@@ -135,13 +147,13 @@ def test_opposite_preferences_go_to_adjudication_and_only_the_upheld_judgment_is
     dispute = AuditEvent.objects.get(verb="comparison.disputed", object_id=str(comparison.pk))
     assert "overall preferences point different ways (A vs B)" in dispute.reason
     ratings = {"correctness": -2, "security": None, "reliability": -1, "maintainability": 0}
+    adjudicating(carol, comparison, 300)
     decision = pipeline.do_adjudicate(
         carol,
         comparison,
         overall=-2,
         ratings=ratings,
         rationale="A is correct on empty input; B crashes.",
-        active_seconds=300,
     )
     assert (decision.source, decision.decided_by, decision.overall, decision.ratings) == (
         "adjudication",
@@ -149,6 +161,7 @@ def test_opposite_preferences_go_to_adjudication_and_only_the_upheld_judgment_is
         -2,
         ratings,
     )
+    assert decision.active_seconds == 300  # measured by the server from carol's heartbeats
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == (JudgmentStatus.ACCEPTED, JudgmentStatus.REJECTED)
@@ -352,8 +365,6 @@ def test_voiding_needs_a_reason_the_role_and_an_undecided_comparison(
 def test_a_revision_request_sends_the_judgment_back_and_the_resubmission_is_reviewed_afresh(
     alice, anna, bob, brian
 ) -> None:
-    from marlin.review.actions import do_submit_judgment
-
     comparison = make_comparison()
     first = submitted_judgment(comparison, alice, -1)
     second = submitted_judgment(comparison, anna, -1)
@@ -369,12 +380,10 @@ def test_a_revision_request_sends_the_judgment_back_and_the_resubmission_is_revi
     assert agreed.superseded_at is None  # other judgments keep their reviews
     comparison.refresh_from_db()
     assert comparison.state == ComparisonState.IN_REVIEW
-    first.rationale = (
-        "Side A passes the hidden test test_total_skips_none; B fails it on empty input."
+    first = resubmitted_judgment(
+        first,
+        rationale="Side A passes the hidden test test_total_skips_none; B fails it on empty input.",
     )
-    first.save(update_fields=["rationale"])
-    do_submit_judgment(alice, first)
-    first.refresh_from_db()
     assert first.status == JudgmentStatus.SUBMITTED
     review(bob, first)  # the same reviewer may review the new version
     comparison.refresh_from_db()
@@ -430,5 +439,32 @@ def test_a_project_without_reviews_settles_when_the_judgments_are_in(alice, anna
     agreeing.refresh_from_db()
     assert agreeing.state == ComparisonState.DECIDED
     assert Decision.objects.get(comparison=agreeing).overall == 2
-    assert verbs(agreeing) == ["comparison.start_review", "comparison.agreed", "comparison.decided"]
+    assert verbs(agreeing) == [
+        "comparison.claimed",
+        "comparison.claimed",
+        "comparison.start_review",
+        "comparison.agreed",
+        "comparison.decided",
+    ]
     assert paid() == [("alice", "judgment", 2500), ("anna", "judgment", 2500)]
+
+
+def test_rereview_in_a_project_without_reviews_settles_again_at_once(
+    alice, anna, carol, erin
+) -> None:
+    # Found by the state-machine test: the comparison was left in review with nothing to wait for.
+    project = make_project(reviewers_per_judgment=0, rereview_on_rubric_change=True)
+    comparison = make_comparison(project=project)
+    submitted_judgment(comparison, alice, -2)
+    submitted_judgment(comparison, anna, 2)
+    criteria = [dict(c) for c in DEFAULT_CRITERIA]
+    criteria[0]["guidance"] += " Run the hidden tests before rating."
+    do_revise_rubric(erin, project.rubric, criteria, note="Ask for the hidden tests.")
+    assert pipeline.do_require_rereview(erin, project) == [comparison]
+    comparison.refresh_from_db()
+    assert comparison.state == ComparisonState.DISPUTED
+    assert verbs(comparison)[-2:] == ["comparison.rereview_required", "comparison.disputed"]
+    ratings = {"correctness": -1, "security": None, "reliability": 0, "maintainability": 0}
+    pipeline.do_adjudicate(carol, comparison, overall=-1, ratings=ratings, rationale="x" * 40)
+    comparison.refresh_from_db()
+    assert comparison.state == ComparisonState.DECIDED

@@ -1,5 +1,6 @@
-// The comparison page: sides, lazy files, context, layout, keys, line comments, autosaved
-// drafts (with stale-tab detection and a local copy of unsaved text) and the active-time tracker.
+// The comparison page: sides, lazy files, context, layout, keys, line comments and autosaved
+// drafts (with stale-tab detection and a local copy of unsaved text). Active time is measured by
+// the server from activity.js's heartbeats; this page only shows what the server counted.
 // URLs come from data-* attributes; nothing here knows more than the side letters A and B.
 (function () {
   "use strict";
@@ -12,7 +13,6 @@
   const form = document.getElementById("judgment-form");
   const editable = root.dataset.editable === "1" && !!form;
   const storeKey = "marlin-draft-" + root.dataset.publicId;
-  const IDLE_MS = 60000;
   let mode = document.querySelector(".cmp-body").dataset.mode;
   let side = "A";
 
@@ -293,7 +293,8 @@
   const revisionInput = form.querySelector("input[name=draft_revision]");
   const status = document.getElementById("save-status");
   const banner = document.getElementById("stale-banner");
-  const SKIP = new Set(["csrfmiddlewaretoken", "draft_revision", "active_seconds", "wall_seconds"]);
+  const activeShown = document.getElementById("time-active");
+  const SKIP = new Set(["csrfmiddlewaretoken", "draft_revision"]);
   let timer = null, saving = false, again = false, serverDraft = null, savedSnapshot = null, pendingLocal = null;
 
   function snapshot() {
@@ -341,7 +342,6 @@
     if (saving) { again = true; return; }
     saving = true;
     clearTimeout(timer);
-    writeTime();
     const fields = snapshot();
     try {
       const r = await fetch(form.dataset.draftUrl, {
@@ -355,6 +355,7 @@
         const stored = JSON.parse(localStorage.getItem(storeKey) || "null");
         if (stored && stored.fields === fields) localStorage.removeItem(storeKey);
         setStatus("Draft saved at " + data.saved_at + ".");
+        if (activeShown && data.active_seconds !== undefined) activeShown.textContent = data.active_seconds;
         if (data.checks_shown) revealChecksLink();
       } else if (r.status === 409 && data.draft && fields === savedSnapshot) {
         // Nothing typed here since the last save: the other tab's draft is simply newer.
@@ -405,7 +406,7 @@
   if (editable) {
     form.addEventListener("input", changed);
     form.addEventListener("change", (e) => { if (e.target.type === "radio" || e.target.tagName === "SELECT") changed(e); });
-    form.addEventListener("submit", () => { writeTime(); localStorage.removeItem(storeKey); });
+    form.addEventListener("submit", () => { localStorage.removeItem(storeKey); });
     savedSnapshot = snapshot();
     const stored = JSON.parse(localStorage.getItem(storeKey) || "null");
     if (stored && stored.fields !== savedSnapshot) {
@@ -440,28 +441,10 @@
   rationale.addEventListener("input", updateCounter);
   updateCounter();
 
-  // Time: active = visible, focused and some input in the last minute; wall = page open ----------
-  const activeInput = form.querySelector("input[name=active_seconds]");
-  const wallInput = form.querySelector("input[name=wall_seconds]");
-  const activeShown = document.getElementById("time-active");
-  let active = parseInt(activeInput.value, 10) || 0;
-  let wall = parseInt(wallInput.value, 10) || 0;
-  let lastActivity = Date.now(), lastSavedActive = active;
-  ["keydown", "mousemove", "mousedown", "wheel", "scroll", "input", "touchstart"].forEach((ev) =>
-    window.addEventListener(ev, () => { lastActivity = Date.now(); }, { passive: true, capture: true }));
-  function writeTime() { activeInput.value = active; wallInput.value = wall; }
+  // Leaving the tab saves what was typed (the server's time needs nothing from here).
   if (editable) {
-    setInterval(() => {
-      wall += 1;
-      if (document.visibilityState === "visible" && document.hasFocus() && Date.now() - lastActivity < IDLE_MS) active += 1;
-      if (activeShown) activeShown.textContent = active;
-      writeTime();
-      // A heartbeat keeps the claim alive while the expert reads without typing.
-      if (active - lastSavedActive >= 60 && !saving) { lastSavedActive = active; save(); }
-    }, 1000);
     document.addEventListener("visibilitychange", () => {
-      const dirty = snapshot() !== savedSnapshot || active !== lastSavedActive;
-      if (document.visibilityState === "hidden" && dirty) { lastSavedActive = active; save({ keepalive: true }); }
+      if (document.visibilityState === "hidden" && snapshot() !== savedSnapshot) save({ keepalive: true });
     });
   }
 })();

@@ -1,0 +1,200 @@
+"""Time measured by the server: heartbeats and the work sessions they add up to.
+
+A page (or an API client) sends a heartbeat while its user is active: focused, typing,
+scrolling. The server stamps each one with its own clock; the client sends no time at all.
+Active time is the sum of the intervals between consecutive heartbeats that are at most
+``MARLIN_ACTIVITY_GAP_SECONDS`` (default 60) apart, so it can never exceed the wall time from a
+session's first heartbeat (the server-recorded open) to the submission that closes it.
+
+A heartbeat is one UPDATE of the person's open session (``beat``); only the first heartbeat of a
+session, which must pass the permission checks of the work it measures, writes more. The checks
+live with the work (``actions.do_judgment_heartbeat``, ``pipeline.do_review_heartbeat`` and
+``pipeline.do_adjudication_heartbeat``); submitting closes the session (``close``) and the time is
+stored on the judgment, review or decision, then named in its Earning's evidence.
+
+Heartbeats are not audited one by one (there are thousands per hour); what they add up to is, in
+the submission's event and in the pay event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, Case, F, PositiveIntegerField, Q, Value, When
+from django.db.models.functions import Greatest
+from django.urls import reverse
+
+from marlin.accounts.models import User
+from marlin.review.models import Comparison, WorkSession
+
+# The page sends a heartbeat this often while its user is active: a quarter of the gap, so one
+# lost heartbeat never splits an active stretch, and no more than every 15 s.
+MAX_HEARTBEAT_SECONDS = 15
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def ms(moment: datetime) -> int:
+    """A timezone-aware datetime as epoch milliseconds (the sessions' clock)."""
+    return int(moment.timestamp() * 1000)
+
+
+def gap_seconds() -> int:
+    return max(1, int(settings.ACTIVITY_GAP_SECONDS))
+
+
+def heartbeat_seconds() -> int:
+    """How often a page sends heartbeats while its user is active."""
+    return max(1, min(MAX_HEARTBEAT_SECONDS, gap_seconds() // 4))
+
+
+def page_settings(work: str, **subject: object) -> dict[str, object]:
+    """What a page's activity.js needs to send heartbeats (review/_activity.html): the API's
+    heartbeat URL, the kind of work, what it is on, and how often."""
+    return {
+        "url": reverse("api:heartbeat"),
+        "work": work,
+        "interval": heartbeat_seconds(),
+        **subject,
+    }
+
+
+def _open(user_id: int, kind: str, subject_id: int) -> Q:
+    return Q(user_id=user_id, kind=kind, subject_id=subject_id, closed_ms__isnull=True)
+
+
+def beat(user_id: int, kind: str, subject_id: int, *, at_ms: int) -> bool:
+    """Count a heartbeat on the open session: one UPDATE. The interval since the previous
+    heartbeat counts when it is positive and no longer than the gap (SQL evaluates every SET
+    expression on the row as it was, so the comparison reads the old ``last_seen_ms``). A
+    heartbeat that arrives out of order counts nothing and never moves ``last_seen_ms`` back.
+    Return False when there is no open session."""
+    counted = Q(last_seen_ms__lt=at_ms, last_seen_ms__gte=at_ms - gap_seconds() * 1000)
+    now = Value(at_ms, output_field=BigIntegerField())
+    updated = WorkSession.objects.filter(_open(user_id, kind, subject_id)).update(
+        active_ms=Case(
+            When(counted, then=F("active_ms") + now - F("last_seen_ms")),
+            default=F("active_ms"),
+            output_field=BigIntegerField(),
+        ),
+        intervals=Case(
+            When(counted, then=F("intervals") + 1),
+            default=F("intervals"),
+            output_field=PositiveIntegerField(),
+        ),
+        heartbeats=F("heartbeats") + 1,
+        last_seen_ms=Greatest(F("last_seen_ms"), now),
+    )
+    return bool(updated)
+
+
+def open_session(
+    user: User, kind: str, comparison: Comparison, subject_id: int, *, at_ms: int
+) -> None:
+    """Open a session at this heartbeat (the caller checked that the user may do the work). Two
+    first heartbeats at once: the second counts on the session the first opened."""
+    try:
+        with transaction.atomic():
+            WorkSession.objects.create(
+                user=user,
+                kind=kind,
+                comparison=comparison,
+                subject_id=subject_id,
+                opened_ms=at_ms,
+                last_seen_ms=at_ms,
+            )
+    except IntegrityError:
+        beat(user.pk, kind, subject_id, at_ms=at_ms)
+
+
+@dataclass(frozen=True)
+class WorkTime:
+    """Server-measured time of one piece of work, from its closed sessions."""
+
+    sessions: tuple[int, ...] = ()
+    active_seconds: int = 0
+    wall_seconds: int = 0
+    heartbeats: int = 0
+    intervals: int = 0
+
+    def as_dict(self) -> dict[str, int | list[int]]:
+        """For audit events and evidence."""
+        return {
+            "sessions": list(self.sessions),
+            "active_seconds": self.active_seconds,
+            "wall_seconds": self.wall_seconds,
+            "heartbeats": self.heartbeats,
+            "intervals": self.intervals,
+        }
+
+    def __add__(self, other: WorkTime) -> WorkTime:
+        return WorkTime(
+            self.sessions + other.sessions,
+            self.active_seconds + other.active_seconds,
+            self.wall_seconds + other.wall_seconds,
+            self.heartbeats + other.heartbeats,
+            self.intervals + other.intervals,
+        )
+
+
+def _time_of(session: WorkSession, end_ms: int) -> WorkTime:
+    wall_ms = max(0, end_ms - session.opened_ms)
+    return WorkTime(
+        (session.pk,),
+        # Never more than the wall time from the server-recorded open to the end.
+        min(session.active_ms, wall_ms) // 1000,
+        wall_ms // 1000,
+        session.heartbeats,
+        session.intervals,
+    )
+
+
+def close(user: User, kind: str, subject_id: int, *, work_id: int, at_ms: int) -> WorkTime:
+    """Close the user's open session on this work (inside the submission's transaction) and
+    return its time; no session (no heartbeat was ever sent) is no time. The submission is the
+    session's last heartbeat: the interval up to it counts like any other. The row is locked so
+    a heartbeat racing the submission either lands before it or finds the session closed."""
+    session = WorkSession.objects.select_for_update().filter(_open(user.pk, kind, subject_id))
+    found = session.first()
+    if found is None:
+        return WorkTime()
+    since_last = at_ms - found.last_seen_ms
+    if 0 < since_last <= gap_seconds() * 1000:
+        found.active_ms += since_last
+        found.intervals += 1
+    found.heartbeats += 1
+    found.last_seen_ms = max(found.last_seen_ms, at_ms)
+    found.closed_ms = at_ms
+    found.work_id = work_id
+    found.save(
+        update_fields=[
+            "active_ms",
+            "intervals",
+            "heartbeats",
+            "last_seen_ms",
+            "closed_ms",
+            "work_id",
+        ]
+    )
+    return _time_of(found, at_ms)
+
+
+def time_of_work(kind: str, work_id: int) -> WorkTime:
+    """The time every closed session of this judgment, review or decision added up to (what
+    its Earning's evidence names)."""
+    total = WorkTime()
+    for session in WorkSession.objects.filter(kind=kind, work_id=work_id).order_by("pk"):
+        total += _time_of(session, session.closed_ms or session.last_seen_ms)
+    return total
+
+
+def open_active_seconds(user: User, kind: str, subject_id: int) -> int:
+    """Active seconds counted so far on the open session (for the page; reads only)."""
+    session = WorkSession.objects.filter(_open(user.pk, kind, subject_id)).first()
+    return 0 if session is None else session.active_ms // 1000
