@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +20,27 @@ def _sync_staff(user: User) -> None:
         user.save(update_fields=["is_staff"])
 
 
+USERNAME_MAX_LENGTH = 150  # the column's length (AbstractUser.username)
+
+
+def username_problem(username: str) -> str | None:
+    """Why `username` cannot name an account, or None. Django's username validator decides the
+    characters; the first one must also be a letter or a digit, because names reach payroll
+    spreadsheets (where `=`, `+`, `-` and `@` start a formula) and command lines (where `-`
+    starts an option)."""
+    allowed = (
+        f"Enter a valid username instead of {username[:60]!r}: 1 to {USERNAME_MAX_LENGTH} letters, "
+        "digits and @ . + - _, starting with a letter or a digit."
+    )
+    if not username or len(username) > USERNAME_MAX_LENGTH or not username[0].isalnum():
+        return allowed
+    try:
+        User.username_validator(username)
+    except ValidationError:
+        return allowed
+    return None
+
+
 @transaction.atomic
 def do_create_user(
     actor: User | None,
@@ -33,6 +54,10 @@ def do_create_user(
     unknown = sorted(set(roles) - set(Role.values))
     if unknown:
         raise ValueError(f"Unknown role(s): {', '.join(unknown)}. Known: {', '.join(Role.values)}.")
+    username = User.normalize_username(username)
+    problem = username_problem(username)
+    if problem:
+        raise ValueError(problem)
     if User.objects.filter(username=username).exists():
         raise ValueError(f"A user named {username!r} already exists.")
     user = User.objects.create_user(username=username, password=password, email=email)

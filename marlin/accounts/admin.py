@@ -43,6 +43,14 @@ class UserAddForm(BaseUserCreationForm):
         fields = ["username", "email"]
         field_classes = {"username": UsernameField}
 
+    def clean_username(self) -> str:
+        # The rule do_create_user applies, shown on the form instead of failing at save.
+        username: str = self.cleaned_data["username"]
+        problem = actions.username_problem(username)
+        if problem:
+            raise forms.ValidationError(problem)
+        return username
+
 
 class UserChangeForm(forms.ModelForm):
     roles = forms.MultipleChoiceField(

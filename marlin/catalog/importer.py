@@ -17,6 +17,11 @@ from typing import Any
 from marlin.catalog.validation import InvalidRepositoryURL, RepositoryURL, validate_url
 
 MAX_LINE_LENGTH = 4000
+# C0 controls and DEL: a list line has no use for them but tab (text inside JSON may also hold
+# line ends and form feeds), PostgreSQL cannot store NUL, and the rest would reach terminals and
+# logs as escape codes.
+_LINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 RAW_PREVIEW = 160
 MAX_TAGS = 20
 _TAG_SPLIT_RE = re.compile(r"[;|]")
@@ -130,6 +135,13 @@ def _rows(
                 )
             )
             continue
+        # JSON may spell one as an escape (\u0000), so its decoded text is looked at too.
+        control = _LINE_CONTROL_RE.search(line) or (
+            _TEXT_CONTROL_RE.search(_decoded(line)) if fmt == "jsonl" else None
+        )
+        if control:
+            report.bad.append(BadLine(line_no, _preview(line), _control_reason(control.group())))
+            continue
         if fmt == "plain":
             yield line_no, line, {"url": line.strip()}
         elif fmt == "jsonl":
@@ -159,6 +171,34 @@ def _rows(
                 )
                 continue
             yield line_no, line, dict(zip(header, (cell.strip() for cell in cells), strict=False))
+
+
+def _decoded(line: str) -> str:
+    """Every string of a JSON line (names and values) with its escapes decoded, joined by tabs;
+    "" when the line is not JSON (the parser reports that)."""
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return ""
+    found: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            found.extend(str(key) for key in item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return "\t".join(found)
+
+
+def _control_reason(char: str) -> str:
+    what = (
+        "a NUL character (U+0000)" if char == "\x00" else f"the control character U+{ord(char):04X}"
+    )
+    return f"the line contains {what}; remove it"
 
 
 def _to_repo_line(
@@ -241,4 +281,6 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 
 def _preview(raw: str) -> str:
+    # Control characters are shown by their code, not sent to the reader's terminal.
+    raw = _LINE_CONTROL_RE.sub(lambda found: f"\\x{ord(found.group()):02x}", raw)
     return raw if len(raw) <= RAW_PREVIEW else raw[:RAW_PREVIEW] + "…"

@@ -4,6 +4,8 @@ with a hidden-tests check, and the record reading that every Marlin import share
 Files are a JSON list or JSON lines. Every bad record is reported with its line number and the
 reason; the good ones are imported in one transaction, each record's rows all or nothing (a
 savepoint per record), so a file is never half imported and a bad line never blocks the rest.
+A record holding a NUL or another control character (tab, line ends and form feed aside) is bad:
+PostgreSQL cannot store NUL, and the others would reach terminals and logs as escape codes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ ProgressCallback = Callable[[int, int], None]
 DEFAULT_TEST_COMMAND = "python -m pytest -q"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# C0 controls and DEL, except tab, line feed, form feed (found in source files) and carriage
+# return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,41 @@ def read_records(text: str, report: ImportReport) -> Iterator[tuple[int, dict[st
         if not isinstance(value, dict):
             report.error(line_no, f"expected a JSON object, got {type(value).__name__}", line)
             continue
+        problem = control_character_problem(value)
+        if problem:
+            report.error(line_no, problem)
+            continue
         yield line_no, value
+
+
+def control_character_problem(value: Any, field: str = "") -> str:
+    """Which field of a record holds a character that must not be imported, and which one:
+    "problem_statement contains a NUL character (U+0000); remove it"; "" when none does."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found is None:
+            return ""
+        char = found.group()
+        what = (
+            "a NUL character (U+0000)"
+            if char == "\x00"
+            else f"the control character U+{ord(char):04X}"
+        )
+        return f"{field or 'the record'} contains {what}; remove it"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((field, item) for item in value)
+    else:
+        return ""
+    for key, item in items:
+        name = str(key) if isinstance(value, dict) else field
+        problem = control_character_problem(name, "a field name") or control_character_problem(
+            item, name
+        )
+        if problem:
+            return problem
+    return ""
 
 
 def _json_list(text: str, report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -110,6 +149,10 @@ def _json_list(text: str, report: ImportReport) -> Iterator[tuple[int, dict[str,
             return
         if not isinstance(value, dict):
             report.error(line_no, f"expected a JSON object, got {type(value).__name__}", value)
+            continue
+        problem = control_character_problem(value)
+        if problem:
+            report.error(line_no, problem)
             continue
         yield line_no, value
 

@@ -291,3 +291,82 @@ def test_the_same_predictions_under_another_version_label_are_a_new_agent(
     )
     assert "1 candidates imported, 0 already there" in output
     assert sorted(Agent.objects.values_list("version_label", flat=True)) == ["1", "rerun"]
+
+
+@pytest.mark.parametrize(
+    ("field", "char", "reason"),
+    [
+        ("problem_statement", "\x00", "problem_statement contains a NUL character (U+0000)"),
+        ("instance_id", "\x00", "instance_id contains a NUL character (U+0000)"),
+        ("test_patch", "\x00", "test_patch contains a NUL character (U+0000)"),
+        ("hints_text", "\x00", "hints_text contains a NUL character (U+0000)"),
+        ("problem_statement", "\x1b", "problem_statement contains the control character U+001B"),
+        ("repo", "\x07", "repo contains the control character U+0007"),
+    ],
+)
+def test_a_nul_or_control_character_in_a_task_record_is_refused_with_its_line(
+    project, tmp_path: Path, field: str, char: str, reason: str
+) -> None:
+    poisoned = task_record("octo__calc-2")
+    poisoned[field] = f"{poisoned.get(field, 'hint')}{char}tail"
+    lines = [
+        json.dumps(task_record("octo__calc-1")),
+        json.dumps(poisoned),
+        json.dumps(task_record("octo__calc-3")),
+    ]
+    output = run_import(
+        "swebench-tasks", write(tmp_path, "tasks.jsonl", lines), "--project", project.name
+    )
+    assert "2 tasks imported, 0 already there, 1 bad records, of 3" in output, output
+    assert f"  line 2: {reason}" in output, output
+    assert "remove it" in output and "unique constraint" not in output
+    assert sorted(Task.objects.values_list("external_id", flat=True)) == [
+        "octo__calc-1",
+        "octo__calc-3",
+    ]
+
+
+def test_tabs_form_feeds_and_line_ends_in_records_are_kept(project, tmp_path: Path) -> None:
+    text = "Steps:\r\n\tadd(1, 2)\x0c\nreturns -1"
+    lines = [json.dumps(task_record("octo__calc-1", problem_statement=text))]
+    run_import("swebench-tasks", write(tmp_path, "tasks.jsonl", lines), "--project", project.name)
+    assert Task.objects.get().prompt == text
+
+
+def test_a_nul_character_in_a_prediction_is_refused_with_its_line(
+    calc_tasks, tmp_path: Path
+) -> None:
+    pred = {"instance_id": "octo__calc-1", "model_name_or_path": "agent-x", "model_patch": PATCH}
+    lines = [
+        json.dumps({**pred, "model_patch": PATCH.replace("a + b", "a +\x00 b")}),
+        json.dumps({**pred, "model_name_or_path": "agent-\x00y"}),
+        json.dumps({**pred, "instance_id": "octo__calc-2"}),
+    ]
+    output = run_import(
+        "predictions", write(tmp_path, "preds.jsonl", lines), "--project", calc_tasks.name
+    )
+    assert "1 candidates imported, 0 already there, 2 bad records, of 3" in output, output
+    assert "  line 1: model_patch contains a NUL character (U+0000)" in output
+    assert "  line 2: model_name_or_path contains a NUL character (U+0000)" in output
+    assert all("\x00" not in name for name in Agent.objects.values_list("name", flat=True))
+    assert Candidate.objects.get().turn.run.task.external_id == "octo__calc-2"
+
+
+def test_the_import_api_refuses_a_nul_character_with_its_line(calc_tasks, client, dave) -> None:
+    from marlin.accounts.models import ApiToken
+
+    _, raw = ApiToken.issue(dave, "tests")
+    text = json.dumps(
+        {"instance_id": "octo__calc-1", "model_name_or_path": "a\x00", "model_patch": PATCH}
+    )
+    response = client.post(
+        "/api/imports/predictions",
+        {"project_id": calc_tasks.pk, "text": text},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["created"] == 0
+    assert body["errors"][0]["line"] == 1
+    assert "model_name_or_path contains a NUL character" in body["errors"][0]["reason"]

@@ -135,3 +135,21 @@ def test_it_parses_a_generated_ten_thousand_line_list_in_each_format(fmt: str) -
     assert len(report.good) == expected["good"]
     assert [b.line_no for b in report.bad] == [n + offset for n in expected["bad"]]
     assert report.duplicates == [(a + offset, b + offset) for a, b in expected["duplicates"]]
+
+
+def test_control_characters_are_refused_with_the_line_also_when_json_escapes_them() -> None:
+    lines = [
+        '{"url": "https://github.com/a/one"}',
+        '{"url": "https://github.com/a/two", "language": "Py\\u0000"}',
+        '{"url": "https://github.com/a/three", "note": "\\u001b[2J"}',
+        '{"url": "https://github.com/a/four", "note": "two\\nlines\\tare fine"}',
+        '{"url": "https://github.com/a/five\u0007"}',
+    ]
+    report = parse_repository_list(lines, filename_hint="list.jsonl")
+    assert [r.line_no for r in report.good] == [1, 4]
+    assert [(b.line_no, b.reason) for b in report.bad] == [
+        (2, "the line contains a NUL character (U+0000); remove it"),
+        (3, "the line contains the control character U+001B; remove it"),
+        (5, "the line contains the control character U+0007; remove it"),
+    ]
+    assert report.bad[2].raw == '{"url": "https://github.com/a/five\\x07"}'

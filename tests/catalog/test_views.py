@@ -115,6 +115,27 @@ def test_the_import_form_shows_counts_bad_lines_and_duplicates(dave, client_for)
     assert "Choose a file or paste a list." in empty.content.decode()
 
 
+def test_the_import_form_refuses_nul_and_control_characters_with_their_line(
+    dave, client_for
+) -> None:
+    text = (
+        "url,language\n"
+        "https://github.com/a/one,Python\n"
+        "https://github.com/a/two,Py\x00thon\n"
+        "https://github.com/a/three\x1b[2J,Go\n"
+        "https://github.com/a/four,Go\n"
+    )
+    response = client_for(dave).post(
+        reverse("catalog:import"), {"file": SimpleUploadedFile("list.csv", text.encode())}
+    )
+    html = response.content.decode()
+    assert "<strong>2</strong> added" in html
+    assert "<td>3</td><td>the line contains a NUL character (U+0000); remove it" in html
+    assert "<td>4</td><td>the line contains the control character U+001B; remove it" in html
+    assert "\x00" not in html and "\x1b" not in html  # shown by their codes instead
+    assert sorted(Repository.objects.values_list("name", flat=True)) == ["a/four", "a/one"]
+
+
 def test_the_add_form_rejects_a_dangerous_url_and_adds_a_good_one(dave, client_for) -> None:
     client = client_for(dave)
     bad = client.post(reverse("catalog:add"), {"url": "ext::sh -c touch% /tmp/x"})

@@ -1,4 +1,6 @@
 import getpass
+import os
+import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -7,7 +9,10 @@ from marlin.accounts.models import Role
 
 
 class Command(BaseCommand):
-    help = "Create a user with one or more roles (admin, author, annotator, reviewer, adjudicator)."
+    help = (
+        "Create a user with one or more roles (admin, author, annotator, reviewer, adjudicator). "
+        "Usernames: letters, digits and @ . + - _, starting with a letter or a digit."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
@@ -24,8 +29,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        import os
-
         password = options["password"] or os.environ.get("MARLIN_NEW_PASSWORD")
         if not password:
             if not self.stdin_is_tty():
@@ -50,6 +53,4 @@ class Command(BaseCommand):
 
     @staticmethod
     def stdin_is_tty() -> bool:
-        import sys
-
         return sys.stdin.isatty()
