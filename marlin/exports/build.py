@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from marlin.accounts.models import User
 from marlin.agents.models import Agent, Candidate, Run, Turn
 from marlin.analytics.queries import DecisionFilters, criterion_keys, decisions_for
+from marlin.catalog.models import Repository
 from marlin.checks.models import CheckResult
 from marlin.review.models import Decision, Judgment, JudgmentStatus, Review
 from marlin.tasks.models import Project, RubricVersion, Task, TaskStatus
@@ -24,10 +25,17 @@ CHUNK = 2000
 EXPERT_JUDGMENTS = (JudgmentStatus.SUBMITTED, JudgmentStatus.ACCEPTED, JudgmentStatus.REJECTED)
 
 
+def repository_reference(repository: Repository) -> str:
+    """How an export names a repository: its URL, or the name of a local one, whose URL is a
+    path on this server and must not leave it in a dataset."""
+    return repository.name if repository.is_local else repository.url
+
+
 def system_message(task: Task) -> str:
     repo = task.repository
+    where = repo.name if repo.is_local else f"{repo.name} ({repo.url})"
     return (
-        f"You are working in the git repository {repo.name} ({repo.url}) at commit "
+        f"You are working in the git repository {where} at commit "
         f"{task.base_commit}. Make the change the user asks for and answer with the patch "
         "(a unified diff against that commit)."
     )
@@ -121,7 +129,7 @@ class Lookups:
                 "system": system_message(task),
                 "external_id": task.external_id,
                 "kind": task.kind,
-                "repository": task.repository.url,
+                "repository": repository_reference(task.repository),
                 "base_commit": task.base_commit,
                 "instance_id": instance_id(task),
             }
@@ -454,7 +462,7 @@ def task_rows(project: Project, filters: DecisionFilters) -> Iterator[dict[str, 
             "external_id": t.external_id,
             "title": t.title,
             "repo": t.repository.name,
-            "repository_url": t.repository.url,
+            "repository_url": repository_reference(t.repository),
             "base_ref": t.base_ref,
             "base_commit": t.base_commit,
             "problem_statement": t.prompt,

@@ -86,11 +86,9 @@ class TaskForm(forms.Form):
             try:
                 data["base_commit"] = resolve_commit(Path(repository.mirror_path), ref.strip())
             except (GitError, ValueError) as exc:
-                self.add_error(
-                    "base_ref",
-                    f"{ref!r} is not a commit, branch or tag in the mirror of "
-                    f"{repository.name}: {exc}",
-                )
+                # resolve_commit names the ref and the problem, never the mirror's path on the
+                # server; the repository is named here.
+                self.add_error("base_ref", f"{repository.name}: {exc}")
         return data
 
     def task_fields(self) -> dict:

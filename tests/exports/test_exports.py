@@ -338,3 +338,43 @@ def test_the_task_set_reads_back_with_the_swebench_task_importer(decided, erin):
         )
         assert copy.checks[0]["fail_to_pass"] == ["tests/test_x.py::test_x"]
         assert copy.checks[0]["test_patch"] == hidden["test_patch"]
+
+
+def test_exports_name_a_local_repository_and_never_write_its_path_on_the_server(
+    decided, erin, tmp_path
+):
+    from marlin.catalog.models import Repository
+
+    local = tmp_path / "srv" / "marlin-data" / "ledgerlite"
+    local.mkdir(parents=True)
+    Repository.objects.update(
+        url=str(local), normalized_url=f"local:{local}", host="", is_local=True
+    )
+    name = Repository.objects.get().name
+    out = tmp_path / "datasets"
+    for kind, extra in [
+        ("preferences", ["--format", "parquet"]),
+        ("records", []),
+        ("predictions", []),
+        ("tasks", []),
+    ]:
+        call_command("export", kind, "--project", "Ledgerlite", "--out", str(out), *extra)
+    rows = []
+    for path in sorted(out.rglob("*")):
+        if path.suffix == ".parquet":
+            rows += pq.read_table(path).to_pylist()
+        elif path.suffix in (".jsonl", ".json"):
+            text = path.read_text()
+            assert str(local) not in text and "marlin-data" not in text, path.name
+            if path.suffix == ".jsonl":
+                rows += [json.loads(line) for line in text.splitlines()]
+    assert rows
+    dumped = json.dumps(rows, default=str)
+    assert str(local) not in dumped and "marlin-data" not in dumped
+    preferences = [row for row in rows if "chosen" in row]
+    assert preferences and all(row["repository"] == name for row in preferences)
+    assert all(
+        f"git repository {name} at commit" in row["prompt"][0]["content"] for row in preferences
+    )
+    tasks = [row for row in rows if "problem_statement" in row]
+    assert tasks and all(row["repository_url"] == name for row in tasks)

@@ -48,13 +48,47 @@ def test_tags_resolve_and_unknown_refs_are_refused_with_a_clear_message(
         "/tasks/new/", _form(project, demo_repository, base_ref="no-such-branch")
     )
     assert response.status_code == 200
-    assert "is not a commit, branch or tag in the mirror" in response.content.decode()
+    assert "is not a branch, tag or commit in the mirror" in response.content.decode()
     response = client.post(
         "/tasks/new/", _form(project, demo_repository, base_ref="--upload-pack=touch /tmp/x")
     )
     assert response.status_code == 200 and Task.objects.count() == 0
     client.post("/tasks/new/", _form(project, demo_repository, base_ref="v0.3.0"))
     assert len(Task.objects.get().base_commit) == 40
+
+
+def test_an_unknown_ref_is_refused_without_the_servers_mirror_path(
+    client_for, client, dave, project, demo_repository, settings
+):
+    from marlin.accounts.models import ApiToken
+
+    page = client_for(dave).post(
+        "/tasks/new/", _form(project, demo_repository, base_ref="no-such-branch")
+    )
+    html = page.content.decode()
+    assert "&#x27;no-such-branch&#x27; is not a branch, tag or commit in the mirror" in html
+    _, raw = ApiToken.issue(dave, "tests")
+    api = client.post(
+        "/api/tasks",
+        {
+            "project_id": project.pk,
+            "repository_id": demo_repository.pk,
+            "base_ref": "no-such-branch",
+            "title": "t",
+            "kind": "bug_fix",
+            "prompt": "p",
+            "checks": [],
+        },
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert api.status_code == 422
+    detail = api.json()["detail"]
+    assert "'no-such-branch' is not a branch, tag or commit in the mirror" in detail
+    for text in (html, detail):
+        assert demo_repository.mirror_path not in text and str(settings.DATA_DIR) not in text
+        assert ".git" not in text.replace(".github", "")
+    assert Task.objects.count() == 0
 
 
 def test_bad_checks_json_is_refused_and_the_form_keeps_the_input(
