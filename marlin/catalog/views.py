@@ -3,6 +3,7 @@ repository's own page. Only authors and admins see them; changes go through acti
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,6 +21,8 @@ from marlin.catalog.mirror import Ref, is_mirror, list_refs
 from marlin.catalog.models import Repository
 from marlin.permissions import role_required
 from marlin.sandbox.gitutil import GitError
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 ROLES = ("author",)
@@ -118,7 +121,9 @@ def repository_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
         try:
             refs = list_refs(Path(repository.mirror_path))
         except GitError as exc:
-            refs_error = str(exc)
+            # git's words name the mirror's path on the server: the log gets them, not the page.
+            logger.warning("reading the refs of repository %s failed: %s", repository.pk, exc)
+            refs_error = "git could not read it; mirror the repository again"
     return render(
         request,
         "catalog/repository_detail.html",

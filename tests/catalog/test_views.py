@@ -167,3 +167,17 @@ def test_the_detail_page_shows_branches_and_tags_and_the_mirror_button_queues_a_
     assert "Fetch now" in after and "feature/x" in after and "v1.0" in after
     assert client.get(reverse("catalog:mirror", args=[repo.pk])).status_code == 405
     mirror_repository.call(repo.pk)
+
+
+def test_a_mirror_git_cannot_read_is_reported_without_its_path(
+    erin, settings, upstream: Path, client_for
+) -> None:
+    settings.ALLOW_LOCAL_REPOSITORIES = True
+    repo = do_add_repository(erin, str(upstream), mirror=False)
+    mirror_repository.call(repo.pk)
+    repo.refresh_from_db()
+    mirror = Path(repo.mirror_path)
+    (mirror / "HEAD").write_text("not a ref\n")  # a damaged mirror
+    html = client_for(erin).get(reverse("catalog:detail", args=[repo.pk])).content.decode()
+    assert "Could not read the mirror's refs: git could not read it" in html
+    assert str(mirror) not in html and str(settings.DATA_DIR) not in html
