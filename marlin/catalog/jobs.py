@@ -67,14 +67,17 @@ def mirror_repository(repository_id: int) -> None:
         said = getattr(exc, "stderr", "") or "-"
         logger.warning("mirroring repository %s failed: %s (git: %s)", repository_id, exc, said)
         return
-    except BaseException:
+    except BaseException as exc:
         # Anything unexpected still releases the row, so it is not stuck until the lease ends;
         # its details (paths, perhaps) go to the worker's log only.
+        stopped = isinstance(exc, KeyboardInterrupt | SystemExit)
         _finish(
             repository_id,
             claimed_at,
             MirrorStatus.FAILED,
-            last_error="internal error while mirroring; the worker's log has the details",
+            last_error="stopped before the mirror was finished; request it again"
+            if stopped
+            else "internal error while mirroring; the worker's log has the details",
         )
         raise
     _finish(

@@ -9,6 +9,7 @@ is allowed for that test by name (MARLIN_ALLOWED_INTERNAL_GIT_HOSTS).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,8 +152,6 @@ def test_look_ups_stop_after_the_budget_and_say_so(resolver) -> None:
 
 
 def test_ipv6_addresses_that_carry_ipv4_are_judged_by_it() -> None:
-    import ipaddress
-
     assert address_problem(ipaddress.ip_address("::ffff:10.0.0.1")) == "a private address"
     assert address_problem(ipaddress.ip_address("2002:a00:1::")) == "a private address"  # 6to4
     assert address_problem(ipaddress.ip_address("::ffff:140.82.112.3")) is None
