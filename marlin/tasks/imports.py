@@ -86,6 +86,9 @@ def read_records(text: str, report: ImportReport) -> Iterator[tuple[int, dict[st
         except json.JSONDecodeError as exc:
             report.error(line_no, f"malformed JSON: {exc.msg} at column {exc.colno}", line)
             continue
+        except RecursionError:
+            report.error(line_no, "the JSON nests too deeply to be a record")
+            continue
         if not isinstance(value, dict):
             report.error(line_no, f"expected a JSON object, got {type(value).__name__}", line)
             continue
@@ -96,33 +99,28 @@ def read_records(text: str, report: ImportReport) -> Iterator[tuple[int, dict[st
         yield line_no, value
 
 
-def control_character_problem(value: Any, field: str = "") -> str:
+def control_character_problem(record: dict[str, Any]) -> str:
     """Which field of a record holds a character that must not be imported, and which one:
-    "problem_statement contains a NUL character (U+0000); remove it"; "" when none does."""
-    if isinstance(value, str):
-        found = _CONTROL.search(value)
-        if found is None:
-            return ""
-        char = found.group()
-        what = (
-            "a NUL character (U+0000)"
-            if char == "\x00"
-            else f"the control character U+{ord(char):04X}"
-        )
-        return f"{field or 'the record'} contains {what}; remove it"
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = ((field, item) for item in value)
-    else:
-        return ""
-    for key, item in items:
-        name = str(key) if isinstance(value, dict) else field
-        problem = control_character_problem(name, "a field name") or control_character_problem(
-            item, name
-        )
-        if problem:
-            return problem
+    "problem_statement contains a NUL character (U+0000); remove it"; "" when none does. A loop,
+    not recursion: JSON nests as deep as the parser allows."""
+    pending: list[tuple[str, Any]] = [("", record)]
+    while pending:
+        field, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                pending += [("a field name", str(key)), (str(key), item)]
+        elif isinstance(value, list):
+            pending += [(field, item) for item in value]
+        elif isinstance(value, str):
+            found = _CONTROL.search(value)
+            if found is not None:
+                char = found.group()
+                what = (
+                    "a NUL character (U+0000)"
+                    if char == "\x00"
+                    else f"the control character U+{ord(char):04X}"
+                )
+                return f"{field} contains {what}; remove it"
     return ""
 
 
@@ -146,6 +144,9 @@ def _json_list(text: str, report: ImportReport) -> Iterator[tuple[int, dict[str,
         except json.JSONDecodeError as exc:
             # Inside a list one broken record hides where the next begins: stop here.
             report.error(exc.lineno, f"malformed JSON: {exc.msg}; records after it were not read")
+            return
+        except RecursionError:
+            report.error(line_no, "the JSON nests too deeply; records after it were not read")
             return
         if not isinstance(value, dict):
             report.error(line_no, f"expected a JSON object, got {type(value).__name__}", value)

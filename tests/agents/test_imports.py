@@ -326,6 +326,16 @@ def test_a_nul_or_control_character_in_a_task_record_is_refused_with_its_line(
     ]
 
 
+def test_json_nested_too_deeply_is_a_bad_record_not_a_crash(project, tmp_path: Path) -> None:
+    deep = '{"instance_id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    lines = [deep, json.dumps(task_record("octo__calc-1"))]
+    output = run_import(
+        "swebench-tasks", write(tmp_path, "tasks.jsonl", lines), "--project", project.name
+    )
+    assert "  line 1: the JSON nests too deeply to be a record" in output, output
+    assert Task.objects.get().external_id == "octo__calc-1"
+
+
 def test_tabs_form_feeds_and_line_ends_in_records_are_kept(project, tmp_path: Path) -> None:
     text = "Steps:\r\n\tadd(1, 2)\x0c\nreturns -1"
     lines = [json.dumps(task_record("octo__calc-1", problem_statement=text))]
