@@ -239,3 +239,23 @@ def test_a_short_configured_key_stops_the_commands_at_start(settings):
     settings.AUDIT_OLD_KEYS = ["too-short"]
     with pytest.raises(SystemCheckError, match="MARLIN_AUDIT_OLD_KEYS is 9 characters long"):
         call_command("check")
+
+
+@pytest.mark.slow
+def test_processes_starting_at_once_agree_on_one_generated_key(tmp_path: Path):
+    data = tmp_path / "data"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marlin.settings", "MARLIN_DATA_DIR": str(data)}
+    env.pop("MARLIN_AUDIT_KEY", None)
+    env.pop("MARLIN_AUDIT_KEY_FILE", None)
+    script = "import django; django.setup(); from marlin.audit.keys import current_key; " + (
+        "print(current_key().id)"
+    )
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    ids = {process.communicate(timeout=120)[0].strip() for process in starts}
+    assert ids == {_key_id((data / "audit_key").read_text().strip())}
+    assert [p.name for p in data.iterdir() if p.name.startswith(".audit_key")] == []
