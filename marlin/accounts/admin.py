@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.auth.forms import BaseUserCreationForm, UsernameField
+from django.contrib.auth.forms import UserCreationForm, UsernameField
 from django.contrib.auth.models import Group
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -28,9 +28,9 @@ def _roles_of(user: User) -> list[str]:
     return sorted(user.role_grants.values_list("role", flat=True))
 
 
-class UserAddForm(BaseUserCreationForm):
-    """Django's checks (two passwords that match and pass the validators, a valid and unused
-    username), plus roles and a reason; UserAdmin.save_model creates the user through
+class UserAddForm(UserCreationForm):
+    """Django's checks (two passwords that match and pass the validators, a valid username
+    unused in any case), plus roles and a reason; UserAdmin.save_model creates the user through
     do_create_user, never this form's save()."""
 
     roles = forms.MultipleChoiceField(
@@ -44,9 +44,11 @@ class UserAddForm(BaseUserCreationForm):
         field_classes = {"username": UsernameField}
 
     def clean_username(self) -> str:
-        # The rule do_create_user applies, shown on the form instead of failing at save.
-        username: str = self.cleaned_data["username"]
-        problem = actions.username_problem(username)
+        # Django's check first (no name that differs from another only in case; it adds its
+        # error and returns None), then the rule do_create_user applies, shown on the form
+        # instead of failing at save.
+        username = super().clean_username()
+        problem = username is not None and actions.username_problem(username)
         if problem:
             raise forms.ValidationError(problem)
         return username
