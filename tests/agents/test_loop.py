@@ -37,8 +37,11 @@ def make_model(provider: str, server: FakeModelServer, **overrides: Any) -> Mode
         "provider": provider,
         "model": "fake-model",
         "base_url": server.openai_base_url if provider == "openai" else server.anthropic_base_url,
-        "timeout_s": 10.0,
-        "max_attempts": 2,
+        # The scripted server answers one entry per request, so a client retry after a timeout
+        # would skip an entry and the test would fail far from the cause: on a loaded machine,
+        # wait long and do not retry (a timeout then fails loudly as itself).
+        "timeout_s": 120.0,
+        "max_attempts": 1,
         "backoff_base_s": 0.01,
     }
     settings.update(overrides)
