@@ -519,13 +519,13 @@ def heartbeat(request: HttpRequest, body: HeartbeatIn) -> Status[None]:
             return Status(204, None)
         if not body.comparison:
             raise HttpError(422, f"A {body.work} heartbeat names the comparison's public id.")
-        comparison = Comparison.objects.filter(public_id=body.comparison).first()
-        if comparison is None:
-            raise HttpError(404, "No such comparison, or it is not assigned to you.")
+        # By public id: a heartbeat on open work is then one UPDATE, no lookup.
         if body.work == "judgment":
-            actions.do_judgment_heartbeat(user, comparison)
+            actions.do_judgment_heartbeat(user, body.comparison)
         else:
-            pipeline.do_adjudication_heartbeat(user, comparison)
+            pipeline.do_adjudication_heartbeat(user, body.comparison)
+    except Comparison.DoesNotExist:
+        raise HttpError(404, "No such comparison, or it is not assigned to you.") from None
     except (actions.JudgmentClosed, IllegalTransition) as exc:
         raise HttpError(409, str(exc)) from None
     return Status(204, None)

@@ -199,16 +199,20 @@ def draft_of(judgment: Judgment) -> Draft:
 
 
 @transaction.atomic
-def do_judgment_heartbeat(actor: User, comparison: Comparison, *, at_ms: int = 0) -> None:
+def do_judgment_heartbeat(actor: User, comparison: Comparison | str, *, at_ms: int = 0) -> None:
     """The annotator is active on the comparison: count the interval since their last heartbeat
-    (server time) and keep their claim alive. The first heartbeat of a session is checked like
-    a save (assigned, judgment still editable) and opens it; the rest are one UPDATE of the
-    session and one of the claim. ``at_ms`` is for tests that need time that already passed."""
+    (server time). The first heartbeat of a session is checked like a save (assigned, judgment
+    still editable) and opens it; the rest are one UPDATE of the session, which also keeps the
+    claim alive (queue.release_expired_claims reads it). Time counted while a claim lapsed is
+    never paid unless submitting passes its checks. ``comparison`` may be its public id (the
+    API's heartbeat: then a counted heartbeat needs no lookup). ``at_ms`` is for tests that
+    need time that already passed."""
     at_ms = at_ms or activity.now_ms()
-    if activity.beat(actor.pk, WorkKind.JUDGMENT, comparison.pk, at_ms=at_ms):
-        # Time counted while the claim lapsed is never paid unless submitting passes its checks.
-        queue.touch_claim(actor, comparison)
+    subject = comparison if isinstance(comparison, str) else comparison.pk
+    if activity.beat(actor.pk, WorkKind.JUDGMENT, subject, at_ms=at_ms):
         return
+    if isinstance(comparison, str):
+        comparison = Comparison.objects.select_related("project").get(public_id=comparison)
     judgment = ensure_assigned(actor, comparison)
     if judgment is not None and not judgment.is_editable:
         raise JudgmentClosed("This judgment was submitted; time on it is no longer counted.")

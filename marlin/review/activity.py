@@ -2,9 +2,10 @@
 
 A page (or an API client) sends a heartbeat while its user is active: focused, typing,
 scrolling. The server stamps each one with its own clock; the client sends no time at all.
-Active time is the sum of the intervals between consecutive heartbeats that are at most
-``MARLIN_ACTIVITY_GAP_SECONDS`` (default 60) apart, so it can never exceed the wall time from a
-session's first heartbeat (the server-recorded open) to the submission that closes it.
+Active time is the sum of the intervals between consecutive heartbeats (the submission counts
+as the last one) that are at most ``MARLIN_ACTIVITY_GAP_SECONDS`` (default 60) apart, so it can
+never exceed the wall time from a session's first heartbeat (the server-recorded open) to the
+submission that closes it.
 
 A heartbeat is one UPDATE of the person's open session (``beat``); only the first heartbeat of a
 session, which must pass the permission checks of the work it measures, writes more. The checks
@@ -23,9 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, Case, F, PositiveIntegerField, Q, Value, When
-from django.db.models.functions import Greatest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 
 from marlin.accounts.models import User
@@ -69,29 +69,63 @@ def _open(user_id: int, kind: str, subject_id: int) -> Q:
     return Q(user_id=user_id, kind=kind, subject_id=subject_id, closed_ms__isnull=True)
 
 
-def beat(user_id: int, kind: str, subject_id: int, *, at_ms: int) -> bool:
+# A heartbeat is this one statement, written out rather than built by the ORM each time:
+# building the CASE expressions cost more CPU than the database spends running them
+# (benchmarks/heartbeats.py). Every SET expression reads the row as it was before the UPDATE,
+# so both CASEs compare the old ``last_seen_ms``. CASE rather than GREATEST: SQLite has none.
+_BEAT = """
+UPDATE {table} SET
+    active_ms = CASE WHEN last_seen_ms < %(at)s AND last_seen_ms >= %(since)s
+        THEN active_ms + (%(at)s - last_seen_ms) ELSE active_ms END,
+    intervals = CASE WHEN last_seen_ms < %(at)s AND last_seen_ms >= %(since)s
+        THEN intervals + 1 ELSE intervals END,
+    heartbeats = heartbeats + 1,
+    last_seen_ms = CASE WHEN last_seen_ms < %(at)s THEN %(at)s ELSE last_seen_ms END
+WHERE user_id = %(user)s AND kind = %(kind)s AND subject_id = {subject} AND closed_ms IS NULL
+"""
+# A comparison named by its public id (what pages and the API send) needs no lookup first.
+_BY_PUBLIC_ID = "(SELECT id FROM {comparisons} WHERE public_id = %(subject)s)"
+
+
+def beat(
+    user_id: int, kind: str, subject_id: int | str, *, at_ms: int, lazy_commit: bool = True
+) -> bool:
     """Count a heartbeat on the open session: one UPDATE. The interval since the previous
-    heartbeat counts when it is positive and no longer than the gap (SQL evaluates every SET
-    expression on the row as it was, so the comparison reads the old ``last_seen_ms``). A
-    heartbeat that arrives out of order counts nothing and never moves ``last_seen_ms`` back.
-    Return False when there is no open session."""
-    counted = Q(last_seen_ms__lt=at_ms, last_seen_ms__gte=at_ms - gap_seconds() * 1000)
-    now = Value(at_ms, output_field=BigIntegerField())
-    updated = WorkSession.objects.filter(_open(user_id, kind, subject_id)).update(
-        active_ms=Case(
-            When(counted, then=F("active_ms") + now - F("last_seen_ms")),
-            default=F("active_ms"),
-            output_field=BigIntegerField(),
-        ),
-        intervals=Case(
-            When(counted, then=F("intervals") + 1),
-            default=F("intervals"),
-            output_field=PositiveIntegerField(),
-        ),
-        heartbeats=F("heartbeats") + 1,
-        last_seen_ms=Greatest(F("last_seen_ms"), now),
-    )
-    return bool(updated)
+    heartbeat counts when it is positive and no longer than the gap. A heartbeat that arrives
+    out of order counts nothing and never moves ``last_seen_ms`` back. Return False when there
+    is no open session. ``subject_id`` may be a comparison's public id (judgments and
+    adjudications work on a comparison). Call it first in the heartbeat's transaction: when
+    it counts, the rest of that transaction is heartbeat bookkeeping, committed lazily (below)
+    unless told not to."""
+    params: dict[str, int | str] = {
+        "at": at_ms,
+        "since": at_ms - gap_seconds() * 1000,
+        "user": user_id,
+        "kind": kind,
+        "subject": subject_id,
+    }
+    subject = "%(subject)s"
+    if isinstance(subject_id, str):
+        subject = _BY_PUBLIC_ID.format(
+            comparisons=connection.ops.quote_name(Comparison._meta.db_table)
+        )
+    table = connection.ops.quote_name(WorkSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(_BEAT.format(table=table, subject=subject), params)
+        counted = cursor.rowcount > 0
+        if (
+            counted
+            and lazy_commit
+            and connection.vendor == "postgresql"
+            and connection.in_atomic_block
+        ):
+            # The heartbeat's transaction does not wait for the WAL flush (asynchronous commit,
+            # this transaction only): a server crash may lose the last fraction of a second of
+            # heartbeats, which is that much uncounted time and never an inconsistency, and
+            # each heartbeat no longer waits for a disk write. SQLite in WAL mode with
+            # synchronous=NORMAL does not flush at commit anyway.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    return counted
 
 
 def open_session(
@@ -110,7 +144,7 @@ def open_session(
                 last_seen_ms=at_ms,
             )
     except IntegrityError:
-        beat(user.pk, kind, subject_id, at_ms=at_ms)
+        beat(user.pk, kind, subject_id, at_ms=at_ms, lazy_commit=False)
 
 
 @dataclass(frozen=True)

@@ -508,15 +508,21 @@ def _check_adjudicable(actor: User, comparison: Comparison) -> None:
 
 
 @transaction.atomic
-def do_adjudication_heartbeat(actor: User, comparison: Comparison, *, at_ms: int = 0) -> None:
+def do_adjudication_heartbeat(actor: User, comparison: Comparison | str, *, at_ms: int = 0) -> None:
     """The adjudicator is active on the adjudication page: count the interval since their last
     heartbeat. The first heartbeat of a session is checked as the decision would be (nothing is
-    locked) and opens it. ``at_ms`` is for tests."""
+    locked) and opens it. ``comparison`` may be its public id (no lookup for a counted
+    heartbeat). ``at_ms`` is for tests."""
     at_ms = at_ms or activity.now_ms()
-    if activity.beat(actor.pk, WorkKind.ADJUDICATION, comparison.pk, at_ms=at_ms):
+    subject = comparison if isinstance(comparison, str) else comparison.pk
+    if activity.beat(actor.pk, WorkKind.ADJUDICATION, subject, at_ms=at_ms):
         return
     require_role(actor, "adjudicator")
-    comparison = Comparison.objects.get(pk=comparison.pk)  # its state now, not as passed
+    # Its state now, not as passed.
+    if isinstance(comparison, str):
+        comparison = Comparison.objects.get(public_id=comparison)
+    else:
+        comparison = Comparison.objects.get(pk=comparison.pk)
     _check_adjudicable(actor, comparison)
     activity.open_session(actor, WorkKind.ADJUDICATION, comparison, comparison.pk, at_ms=at_ms)
 

@@ -11,9 +11,10 @@ profile, and claims it atomically:
   more slots than the overlap (the second waits for, or skips, the first).
 * SQLite: transactions are IMMEDIATE (see settings), so claiming transactions run one at a time.
 
-Claims expire after ``project.claim_timeout_minutes`` without activity (every save of the draft,
-including the page's heartbeat autosave, refreshes ``last_seen_at``; reading the page writes
-nothing); expired claims are released the next time anyone asks the queue.
+Claims expire after ``project.claim_timeout_minutes`` without activity: no save of the draft
+(each refreshes ``last_seen_at``) and no heartbeat on the judgment (its work session's
+``last_seen_ms``, marlin/review/activity.py; a heartbeat writes only that row). Reading the page
+writes nothing. Expired claims are released the next time anyone asks the queue.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ from django.utils import timezone
 
 from marlin.audit.actions import record
 from marlin.permissions import require_role
-from marlin.review.models import Claim, Comparison, ComparisonState, Judgment, JudgmentStatus
+from marlin.review.models import (
+    Claim,
+    Comparison,
+    ComparisonState,
+    Judgment,
+    JudgmentStatus,
+    WorkKind,
+    WorkSession,
+)
 from marlin.tasks.models import Project
 
 # Judgments that hold a slot for good; drafts hold one only through their open claim.
@@ -77,6 +86,19 @@ def touch_claim(annotator: Any, comparison: Comparison) -> bool:
     )
 
 
+def _idle_claims(cutoff: Any) -> QuerySet[Claim]:
+    """Claims with no save since ``cutoff`` and no heartbeat from their annotator on the
+    comparison's judgment since then."""
+    recent_heartbeat = WorkSession.objects.filter(
+        user_id=OuterRef("annotator_id"),
+        kind=WorkKind.JUDGMENT,
+        subject_id=OuterRef("comparison_id"),
+        closed_ms__isnull=True,
+        last_seen_ms__gte=int(cutoff.timestamp() * 1000),
+    )
+    return Claim.objects.filter(last_seen_at__lt=cutoff).exclude(Exists(recent_heartbeat))
+
+
 def release_expired_claims(now: Any = None) -> int:
     """Release claims idle past their project's timeout; return how many were released."""
     now = now or timezone.now()
@@ -84,18 +106,18 @@ def release_expired_claims(now: Any = None) -> int:
     projects = Project.objects.filter(comparisons__claims__released_at__isnull=True).distinct()
     for project in projects:
         cutoff = now - timedelta(minutes=project.claim_timeout_minutes)
+        idle = _idle_claims(cutoff)
         stale = list(
-            Claim.objects.filter(
-                comparison__project=project, released_at__isnull=True, last_seen_at__lt=cutoff
-            ).select_related("comparison")
+            idle.filter(comparison__project=project, released_at__isnull=True).select_related(
+                "comparison"
+            )
         )
         if not stale:
             continue
         with transaction.atomic():
             for claim in stale:
-                if Claim.objects.filter(pk=claim.pk, released_at__isnull=True).update(
-                    released_at=now
-                ):
+                # Still idle (a heartbeat may have come since the list was read).
+                if idle.filter(pk=claim.pk, released_at__isnull=True).update(released_at=now):
                     released += 1
                     record(
                         None,

@@ -179,6 +179,9 @@ def test_experts_see_only_their_own_earnings_and_admins_see_anyones(
     client.force_login(alice)
     page = client.get("/account/earnings/").content.decode()
     assert '<dd class="total">$25.00</dd>' in page and "Judgment accepted" in page
+    # The evidence behind the amount: the server's heartbeats (21 and the submission), the rate.
+    assert "600 s <small" in page and "measured by the server: 22 heartbeats" in page
+    assert "$25.00 <small" in page and "at $25.00</small>" in page
     assert client.get("/account/earnings/?user=bob").status_code == 404
     assert client.get("/account/earnings/payroll.csv").status_code == 403
     assert client.get("/account/earnings/dashboard/").status_code == 403

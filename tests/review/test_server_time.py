@@ -4,14 +4,17 @@ them), the intervals that count, the wall-time bound, refusals, and what reviews
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db.models import F
 from django.test import Client
+from django.utils import timezone
 
 from marlin.review import activity
 from marlin.review.actions import do_judgment_heartbeat
-from marlin.review.models import Judgment, Review, WorkKind, WorkSession
+from marlin.review.models import Claim, Judgment, Review, WorkKind, WorkSession
 from tests.review.factories import (
     agree_all,
     make_comparison,
@@ -144,3 +147,26 @@ def test_heartbeats_are_refused_to_people_who_may_not_do_the_work(
     assert hidden.status_code == 404
     # Nothing refused opened a session: the refusals counted no time.
     assert not WorkSession.objects.exists()
+
+
+@pytest.mark.django_db
+def test_heartbeats_keep_the_claim_alive_while_the_annotator_reads(alice, make_user, client_for):
+    anna = make_user("anna", "annotator")
+    comparison = make_comparison(hourly(overlap=1, claim_timeout_minutes=30))
+    client = client_for(alice)
+    client.post("/compare/next/")
+    beat = {"work": "judgment", "comparison": comparison.public_id}
+    assert heartbeat(client, **beat).status_code == 204  # opens the session
+    # The last save was 31 minutes ago, but alice's page kept sending heartbeats (each one
+    # writes only her work session).
+    half_an_hour_ago = timezone.now() - timedelta(minutes=31)
+    Claim.objects.filter(annotator=alice).update(last_seen_at=half_an_hour_ago)
+    assert heartbeat(client, **beat).status_code == 204
+    assert Claim.objects.get(annotator=alice).last_seen_at == half_an_hour_ago
+    assert client_for(anna).post("/compare/next/")["Location"] == "/compare/"  # nothing free
+    assert Claim.objects.get(annotator=alice).released_at is None
+    # Thirty-one minutes with neither a save nor a heartbeat: the place goes to anna.
+    WorkSession.objects.filter(user=alice).update(last_seen_ms=F("last_seen_ms") - 31 * 60_000)
+    moved = client_for(anna).post("/compare/next/")
+    assert moved["Location"] == f"/compare/{comparison.public_id}/"
+    assert Claim.objects.get(annotator=alice).released_at is not None
