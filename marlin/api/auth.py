@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja.errors import HttpError
-from ninja.security import HttpBearer, SessionAuth
+from ninja.security import APIKeyHeader, HttpBearer, SessionAuth
 
 from marlin.accounts.models import ApiToken, User
+from marlin.review.activity import Ticket, read_ticket
 
 
 class TokenAuth(HttpBearer):
@@ -19,6 +20,19 @@ class TokenAuth(HttpBearer):
         if user is not None:
             request.user = user
         return user
+
+
+class HeartbeatTicketAuth(APIKeyHeader):
+    """`X-Heartbeat-Ticket: <ticket>`: the signed ticket a page got with its heartbeat settings
+    (marlin/review/activity.py). It authenticates nothing but heartbeats on work the person
+    already opened; a missing or invalid ticket falls through to the token or the session."""
+
+    param_name = "X-Heartbeat-Ticket"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Ticket | None:
+        if not key or len(key) > 500:
+            return None
+        return read_ticket(key)
 
 
 def user_of(request: HttpRequest) -> User:

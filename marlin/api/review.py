@@ -19,10 +19,11 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
-from marlin.api.auth import require, user_of
+from marlin.api.auth import AUTH, HeartbeatTicketAuth, require, user_of
 from marlin.api.types import MAX_ID, Counter, Id, Pagination, filter_param
 from marlin.errors import IllegalTransition
 from marlin.review import actions, pipeline, queue
+from marlin.review.activity import Ticket, do_ticket_heartbeat
 from marlin.review.compare import candidate_at, checks_visible
 from marlin.review.forms import (
     ReviewForm,
@@ -500,16 +501,27 @@ def get_judgment(
     response={204: None},
     tags=["time"],
     url_name="heartbeat",
+    auth=[HeartbeatTicketAuth(), *AUTH],
     summary="Report that you are working (the server stamps the time; send every 15-60 s)",
     description=(
         "Active time, and hourly pay, is measured by the server: the intervals between your "
         "heartbeats on a piece of work that are at most MARLIN_ACTIVITY_GAP_SECONDS (default 60) "
         "apart, never more than the time from your first heartbeat to your submission. Send one "
         "while you work: `judgment` with `comparison` (your draft on it), `review` with "
-        "`judgment_id`, `adjudication` with `comparison`. 409 once the work is closed."
+        "`judgment_id`, `adjudication` with `comparison`. 409 once the work is closed. Pages "
+        "send their X-Heartbeat-Ticket instead of the login once the work is open: it counts "
+        "heartbeats on open work only (404 when there is none: send the heartbeat with the "
+        "login, which opens it)."
     ),
 )
 def heartbeat(request: HttpRequest, body: HeartbeatIn) -> Status[None]:
+    ticket = getattr(request, "auth", None)
+    if isinstance(ticket, Ticket):
+        if do_ticket_heartbeat(ticket):
+            return Status(204, None)
+        raise HttpError(
+            404, "No open work for this ticket: send the heartbeat with your login to open it."
+        )
     user = user_of(request)
     try:
         if body.work == "review":

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 
 from marlin.accounts.models import User
-from marlin.review.models import Comparison, WorkSession
+from marlin.review.models import Comparison, WorkKind, WorkSession
 
 # The page sends a heartbeat this often while its user is active: a quarter of the gap, so one
 # lost heartbeat never splits an active stretch, and no more than every 15 s.
@@ -54,15 +55,63 @@ def heartbeat_seconds() -> int:
     return max(1, min(MAX_HEARTBEAT_SECONDS, gap_seconds() // 4))
 
 
-def page_settings(work: str, **subject: object) -> dict[str, object]:
+def page_settings(user: User, work: str, subject: int | str, **data: object) -> dict[str, object]:
     """What a page's activity.js needs to send heartbeats (review/_activity.html): the API's
-    heartbeat URL, the kind of work, what it is on, and how often."""
+    heartbeat URL, the kind of work, what it is on, how often, and a ticket for them."""
     return {
         "url": reverse("api:heartbeat"),
         "work": work,
         "interval": heartbeat_seconds(),
-        **subject,
+        "ticket": issue_ticket(user, work, subject),
+        **data,
     }
+
+
+# Heartbeat tickets --------------------------------------------------------------------------
+# Most of a heartbeat's cost was not the heartbeat: it was loading the session and the user
+# (benchmarks/heartbeats.py). A page therefore gets a signed ticket naming the person and the
+# work, and sends it with its heartbeats. A ticket only ever counts heartbeats on a session that
+# is already open: opening one (the first heartbeat, and after a submission) needs the login and
+# the work's checks, so a ticket cannot start anything, and a forged one is refused.
+TICKET_SALT = "marlin.review.activity.ticket"
+TICKET_MAX_AGE = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Ticket:
+    user_id: int
+    kind: str
+    subject: int | str  # the judgment's id (a review) or the comparison's public id
+
+
+def issue_ticket(user: User, kind: str, subject: int | str) -> str:
+    return signing.dumps([user.pk, kind, subject], salt=TICKET_SALT)
+
+
+def read_ticket(text: str) -> Ticket | None:
+    """The ticket if the server signed it in the last 12 hours, else None."""
+    try:
+        user_id, kind, subject = signing.loads(text, salt=TICKET_SALT, max_age=TICKET_MAX_AGE)
+    except (signing.BadSignature, TypeError, ValueError):
+        return None
+    if not isinstance(user_id, int) or kind not in WorkKind.values:
+        return None
+    if not isinstance(subject, (int, str)) or isinstance(subject, bool):
+        return None
+    return Ticket(user_id, kind, subject)
+
+
+def do_ticket_heartbeat(ticket: Ticket) -> bool:
+    """Count a heartbeat on the ticket's open session; False when none is open (then the page
+    sends it with its login, which opens one after the work's checks). The UPDATE is the whole
+    transaction: on PostgreSQL it goes with its lazy commit in one round trip (statements sent
+    together run as one transaction), elsewhere it commits on its own."""
+    sql, params = _beat_statement(ticket.user_id, ticket.kind, ticket.subject, now_ms())
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        sql = f"{sql}; {_LAZY_COMMIT}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount > 0
 
 
 def _open(user_id: int, kind: str, subject_id: int) -> Q:
@@ -87,16 +136,9 @@ WHERE user_id = %(user)s AND kind = %(kind)s AND subject_id = {subject} AND clos
 _BY_PUBLIC_ID = "(SELECT id FROM {comparisons} WHERE public_id = %(subject)s)"
 
 
-def beat(
-    user_id: int, kind: str, subject_id: int | str, *, at_ms: int, lazy_commit: bool = True
-) -> bool:
-    """Count a heartbeat on the open session: one UPDATE. The interval since the previous
-    heartbeat counts when it is positive and no longer than the gap. A heartbeat that arrives
-    out of order counts nothing and never moves ``last_seen_ms`` back. Return False when there
-    is no open session. ``subject_id`` may be a comparison's public id (judgments and
-    adjudications work on a comparison). Call it first in the heartbeat's transaction: when
-    it counts, the rest of that transaction is heartbeat bookkeeping, committed lazily (below)
-    unless told not to."""
+def _beat_statement(
+    user_id: int, kind: str, subject_id: int | str, at_ms: int
+) -> tuple[str, dict[str, int | str]]:
     params: dict[str, int | str] = {
         "at": at_ms,
         "since": at_ms - gap_seconds() * 1000,
@@ -110,21 +152,34 @@ def beat(
             comparisons=connection.ops.quote_name(Comparison._meta.db_table)
         )
     table = connection.ops.quote_name(WorkSession._meta.db_table)
+    return _BEAT.format(table=table, subject=subject), params
+
+
+# The heartbeat's transaction does not wait for the WAL flush (PostgreSQL's asynchronous commit,
+# for that transaction only): a server crash may lose the last fraction of a second of
+# heartbeats, which is that much uncounted time and never an inconsistency, and a heartbeat no
+# longer waits for a disk write. SQLite in WAL mode with synchronous=NORMAL does not flush at
+# commit anyway.
+_LAZY_COMMIT = "SET LOCAL synchronous_commit TO OFF"
+
+
+def beat(
+    user_id: int, kind: str, subject_id: int | str, *, at_ms: int, lazy_commit: bool = True
+) -> bool:
+    """Count a heartbeat on the open session: one UPDATE. The interval since the previous
+    heartbeat counts when it is positive and no longer than the gap. A heartbeat that arrives
+    out of order counts nothing and never moves ``last_seen_ms`` back. Return False when there
+    is no open session. ``subject_id`` may be a comparison's public id (judgments and
+    adjudications work on a comparison). Call it first in the heartbeat's transaction: when
+    it counts, the rest of that transaction is heartbeat bookkeeping, committed lazily unless
+    told not to."""
+    sql, params = _beat_statement(user_id, kind, subject_id, at_ms)
     with connection.cursor() as cursor:
-        cursor.execute(_BEAT.format(table=table, subject=subject), params)
+        cursor.execute(sql, params)
         counted = cursor.rowcount > 0
-        if (
-            counted
-            and lazy_commit
-            and connection.vendor == "postgresql"
-            and connection.in_atomic_block
-        ):
-            # The heartbeat's transaction does not wait for the WAL flush (asynchronous commit,
-            # this transaction only): a server crash may lose the last fraction of a second of
-            # heartbeats, which is that much uncounted time and never an inconsistency, and
-            # each heartbeat no longer waits for a disk write. SQLite in WAL mode with
-            # synchronous=NORMAL does not flush at commit anyway.
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        postgres = connection.vendor == "postgresql"
+        if counted and lazy_commit and postgres and connection.in_atomic_block:
+            cursor.execute(_LAZY_COMMIT)
     return counted
 
 

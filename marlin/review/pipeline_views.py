@@ -170,7 +170,9 @@ def review_judgment(
             "form": form,
             "show_annotator": comparison.project.reviewers_see_annotator,
             "verdicts": ReviewVerdict.choices,
-            "activity": activity.page_settings("review", judgment=judgment.pk),
+            "activity": activity.page_settings(
+                request.user, "review", judgment.pk, judgment=judgment.pk
+            ),
         },
         status=400 if form.errors else 200,
     )
@@ -251,7 +253,9 @@ def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpRespons
                 object_id=str(comparison.pk),
                 verb="comparison.disputed",
             ).last(),
-            "activity": activity.page_settings("adjudication", comparison=comparison.public_id),
+            "activity": activity.page_settings(
+                request.user, "adjudication", comparison.public_id, comparison=comparison.public_id
+            ),
         },
         status=400 if form.errors else 200,
     )

@@ -214,7 +214,9 @@ def _render_page(
             rubric_version=viewer.version,
             revision_notes=_revision_notes(judgment),
             active_seconds=actions.active_seconds_so_far(judgment) if judgment else 0,
-            activity=activity.page_settings("judgment", comparison=comparison.public_id),
+            activity=activity.page_settings(
+                request.user, "judgment", comparison.public_id, comparison=comparison.public_id
+            ),
         )
     context.update(
         notice=notice,

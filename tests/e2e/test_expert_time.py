@@ -56,6 +56,9 @@ def test_heartbeats_follow_activity_and_the_server_counts_only_real_time(
     assert 2 <= len(beats) <= 4, len(beats)
     body = json.loads(beats[0].post_data)
     assert body == {"work": "judgment", "comparison": comparison.public_id}  # no time in it
+    # The first goes with the login (it opens the work); the next carry the page's ticket.
+    assert "x-heartbeat-ticket" not in beats[0].headers
+    assert beats[1].headers["x-heartbeat-ticket"]
 
     # Nobody touches the page for five minutes: heartbeats stop a minute after the last input.
     before_idle = len(beats)

@@ -3,6 +3,7 @@ them), the intervals that count, the wall-time bound, refusals, and what reviews
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -170,3 +171,39 @@ def test_heartbeats_keep_the_claim_alive_while_the_annotator_reads(alice, make_u
     moved = client_for(anna).post("/compare/next/")
     assert moved["Location"] == f"/compare/{comparison.public_id}/"
     assert Claim.objects.get(annotator=alice).released_at is not None
+
+
+@pytest.mark.django_db
+def test_a_pages_ticket_counts_heartbeats_only_on_work_its_holder_opened(alice, client_for):
+    comparison = make_comparison(hourly(overlap=1, reviewers_per_judgment=0))
+    client = client_for(alice)
+    client.post("/compare/next/")
+    page = client.get(f"/compare/{comparison.public_id}/").content.decode()
+    ticket = re.search(r'data-ticket="([^"]+)"', page)[1]
+    anonymous = Client()  # no login at all: only the ticket
+    beat = {"work": "judgment", "comparison": comparison.public_id}
+    with_ticket = {"X-Heartbeat-Ticket": ticket}
+
+    # A ticket cannot open work: the first heartbeat needs the login and the work's checks.
+    refused = heartbeat(anonymous, with_ticket, **beat)
+    assert (
+        refused.status_code == 404
+        and "send the heartbeat with your login" in refused.json()["detail"]
+    )
+    assert not WorkSession.objects.exists()
+    assert heartbeat(client, **beat).status_code == 204
+    assert heartbeat(anonymous, with_ticket, **beat).status_code == 204
+    # The ticket names the work; what the body says does not move it elsewhere.
+    other = make_comparison(hourly(overlap=1))
+    assert (
+        heartbeat(anonymous, with_ticket, work="judgment", comparison=other.public_id).status_code
+        == 204
+    )
+    assert list(WorkSession.objects.values_list("subject_id", "heartbeats")) == [(comparison.pk, 3)]
+    # A ticket changed by a client is no ticket: without a login the request is refused.
+    forged = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
+    assert heartbeat(anonymous, {"X-Heartbeat-Ticket": forged}, **beat).status_code == 401
+
+    client.post(f"/compare/{comparison.public_id}/submit/", judgment_form(0))
+    assert heartbeat(anonymous, with_ticket, **beat).status_code == 404  # the work is closed
+    assert heartbeat(client, **beat).status_code == 409

@@ -16,6 +16,9 @@
   let lastActivity = Date.now();
   let lastSent = 0;
   let closed = false;
+  // The first heartbeat goes with the login (it opens the work after the server's checks);
+  // later ones carry the page's ticket, which only counts time on work already open.
+  let withTicket = false;
 
   function csrf() {
     const input = document.querySelector("input[name=csrfmiddlewaretoken]");
@@ -29,13 +32,19 @@
   }
   async function send() {
     lastSent = Date.now();
+    const headers = { "Content-Type": "application/json", "X-CSRFToken": csrf() };
+    const ticketed = withTicket && !!el.dataset.ticket;
+    if (ticketed) headers["X-Heartbeat-Ticket"] = el.dataset.ticket;
     try {
       const r = await fetch(el.dataset.url, {
-        method: "POST", body: JSON.stringify(body), keepalive: true, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+        method: "POST", body: JSON.stringify(body), keepalive: true, credentials: "same-origin", headers,
       });
+      if (r.status === 204) withTicket = true;
+      // The ticket found no open work (submitted, or sent back and not reopened yet): the
+      // login decides, at once.
+      else if (ticketed) { withTicket = false; send(); }
       // 409: the work was submitted (here or in another tab); its time is no longer counted.
-      if (r.status === 409) closed = true;
+      else if (r.status === 409) closed = true;
     } catch (err) {
       // Offline: the next heartbeat tries again; a gap over a minute is simply not counted.
     }
