@@ -18,53 +18,113 @@ later hunks of that file; an agent file keeps its change under a neutral name.
 
 from __future__ import annotations
 
+import functools
 import re
+import tomllib
+import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+
+from confusable_homoglyphs.confusables import confusables_data
 
 Severity = Literal["signature", "mention"]
 Kind = Literal["trailer", "banner", "model", "vendor", "agent_file"]
+
+VOCABULARY_FILE = Path(__file__).with_name("identity_vocabulary.toml")
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     kind: Kind
-    match: str
+    match: str  # the text as written (with its zero-width characters or look-alike letters)
     line: int  # 1-based line number in the text
     severity: Severity
 
 
-_TRAILER = re.compile(r"^\W*co-authored-by:.*$", re.IGNORECASE)
-_BANNER = re.compile(
-    r"(🤖\s*generated with.*|generated (?:with|by) "
-    r"\[?(?:claude code|codex|copilot|aider|cursor|chatgpt|gemini)\b.*)",
+def load_vocabulary(path: Path = VOCABULARY_FILE) -> dict[str, Any]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+_VOCABULARY = load_vocabulary()
+_NAMES: list[dict[str, str]] = _VOCABULARY["names"]
+_NAME = re.compile(
+    r"(?<![\w.])(?:"
+    + "|".join(f"(?P<n{i}>{entry['pattern']})" for i, entry in enumerate(_NAMES))
+    + r")(?![\w])",
     re.IGNORECASE,
 )
-_MODELS = (
-    r"claude(?:[- ](?:\d[\w.-]*|opus|sonnet|haiku|code))*|chatgpt"
-    r"|gpt-?(?:3\.5|4o?|4\.1|5)(?:[-.]?(?:mini|turbo|nano|preview))*"
-    r"|codex|gemini|llama[- ]?\d*|mistral|mixtral|deepseek(?:-\w+)?|qwen\d*(?:\.\d+)?|grok"
-)
-_VENDORS = (
-    r"anthropic|openai|copilot|aider|swe-agent|devin|autocoderover"
-    r"|cursor(?= (?:ai|agent|ide|editor)\b)"
-)
-_NAME = re.compile(
-    rf"(?<![\w.])(?:(?P<model>{_MODELS})|(?P<vendor>{_VENDORS}))(?![\w])", re.IGNORECASE
+_TRAILER = re.compile(r"^\W*co-authored-by:.*$", re.IGNORECASE)
+_BANNER = re.compile(
+    r"(🤖\s*generated with.*|generated (?:with|by) \[?(?:"
+    + "|".join(re.escape(tool) for tool in _VOCABULARY["banners"]["tools"])
+    + r")\b.*)",
+    re.IGNORECASE,
 )
 _IMPORT = re.compile(r"^\s*(?:import|from)\s")
-_AGENT_FILE = re.compile(
-    r"(?<![\w.-])(?:CLAUDE\.md|AGENTS\.md|GEMINI\.md|\.cursorrules|\.aider[\w.-]*|copilot-instructions\.md"
-    r"|\.(?:claude|codex|cursor|gemini)(?=/))"
-)
-_NEUTRAL_FILE = {
-    "CLAUDE.md": "AGENT_NOTES.md",
-    "AGENTS.md": "AGENT_NOTES.md",
-    "GEMINI.md": "AGENT_NOTES.md",
-    "copilot-instructions.md": "agent-notes.md",
-    ".cursorrules": ".agent-rules",
-}
+_AGENT_FILE = re.compile(rf"(?<![\w.-])(?:{_VOCABULARY['agent_files']['pattern']})")
+_NEUTRAL_FILE: dict[str, str] = _VOCABULARY["agent_files"]["neutral"]
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
+
+
+def _ascii_lookalikes() -> dict[str, str]:
+    """Unicode's confusables (TR39) folded to ASCII: Cyrillic С -> C, U+2011 -> '-', ..."""
+    table: dict[str, str] = {}
+    for char, homoglyphs in confusables_data.items():
+        if char.isascii():
+            continue
+        for glyph in homoglyphs:
+            if glyph["c"].isascii() and glyph["c"].isprintable():
+                # TR39 folds I-like capitals (Cyrillic І, Greek Ι) to 'l'; matching ignores case,
+                # so a capital stays the capital it looks like.
+                table[char] = "I" if glyph["c"] == "l" and char.isupper() else glyph["c"]
+                break
+    return table
+
+
+_LOOKALIKES = _ascii_lookalikes()
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(char: str) -> str:
+    """What a non-ASCII character reads as: nothing for a format character (zero-width space,
+    joiner, soft hyphen, bidi marks), else its NFKC form with look-alikes folded to ASCII."""
+    out = []
+    for c in unicodedata.normalize("NFKC", char):
+        if unicodedata.category(c) == "Cf":
+            continue
+        out.append(c if c.isascii() else _LOOKALIKES.get(c, c))
+    return "".join(out)
+
+
+def normalise(text: str) -> tuple[str, list[int] | None]:
+    """The text as the patterns read it, and for each of its characters the index of the
+    original character it came from (None: the text is ASCII and unchanged)."""
+    if text.isascii():
+        return text, None
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        folded = char if char.isascii() else _fold(char)
+        chars.append(folded)
+        origin.extend([i] * len(folded))
+    return "".join(chars), origin
+
+
+def _span(origin: list[int] | None, start: int, end: int) -> tuple[int, int]:
+    """A match on the normalised text as a span of the original."""
+    if origin is None:
+        return start, end
+    return origin[start], origin[end - 1] + 1
+
+
+@dataclass(frozen=True)
+class _Found:
+    fingerprint: Fingerprint
+    start: int  # span in the line as written
+    end: int
+    replacement: str | None  # None: drop the line
 
 
 def _is_patch(lines: list[str]) -> bool:
@@ -80,43 +140,7 @@ def _scanned(line: str, patch: bool) -> bool:
     )
 
 
-def _line_findings(line: str, number: int, patch: bool) -> list[Fingerprint]:
-    header = patch and line.startswith(("diff --git ", "+++ ", "rename ", "Binary files"))
-    found = [
-        Fingerprint("agent_file", m.group(0), number, "signature")
-        for m in _AGENT_FILE.finditer(line)
-    ]
-    if header:
-        return found
-    body = line[1:] if patch else line
-    if _TRAILER.match(body):
-        return [*found, Fingerprint("trailer", body.strip(), number, "signature")]
-    banner = _BANNER.search(body)
-    if banner:
-        return [*found, Fingerprint("banner", banner.group(0).strip(), number, "signature")]
-    if _IMPORT.match(body):
-        return found
-    for m in _NAME.finditer(body):
-        end = m.end()
-        if end < len(body) and body[end] == "." and body[end + 1 : end + 2].isidentifier():
-            continue  # openai.OpenAI: a module used as code
-        kind: Kind = "model" if m.group("model") else "vendor"
-        found.append(Fingerprint(kind, m.group(0), number, "mention"))
-    return found
-
-
-def find_fingerprints(text: str) -> list[Fingerprint]:
-    lines = text.splitlines()
-    patch = _is_patch(lines)
-    findings: list[Fingerprint] = []
-    for number, line in enumerate(lines, start=1):
-        if _scanned(line, patch):
-            findings.extend(_line_findings(line, number, patch))
-    return findings
-
-
-def _neutral_name(match: re.Match[str]) -> str:
-    name = match.group(0)
+def _neutral_name(name: str) -> str:
     if name in _NEUTRAL_FILE:
         return _NEUTRAL_FILE[name]
     return (
@@ -126,22 +150,68 @@ def _neutral_name(match: re.Match[str]) -> str:
     )
 
 
-def _neutral_mention(match: re.Match[str]) -> str:
-    return "[model]" if match.group("model") else "[agent]"
+def _line_findings(line: str, number: int, patch: bool) -> list[_Found]:
+    header = patch and line.startswith(("diff --git ", "+++ ", "rename ", "Binary files"))
+    text, origin = normalise(line)
+    found: list[_Found] = []
+    for m in _AGENT_FILE.finditer(text):
+        start, end = _span(origin, m.start(), m.end())
+        fingerprint = Fingerprint("agent_file", line[start:end], number, "signature")
+        found.append(_Found(fingerprint, start, end, _neutral_name(m.group(0))))
+    if header:
+        return found
+    skip = 1 if patch else 0  # the +/space/- of a patch line
+    body = text[skip:]
+    signatures: tuple[tuple[re.Pattern[str], Kind], ...] = (
+        (_TRAILER, "trailer"),
+        (_BANNER, "banner"),
+    )
+    for pattern, signature_kind in signatures:
+        signature = pattern.search(body)
+        if signature:
+            start, end = _span(origin, skip + signature.start(), skip + signature.end())
+            text_as_written = line[start:end].strip()
+            fingerprint = Fingerprint(signature_kind, text_as_written, number, "signature")
+            return [*found, _Found(fingerprint, start, end, None)]
+    if _IMPORT.match(body):
+        return found
+    for m in _NAME.finditer(body):
+        end = m.end()
+        if end < len(body) and body[end] == "." and body[end + 1 : end + 2].isidentifier():
+            continue  # openai.OpenAI: a module used as code
+        entry = _NAMES[int(str(m.lastgroup)[1:])]
+        kind: Kind = "model" if entry["kind"] == "model" else "vendor"
+        start, stop = _span(origin, skip + m.start(), skip + end)
+        fingerprint = Fingerprint(kind, line[start:stop], number, "mention")
+        found.append(_Found(fingerprint, start, stop, "[model]" if kind == "model" else "[agent]"))
+    return found
 
 
-def _scrub_line(line: str, findings: list[Fingerprint]) -> str | None:
+def _findings(text: str) -> list[_Found]:
+    lines = text.splitlines()
+    patch = _is_patch(lines)
+    found: list[_Found] = []
+    for number, line in enumerate(lines, start=1):
+        if _scanned(line, patch):
+            found.extend(_line_findings(line, number, patch))
+    return found
+
+
+def find_fingerprints(text: str) -> list[Fingerprint]:
+    return [found.fingerprint for found in _findings(text)]
+
+
+def _scrub_line(line: str, findings: list[_Found]) -> str | None:
     """The cleaned line, or None when the whole line is a signature to drop."""
-    if any(f.kind in ("trailer", "banner") for f in findings):
+    if any(f.replacement is None for f in findings):
         return None
-    if any(f.kind == "agent_file" for f in findings):
-        line = _AGENT_FILE.sub(_neutral_name, line)
-    mentions = {f.match for f in findings if f.severity == "mention"}
-    if mentions:
-        line = _NAME.sub(
-            lambda m: _neutral_mention(m) if m.group(0) in mentions else m.group(0), line
-        )
-    return line
+    # Right to left, so the earlier spans stay where they are; overlaps keep the first.
+    cleaned, limit = line, len(line)
+    for found in sorted(findings, key=lambda f: f.start, reverse=True):
+        if found.end <= limit:
+            cleaned = cleaned[: found.start] + str(found.replacement) + cleaned[found.end :]
+            limit = found.start
+    return cleaned
 
 
 def scrub(text: str) -> str:
@@ -149,9 +219,9 @@ def scrub(text: str) -> str:
     files."""
     lines = text.splitlines(keepends=True)
     patch = _is_patch([line.rstrip("\n") for line in lines])
-    by_line: dict[int, list[Fingerprint]] = {}
-    for finding in find_fingerprints(text):
-        by_line.setdefault(finding.line, []).append(finding)
+    by_line: dict[int, list[_Found]] = {}
+    for found in _findings(text):
+        by_line.setdefault(found.fingerprint.line, []).append(found)
     out: list[str] = []
     hunk_at: int | None = None  # index in `out` of the current hunk header
     dropped_in_hunk = 0

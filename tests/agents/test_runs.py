@@ -262,6 +262,26 @@ def test_fingerprints_in_the_patch_and_the_trajectory_flag_the_candidate(
     assert "Claude" in step.content["text"] and "Claude" not in json.dumps(step.scrubbed_content)
 
 
+def test_a_command_agents_output_is_scrubbed_like_a_models_steps(demo_task: Task, dave) -> None:
+    # The CLI's output names its model the ways the scrubber used to miss (a zero-width space,
+    # a Cyrillic С, a non-breaking hyphen).
+    script = (
+        "printf 'Done by Cl\\u200baude and \\u0421laude on GPT\\u20114o\\n'; "
+        "echo 'Made by the agent.' >> README.md"
+    )
+    agent = actions.do_create_agent(
+        dave, name="printer", provider=Provider.COMMAND, settings={"argv": ["bash", "-c", script]}
+    )
+    run = actions.do_start_run(dave, demo_task, agent)
+    candidate = run_until_done(run.turns.get()).candidate
+    assert [(f["where"], f["kind"]) for f in candidate.fingerprints] == [
+        ("trajectory step 1", "model")
+    ] * 3
+    step = TrajectoryStep.objects.get(turn__run=run, index=1)
+    assert "Done by Cl\u200baude and \u0421laude on GPT\u20114o" in step.content["output"]
+    assert "Done by [model] and [model] on [model]" in step.scrubbed_content["output"]
+
+
 def test_a_turn_is_claimed_once(demo_task: Task, dave) -> None:
     agent = actions.do_create_agent(
         dave, name="s", provider=Provider.COMMAND, settings={"argv": ["true"]}
