@@ -354,7 +354,8 @@ def _hunk_row(
     gap_from, gap_to = prev_old + 1, hunk.old_start - 1
     if expand and gap_to >= gap_from:
         button = _expand_button(index, gap_from, gap_to, prev_new + 1, "above")
-    gutter, text = ("2", "3") if mode == "split" else ("2", "1")
+    # Split tables have four columns (number, code, number, code), unified three.
+    gutter, text = ("1", "3") if mode == "split" else ("2", "1")
     return (
         f'<tr class="hunk" data-file-index="{index}" data-old-start="{hunk.old_start}" '
         f'data-old-len="{hunk.old_len}" data-new-start="{hunk.new_start}" '

@@ -124,6 +124,19 @@
   const savedMode = localStorage.getItem("marlin-diff-mode");
   if (savedMode && savedMode !== mode && !/marlin_diff_mode=/.test(document.cookie)) setMode(savedMode);
 
+  // Long lines scroll inside their cell unless the expert turns wrapping on (remembered).
+  const body = document.querySelector(".cmp-body");
+  function setWrap(on) {
+    body.classList.toggle("diff-wrap", on);
+    document.querySelectorAll('[data-action="wrap"]').forEach((b) => {
+      b.setAttribute("aria-pressed", String(on));
+      b.classList.toggle("active", on);
+    });
+    localStorage.setItem("marlin-diff-wrap", on ? "1" : "0");
+  }
+  document.querySelectorAll('[data-action="wrap"]').forEach((b) => b.addEventListener("click", () => setWrap(!body.classList.contains("diff-wrap"))));
+  setWrap(localStorage.getItem("marlin-diff-wrap") === "1");
+
   // Files: j / k ------------------------------------------------------------------------------
   let fileCursor = -1;
   function filesOf(section) { return section ? Array.from(section.querySelectorAll(".side-diff > .diff-file")) : []; }
@@ -241,10 +254,12 @@
   // Criteria: focus, 1-7, 0 ---------------------------------------------------------------------
   const crits = form ? Array.from(form.querySelectorAll("fieldset.crit")) : [];
   let critIndex = 0;
-  function focusCrit(i) {
+  function focusCrit(i, quiet) {
     critIndex = (i + crits.length) % crits.length;
     crits.forEach((c, j) => c.classList.toggle("focused", j === critIndex));
-    crits[critIndex].scrollIntoView({ block: "nearest" });
+    // On load the first criterion is only marked: scrolling to it would jump past the diff on
+    // a phone, where the panel sits below it.
+    if (!quiet) crits[critIndex].scrollIntoView({ block: "nearest" });
   }
   crits.forEach((c, i) => c.addEventListener("focusin", () => { critIndex = i; crits.forEach((d, j) => d.classList.toggle("focused", j === i)); }));
   function rate(value) {
@@ -256,7 +271,7 @@
     input.dispatchEvent(new Event("change", { bubbles: true }));
     if (critIndex < crits.length - 1) focusCrit(critIndex + 1); else focusCrit(critIndex);
   }
-  if (crits.length) focusCrit(0);
+  if (crits.length) focusCrit(0, true);
 
   // Keys ----------------------------------------------------------------------------------------
   const help = document.getElementById("key-help");
@@ -273,6 +288,7 @@
       j: () => stepFile(1), k: () => stepFile(-1),
       a: () => setSide("A"), b: () => setSide("B"), "[": () => setSide("A"), "]": () => setSide("B"),
       u: () => setMode(mode === "split" ? "unified" : "split"),
+      w: () => setWrap(!body.classList.contains("diff-wrap")),
       t: () => { if (turns > 1) location.search = "?turn=" + ((parseInt(turn, 10) % turns) + 1) + "&view=" + view; },
       n: () => focusCrit(critIndex + 1), p: () => focusCrit(critIndex - 1),
       c: () => { if (lastLine && editable) openCommentEditor(lastLine); },
