@@ -32,6 +32,8 @@ class CheckResult(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     tests = models.JSONField(default=list, blank=True)
     findings = models.JSONField(default=list, blank=True)
+    # Each listed test id (FAIL_TO_PASS / PASS_TO_PASS) and its status: grading.RequiredTest.
+    required = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True)
     detail = models.TextField(blank=True)
     limits = models.JSONField(default=dict, blank=True)

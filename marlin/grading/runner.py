@@ -24,6 +24,7 @@ from marlin.grading.parsers import (
     parse_semgrep,
 )
 from marlin.grading.spec import CheckOutcome, CheckSpec, Finding, TestResult
+from marlin.grading.testids import not_found, pytest_args, required_tests
 from marlin.sandbox import WORKSPACE_PATH, ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.core import BACKEND_ENV_VAR, DEFAULT_BACKEND
 from marlin.sandbox.gitutil import GitError, parse_patch_headers
@@ -37,6 +38,8 @@ from marlin.sandbox.workspace import (
 )
 
 LOG_HEAD_BYTES = 32 * 1024
+PYTEST_USAGE_ERROR = 4
+MAX_NOT_FOUND_RERUNS = 5
 LOG_TAIL_BYTES = 32 * 1024
 REPORT_DIR = ".marlin"
 BLOCKING_SEVERITIES = frozenset({"medium", "high", "critical"})
@@ -130,23 +133,30 @@ def _run_command(context: _Context) -> CheckOutcome:
 def _run_hidden_tests(context: _Context) -> CheckOutcome:
     spec = context.spec
     if spec.test_patch.strip():
-        # The candidate may have edited or added the very test files the patch brings; like
-        # SWE-bench, reset those to the base commit so the hidden tests are the author's.
-        touched = sorted({p for f in parse_patch_headers(spec.test_patch) for p in f.paths})
-        restore_paths(context.workdir, read_marker(context.workdir).commit, touched)
-        apply_patch(context.workdir, spec.test_patch)
+        _reset_and_apply_test_patch(context)
     wanted = [*spec.fail_to_pass, *spec.pass_to_pass]
-    quoted = " ".join(shlex.quote(t) for t in wanted)
-    command = (
-        spec.command.replace("{tests}", quoted)
-        if "{tests}" in spec.command
-        else f"{spec.command} {quoted}"
-    )
-    result, tests, problem = _run_with_junit(context, command)
+    missing: list[str] = []
+    to_run = list(wanted)
+    # pytest runs nothing when one argument names no test, so a listed id that does not exist
+    # would hide every other result: run again without the ids pytest said it could not find
+    # (one rerun per missing file at most, as pytest stops at the first missing file).
+    for _ in range(MAX_NOT_FOUND_RERUNS + 1):
+        command = _with_tests(spec.command, pytest_args(to_run))
+        result, tests, problem = _run_with_junit(context, command)
+        if tests or result.timed_out or result.returncode != PYTEST_USAGE_ERROR:
+            break
+        gone = not_found(result.stdout + "\n" + result.stderr, to_run, context.inside)
+        if not gone:
+            break
+        missing += gone
+        to_run = [t for t in to_run if t not in gone]
+        if not to_run:
+            break
     outcome = _from_exec(result, tests)
     if outcome.status == "timed_out":
         return outcome
-    if not tests:
+    outcome.required = required_tests(spec.fail_to_pass, spec.pass_to_pass, tests, missing)
+    if not tests and len(missing) < len(wanted):
         why = problem or f"exit {result.returncode}: {_tail(result)}"
         if result.returncode == 0:
             # Success without a report means the command is not pytest: a spec mistake.
@@ -156,23 +166,31 @@ def _run_hidden_tests(context: _Context) -> CheckOutcome:
                 f"({why}); hidden tests need pytest"
             )
         else:
-            # pytest stops before running anything when a listed test or file is missing,
-            # e.g. because the candidate deleted it.
             outcome.status = "failed"
             outcome.detail = f"none of the required tests ran ({why})"
         return outcome
-    by_name = {t.name: t.outcome for t in tests}
-    not_passing = []
-    for test_id in wanted:
-        got = by_name.get(test_id, "not run")
-        if got != "passed":
-            group = "FAIL_TO_PASS" if test_id in spec.fail_to_pass else "PASS_TO_PASS"
-            not_passing.append(f"{test_id} ({group}: {got})")
+    not_passing = [f"{r.id} ({r.group}: {r.status})" for r in outcome.required if not r.ok]
     outcome.status = "failed" if not_passing else "passed"
     outcome.detail = f"{len(wanted) - len(not_passing)} of {len(wanted)} required tests passed" + (
         "; not passing: " + ", ".join(not_passing[:20]) if not_passing else ""
     )
     return outcome
+
+
+def _with_tests(command: str, test_ids: Sequence[str]) -> str:
+    quoted = " ".join(shlex.quote(t) for t in test_ids)
+    return command.replace("{tests}", quoted) if "{tests}" in command else f"{command} {quoted}"
+
+
+def _reset_and_apply_test_patch(context: _Context) -> list[str]:
+    """Reset the files the test patch touches to the base commit, then apply it: the candidate
+    may have edited or added the very test files (and conftest.py files) the patch brings, and
+    like SWE-bench the hidden tests must be the author's. Returns the paths reset."""
+    test_patch = context.spec.test_patch
+    touched = sorted({p for f in parse_patch_headers(test_patch) for p in f.paths})
+    restore_paths(context.workdir, read_marker(context.workdir).commit, touched)
+    apply_patch(context.workdir, test_patch)
+    return touched
 
 
 def _run_lint(context: _Context) -> CheckOutcome:

@@ -101,6 +101,18 @@ class TestResult(BaseModel):
     message: str = ""
 
 
+class RequiredTest(BaseModel):
+    """One listed test id (FAIL_TO_PASS or PASS_TO_PASS) and what became of it."""
+
+    __test__ = False
+
+    id: str
+    group: Literal["FAIL_TO_PASS", "PASS_TO_PASS"]
+    # passed, failed, error, skipped, "not run", "does not exist" (see grading.testids)
+    status: str
+    ok: bool
+
+
 class Finding(BaseModel):
     tool: str
     rule: str
@@ -118,6 +130,7 @@ class CheckOutcome(BaseModel):
     skipped: int = 0
     tests: list[TestResult] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    required: list[RequiredTest] = Field(default_factory=list)
     log: str = ""
     duration: float = 0.0
     limits: dict[str, int | float | None] = Field(default_factory=dict)

@@ -209,7 +209,9 @@ def test_hidden_tests_that_the_command_never_ran_count_as_not_passing(
 
 
 @pytest.mark.slow
-def test_hidden_tests_fail_when_a_listed_test_does_not_exist(ws: Path, tools: Mount) -> None:
+def test_hidden_tests_report_a_listed_test_that_does_not_exist_and_grade_the_rest(
+    ws: Path, tools: Mount
+) -> None:
     apply_patch(ws, GOOD_FIX)
     spec = CheckSpec(
         kind="hidden-tests",
@@ -217,12 +219,82 @@ def test_hidden_tests_fail_when_a_listed_test_does_not_exist(ws: Path, tools: Mo
         command=PYTEST,
         test_patch=HIDDEN_TESTS,
         fail_to_pass=F2P,
-        pass_to_pass=["tests/test_ops.py::test_deleted_by_the_candidate"],
+        pass_to_pass=["tests/test_ops.py::test_deleted_by_the_candidate", "tests/test_gone.py"],
     )
     outcome = run_check(spec, workdir=ws, mounts=[tools])
     assert outcome.status == "failed"
-    assert outcome.detail.startswith("none of the required tests ran (exit 4")
-    assert "test_deleted_by_the_candidate" in outcome.detail
+    assert outcome.detail == (
+        "1 of 3 required tests passed; not passing: "
+        "tests/test_ops.py::test_deleted_by_the_candidate (PASS_TO_PASS: does not exist), "
+        "tests/test_gone.py (PASS_TO_PASS: does not exist)"
+    )
+    # The test that exists still ran and passed, despite its neighbours.
+    assert [(r.id, r.status, r.ok) for r in outcome.required] == [
+        ("tests/test_mean.py::test_mean_of_halves", "passed", True),
+        ("tests/test_ops.py::test_deleted_by_the_candidate", "does not exist", False),
+        ("tests/test_gone.py", "does not exist", False),
+    ]
+
+
+PARAMETRISED_TESTS = """\
+diff --git a/tests/test_mean_cases.py b/tests/test_mean_cases.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_mean_cases.py
+@@ -0,0 +1,16 @@
++import pytest
++
++from calc import mean
++
++
++@pytest.mark.parametrize(("values", "expected"), [([1, 2], 1.5), ([2, 2], 2)])
++def test_mean(values, expected):
++    assert mean(values) == expected
++
++
++class TestMean:
++    def test_halves(self):
++        assert mean([1, 2]) == 1.5
++
++    def test_whole(self):
++        assert mean([4, 4]) == 4
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("patch", "statuses", "status"),
+    [
+        (GOOD_FIX, ["passed", "passed", "passed", "passed"], "passed"),
+        # Without the fix one parametrised case and one method fail: the listed function, the
+        # class and the module each count as failed, the truncated id (as SWE-bench's parser
+        # cut it at a space) too, since the case it starts fails.
+        ("", ["failed", "failed", "failed", "failed"], "failed"),
+    ],
+)
+def test_hidden_tests_expand_parametrised_class_module_and_truncated_ids(
+    ws: Path, tools: Mount, patch: str, statuses: list[str], status: str
+) -> None:
+    if patch:
+        apply_patch(ws, patch)
+    listed = [
+        "tests/test_mean_cases.py::test_mean",
+        "tests/test_mean_cases.py::TestMean",
+        "tests/test_mean_cases.py",
+        "tests/test_mean_cases.py::test_mean[values0-1",
+    ]
+    spec = CheckSpec(
+        kind="hidden-tests",
+        name="hidden",
+        command=PYTEST,
+        test_patch=PARAMETRISED_TESTS,
+        fail_to_pass=listed,
+    )
+    outcome = run_check(spec, workdir=ws, mounts=[tools])
+    assert outcome.status == status, outcome.detail
+    assert [r.status for r in outcome.required] == statuses
+    # pytest reported the cases, never the listed ids themselves.
+    assert "tests/test_mean_cases.py::test_mean[values0-1.5]" in {t.name for t in outcome.tests}
 
 
 def test_hidden_tests_whose_patch_does_not_apply_are_an_error(ws: Path) -> None:
