@@ -207,6 +207,10 @@ GIT_LOW_SPEED_SECONDS = envint("MARLIN_GIT_LOW_SPEED_SECONDS", 60)
 # Git servers the catalog may reach although they resolve to loopback, private or link-local
 # addresses, named as in the repository URL (an in-house server); docs/security.md.
 ALLOWED_INTERNAL_GIT_HOSTS = envlist("MARLIN_ALLOWED_INTERNAL_GIT_HOSTS", [])
+# Names the sandbox's egress proxy may connect to although they resolve to loopback or private
+# addresses (an in-house package mirror); every other name must resolve to public addresses,
+# whatever a run's allow list says (docs/sandbox.md).
+EGRESS_INTERNAL_HOSTS = envlist("MARLIN_EGRESS_INTERNAL_HOSTS", [])
 JOB_LEASE_SECONDS = envint("MARLIN_JOB_LEASE_SECONDS", 900)
 # Active time: intervals between server-stamped heartbeats at most this far apart count
 # (marlin/review/activity.py); a longer gap is a pause.

@@ -95,7 +95,7 @@ def run_command_agent(
             stdin=text if spec.prompt_via == "stdin" else None,
             timeout=spec.timeout,
             limits=limits,
-            network=spec.network,
+            network="proxy" if spec.network else "none",
             mounts=mounts,
             backend=backend,
         )

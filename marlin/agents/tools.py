@@ -88,7 +88,7 @@ class SandboxEnvironment:
     workdir: Path
     mounts: Sequence[Mount] = ()
     limits: Limits | None = None
-    network: bool = False
+    network: str = "none"  # a sandbox network mode: none, proxy or host
     backend: str | None = None
 
     def execute(self, command: str, *, timeout: float) -> ExecResultLike:

@@ -21,7 +21,16 @@ from marlin.sandbox.core import (
     ExecResult,
     Limits,
     Mount,
+    Overlay,
     SandboxUnavailable,
+)
+from marlin.sandbox.egress import (
+    EGRESS_PORT,
+    RELAY_IN_SANDBOX,
+    RELAY_SOURCE,
+    SOCKET_DIR_IN_SANDBOX,
+    SOCKET_NAME,
+    Session,
 )
 from marlin.sandbox.process import supervise
 
@@ -81,21 +90,39 @@ def find_bwrap() -> str:
 def run(
     cmd: Sequence[str],
     *,
-    workdir: Path,
+    workdir: Path | Overlay,
     env: Mapping[str, str],
     stdin: bytes | None,
     timeout: float,
     limits: Limits,
-    network: bool,
+    network: str,
     mounts: Sequence[Mount],
+    egress: Session | None = None,
 ) -> ExecResult:
     bwrap = find_bwrap()
     check_bwrap_works(bwrap)
     # /tmp is the sandbox's private tmpfs, not the host's.
     inner_env = {"PATH": SANDBOX_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", **env}  # noqa: S108
     files = {"/etc/passwd": _PASSWD, "/etc/group": _GROUP}
-    if network:
+    if network != "none":
         files.setdefault("/etc/hosts", _HOSTS)
+    egress_args: list[str] = []
+    if egress is not None:
+        # The relay binds 127.0.0.1:EGRESS_PORT in the sandbox's own network namespace and
+        # hands every connection to the proxy's Unix socket, bound in from the host.
+        files[RELAY_IN_SANDBOX] = RELAY_SOURCE.read_text()
+        egress_args = ["--ro-bind", str(egress.directory), SOCKET_DIR_IN_SANDBOX]
+        inner_env |= egress.env(EGRESS_PORT)
+        cmd = [
+            "/usr/bin/python3",
+            "-I",
+            "-S",
+            RELAY_IN_SANDBOX,
+            str(EGRESS_PORT),
+            f"{SOCKET_DIR_IN_SANDBOX}/{SOCKET_NAME}",
+            "--",
+            *cmd,
+        ]
     fds: list[int] = []
     try:
         data_args: list[str] = []
@@ -103,10 +130,10 @@ def run(
             fd = _data_fd(content)
             fds.append(fd)
             data_args += ["--ro-bind-data", str(fd), target]
-        argv = [
-            bwrap,
+        arguments = [
             *namespace_args(network),
             *filesystem_args(workdir, mounts, limits, network),
+            *egress_args,
             *data_args,
             # The root is a tmpfs bwrap made; read-only, nothing outside the mounts is writable.
             "--remount-ro",
@@ -114,18 +141,32 @@ def run(
             *env_args(inner_env),
             "--chdir",
             WORKSPACE_PATH,
-            "--",
-            *cmd,
         ]
+        # The sandbox's pid 1 is a copy of bwrap, and its /proc/1/cmdline must not show the
+        # host's workspace, venv and data paths: the options come from a file, and bwrap is
+        # found on PATH by its bare name (prlimit exec's it with PATH set to its directory).
+        args_fd = _args_fd(arguments)
+        fds.append(args_fd)
+        argv = [Path(bwrap).name, "--args", str(args_fd), "--", *cmd]
+        # bwrap's own cwd on the host does not matter (it chdirs inside); the upper layer of an
+        # overlay is the one directory that is surely there.
+        cwd = workdir.upper if isinstance(workdir, Overlay) else workdir
         return supervise(
-            argv, env={}, cwd=workdir, stdin=stdin, timeout=timeout, limits=limits, pass_fds=fds
+            argv,
+            env={"PATH": str(Path(bwrap).parent)},
+            cwd=cwd,
+            stdin=stdin,
+            timeout=timeout,
+            limits=limits,
+            pass_fds=fds,
+            stop_fd=egress.stop_read if egress is not None else None,
         )
     finally:
         for fd in fds:
             os.close(fd)
 
 
-def namespace_args(network: bool) -> list[str]:
+def namespace_args(network: str) -> list[str]:
     args = [
         "--unshare-all",
         "--unshare-user",
@@ -141,13 +182,13 @@ def namespace_args(network: bool) -> list[str]:
         "--hostname",
         "sandbox",
     ]
-    if network:
+    if network == "host":
         args.append("--share-net")
     return args
 
 
 def filesystem_args(
-    workdir: Path, mounts: Sequence[Mount], limits: Limits, network: bool
+    workdir: Path | Overlay, mounts: Sequence[Mount], limits: Limits, network: str
 ) -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -156,7 +197,8 @@ def filesystem_args(
             args += ["--symlink", os.readlink(host), f"/{name}"]
         elif host.is_dir():
             args += ["--ro-bind", str(host), f"/{name}"]
-    etc_files = ETC_FILES + (ETC_NETWORK_FILES if network else ())
+    # In proxy mode names are resolved by the proxy, never inside: no resolv.conf.
+    etc_files = ETC_FILES + (ETC_NETWORK_FILES if network == "host" else ())
     for name in etc_files:
         if Path("/etc", name).is_file():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
@@ -172,9 +214,7 @@ def filesystem_args(
         str(limits.tmp_size_mb * 1024 * 1024),
         "--tmpfs",
         "/tmp",  # noqa: S108
-        "--bind",
-        str(workdir),
-        WORKSPACE_PATH,
+        *workspace_args(workdir),
     ]
     for mount in mounts:
         flag = "--bind" if mount.writable else "--ro-bind"
@@ -182,11 +222,34 @@ def filesystem_args(
     return args
 
 
+def workspace_args(workdir: Path | Overlay) -> list[str]:
+    """The workspace at WORKSPACE_PATH: a plain bind, or an overlayfs whose writes go to the
+    upper directory while the lower one (a shared, built tree) stays untouched."""
+    if isinstance(workdir, Overlay):
+        return [
+            "--overlay-src",
+            str(workdir.lower),
+            "--overlay",
+            str(workdir.upper),
+            str(workdir.work),
+            WORKSPACE_PATH,
+        ]
+    return ["--bind", str(workdir), WORKSPACE_PATH]
+
+
 def env_args(env: Mapping[str, str]) -> list[str]:
     args = ["--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
     return args
+
+
+def _args_fd(arguments: Sequence[str]) -> int:
+    # A memfd, not a pipe: a long command line or environment may exceed a pipe's 64 KiB.
+    fd = os.memfd_create("bwrap-args")
+    os.write(fd, b"".join(arg.encode() + b"\0" for arg in arguments))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _data_fd(content: str) -> int:
@@ -206,7 +269,7 @@ def check_bwrap_works(bwrap: str) -> None:
     """
     argv = [
         bwrap,
-        *namespace_args(network=False),
+        *namespace_args(network="none"),
         "--ro-bind",
         "/usr",
         "/usr",

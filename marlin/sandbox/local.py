@@ -13,7 +13,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from marlin.sandbox.core import SANDBOX_PATH, ExecResult, Limits, Mount
+from marlin.sandbox.core import SANDBOX_PATH, ExecResult, Limits, Mount, Overlay, SandboxError
+from marlin.sandbox.egress import RELAY_SOURCE, Session
 from marlin.sandbox.process import supervise
 
 logger = logging.getLogger(__name__)
@@ -22,19 +23,25 @@ logger = logging.getLogger(__name__)
 def run(
     cmd: Sequence[str],
     *,
-    workdir: Path,
+    workdir: Path | Overlay,
     env: Mapping[str, str],
     stdin: bytes | None,
     timeout: float,
     limits: Limits,
-    network: bool,
+    network: str,
     mounts: Sequence[Mount],
+    egress: Session | None = None,
 ) -> ExecResult:
     logger.warning(
         "running %r WITHOUT a sandbox (local backend): no filesystem, network or user "
         "isolation; use it only on a machine you can throw away",
         list(cmd)[:3],
     )
+    if isinstance(workdir, Overlay):
+        raise SandboxError(
+            "the local backend cannot mount an overlay workspace (it has no mount namespace); "
+            "use bwrap, or copy the tree into a plain directory"
+        )
     with tempfile.TemporaryDirectory(prefix="marlin-local-home-") as home:
         inner_env = {
             "PATH": local_path(mounts),
@@ -43,8 +50,29 @@ def run(
             "LANG": "C.UTF-8",
             **env,
         }
+        if egress is not None:
+            # The same relay as under bwrap, on a free port of the host's loopback (port 0: it
+            # writes the port it got into the variables). No isolation: the command could also
+            # connect anywhere directly.
+            inner_env |= egress.env(0)
+            cmd = [
+                "/usr/bin/python3",
+                "-I",
+                "-S",
+                str(RELAY_SOURCE),
+                "0",
+                str(egress.socket_path),
+                "--",
+                *cmd,
+            ]
         return supervise(
-            cmd, env=inner_env, cwd=workdir, stdin=stdin, timeout=timeout, limits=limits
+            cmd,
+            env=inner_env,
+            cwd=workdir,
+            stdin=stdin,
+            timeout=timeout,
+            limits=limits,
+            stop_fd=egress.stop_read if egress is not None else None,
         )
 
 

@@ -59,8 +59,12 @@ def supervise(
     timeout: float,
     limits: Limits,
     pass_fds: Sequence[int] = (),
+    stop_fd: int | None = None,
 ) -> ExecResult:
-    """Run `argv` to completion or until a limit stops it; always leaves no process behind."""
+    """Run `argv` to completion or until a limit stops it; always leaves no process behind.
+
+    When `stop_fd` becomes readable (the egress proxy writes why, e.g. `cost-limit`), the command
+    is stopped and what was written is the `killed_reason`."""
     with pids_cgroup(limits) as procs_file:
         full = [*prlimit_argv(limits), *argv]
         if procs_file is not None:
@@ -80,7 +84,9 @@ def supervise(
         except OSError as exc:
             raise SandboxError(f"cannot start {full[0]}: {exc}") from exc
         try:
-            outcome = _communicate(proc, stdin, started + timeout, limits.max_output_bytes)
+            outcome = _communicate(
+                proc, stdin, started + timeout, limits.max_output_bytes, stop_fd
+            )
         finally:
             _kill_group(proc)
             proc.wait()
@@ -110,7 +116,11 @@ class _Outcome:
 
 
 def _communicate(
-    proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: float, max_output: int
+    proc: subprocess.Popen[bytes],
+    stdin: bytes | None,
+    deadline: float,
+    max_output: int,
+    stop_fd: int | None = None,
 ) -> _Outcome:
     assert proc.stdout is not None and proc.stderr is not None  # noqa: S101 (PIPE above)
     outcome = _Outcome(_Stream(max_output), _Stream(max_output))
@@ -120,6 +130,8 @@ def _communicate(
     exited_at: float | None = None
     with selectors.DefaultSelector() as selector:
         selector.register(exit_fd, selectors.EVENT_READ)
+        if stop_fd is not None:
+            selector.register(stop_fd, selectors.EVENT_READ)
         for fd in streams:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
@@ -149,6 +161,10 @@ def _communicate(
                         selector.unregister(fd)
                         exited_at = time.monotonic()
                         _kill_group(proc)
+                    elif fd == stop_fd:
+                        reason = os.read(fd, 200).decode(errors="replace").strip()
+                        outcome.killed_reason = reason or "stopped"
+                        return outcome
                     elif fd in streams:
                         _read_into(selector, fd, streams[fd])
                         if streams[fd].seen > max_output * OUTPUT_KILL_FACTOR:

@@ -26,6 +26,7 @@ from marlin.audit.actions import record
 from marlin.leases import heartbeat, lease_until
 from marlin.paths import environments_dir, workspaces_dir
 from marlin.sandbox import ExecResult, Limits, Mount, SandboxError, run
+from marlin.sandbox.egress import DEFAULT_REGISTRIES, Egress, registry_allow_list
 from marlin.sandbox.gitutil import GitError
 from marlin.sandbox.workspace import WorkspaceError, workspace
 from marlin.tasks.models import Environment, EnvironmentStatus, Task
@@ -179,12 +180,21 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str]:
                 env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
                 timeout=SETUP_TIMEOUT_SECONDS,
                 limits=SETUP_LIMITS,
-                network=_network_allowed(environment),
+                # Package registries only, through the egress proxy (never the host's network).
+                network="proxy" if _network_allowed(environment) else "none",
+                egress=_setup_egress() if _network_allowed(environment) else None,
                 mounts=[Mount(source=target, target=ENV_PATH, writable=True)],
             )
     except (SandboxError, GitError, WorkspaceError) as exc:
         return EnvironmentStatus.FAILED, f"the setup could not be started: {exc}"
     return (EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED), _setup_log(result)
+
+
+def _setup_egress() -> Egress:
+    return Egress(
+        allow=registry_allow_list(DEFAULT_REGISTRIES),
+        internal_hosts=tuple(settings.EGRESS_INTERNAL_HOSTS),
+    )
 
 
 def _network_allowed(environment: Environment) -> bool:

@@ -147,7 +147,7 @@ def test_a_failing_setup_is_kept_with_its_log_and_the_checks_say_why() -> None:
     assert row.status == "error" and "the environment is failed" in row.detail
 
 
-def test_setup_has_no_network_unless_the_project_allows_it() -> None:
+def test_setup_reaches_no_host_service_with_or_without_the_registries() -> None:
     import socket
 
     listener = socket.socket()
@@ -160,11 +160,13 @@ def test_setup_has_no_network_unless_the_project_allows_it() -> None:
         assert build_environment.call(environment_for(closed).pk) == "failed"
         assert "Connection refused" in environment_for(closed).log  # its own empty loopback
 
+        # Allowed: the package registries through the egress proxy, still not the host.
         opened = demo_task(
-            checks=[], setup_command=probe + " && echo reached", allow_setup_network=True
+            checks=[], setup_command='echo "proxy=$HTTPS_PROXY"; ' + probe, allow_setup_network=True
         )
-        assert build_environment.call(environment_for(opened).pk) == "ready"
-        assert "reached" in environment_for(opened).log
+        assert build_environment.call(environment_for(opened).pk) == "failed"
+        assert "proxy=http://127.0.0.1:3128" in environment_for(opened).log
+        assert "Connection refused" in environment_for(opened).log
     finally:
         listener.close()
 

@@ -160,7 +160,7 @@ def test_its_loopback_is_its_own_without_network(workspace: Path) -> None:
 
 
 def test_it_reaches_the_host_network_only_when_allowed(workspace: Path, host_listener: int) -> None:
-    result = run(connect_script(host_listener), workdir=workspace, network=True)
+    result = run(connect_script(host_listener), workdir=workspace, network="host")
 
     assert result.stdout.strip() == "connected", result
 
