@@ -1,0 +1,221 @@
+"""Credential injection: inside the sandbox the model APIs are at a local endpoint that takes the
+run's dummy token; the host side adds the real key, forwards to the real base URL (here the fake
+model server on loopback), counts tokens and cost, and stops the run past its cost limit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from marlin.sandbox import run
+from marlin.sandbox.egress import Egress, ModelRoute, UsageMeter
+from tests.fakes.model_server import FakeModelServer, Reply
+
+PY = "/usr/bin/python3"
+ANTHROPIC_KEY = "sk-ant-api03-REAL-KEY-never-in-the-sandbox"
+OPENAI_KEY = "sk-proj-REAL-KEY-never-in-the-sandbox"
+
+# Calls both APIs the way their SDKs do, with the variables Marlin sets, and prints what it saw.
+CALL_BOTH = r"""
+import json, os, urllib.request
+def post(url, headers, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read())
+a = post(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages",
+         {"x-api-key": os.environ["ANTHROPIC_API_KEY"], "anthropic-version": "2023-06-01"},
+         {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+o = post(os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+         {"authorization": "Bearer " + os.environ["OPENAI_API_KEY"]},
+         {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+texts = {"anthropic": a["content"][0]["text"], "openai": o["choices"][0]["message"]["content"]}
+print(json.dumps({**texts, "env": dict(os.environ)}))
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "workspace"
+    path.mkdir()
+    return path
+
+
+def routes(server: FakeModelServer) -> tuple[ModelRoute, ...]:
+    return (
+        ModelRoute(
+            "anthropic",
+            server.anthropic_base_url,
+            api_key=ANTHROPIC_KEY,
+            input_price_per_mtok=3.0,
+            output_price_per_mtok=15.0,
+        ),
+        ModelRoute(
+            "openai",
+            server.openai_base_url,
+            api_key=OPENAI_KEY,
+            input_price_per_mtok=2.5,
+            output_price_per_mtok=10.0,
+        ),
+    )
+
+
+def test_the_real_key_is_added_on_the_host_and_never_enters_the_sandbox(
+    workspace: Path,
+) -> None:
+    script = [
+        Reply(text="from anthropic", input_tokens=1000, output_tokens=200),
+        Reply(text="from openai", input_tokens=500, output_tokens=50),
+    ]
+    with FakeModelServer(script) as server:
+        result = run(
+            [PY, "-c", CALL_BOTH],
+            workdir=workspace,
+            network="proxy",
+            egress=Egress(models=routes(server)),
+            timeout=60,
+        )
+        seen = [(r.path, r.headers) for r in server.requests]
+
+    assert result.ok, result
+    out = json.loads(result.stdout)
+    assert (out["anthropic"], out["openai"]) == ("from anthropic", "from openai")
+    [(a_path, a_headers), (o_path, o_headers)] = seen
+    assert a_path == "/v1/messages" and a_headers["x-api-key"] == ANTHROPIC_KEY
+    assert o_path == "/v1/chat/completions"
+    assert o_headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    token = out["env"]["ANTHROPIC_API_KEY"]
+    assert token.startswith("marlin-run-") and out["env"]["OPENAI_API_KEY"] == token
+    assert "authorization" not in a_headers and "x-api-key" not in o_headers
+    everything_inside = result.stdout + result.stderr
+    assert ANTHROPIC_KEY not in everything_inside and OPENAI_KEY not in everything_inside
+    usage = result.model_usage
+    assert usage is not None
+    assert (usage.requests, usage.input_tokens, usage.output_tokens) == (2, 1500, 250)
+    # 1000 * 3 + 200 * 15 + 500 * 2.5 + 50 * 10 per million tokens
+    assert usage.cost_usd == pytest.approx(0.00775)
+    assert [(e.kind, e.allowed, e.reason) for e in result.network_log] == [
+        ("model", True, "200"),
+        ("model", True, "200"),
+    ]
+
+
+def test_a_request_without_the_runs_token_is_refused_and_never_forwarded(
+    workspace: Path,
+) -> None:
+    code = (
+        "import os, urllib.request, urllib.error\n"
+        "request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages',\n"
+        "    data=b'{}', method='POST', headers={'x-api-key': 'marlin-run-guessed'})\n"
+        "try:\n"
+        "    urllib.request.urlopen(request, timeout=10)\n"
+        "except urllib.error.HTTPError as exc:\n"
+        "    print(exc.code)\n"
+    )
+    with FakeModelServer([Reply(text="never")]) as server:
+        result = run(
+            [PY, "-c", code],
+            workdir=workspace,
+            network="proxy",
+            egress=Egress(models=routes(server)),
+            timeout=60,
+        )
+        asked = len(server.requests)
+
+    assert result.stdout.strip() == "401", result
+    assert asked == 0
+    [entry] = result.network_log
+    assert not entry.allowed and "does not carry this run's token" in entry.reason
+
+
+def test_the_proxy_stops_the_run_past_its_cost_limit(workspace: Path) -> None:
+    # Each reply costs 1000 * 3 + 1000 * 15 = 18,000 per million = $0.018; the limit is $0.05,
+    # so the third reply crosses it and the run is stopped while it asks for a fourth.
+    loop = (
+        "import os, time, urllib.request\n"
+        "for i in range(50):\n"
+        "    request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages',\n"
+        "        data=b'{\"model\": \"m\"}', method='POST',\n"
+        "        headers={'x-api-key': os.environ['ANTHROPIC_API_KEY']})\n"
+        "    try:\n"
+        "        urllib.request.urlopen(request, timeout=10).read()\n"
+        "    except Exception as exc:\n"
+        "        print('refused', exc)\n"
+        "    print('asked', i + 1, flush=True)\n"
+        "    time.sleep(0.2)\n"
+    )
+    script = [Reply(text="ok", input_tokens=1000, output_tokens=1000) for _ in range(50)]
+    with FakeModelServer(script) as server:
+        result = run(
+            [PY, "-c", loop],
+            workdir=workspace,
+            network="proxy",
+            egress=Egress(models=routes(server), max_cost_usd=0.05),
+            timeout=60,
+        )
+        asked = len(server.requests)
+
+    assert result.killed_reason == "cost-limit", result
+    assert not result.ok
+    assert asked == 3
+    usage = result.model_usage
+    assert usage is not None and usage.cut_off and usage.cost_usd == pytest.approx(0.054)
+    assert "asked 10" not in result.stdout
+
+
+# --- Counting tokens from the bytes of a response ------------------------------------------------
+
+ANTHROPIC_SSE = (
+    b"event: message_start\n"
+    b'data: {"type":"message_start","message":{"id":"msg_1","usage":'
+    b'{"input_tokens":1200,"cache_read_input_tokens":300,"output_tokens":1}}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}\n\n'
+    b"event: message_delta\n"
+    b'data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":'
+    b'{"output_tokens":57}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+OPENAI_CHAT_SSE = (
+    b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
+    b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":80,"completion_tokens":9}}\n\n'
+    b"data: [DONE]\n\n"
+)
+OPENAI_RESPONSES_SSE = (
+    b"event: response.created\n"
+    b'data: {"type":"response.created","response":{"id":"r","usage":null}}\n\n'
+    b"event: response.completed\n"
+    b'data: {"type":"response.completed","response":{"id":"r","usage":'
+    b'{"input_tokens":640,"output_tokens":33,"total_tokens":673}}}\n\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [(ANTHROPIC_SSE, (1500, 57)), (OPENAI_CHAT_SSE, (80, 9)), (OPENAI_RESPONSES_SSE, (640, 33))],
+)
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 16])
+def test_usage_is_read_from_streamed_events_however_they_are_cut(
+    body: bytes, expected: tuple[int, int], chunk: int
+) -> None:
+    meter = UsageMeter("text/event-stream; charset=utf-8")
+    for start in range(0, len(body), chunk):
+        meter.feed(body[start : start + chunk])
+    meter.finish()
+
+    assert (meter.input_tokens, meter.output_tokens) == expected
+
+
+def test_usage_is_read_from_a_json_body_and_garbage_counts_nothing() -> None:
+    meter = UsageMeter("application/json")
+    meter.feed(b'{"usage": {"prompt_tokens": 12, ')
+    meter.feed(b'"completion_tokens": 3}}')
+    meter.finish()
+    broken = UsageMeter("application/json")
+    broken.feed(b"<html>bad gateway</html>")
+    broken.finish()
+
+    assert (meter.input_tokens, meter.output_tokens) == (12, 3)
+    assert (broken.input_tokens, broken.output_tokens) == (0, 0)
