@@ -10,6 +10,8 @@ outcome. Finished rows are never run again, so the job may run twice, on any wor
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -29,8 +31,21 @@ from marlin.paths import tools_root, workspaces_dir
 from marlin.sandbox import Mount, SandboxError
 from marlin.sandbox.gitutil import GitError
 from marlin.sandbox.tools import tools_mount
-from marlin.sandbox.workspace import PatchRejected, WorkspaceError, apply_patch, workspace
-from marlin.tasks.jobs import cap_log, environment_for, environment_mount, ready_environment
+from marlin.sandbox.workspace import (
+    PatchRejected,
+    WorkspaceError,
+    apply_patch,
+    create_layer,
+    create_workspace,
+    remove_workspace,
+)
+from marlin.tasks.jobs import (
+    cap_log,
+    environment_base,
+    environment_for,
+    environment_mount,
+    ready_environment,
+)
 from marlin.tasks.models import Environment, EnvironmentStatus, Task
 
 logger = logging.getLogger(__name__)
@@ -160,7 +175,7 @@ def _outcome(
             status="error", detail=f"the repository {task.repository.name} has no mirror"
         )
     try:
-        with workspace(Path(mirror), task.base_commit, workspaces_dir()) as ws:
+        with _candidate_workspace(environment, Path(mirror), task.base_commit) as ws:
             if candidate.patch.strip():
                 try:
                     apply_patch(ws, candidate.patch)
@@ -171,6 +186,22 @@ def _outcome(
             return run_check(spec, workdir=ws, mounts=_mounts(environment))
     except (SandboxError, GitError, WorkspaceError) as exc:
         return CheckOutcome(status="error", detail=f"the check could not be run: {exc}")
+
+
+@contextmanager
+def _candidate_workspace(environment: Environment, mirror: Path, commit: str) -> Iterator[Path]:
+    """A copy-on-write layer over the environment's built tree, shared by every candidate of
+    the task (nothing of the tree is copied); a fresh worktree when there is no built tree."""
+    base = environment_base(environment)
+    path = (
+        create_layer(base, workspaces_dir())
+        if base is not None
+        else create_workspace(mirror, commit, workspaces_dir())
+    )
+    try:
+        yield path
+    finally:
+        remove_workspace(path)
 
 
 def _mounts(environment: Environment) -> list[Mount]:

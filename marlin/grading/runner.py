@@ -35,6 +35,7 @@ from marlin.sandbox.workspace import (
     changed_files,
     read_marker,
     restore_paths,
+    sandbox_view,
 )
 
 LOG_HEAD_BYTES = 32 * 1024
@@ -75,15 +76,18 @@ class _Context:
         # itself for the unisolated local backend.
         name = backend or os.environ.get(BACKEND_ENV_VAR) or DEFAULT_BACKEND
         self.inside = str(workdir) if name == "local" else WORKSPACE_PATH
+        # A layer over a built tree is mounted as an overlay, with its git directory; files the
+        # command creates (reports) land in the layer's own directory, `workdir`.
+        self.view, self.git_mounts = sandbox_view(workdir)
 
     def run(self, script: str, env: dict[str, str] | None = None) -> ExecResult:
         return run(
             ["bash", "-c", script],
-            workdir=self.workdir,
+            workdir=self.view,
             env=env,
             timeout=self.spec.timeout_seconds,
             limits=self.limits,
-            mounts=self.mounts,
+            mounts=(*self.mounts, *self.git_mounts),
             backend=self.backend,
         )
 

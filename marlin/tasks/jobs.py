@@ -1,8 +1,10 @@
 """Environments: a task's setup command, run once per (repository, commit, setup) in the sandbox.
 
-The setup runs in a fresh workspace at the commit with `/env` bound writable from
-`environments_dir()/<id>`, so `python3 -m venv /env && /env/bin/pip install -e .` works; every
-check of every task that shares the environment then gets `/env` read-only (and first on PATH).
+The setup runs in a checkout of the commit that is kept: `environments_dir()/<id>/tree` (a base,
+`marlin.sandbox.workspace.create_base`, with git metadata the build can read), with `/env` bound
+writable from `environments_dir()/<id>/env`, so `python3 -m venv /env && /env/bin/pip install
+-e .` works. Afterwards the tree, build outputs included, is the read-only base of every check's
+workspace (a copy-on-write layer over it), and `/env` is mounted read-only (first on PATH).
 The Environment row is the truth: a build claims it atomically and holds a lease it renews while
 it works, so a second build of the same row does nothing and a build whose worker died is taken
 over once the lease has expired.
@@ -24,16 +26,19 @@ from django_tasks import task
 
 from marlin.audit.actions import record
 from marlin.leases import heartbeat, lease_until
-from marlin.paths import environments_dir, workspaces_dir
+from marlin.paths import environments_dir
 from marlin.sandbox import ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.egress import DEFAULT_REGISTRIES, Egress, registry_allow_list
 from marlin.sandbox.gitutil import GitError
-from marlin.sandbox.workspace import WorkspaceError, workspace
+from marlin.sandbox.workspace import BASE_INFO, WorkspaceError, base_mounts, create_base
 from marlin.tasks.models import Environment, EnvironmentStatus, Task
 
 logger = logging.getLogger(__name__)
 
 ENV_PATH = "/env"
+# Inside an environment's directory: the venv mounted at ENV_PATH (the built tree and its git
+# directory are create_base's "tree" and "git").
+ENV_DIR = "env"
 SETUP_TIMEOUT_SECONDS = 1800
 # pip and compilers want more room than a check does.
 SETUP_LIMITS = Limits(memory_mb=4096, max_processes=512, tmp_size_mb=2048)
@@ -84,7 +89,19 @@ def environment_mount(environment: Environment) -> Mount | None:
     if environment.status != EnvironmentStatus.READY or not environment.path:
         return None
     path = Path(environment.path)
+    if (path / BASE_INFO).is_file():
+        path = path / ENV_DIR
+    # (An environment built before bases existed is the venv directory itself.)
     return Mount(source=path, target=ENV_PATH, writable=False) if path.is_dir() else None
+
+
+def environment_base(environment: Environment) -> Path | None:
+    """The built tree checks layer their workspaces over, or None (no setup, or built before
+    bases existed): then a check gets a fresh worktree of the commit."""
+    if environment.status != EnvironmentStatus.READY or not environment.path:
+        return None
+    path = Path(environment.path)
+    return path if (path / BASE_INFO).is_file() else None
 
 
 def claim_environment(environment_id: int) -> bool:
@@ -172,20 +189,25 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str]:
     # A half-built environment from a worker that died is worthless: start from empty.
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
+    venv = target / ENV_DIR
+    venv.mkdir()
     try:
-        with workspace(Path(repository.mirror_path), environment.commit, workspaces_dir()) as ws:
-            result = run(
-                ["bash", "-c", environment.setup_command],
-                workdir=ws,
-                env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
-                timeout=SETUP_TIMEOUT_SECONDS,
-                limits=SETUP_LIMITS,
-                # Package registries only, through the egress proxy (never the host's network).
-                network="proxy" if _network_allowed(environment) else "none",
-                egress=_setup_egress() if _network_allowed(environment) else None,
-                mounts=[Mount(source=target, target=ENV_PATH, writable=True)],
-            )
-    except (SandboxError, GitError, WorkspaceError) as exc:
+        # The checkout the setup builds in is kept: it becomes the base of every check's
+        # workspace, so what the build writes into the tree (a generated _version.py, compiled
+        # extensions, an egg-link) is there when the checks run.
+        tree = create_base(Path(repository.mirror_path), environment.commit, target)
+        result = run(
+            ["bash", "-c", environment.setup_command],
+            workdir=tree,
+            env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
+            timeout=SETUP_TIMEOUT_SECONDS,
+            limits=SETUP_LIMITS,
+            # Package registries only, through the egress proxy (never the host's network).
+            network="proxy" if _network_allowed(environment) else "none",
+            egress=_setup_egress() if _network_allowed(environment) else None,
+            mounts=[Mount(source=venv, target=ENV_PATH, writable=True), *base_mounts(target)],
+        )
+    except (SandboxError, GitError, WorkspaceError, OSError) as exc:
         return EnvironmentStatus.FAILED, f"the setup could not be started: {exc}"
     return (EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED), _setup_log(result)
 

@@ -11,7 +11,7 @@ from marlin.checks.jobs import (
     run_candidate_checks,
 )
 from marlin.checks.models import CheckResult, CheckStatus
-from marlin.tasks.jobs import build_environment, environment_for
+from marlin.tasks.jobs import ENV_DIR, build_environment, environment_for
 from marlin.tasks.models import Environment, EnvironmentStatus
 from tests.checks.scenario import demo_patches, demo_task, make_candidate
 
@@ -118,7 +118,7 @@ def test_an_environment_is_built_once_and_shared_read_only_by_two_candidates() -
         assert "ledger-env-ok" in row.log
     from pathlib import Path
 
-    env_dir = Path(environment.path)
+    env_dir = Path(environment.path) / ENV_DIR
     assert (env_dir / "built-by-setup").read_text() == "built\n"
     assert not (env_dir / "written-by-check").exists()
     # A second build request finds the environment ready and does nothing.
@@ -216,4 +216,4 @@ def test_the_sweep_rebuilds_an_environment_whose_builder_died(settings, immediat
     assert environment.status == EnvironmentStatus.READY, environment.log
     from pathlib import Path
 
-    assert (Path(environment.path) / "marker").read_text() == "rebuilt\n"
+    assert (Path(environment.path) / ENV_DIR / "marker").read_text() == "rebuilt\n"
