@@ -33,9 +33,18 @@ from marlin.analytics.bt import (
     AgentScore,
     BTError,
     DisconnectedComparisons,
+    PairCounts,
     Ranking,
     pair_counts_from_arrays,
-    rank,
+)
+from marlin.analytics.coefficients import Coefficient, agreement_table
+from marlin.analytics.confidence import (
+    DEFAULT_MIN_COMPARISONS,
+    TIE_MODELS,
+    TieModel,
+    certainty,
+    comparisons_to_separate,
+    rank_with,
 )
 from marlin.analytics.style import ControlledScore, StyleControlled, fit_with_covariates
 from marlin.paths import data_dir
@@ -46,7 +55,7 @@ from marlin.tasks.rubric import OVERALL_KEY
 DEFAULT_ROUNDS = 1000
 MAX_ROUNDS = 10_000
 COUNTED_JUDGMENTS = (JudgmentStatus.SUBMITTED, JudgmentStatus.ACCEPTED, JudgmentStatus.REJECTED)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class FilterError(ValueError):
@@ -60,6 +69,9 @@ class DecisionFilters:
     agents: tuple[int, ...] = ()  # keep comparisons whose two agents are both in this set
     since: date | None = None  # decided on or after
     until: date | None = None  # decided on or before
+    ties: TieModel = "davidson"  # or "half": a tie is half a win for each side
+    rubric_version: int | None = None  # decisions made under this rubric version number
+    turns: int | None = None  # comparisons of runs with this many turns
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DecisionFilters:
@@ -106,7 +118,31 @@ class DecisionFilters:
                     ) from None
         if dates["since"] and dates["until"] and dates["since"] > dates["until"]:
             raise FilterError("since must not be after until")
-        return cls(kind, criterion, tuple(sorted(set(agents))), dates["since"], dates["until"])
+        ties = str(get("ties") or "davidson").strip()
+        if ties not in TIE_MODELS:
+            raise FilterError(f"ties must be one of {', '.join(TIE_MODELS)}; got {ties!r}")
+        numbers: dict[str, int | None] = {}
+        for name in ("rubric_version", "turns"):
+            value = get(name)
+            if value in (None, ""):
+                numbers[name] = None
+                continue
+            try:
+                numbers[name] = int(str(value))
+            except ValueError:
+                raise FilterError(f"{name} must be a whole number; got {value!r}") from None
+            if numbers[name] < 1:  # type: ignore[operator]
+                raise FilterError(f"{name} must be 1 or more; got {value!r}")
+        return cls(
+            kind,
+            criterion,
+            tuple(sorted(set(agents))),
+            dates["since"],
+            dates["until"],
+            ties=ties,  # type: ignore[arg-type]
+            rubric_version=numbers["rubric_version"],
+            turns=numbers["turns"],
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -132,6 +168,10 @@ def decisions_for(project: Project, filters: DecisionFilters) -> QuerySet[Decisi
         qs = qs.filter(decided_at__date__gte=filters.since)
     if filters.until:
         qs = qs.filter(decided_at__date__lte=filters.until)
+    if filters.rubric_version:
+        qs = qs.filter(rubric_version__number=filters.rubric_version)
+    if filters.turns:
+        qs = qs.filter(comparison__turn_count=filters.turns)
     return qs
 
 
@@ -227,6 +267,10 @@ class Leaderboard:
     style_error: str = ""
     skipped_not_applicable: int = 0
     disconnected_groups: list[list[str]] = field(default_factory=list)
+    tie_model: str = "davidson"
+    se: list[float] = field(default_factory=list)  # score standard errors, ranking order
+    provisional: list[str] = field(default_factory=list)  # reason or "", ranking order
+    separation: list[dict[str, Any]] = field(default_factory=list)  # adjacent ranks r, r+1
 
 
 def _cache_key(project: Project, filters: DecisionFilters, rounds: int) -> str:
@@ -283,6 +327,10 @@ def _to_json(board: Leaderboard) -> dict[str, Any]:
         "style_error": board.style_error,
         "skipped_not_applicable": board.skipped_not_applicable,
         "disconnected_groups": board.disconnected_groups,
+        "tie_model": board.tie_model,
+        "se": [x if math.isfinite(x) else None for x in board.se],
+        "provisional": board.provisional,
+        "separation": board.separation,
         "plain": _ranking_to_dict(board.plain) if board.plain else None,
         "style": None,
     }
@@ -319,6 +367,10 @@ def _from_json(d: dict[str, Any]) -> Leaderboard:
         style_error=d["style_error"],
         skipped_not_applicable=d["skipped_not_applicable"],
         disconnected_groups=d["disconnected_groups"],
+        tie_model=d["tie_model"],
+        se=[math.inf if x is None else x for x in d["se"]],
+        provisional=d["provisional"],
+        separation=d["separation"],
     )
 
 
@@ -329,9 +381,45 @@ def fit_leaderboard(
 
     data = outcomes_for(project, filters)
     board = Leaderboard(
-        n_decisions=len(data.outcome), skipped_not_applicable=data.skipped_not_applicable
+        n_decisions=len(data.outcome),
+        skipped_not_applicable=data.skipped_not_applicable,
+        tie_model=filters.ties,
     )
     ids = [str(a) for a in data.agent_ids]
+    try:
+        _fit_into(board, data, ids, filters.ties, rounds, seed)
+    except DisconnectedComparisons as exc:
+        board.error = str(exc)
+        board.disconnected_groups = exc.components
+        # Rank the largest group on its own; the others are listed as provisional.
+        main = {ids.index(a) for a in exc.components[0]}
+        members = np.array(sorted(main), dtype=np.int64)
+        keep = np.isin(data.a_idx, members) & np.isin(data.b_idx, members)
+        if len(main) >= 2 and keep.any():
+            remap = {old: new for new, old in enumerate(sorted(main))}
+            sub = replace(
+                data,
+                agent_ids=[data.agent_ids[i] for i in sorted(main)],
+                a_idx=np.array([remap[i] for i in data.a_idx[keep]], dtype=np.int64),
+                b_idx=np.array([remap[i] for i in data.b_idx[keep]], dtype=np.int64),
+                outcome=data.outcome[keep],
+                covariates_a=data.covariates_a[keep],
+                covariates_b=data.covariates_b[keep],
+            )
+            try:
+                _fit_into(board, sub, [str(a) for a in sub.agent_ids], filters.ties, rounds, seed)
+            except BTError:
+                board.plain = None
+    except BTError as exc:
+        board.error = str(exc)
+    return board
+
+
+def _fit_into(
+    board: Leaderboard, data: Outcomes, ids: list[str], ties: TieModel, rounds: int, seed: int
+) -> None:
+    """Style-controlled fit (Davidson) and the plain ranking under the chosen tie model."""
+    counts = pair_counts_from_arrays(ids, data.a_idx, data.b_idx, data.outcome)
     try:
         board.style = fit_with_covariates(
             ids,
@@ -344,17 +432,35 @@ def fit_leaderboard(
             seed=seed,
         )
         board.plain = board.style.plain
-    except DisconnectedComparisons as exc:
-        board.error = str(exc)
-        board.disconnected_groups = exc.components
-    except BTError as exc:
-        board.error = str(exc)
+    except BTError:
+        raise  # no ranking at all (disconnected, too little data): the caller says why
     except (np.linalg.LinAlgError, ValueError) as exc:
         # The covariate fit can fail on degenerate designs where the plain fit still works.
         board.style_error = f"style control could not be fitted: {exc}"
-        counts = pair_counts_from_arrays(ids, data.a_idx, data.b_idx, data.outcome)
-        board.plain = rank(counts, rounds=rounds, seed=seed)
-    return board
+    if ties == "half" or board.plain is None:
+        board.plain = rank_with(counts, ties, rounds=rounds, seed=seed)
+    _add_certainty(board, counts, board.plain, ties)
+
+
+def _add_certainty(
+    board: Leaderboard, counts: PairCounts, ranking: Ranking, ties: TieModel
+) -> None:
+    sure = certainty(counts, ranking, tie_model=ties, min_comparisons=DEFAULT_MIN_COMPARISONS)
+    board.se = sure.se
+    board.provisional = sure.provisional
+    board.separation = []
+    for r in range(1, len(ranking.agents)):
+        est = comparisons_to_separate(ranking, sure.covariance, r)
+        board.separation.append(
+            {
+                "upper_rank": r,
+                "gap": est.gap,
+                "se": est.se if math.isfinite(est.se) else None,
+                "z": est.z if math.isfinite(est.z) else None,
+                "more": est.more_comparisons,
+                "separated": est.separated,
+            }
+        )
 
 
 def leaderboard(
@@ -447,6 +553,27 @@ def criterion_agreement(project: Project, filters: DecisionFilters) -> list[Crit
         except AgreementError as exc:
             out.append(CriterionAgreement(key, units, None, None, str(exc)))
     return out
+
+
+def agreement_details(
+    project: Project, filters: DecisionFilters, *, rounds: int = 200
+) -> list[Coefficient | tuple[str, str]]:
+    """Every agreement coefficient for the filtered criterion, experts x comparisons, -3..3."""
+    rows = judgments_for(project, filters).values_list(
+        "annotator_id", "comparison_id", "overall", "ratings"
+    )
+    triples = [
+        (who, comp, preference(overall, ratings or {}, filters.criterion))
+        for who, comp, overall, ratings in rows
+    ]
+    _, _, data = reliability_matrix(triples)
+    if data.size == 0:
+        return [("All coefficients", "no judgments match the filters")]
+    # Raters who gave no usable rating (all "not applicable") carry no information.
+    data = data[~np.all(np.isnan(data), axis=1)]
+    if data.shape[0] < 2:
+        return [("All coefficients", "fewer than two experts rated this criterion")]
+    return agreement_table(data, list(SCALE), rounds=rounds)
 
 
 @dataclass(frozen=True)

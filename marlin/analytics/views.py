@@ -19,6 +19,8 @@ from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import User
 from marlin.agents.models import Agent
 from marlin.analytics import charts
+from marlin.analytics.coefficients import Coefficient
+from marlin.analytics.confidence import DEFAULT_MIN_COMPARISONS, TIE_MODELS
 from marlin.analytics.queries import (
     DEFAULT_ROUNDS,
     MAX_ROUNDS,
@@ -26,6 +28,7 @@ from marlin.analytics.queries import (
     FilterError,
     Leaderboard,
     agent_labels,
+    agreement_details,
     criterion_agreement,
     criterion_keys,
     expert_rows,
@@ -97,15 +100,29 @@ def leaderboard_context(
 ) -> dict[str, Any]:
     group_ids = [a for group in board.disconnected_groups for a in group]
     labels = agent_labels(board.plain, group_ids, show_names=show_names)
-    context: dict[str, Any] = {"board": board, "labels": labels}
+    context: dict[str, Any] = {
+        "board": board,
+        "labels": labels,
+        "tie_model_label": TIE_MODELS.get(board.tie_model, board.tie_model),
+        "min_comparisons": DEFAULT_MIN_COMPARISONS,
+    }
     if board.plain is None:
         context["no_ranking"] = no_ranking_message(board, labels)
         return context
+    if board.disconnected_groups:
+        ranked = {a.agent for a in board.plain.agents}
+        context["partial_notice"] = no_ranking_message(board, labels)
+        context["unranked"] = [
+            labels[a] for g in board.disconnected_groups for a in g if a not in ranked
+        ]
     named = relabel(board.plain, labels)
+    se = board.se or [math.nan] * len(named.agents)
+    provisional = board.provisional or [""] * len(named.agents)
     context["plain_rows"] = [
         {
             "label": a.agent,
             "score": _score(a.score),
+            "se": _score(err) if math.isinf(err) else _num(err, 0),
             "lower": _score(a.lower),
             "upper": _score(a.upper),
             "rank": a.rank,
@@ -115,8 +132,21 @@ def leaderboard_context(
             "wins": a.wins,
             "losses": a.losses,
             "ties": a.ties,
+            "provisional": why,
         }
-        for a in named.agents
+        for a, err, why in zip(named.agents, se, provisional, strict=True)
+    ]
+    context["separation_rows"] = [
+        {
+            "upper": s["upper_rank"],
+            "lower": s["upper_rank"] + 1,
+            "gap": _num(s["gap"], 0),
+            "se": _num(s["se"], 0),
+            "z": _num(s["z"], 1),
+            "more": s["more"],
+            "separated": s["separated"],
+        }
+        for s in board.separation
     ]
     context["ci_svg"] = charts.ci_chart(named, title=f"{project.name}: scores with 95% intervals")
     context["heatmap_svg"] = charts.heatmap(
@@ -141,6 +171,27 @@ def leaderboard_context(
     return context
 
 
+def _coefficient_rows(results: list[Coefficient | tuple[str, str]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        if isinstance(r, Coefficient):
+            rows.append(
+                {
+                    "name": r.name,
+                    "weights": r.weights,
+                    "value": _num(r.value, 3),
+                    "se": _num(r.se, 3),
+                    "interval": f"{r.lower:.2f} to {r.upper:.2f}",
+                    "method": "± t·SE" if r.interval == "t" else "bootstrap",
+                    "units": r.units,
+                    "message": "",
+                }
+            )
+        else:
+            rows.append({"name": r[0], "message": r[1]})
+    return rows
+
+
 def _agreement_context(project: Project, filters: DecisionFilters, user: User) -> dict[str, Any]:
     rows = [
         {
@@ -152,7 +203,10 @@ def _agreement_context(project: Project, filters: DecisionFilters, user: User) -
         }
         for r in criterion_agreement(project, filters)
     ]
-    context: dict[str, Any] = {"criterion_rows": rows}
+    context: dict[str, Any] = {
+        "criterion_rows": rows,
+        "coefficient_rows": _coefficient_rows(agreement_details(project, filters)),
+    }
     if user.has_role(*EXPERT_TABLE_ROLES):
         experts = expert_rows(project, filters)
         names = dict(
@@ -191,6 +245,8 @@ def project_leaderboard(request: AuthenticatedHttpRequest, project_id: int) -> H
         "criteria": criterion_keys(project),
         "query": request.GET,
         "default_rounds": default_rounds(),
+        "tie_models": list(TIE_MODELS.items()),
+        "rubric_versions": list(project.rubric.versions.values_list("number", flat=True)),
     }
     if show_names:
         context["agents"] = (
