@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from marlin.grading import swebench
 from marlin.grading.parsers import (
     MAX_REPORT_BYTES,
     ParseError,
@@ -23,7 +24,14 @@ from marlin.grading.parsers import (
     parse_ruff,
     parse_semgrep,
 )
-from marlin.grading.spec import CheckOutcome, CheckSpec, Finding, TestResult
+from marlin.grading.spec import (
+    CheckOutcome,
+    CheckSpec,
+    Finding,
+    RequiredTest,
+    TestOutcome,
+    TestResult,
+)
 from marlin.grading.testids import not_found, pytest_args, required_tests
 from marlin.sandbox import WORKSPACE_PATH, ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.core import BACKEND_ENV_VAR, DEFAULT_BACKEND
@@ -195,6 +203,107 @@ def _reset_and_apply_test_patch(context: _Context) -> list[str]:
     restore_paths(context.workdir, read_marker(context.workdir).commit, touched)
     apply_patch(context.workdir, test_patch)
     return touched
+
+
+def _run_swebench(context: _Context) -> CheckOutcome:
+    """Run the spec's test command on the test patch's files and grade the log with the
+    official harness's code (marlin.grading.swebench)."""
+    if swebench.MISSING:
+        return CheckOutcome(status="error", detail=swebench.MISSING)
+    spec = context.spec
+    if spec.test_patch.strip():
+        _reset_and_apply_test_patch(context)
+    directives = spec.test_directives or swebench.test_directives(spec.repo, spec.test_patch)
+    reports = _reports_dir(context)
+    name = f"swebench-{uuid.uuid4().hex[:12]}.log"
+    script = swebench.eval_script(
+        spec.command,
+        [shlex.quote(d) for d in directives],
+        shlex.quote(f"{context.inside}/{REPORT_DIR}/{name}"),
+    )
+    result = context.run(script)
+    log, problem = _read_report(reports / name)
+    raw = log + ("\n" if log and result.stderr else "") + result.stderr
+    if result.timed_out:
+        return CheckOutcome(status="timed_out", log=_cap_text(raw), detail="timed out")
+    if problem:
+        return CheckOutcome(status="error", log=_cap_text(raw), detail=problem)
+    graded = swebench.grade(
+        log,
+        instance_id=spec.instance_id,
+        repo=spec.repo,
+        version=spec.version,
+        log_parser=spec.log_parser,
+        fail_to_pass=spec.fail_to_pass,
+        pass_to_pass=spec.pass_to_pass,
+    )
+    tests = [
+        TestResult(name=test, outcome=_SWEBENCH_OUTCOMES.get(status, "error"))
+        for test, status in graded.status_map.items()
+    ]
+    outcome = _from_exec(result, tests)
+    outcome.log = _cap_text(raw)
+    outcome.status = "passed" if graded.resolved else "failed"
+    for group, ids in (("FAIL_TO_PASS", spec.fail_to_pass), ("PASS_TO_PASS", spec.pass_to_pass)):
+        succeeded = set(graded.report.get(group, {}).get("success", []))
+        outcome.required += [
+            RequiredTest(
+                id=test_id,
+                group=group,
+                status=swebench.listed_status(test_id, graded.status_map),
+                ok=test_id in succeeded,
+            )
+            for test_id in ids
+        ]
+    if not graded.found:
+        why = f"; the harness names the environment: {graded.infra_failure}" * bool(
+            graded.infra_failure
+        )
+        outcome.detail = (
+            f"not resolved: the harness found no test results in the log (exit "
+            f"{result.returncode}){why}"
+        )
+        return outcome
+    not_ok = [f"{r.id} ({r.group}: {r.status})" for r in outcome.required if not r.ok]
+    wanted = len(outcome.required)
+    outcome.detail = (
+        f"{'resolved' if graded.resolved else 'not resolved'}: {wanted - len(not_ok)} of "
+        f"{wanted} listed tests as required"
+        + ("; not as required: " + ", ".join(not_ok[:20]) if not_ok else "")
+    )
+    return outcome
+
+
+# The harness's test statuses as Marlin's test outcomes (an expected failure passes).
+_SWEBENCH_OUTCOMES: dict[str, TestOutcome] = {
+    "PASSED": "passed",
+    "XFAIL": "passed",
+    "FAILED": "failed",
+    "ERROR": "error",
+    "SKIPPED": "skipped",
+}
+
+
+def _reports_dir(context: _Context) -> Path:
+    reports = context.workdir / REPORT_DIR
+    if reports.is_symlink() or (reports.exists() and not reports.is_dir()):
+        reports.unlink()  # planted by the agent; the report must land inside the workspace
+    reports.mkdir(exist_ok=True)
+    return reports
+
+
+def _read_report(path: Path) -> tuple[str, str]:
+    """A report the command wrote, and a problem when it cannot be trusted or read."""
+    try:
+        if path.is_symlink():
+            return "", "the test log was replaced by a symlink and was ignored"
+        if not path.is_file():
+            return "", "the test command wrote no log"
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            return "", f"the test log is larger than {MAX_REPORT_BYTES // 2**20} MiB"
+        return path.read_bytes().decode("utf-8", errors="replace"), ""
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _run_lint(context: _Context) -> CheckOutcome:
@@ -378,7 +487,12 @@ def _summary(outcome: CheckOutcome) -> str:
 
 
 def _log(result: ExecResult) -> str:
-    text = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
+    return _cap_text(
+        result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
+    )
+
+
+def _cap_text(text: str) -> str:
     data = text.encode("utf-8", errors="replace")
     if len(data) <= LOG_HEAD_BYTES + LOG_TAIL_BYTES:
         return text
@@ -391,6 +505,7 @@ def _log(result: ExecResult) -> str:
 _RUNNERS: dict[str, Callable[[_Context], CheckOutcome]] = {
     "command": _run_command,
     "hidden-tests": _run_hidden_tests,
+    "swebench": _run_swebench,
     "lint": _run_lint,
     "security": _run_security,
 }

@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CheckKind = Literal["command", "hidden-tests", "lint", "security"]
+CheckKind = Literal["command", "hidden-tests", "swebench", "lint", "security"]
+# Kinds that apply a test patch and grade listed FAIL_TO_PASS / PASS_TO_PASS tests.
+TEST_KINDS = ("hidden-tests", "swebench")
 CheckStatus = Literal["passed", "failed", "error", "timed_out"]
 TestOutcome = Literal["passed", "failed", "error", "skipped"]
 
@@ -30,6 +32,15 @@ class CheckSpec(BaseModel):
     timeout_seconds: int = 600
     # For lint and security: what to scan. Empty means the files the candidate changed.
     paths: list[str] = Field(default_factory=list)
+    # For swebench: the instance (its repository picks the log parser; its version is
+    # reported), the log parser by its name in swebench's PARSER_REGISTRY (empty: the
+    # repository's own) and the test files passed to the command (empty: those of the test
+    # patch, as the harness takes them).
+    instance_id: str = ""
+    repo: str = ""
+    version: str = ""
+    log_parser: str = ""
+    test_directives: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -73,24 +84,62 @@ class CheckSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fields_fit_the_kind(self) -> CheckSpec:
-        if self.kind in ("command", "hidden-tests") and not self.command.strip():
+        if self.kind in ("command", *TEST_KINDS) and not self.command.strip():
             raise ValueError(f"a {self.kind} check needs a command, e.g. 'python -m pytest -q'")
         if self.kind == "hidden-tests" and not self.fail_to_pass:
             raise ValueError(
                 "a hidden-tests check needs at least one fail_to_pass test id: a test that "
                 "fails before the change and must pass after it"
             )
-        if self.kind != "hidden-tests" and (
+        if self.kind not in TEST_KINDS and (
             self.test_patch or self.fail_to_pass or self.pass_to_pass
         ):
             raise ValueError(
-                "test_patch, fail_to_pass and pass_to_pass belong to hidden-tests checks only"
+                "test_patch, fail_to_pass and pass_to_pass belong to hidden-tests and swebench "
+                "checks only"
+            )
+        if self.kind == "swebench" and not (self.test_patch.strip() or self.test_directives):
+            raise ValueError(
+                "a swebench check needs a test_patch (its test files are what the command "
+                "runs) or test_directives"
+            )
+        if self.kind != "swebench" and (
+            self.instance_id or self.repo or self.version or self.log_parser or self.test_directives
+        ):
+            raise ValueError(
+                "instance_id, repo, version, log_parser and test_directives belong to swebench "
+                "checks only"
             )
         if self.kind in ("lint", "security") and self.command.strip():
             raise ValueError(
                 f"a {self.kind} check runs a fixed tool; use a command check for a custom command"
             )
         return self
+
+
+class EnvironmentSpec(BaseModel):
+    """How to build a task's environment, for one (repository, version): the fields of a
+    SWE-bench spec (MAP_REPO_VERSION_TO_SPECS), usable for any task. The setup runs
+    `pre_install`, makes a venv on `python`, installs `packages` (a requirements text, or
+    space-separated names), then `pip_packages`, then runs `install` in the checkout."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    python: str = ""  # "3.9": the interpreter's version
+    packages: str = ""  # "requirements.txt", "environment.yml" or package names
+    requirements: str = ""  # the requirements text when packages is "requirements.txt"
+    pip_packages: list[str] = Field(default_factory=list)
+    pre_install: list[str] = Field(default_factory=list)
+    install: str = ""
+    test_cmd: str = ""
+    eval_commands: list[str] = Field(default_factory=list)
+
+    @field_validator("python")
+    @classmethod
+    def _python_is_a_version(cls, value: str) -> str:
+        if value and not all(part.isdigit() for part in value.split(".")):
+            raise ValueError(f"python must be a version such as '3.9', got {value!r}")
+        return value
 
 
 class TestResult(BaseModel):

@@ -52,9 +52,10 @@ def status_of(test_id: str, results: Sequence[TestResult], missing: Iterable[str
     outcomes = {r.outcome for r in matching_results(test_id, results)}
     if not outcomes:
         return "not run"
+    worst: IdStatus
     for worst in ("error", "failed", "passed"):
         if worst in outcomes:
-            return worst  # type: ignore[return-value]  # one of the literals above
+            return worst
     return "skipped"
 
 
