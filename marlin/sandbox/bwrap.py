@@ -210,6 +210,12 @@ def filesystem_args(
         "/proc",
         "--dev",
         "/dev",
+        # POSIX shared memory is a tmpfs too; left alone it would be /dev's, as large as half
+        # the host's memory.
+        "--size",
+        str(limits.shm_size_mb * 1024 * 1024),
+        "--tmpfs",
+        "/dev/shm",  # noqa: S108 (a path in the sandbox)
         "--size",
         str(limits.tmp_size_mb * 1024 * 1024),
         "--tmpfs",

@@ -66,6 +66,9 @@ class Limits:
     cpu_seconds: int | None = None
     # /tmp inside the sandbox is a tmpfs, i.e. host memory that RLIMIT_AS does not count.
     tmp_size_mb: int = 512
+    # /dev/shm (POSIX shared memory), a tmpfs of its own. The run's memory cgroup, where the host
+    # has one, counts these pages and SysV shared memory against memory_mb as well.
+    shm_size_mb: int = 64
 
     def __post_init__(self) -> None:
         for name in (
@@ -74,6 +77,7 @@ class Limits:
             "max_output_bytes",
             "max_file_size_mb",
             "tmp_size_mb",
+            "shm_size_mb",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:

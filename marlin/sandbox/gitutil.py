@@ -12,13 +12,16 @@ message that names the problem but neither the server's paths nor what answered 
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
 import signal
+import string
 import subprocess
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -447,6 +450,10 @@ def _parse_section(lines: list[str]) -> PatchFile:
         if line.startswith("@@") or line == "GIT binary patch":
             if new_link and line.startswith("@@"):
                 target = next((x[1:] for x in lines[index:] if x.startswith("+")), None)
+            elif new_link:
+                # `git diff --binary` may write a link's target as a binary literal; it must be
+                # checked like any other target, so it is decoded here.
+                target = _binary_link_target(lines[index + 1 :])
             break
         if line.startswith("diff --git "):
             paths += _diff_git_paths(line[len("diff --git ") :])
@@ -466,6 +473,42 @@ def _parse_section(lines: list[str]) -> PatchFile:
         elif line.startswith("Binary files ") and line.endswith(" differ"):
             binary_missing = True
     return PatchFile(paths, new_path, is_link, target, binary_missing)
+
+
+# What a symlink target that cannot be read from its binary payload (a delta, or garbage) is
+# reported as: absolute, so it is refused like an absolute target, with the reason in the name.
+UNREADABLE_LINK_TARGET = "/(a symlink target in a binary patch that cannot be decoded)"
+_BINARY_LENGTH = {c: i + 1 for i, c in enumerate(string.ascii_uppercase)} | {
+    c: i + 27 for i, c in enumerate(string.ascii_lowercase)
+}
+
+
+def _binary_link_target(lines: list[str]) -> str:
+    """The new content of a `GIT binary patch` section's `literal N` block (a link's target),
+    or UNREADABLE_LINK_TARGET. A `delta` needs the old content, which a new link has not got."""
+    if not lines or not lines[0].startswith("literal "):
+        return UNREADABLE_LINK_TARGET
+    data = bytearray()
+    for line in lines[1:]:
+        line = line.rstrip("\r")
+        if not line:
+            break
+        size = _BINARY_LENGTH.get(line[0])
+        try:
+            chunk = base64.b85decode(line[1:])
+        except ValueError:
+            return UNREADABLE_LINK_TARGET
+        if size is None or size > len(chunk):
+            return UNREADABLE_LINK_TARGET
+        data += chunk[:size]
+    try:
+        raw = zlib.decompress(bytes(data))
+    except zlib.error:
+        return UNREADABLE_LINK_TARGET
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return UNREADABLE_LINK_TARGET
 
 
 def _header_name(raw: str) -> str | None:

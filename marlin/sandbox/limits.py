@@ -28,6 +28,8 @@ from marlin.sandbox.core import Limits, SandboxUnavailable
 logger = logging.getLogger(__name__)
 
 CGROUP_ROOT_ENV_VAR = "MARLIN_SANDBOX_CGROUP_ROOT"
+MEMORY_CGROUP_ROOT_ENV_VAR = "MARLIN_SANDBOX_MEMORY_CGROUP_ROOT"
+_MEMORY_CANDIDATES = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
 _CGROUP_CANDIDATES = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 # bwrap keeps two of its own processes in the cgroup (the outer one and the namespace's init).
 _BACKEND_PROCESS_ALLOWANCE = 2
@@ -107,6 +109,95 @@ def pids_cgroup(limits: Limits) -> Iterator[Path | None]:
         _remove_cgroup(group)
 
 
+def find_memory_cgroup_root() -> Path | None:
+    """A writable memory cgroup directory to make per-run cgroups under, or None."""
+    configured = os.environ.get(MEMORY_CGROUP_ROOT_ENV_VAR)
+    candidates = (Path(configured),) if configured else _MEMORY_CANDIDATES
+    for candidate in candidates:
+        if not ((candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK)):
+            continue
+        v1 = (candidate / "memory.limit_in_bytes").exists()
+        try:
+            v2 = "memory" in (candidate / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            v2 = False
+        if v1 or v2:
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def memory_cgroup(limits: Limits, shared: Path | None = None) -> Iterator[Path | None]:
+    """A fresh memory cgroup capped at `limits.memory_mb`, swap included, for everything the run
+    holds in memory: its processes, and the tmpfs pages of /tmp and /dev/shm and SysV shared
+    memory, which RLIMIT_AS does not see. Yields its `cgroup.procs`, or None when none could be
+    made (then only RLIMIT_AS applies, and the log says so).
+
+    On cgroup v2 a process is in one cgroup only, so the limit goes on `shared` (the run's pids
+    cgroup's procs file) when that one can take it."""
+    root = find_memory_cgroup_root()
+    limit = str(limits.memory_mb * 1024 * 1024)
+    if shared is not None and (shared.parent / "memory.max").exists():
+        try:
+            (shared.parent / "memory.max").write_text(limit)
+        except OSError as exc:
+            logger.warning("cannot set memory.max in %s (%s)", shared.parent, exc)
+        else:
+            with contextlib.suppress(OSError):
+                (shared.parent / "memory.swap.max").write_text("0")
+            yield shared
+            return
+    if root is None:
+        logger.warning(
+            "no writable memory cgroup (tried %s; set %s): /tmp, /dev/shm and shared memory "
+            "are bounded by their sizes only",
+            ", ".join(str(c) for c in _MEMORY_CANDIDATES),
+            MEMORY_CGROUP_ROOT_ENV_VAR,
+        )
+        yield None
+        return
+    group = root / "marlin" / f"run-{uuid.uuid4().hex}"
+    try:
+        group.mkdir(parents=True)
+        if (group / "memory.limit_in_bytes").exists():  # cgroup v1
+            (group / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # memsw exists only with swap accounting on
+                (group / "memory.memsw.limit_in_bytes").write_text(limit)
+        else:
+            (group / "memory.max").write_text(limit)
+            with contextlib.suppress(OSError):
+                (group / "memory.swap.max").write_text("0")
+    except OSError as exc:
+        _remove_cgroup(group)
+        logger.warning(
+            "cannot make memory cgroup %s (%s): no memory cgroup for this run", group, exc
+        )
+        yield None
+        return
+    try:
+        yield group / "cgroup.procs"
+    finally:
+        kill_cgroup(group)
+        _remove_cgroup(group)
+
+
+def memory_limit_hit(procs_file: Path | None) -> bool:
+    """Whether the kernel killed a process of this run for going over its memory cgroup."""
+    if procs_file is None:
+        return False
+    group = procs_file.parent
+    for name in ("memory.oom_control", "memory.events"):  # v1, v2
+        try:
+            lines = (group / name).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, count = line.partition(" ")
+            if key == "oom_kill" and count.strip().isdigit():
+                return int(count) > 0
+    return False
+
+
 def pids_limit_hit(procs_file: Path | None) -> bool:
     """Whether a fork failed in this run because the cgroup was full."""
     if procs_file is None:
@@ -162,12 +253,13 @@ def _remove_cgroup(group: Path) -> None:
 def sweep_empty_cgroups(*, older_than_seconds: float = 60.0) -> int:
     """Remove per-run cgroups a killed worker left behind: empty ones only, and only when they are
     old enough that no worker can be between creating one and moving its sandbox into it."""
-    root = find_cgroup_root()
-    if root is None or not (root / "marlin").is_dir():
-        return 0
+    roots = {root for root in (find_cgroup_root(), find_memory_cgroup_root()) if root}
     removed = 0
     cutoff = time.time() - older_than_seconds
-    for group in (root / "marlin").glob("run-*"):
+    groups = [
+        g for root in roots if (root / "marlin").is_dir() for g in (root / "marlin").glob("run-*")
+    ]
+    for group in groups:
         try:
             if group.stat().st_mtime > cutoff or _read_pids(group / "cgroup.procs"):
                 continue

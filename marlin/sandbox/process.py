@@ -19,15 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from marlin.sandbox.core import ExecResult, Limits, SandboxError
-from marlin.sandbox.limits import pids_cgroup, pids_limit_hit, prlimit_argv
+from marlin.sandbox.limits import (
+    memory_cgroup,
+    memory_limit_hit,
+    pids_cgroup,
+    pids_limit_hit,
+    prlimit_argv,
+)
 
 # Output past the cap is thrown away, but a command still writing this many times the cap is
 # only burning time (think `yes`), so it is killed.
 OUTPUT_KILL_FACTOR = 10
 _READ_SIZE = 65536
 _DRAIN_AFTER_EXIT = 0.5
-# Joins the cgroup and then becomes the command, so nothing the command starts escapes it.
-_JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"'
+
+
+def _join_cgroups(count: int) -> str:
+    """A shell script that joins the cgroups whose procs files are its first `count` arguments
+    and then becomes the command, so nothing the command starts escapes them."""
+    joins = " && ".join(f'echo $$ > "${i}"' for i in range(1, count + 1))
+    return f'{joins} && shift {count} && exec "$@"'
 
 
 @dataclass
@@ -65,10 +76,14 @@ def supervise(
 
     When `stop_fd` becomes readable (the egress proxy writes why, e.g. `cost-limit`), the command
     is stopped and what was written is the `killed_reason`."""
-    with pids_cgroup(limits) as procs_file:
+    with (
+        pids_cgroup(limits) as procs_file,
+        memory_cgroup(limits, shared=procs_file) as memory_procs,
+    ):
         full = [*prlimit_argv(limits), *argv]
-        if procs_file is not None:
-            full = ["/bin/sh", "-c", _JOIN_CGROUP, str(procs_file), *full]
+        joined = list(dict.fromkeys(str(p) for p in (procs_file, memory_procs) if p is not None))
+        if joined:
+            full = ["/bin/sh", "-c", _join_cgroups(len(joined)), "sh", *joined, *full]
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -84,9 +99,7 @@ def supervise(
         except OSError as exc:
             raise SandboxError(f"cannot start {full[0]}: {exc}") from exc
         try:
-            outcome = _communicate(
-                proc, stdin, started + timeout, limits.max_output_bytes, stop_fd
-            )
+            outcome = _communicate(proc, stdin, started + timeout, limits.max_output_bytes, stop_fd)
         finally:
             _kill_group(proc)
             proc.wait()
@@ -97,6 +110,8 @@ def supervise(
         killed_reason = outcome.killed_reason
         if killed_reason is None and pids_limit_hit(procs_file):
             killed_reason = "process-limit" if proc.returncode != 0 else None
+        if killed_reason is None and proc.returncode != 0 and memory_limit_hit(memory_procs):
+            killed_reason = "memory-limit"
     return ExecResult(
         returncode=proc.returncode,
         stdout=outcome.stdout.text(),
