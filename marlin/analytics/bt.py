@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -25,6 +25,18 @@ DEFAULT_RIDGE = 1e-4
 # Bounds on log(nu) keep the optimiser away from overflow when a resample has no ties at all.
 LOG_NU_BOUNDS = (-30.0, 10.0)
 THETA_BOUNDS = (-50.0, 50.0)
+
+# Newton's method stops a round once its largest step is below this (log-strength units, i.e.
+# 4e-7 Elo points); a full step is capped so a trial point cannot leave the float range.
+STEP_TOL = 1e-9
+MAX_STEP = 10.0
+MAX_NEWTON_STEPS = 200
+# Bootstrap rounds first take cheap steps with the point estimate's Hessian (a fixed, already
+# inverted matrix: no per-round assembly or solve); rounds it does not settle get Newton steps.
+FIXED_HESSIAN_STEPS = 40
+# Rounds are processed in blocks of about this many (round, pair) cells, so each array stays in
+# the CPU cache and memory does not grow with the number of rounds.
+BLOCK_CELLS = 1 << 16
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -191,41 +203,306 @@ def _graph(edges: BoolArray) -> csr_matrix[np.float64]:
     return csr_matrix(edges, dtype=np.float64)
 
 
-def _negloglik(
-    params: FloatArray,
-    wins: FloatArray,
-    ties: FloatArray,
-    totals: FloatArray,
+def _seen_pairs(counts: PairCounts) -> tuple[IntArray, IntArray, FloatArray]:
+    """Pairs i < j compared at least once, and their (wins_ij, wins_ji, ties_ij) as a (P, 3)."""
+    first, second = np.triu_indices(len(counts.agents), k=1)
+    seen = counts.totals[first, second] > 0
+    first, second = first[seen], second[seen]
+    cells = np.stack(
+        [counts.wins[first, second], counts.wins[second, first], counts.ties[first, second]],
+        axis=1,
+    )
+    return first.astype(np.int64), second.astype(np.int64), cells
+
+
+@dataclass(frozen=True)
+class _Design:
+    """The comparison graph of one fit: agents, the pairs seen, and the sparse maps from per-pair
+    values to per-agent sums (signed: +1 for the first agent of a pair, -1 for the second)."""
+
+    k: int
+    first: IntArray
+    second: IntArray
+    signed: csr_matrix[np.float64]  # (K, P)
+    unsigned: csr_matrix[np.float64]  # (K, P)
+
+
+def _design(k: int, first: IntArray, second: IntArray) -> _Design:
+    p = len(first)
+    rows = np.concatenate([first, second])
+    cols = np.concatenate([np.arange(p), np.arange(p)])
+    signed = csr_matrix(
+        (np.concatenate([np.ones(p), -np.ones(p)]), (rows, cols)), shape=(k, p), dtype=np.float64
+    )
+    unsigned = csr_matrix((np.ones(2 * p), (rows, cols)), shape=(k, p), dtype=np.float64)
+    return _Design(k, first, second, signed, unsigned)
+
+
+def _per_agent(matrix: csr_matrix[np.float64], values: FloatArray) -> FloatArray:
+    """(B, P) per-pair values to (B, K) per-agent sums: one sparse product, no Python loop."""
+    out: FloatArray = np.asarray(matrix @ values.T).T
+    return out
+
+
+class _Counts(NamedTuple):
+    """Per round and pair: comparisons n, wins of the first minus wins of the second, ties."""
+
+    n: FloatArray
+    margin: FloatArray
+    ties: FloatArray
+
+    @classmethod
+    def of(cls, cells: FloatArray) -> _Counts:
+        """From (R, P, 3) cells of (wins_ij, wins_ji, ties_ij)."""
+        return cls(cells.sum(axis=2), cells[:, :, 0] - cells[:, :, 1], cells[:, :, 2].copy())
+
+    def rows(self, index: IntArray | BoolArray) -> _Counts:
+        return _Counts(self.n[index], self.margin[index], self.ties[index])
+
+
+def _pair_terms(
+    design: _Design, theta: FloatArray, log_nu: FloatArray, *, with_log: bool
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """Per round and pair: P(first wins) - P(second wins), P(tie), and (with_log) the log of the
+    normaliser log(e^{d/2} + e^{-d/2} + nu), d = theta_i - theta_j.
+
+    Written with r_i = exp(theta_i / 2 - max): P(i wins) = r_i^2 / (r_i^2 + r_j^2 + nu r_i r_j):
+    one exp per agent rather than three per pair, nothing above 1 so nothing overflows, and the
+    arithmetic in place because this is the inner loop of every fit.
+    """
+    half = 0.5 * theta
+    half -= half.max(axis=1, keepdims=True)
+    root = np.exp(half)
+    ri = root[:, design.first]
+    rj = root[:, design.second]
+    tie = ri * rj
+    tie *= np.exp(log_nu)[:, None]
+    ri *= ri
+    rj *= rj
+    denom = ri + rj
+    denom += tie
+    diff = ri
+    diff -= rj
+    diff /= denom
+    tie /= denom
+    if not with_log:
+        return diff, tie, None
+    log_z = np.log(denom, out=denom)
+    log_z -= half[:, design.first]
+    log_z -= half[:, design.second]
+    return diff, tie, log_z
+
+
+def _objective(
+    design: _Design,
+    theta: FloatArray,
+    log_nu: FloatArray,
+    counts: _Counts,
     ridge: float,
-    with_ties: bool,
-) -> tuple[float, FloatArray]:
-    """Penalised Davidson negative log-likelihood and its gradient, summed over the K x K table."""
-    k: int = wins.shape[0]
-    theta = params[:k]
-    log_nu = params[k] if with_ties else -np.inf
-    ti = theta[:, None]
-    tj = theta[None, :]
-    tie_lin = log_nu + 0.5 * (ti + tj)
-    m = np.maximum(np.maximum(ti, tj), tie_lin)
-    e_i = np.exp(ti - m)
-    e_j = np.exp(tj - m)
-    e_t = np.exp(tie_lin - m)
-    denom = e_i + e_j + e_t
-    log_denom = m + np.log(denom)
-    p_win = e_i / denom
-    p_tie = e_t / denom
-    # Each unordered pair appears twice in the symmetric matrices, hence the halves.
-    ll = float(np.sum(wins.sum(axis=1) * theta) - 0.5 * np.sum(totals * log_denom))
-    grad_theta = wins.sum(axis=1) - np.sum(totals * p_win, axis=1)
-    grad = np.empty_like(params)
-    if with_ties:
-        ll += 0.5 * float(np.sum(ties * tie_lin))
-        grad_theta += 0.5 * (ties.sum(axis=1) - np.sum(totals * p_tie, axis=1))
-        grad[k] = 0.5 * float(np.sum(ties) - np.sum(totals * p_tie)) - 2 * ridge * log_nu
-        ll -= ridge * log_nu**2
-    ll -= ridge * float(theta @ theta)
-    grad[:k] = grad_theta - 2 * ridge * theta
-    return -ll, -grad
+    free_nu: BoolArray,
+) -> FloatArray:
+    """Penalised Davidson negative log-likelihood per round (the rows of theta)."""
+    _, _, log_z = _pair_terms(design, theta, log_nu, with_log=True)
+    assert log_z is not None
+    half_diff = 0.5 * (theta[:, design.first] - theta[:, design.second])
+    value = np.sum(counts.n * log_z - counts.margin * half_diff, axis=1)
+    finite = np.where(np.isfinite(log_nu), log_nu, 0.0)
+    value -= counts.ties.sum(axis=1) * finite
+    value += ridge * np.sum(theta * theta, axis=1)
+    value += np.where(free_nu, ridge * finite**2, 0.0)
+    out: FloatArray = value
+    return out
+
+
+def _gradient_hessian(
+    design: _Design,
+    theta: FloatArray,
+    log_nu: FloatArray,
+    counts: _Counts,
+    ridge: float,
+    free_nu: BoolArray,
+    *,
+    hessian: bool,
+) -> tuple[FloatArray, FloatArray | None]:
+    """Gradient (B, K+1) of the objective in (theta, log nu), and the Hessian (B, K+1, K+1).
+
+    Per pair the outcome is a three-way choice in d = (theta_i - theta_j) / 2 and log nu, so the
+    second derivatives are the covariances of the outcome scores (1, -1, 0) and (0, 0, 1): the
+    theta block is a weighted graph Laplacian, assembled with fancy indexing, not a loop.
+    """
+    diff, p_tie, _ = _pair_terms(design, theta, log_nu, with_log=False)
+    k = design.k
+    b = theta.shape[0]
+    grad = np.empty((b, k + 1))
+    residual = counts.n * diff
+    residual -= counts.margin
+    grad[:, :k] = 0.5 * _per_agent(design.signed, residual)
+    grad[:, :k] += 2 * ridge * theta
+    finite = np.where(np.isfinite(log_nu), log_nu, 0.0)
+    tie_residual = np.sum(counts.n * p_tie, axis=1) - counts.ties.sum(axis=1)
+    grad[:, k] = np.where(free_nu, tie_residual + 2 * ridge * finite, 0.0)
+    if not hessian:
+        return grad, None
+    weight = 0.25 * counts.n * (1.0 - p_tie - diff * diff)
+    cross = -0.5 * counts.n * diff * p_tie
+    hess = np.zeros((b, k + 1, k + 1))
+    hess[:, design.first, design.second] = -weight
+    hess[:, design.second, design.first] = -weight
+    diagonal = _per_agent(design.unsigned, weight) + 2 * ridge
+    idx = np.arange(k)
+    hess[:, idx, idx] = diagonal
+    column = _per_agent(design.signed, cross)
+    hess[:, :k, k] = column
+    hess[:, k, :k] = column
+    tie_curvature = np.sum(counts.n * p_tie * (1.0 - p_tie), axis=1) + 2 * ridge
+    hess[:, k, k] = np.where(free_nu, tie_curvature, 1.0)
+    hess[:, :k, k] *= free_nu[:, None]
+    hess[:, k, :k] *= free_nu[:, None]
+    # The likelihood ignores a common shift of all theta; keeping theta centred (below) removes
+    # that direction, and this term makes the matrix invertible along it even with ridge = 0.
+    hess[:, :k, :k] += 1.0 / k
+    return grad, hess
+
+
+def _newton(
+    design: _Design,
+    theta: FloatArray,
+    log_nu: FloatArray,
+    counts: _Counts,
+    ridge: float,
+    free_nu: BoolArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Damped Newton on every round at once (the rows of theta), with a backtracking line search.
+
+    The objective is convex in (theta, log nu) (a log-sum-exp of linear terms) and strictly so
+    with the ridge, so Newton converges from any start; rounds leave the batch as they converge.
+    """
+    theta = theta.copy()
+    log_nu = log_nu.copy()
+    k = design.k
+    active = np.arange(theta.shape[0])
+    for _ in range(MAX_NEWTON_STEPS):
+        if active.size == 0:
+            break
+        th, ln, fr = theta[active], log_nu[active], free_nu[active]
+        cs = counts.rows(active)
+        grad, hess = _gradient_hessian(design, th, ln, cs, ridge, fr, hessian=True)
+        assert hess is not None
+        step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        size = np.abs(step).max(axis=1)
+        step *= np.minimum(1.0, MAX_STEP / np.maximum(size, MAX_STEP))[:, None]
+        before = _objective(design, th, ln, cs, ridge, fr)
+        slope = np.sum(grad * step, axis=1)
+        alpha = np.ones(active.size)
+        pending = np.ones(active.size, dtype=bool)
+        new_th, new_ln = th.copy(), ln.copy()
+        for _ in range(60):
+            rows = np.flatnonzero(pending)
+            trial_th = th[rows] - alpha[rows, None] * step[rows, :k]
+            trial_th -= trial_th.mean(axis=1, keepdims=True)
+            trial_ln = np.where(fr[rows], ln[rows] - alpha[rows] * step[rows, k], ln[rows])
+            sub = cs.rows(rows)
+            after = _objective(design, trial_th, trial_ln, sub, ridge, fr[rows])
+            # Armijo, with slack for rounding once the decrease is below float resolution.
+            ok = after <= before[rows] - 1e-4 * alpha[rows] * slope[rows] + 1e-12 * np.abs(
+                before[rows]
+            )
+            new_th[rows[ok]], new_ln[rows[ok]] = trial_th[ok], trial_ln[ok]
+            pending[rows[ok]] = False
+            if not pending.any():
+                break
+            alpha[pending] *= 0.5
+        theta[active], log_nu[active] = new_th, new_ln
+        moved = np.where(pending, 0.0, alpha * size)
+        active = active[moved > STEP_TOL]
+    return theta, log_nu
+
+
+def _fixed_hessian(
+    design: _Design,
+    theta: FloatArray,
+    log_nu: FloatArray,
+    counts: _Counts,
+    ridge: float,
+    free_nu: BoolArray,
+    inverse: tuple[FloatArray, FloatArray],
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Steps x -= H0^-1 grad(x) with the point estimate's inverse Hessian H0^-1, for rounds that
+    start near the point estimate: each step is one gradient and a (B, K+1) x (K+1, K+1) product.
+
+    The steps shrink geometrically while a round's Hessian is close to H0. A round whose steps
+    shrink by less than half (a resample far from the data, e.g. an agent that lost every
+    resampled comparison) stops where it is and is left to Newton; returns the converged rounds.
+    """
+    theta = theta.copy()
+    log_nu = log_nu.copy()
+    k = design.k
+    full, theta_only = inverse
+    done = np.zeros(theta.shape[0], dtype=bool)
+    slow = np.zeros(theta.shape[0], dtype=bool)
+    last = np.full(theta.shape[0], np.inf)
+    for _ in range(FIXED_HESSIAN_STEPS):
+        rows = np.flatnonzero(~done & ~slow)
+        if rows.size == 0:
+            break
+        cs = counts.rows(rows)
+        fr = free_nu[rows]
+        grad, _ = _gradient_hessian(design, theta[rows], log_nu[rows], cs, ridge, fr, hessian=False)
+        step = grad @ full
+        step[~fr, :k] = grad[~fr, :k] @ theta_only
+        step[~fr, k] = 0.0
+        size = np.abs(step).max(axis=1)
+        shrinking = np.isfinite(size) & (size < 0.5 * last[rows])
+        slow[rows[~shrinking]] = True
+        go, step, size = rows[shrinking], step[shrinking], size[shrinking]
+        theta[go] -= step[:, :k]
+        theta[go] -= theta[go].mean(axis=1, keepdims=True)
+        log_nu[go] = np.where(free_nu[go], log_nu[go] - step[:, k], log_nu[go])
+        last[go] = size
+        done[go[size <= STEP_TOL]] = True
+    return theta, log_nu, done
+
+
+def _solve(
+    design: _Design,
+    cells: FloatArray,
+    start_theta: FloatArray,
+    start_log_nu: float,
+    ridge: float,
+    inverse: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Fit every round of cells (B, P, 3) at once; returns theta (B, K), centred, and log nu
+    (B,): -inf for a round without ties (plain Bradley-Terry), held within LOG_NU_BOUNDS.
+
+    With inverse (the point estimate's inverse Hessian) rounds first take fixed-Hessian steps.
+    """
+    k = design.k
+    counts = _Counts.of(cells)
+    free: BoolArray = np.asarray(counts.ties.sum(axis=1) > 0)
+    theta = np.broadcast_to(start_theta, (cells.shape[0], k)).copy()
+    log_nu = np.where(free, start_log_nu, -np.inf)
+    if inverse is not None:
+        theta, log_nu, done = _fixed_hessian(design, theta, log_nu, counts, ridge, free, inverse)
+    else:
+        done = np.zeros(cells.shape[0], dtype=bool)
+    rest = np.flatnonzero(~done)
+    if rest.size:
+        sub = counts.rows(rest)
+        finite = np.all(np.isfinite(theta[rest]), axis=1, keepdims=True)
+        start = np.where(finite, theta[rest], start_theta)
+        theta[rest], log_nu[rest] = _newton(design, start, log_nu[rest], sub, ridge, free[rest])
+    # Davidson's nu at a bound: the constrained optimum of a concave objective whose free
+    # optimum lies outside the box sits on the box, so refit with log nu held there.
+    out = free & ((log_nu < LOG_NU_BOUNDS[0]) | (log_nu > LOG_NU_BOUNDS[1]))
+    if out.any():
+        rows = np.flatnonzero(out)
+        clipped = np.clip(log_nu[rows], *LOG_NU_BOUNDS)
+        fixed = np.zeros(rows.size, dtype=bool)
+        theta[rows], log_nu[rows] = _newton(
+            design, theta[rows], clipped, counts.rows(rows), ridge, fixed
+        )
+    theta -= theta.mean(axis=1, keepdims=True)
+    return theta, log_nu
 
 
 def fit_davidson(
@@ -236,22 +513,16 @@ def fit_davidson(
     With no ties in the data the model reduces to plain Bradley-Terry and nu is 0.
     """
     k = len(counts.agents)
-    with_ties = bool(counts.ties.sum() > 0)
-    n_params = k + 1 if with_ties else k
-    x0 = np.zeros(n_params) if start is None else np.asarray(start, dtype=float)[:n_params].copy()
-    bounds = [THETA_BOUNDS] * k + ([LOG_NU_BOUNDS] if with_ties else [])
-    res = minimize(
-        _negloglik,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        args=(counts.wins, counts.ties, counts.totals, ridge, with_ties),
-        options={"maxiter": 2000, "gtol": 1e-8, "ftol": 1e-14},
+    first, second, cells = _seen_pairs(counts)
+    design = _design(k, first, second)
+    if start is None:
+        start = np.zeros(k + 1)
+    start = np.asarray(start, dtype=float)
+    theta, log_nu = _solve(
+        design, cells[None], start[:k], float(start[k]) if len(start) > k else 0.0, ridge
     )
-    theta = res.x[:k] - res.x[:k].mean()
-    nu = float(np.exp(res.x[k])) if with_ties else 0.0
-    return theta, nu
+    nu = float(np.exp(log_nu[0])) if np.isfinite(log_nu[0]) else 0.0
+    return theta[0], nu
 
 
 def predicted_matrix(theta: FloatArray, nu: float) -> FloatArray:
@@ -268,24 +539,75 @@ def predicted_matrix(theta: FloatArray, nu: float) -> FloatArray:
     return out
 
 
-def _resample(
-    counts: PairCounts, rounds: int, rng: np.random.Generator
-) -> tuple[IntArray, IntArray, IntArray]:
-    """(rounds, P, 3) multinomial redraws of (wins_ij, wins_ji, ties_ij) for each pair i<j seen."""
-    iu, ju = np.triu_indices(len(counts.agents), k=1)
-    n = counts.totals[iu, ju]
-    seen = n > 0
-    iu, ju, n = iu[seen], ju[seen], n[seen]
-    cells = np.stack([counts.wins[iu, ju], counts.wins[ju, iu], counts.ties[iu, ju]], axis=1)
+def _inverse_hessian(
+    design: _Design, cells: FloatArray, theta: FloatArray, log_nu: float, ridge: float
+) -> tuple[FloatArray, FloatArray]:
+    """H0^-1 at the point estimate for (theta, log nu), and for theta alone (rounds without
+    ties, where nu is 0)."""
+    counts = _Counts.of(cells[None])
+    free = np.array([np.isfinite(log_nu)])
+    _, hess = _gradient_hessian(
+        design, theta[None], np.array([log_nu]), counts, ridge, free, hessian=True
+    )
+    assert hess is not None
+    k = design.k
+    full: FloatArray = np.linalg.inv(hess[0]).astype(np.float64, copy=False)
+    if not free[0]:
+        full[k, :] = 0.0
+        full[:, k] = 0.0
+    theta_only: FloatArray = np.linalg.inv(hess[0, :k, :k]).astype(np.float64, copy=False)
+    return full, theta_only
+
+
+def bootstrap_strengths(
+    counts: PairCounts,
+    theta: FloatArray,
+    nu: float,
+    *,
+    rounds: int,
+    seed: int | None,
+    ridge: float = DEFAULT_RIDGE,
+) -> FloatArray:
+    """Log-strengths (rounds, K) refitted on per-pair multinomial resamples, all rounds at once.
+
+    Every round starts from the point estimate (theta, nu); see _solve for how they are solved.
+    """
+    first, second, cells = _seen_pairs(counts)
+    design = _design(len(counts.agents), first, second)
+    log_nu = float(np.log(nu)) if nu > 0 else -np.inf
+    inverse = _inverse_hessian(design, cells, theta, log_nu, ridge)
+    start_log_nu = log_nu if nu > 0 else 0.0
+    # Each pair's redraw is a multinomial of its outcomes with its total held fixed. Drawn block
+    # by block (the generator's stream, hence the draws, are the same as in one call), so the
+    # arrays stay small and in cache whatever the number of rounds.
+    n = cells.sum(axis=1)
+    trials = n.astype(np.int64)
     probs = cells / n[:, None]
-    draws = rng.multinomial(n.astype(np.int64), probs, size=(rounds, len(n)))
-    return draws, iu, ju
+    rng = np.random.default_rng(seed)
+    block = max(1, BLOCK_CELLS // max(len(first), (design.k + 1) ** 2 // 4, 1))
+    boot = np.empty((rounds, design.k))
+    for lo in range(0, rounds, block):
+        size = min(block, rounds - lo)
+        draws = rng.multinomial(trials, probs, size=(size, len(trials))).astype(np.float64)
+        boot[lo : lo + size], _ = _solve(design, draws, theta, start_log_nu, ridge, inverse)
+    return boot
 
 
 def ranks_of(theta: FloatArray) -> IntArray:
     """Rank 1 = strongest; ties in strength share the better rank."""
     ranks: IntArray = 1 + np.sum(theta[None, :] > theta[:, None], axis=1)
     return ranks
+
+
+def _ranks_of_rows(theta: FloatArray) -> IntArray:
+    """ranks_of for each row, vectorised in blocks of rows that keep the (B, K, K) bounded."""
+    rows, k = theta.shape
+    out = np.empty((rows, k), dtype=np.int64)
+    step = max(1, (1 << 22) // max(k * k, 1))
+    for lo in range(0, rows, step):
+        part = theta[lo : lo + step]
+        out[lo : lo + step] = 1 + np.sum(part[:, None, :] > part[:, :, None], axis=2)
+    return out
 
 
 def rank(
@@ -305,29 +627,17 @@ def rank(
     if rounds < 0:
         raise BTError("rounds must be >= 0")
     theta, nu = fit_davidson(counts, ridge=ridge)
-    start = np.append(theta, np.log(nu) if nu > 0 else 0.0)
     k = len(counts.agents)
-    boot = np.empty((rounds, k))
+    boot = np.empty((0, k))
     if rounds:
-        rng = np.random.default_rng(seed)
-        draws, iu, ju = _resample(counts, rounds, rng)
-        for r in range(rounds):
-            wins = np.zeros((k, k))
-            ties = np.zeros((k, k))
-            wins[iu, ju] = draws[r, :, 0]
-            wins[ju, iu] = draws[r, :, 1]
-            ties[iu, ju] = draws[r, :, 2]
-            ties[ju, iu] = draws[r, :, 2]
-            boot[r], _ = fit_davidson(
-                PairCounts(counts.agents, wins, ties), ridge=ridge, start=start
-            )
+        boot = bootstrap_strengths(counts, theta, nu, rounds=rounds, seed=seed, ridge=ridge)
     alpha = (1.0 - confidence) / 2
     score = ELO_PER_LOG * theta + ELO_BASE
     if rounds:
         boot_score = ELO_PER_LOG * boot + ELO_BASE
         lower = np.quantile(boot_score, alpha, axis=0)
         upper = np.quantile(boot_score, 1 - alpha, axis=0)
-        boot_ranks = np.apply_along_axis(ranks_of, 1, boot)
+        boot_ranks = _ranks_of_rows(boot)
         rank_lo = np.floor(np.quantile(boot_ranks, alpha, axis=0, method="lower"))
         rank_hi = np.ceil(np.quantile(boot_ranks, 1 - alpha, axis=0, method="higher"))
     else:
