@@ -167,7 +167,8 @@ def first_file_visible(
                 compare.parse_cached.cache_clear()
                 start = time.perf_counter()
                 page.goto(base_url + url, wait_until="commit")
-                page.locator("#side-a .diff-file table.diff").first.wait_for(
+                # The page opens on A | B (side A's own diff loads when its tab is opened).
+                page.locator("#side-ab .diff-file table.diff").first.wait_for(
                     state="visible", timeout=120_000
                 )
                 times.append(time.perf_counter() - start)

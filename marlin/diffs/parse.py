@@ -166,6 +166,8 @@ class TreeNode:
     file_index: int | None = None
     status: FileStatus | None = None
     children: list[TreeNode] = field(default_factory=list)
+    # In the A | B view's tree: which side touched the file ("A", "B" or "both").
+    touched: str | None = None
 
 
 def parse_patch(text: str) -> list[FileDiff]:

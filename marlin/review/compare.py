@@ -27,6 +27,8 @@ from marlin.accounts.models import User
 from marlin.agents.models import Candidate, Run, TrajectoryStep, Turn
 from marlin.checks.models import CheckResult
 from marlin.diffs import render as diffrender
+from marlin.diffs import render_ab
+from marlin.diffs.pair import FilePair, pair_files, pair_tree
 from marlin.diffs.parse import DiffParseError, FileDiff, TreeNode, file_tree, parse_patch
 from marlin.review import blinding
 from marlin.review.models import Comparison, Judgment, JudgmentStatus
@@ -61,7 +63,6 @@ class SideView:
     prefix: str
     ready: bool
     status: str
-    files_html: str = ""
     tree: list[TreeNode] = field(default_factory=list)
     files: int = 0
     added: int = 0
@@ -70,6 +71,20 @@ class SideView:
     parse_error: str = ""
     candidate: Candidate | None = None
     checks: list[CheckResult] = field(default_factory=list)
+    diffs: list[FileDiff] = field(default_factory=list)
+
+
+@dataclass
+class PairView:
+    """The A | B view: every file either side touched, A's change next to B's."""
+
+    html: str
+    tree: list[TreeNode]
+    count: int
+    both: int
+    only_a: int
+    only_b: int
+    errors: list[str]
 
 
 def runs_by_side(comparison: Comparison) -> dict[str, Run]:
@@ -160,6 +175,8 @@ def comparison_context(
         .values_list("number", "prompt")
     )
     return {
+        "ab": _pair_view(sides),
+        "ab_side": {"prefix": "ab", "letter": "AB"},
         "comparison": comparison,
         "public_id": comparison.public_id,
         "task_title": comparison.task.title,
@@ -216,16 +233,52 @@ def _side_view(
     except CompareError as exc:
         side.parse_error = str(exc)
         return side
+    side.diffs = files
     side.files = len(files)
     side.added = sum(f.added for f in files)
     side.removed = sum(f.removed for f in files)
     side.tree = file_tree(files)
-    side.files_html = diffrender.render_patch(
-        files, mode=mode, anchor_prefix=PREFIX[letter], context_expand=view == "cumulative"
-    )
+    # The side's own diff is rendered when its tab is first opened (render_side_patch): the
+    # page carries the A | B view only.
     if with_checks:
         side.checks = list(candidate.check_results.order_by("check_index"))
     return side
+
+
+def _pair_view(sides: list[SideView]) -> PairView:
+    pairs = pair_files(sides[0].diffs, sides[1].diffs)
+    errors = [side.parse_error for side in sides if side.parse_error]
+    errors += [
+        f"Side {side.letter} has no change for this turn yet ({side.status})."
+        for side in sides
+        if not side.ready
+    ]
+    return PairView(
+        html=render_ab.render_pairs(pairs),
+        tree=pair_tree(pairs),
+        count=len(pairs),
+        both=sum(p.touched == "both" for p in pairs),
+        only_a=sum(p.touched == "A" for p in pairs),
+        only_b=sum(p.touched == "B" for p in pairs),
+        errors=errors,
+    )
+
+
+def side_pairs(comparison: Comparison, turn: int, view: View) -> list[FilePair]:
+    files = [side_files(comparison, letter, turn, view) for letter in SIDES]
+    return pair_files(files[0], files[1])
+
+
+def render_pair_file(
+    comparison: Comparison, turn: int, view: View, index: int, *, force: bool = False
+) -> str:
+    """One file of the A | B view, loaded by the page when it scrolls into view."""
+    pairs = side_pairs(comparison, turn, view)
+    if not 0 <= index < len(pairs):
+        raise CompareError(f"A and B touched {len(pairs)} files at this turn; no file {index}.")
+    return render_ab.render_pair(
+        pairs[index], max_lines=None if force else diffrender.DEFAULT_MAX_LINES, force=force
+    )
 
 
 def render_side_file(

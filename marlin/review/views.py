@@ -320,6 +320,18 @@ def compare_file(
 
 @require_GET
 @comparison_view
+def compare_pair(
+    request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, index: int
+) -> HttpResponse:
+    turn = compare.check_turn(comparison, request.GET.get("turn"))
+    html = compare.render_pair_file(
+        comparison, turn, _view(request), index, force=request.GET.get("force") == "1"
+    )
+    return HttpResponse(html)
+
+
+@require_GET
+@comparison_view
 def compare_side(
     request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, side: str
 ) -> HttpResponse:

@@ -82,7 +82,13 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     page.get_by_role("link", name="Next comparison").click()
     page.get_by_role("button", name="Take the next comparison").click()
     expect(page).to_have_url(re.compile(rf"/compare/{comparison.public_id}/$"))
-    expect(page.locator("#side-a .diff-file").first).to_be_visible()
+    # The page opens on A | B: both runs changed the README, so it is marked as changed by both.
+    expect(page.locator("#side-ab .diff-file").first).to_be_visible()
+    expect(page.locator('#side-ab .ab-file[data-path="README.md"]')).to_have_attribute(
+        "data-touched", "both"
+    )
+    # Each side inserts a blank line and its sentence after the title: side by side, row by row.
+    expect(page.locator("#side-ab tr.ab:has(td.lc.add + td.ln.add)")).to_have_count(2)
     expect(page.locator("#save-status")).to_have_text("Not saved yet.")
     assert not Judgment.objects.filter(annotator=alice).exists()  # opening the page wrote nothing
     page.screenshot(path=str(artifacts_dir / "expert-compare-1280.png"), full_page=False)
@@ -93,10 +99,11 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog", name="Keyboard")).to_be_hidden()
 
-    # Read both diffs: side B by its tab, back to A by key.
+    # Read each side alone: side B by its tab, then A by key.
     page.get_by_role("tab", name=re.compile("Side B")).click()
     expect(page.locator("#side-b .diff-file").first).to_be_visible()
     expect(page.locator("#side-a")).to_be_hidden()
+    expect(page.locator("#side-ab")).to_be_hidden()
     page.locator("body").click(position={"x": 5, "y": 300})
     page.keyboard.press("a")
     expect(page.locator("#side-a .diff-file").first).to_be_visible()
@@ -117,6 +124,12 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     page.locator("tr.comment-row textarea").fill("This line needs a test.")
     page.get_by_role("button", name="Add comment").click()
     expect(page.locator("#comment-list li")).to_have_count(1)
+    # The comment shows on the same line in the A | B view (s), and side A comes back (a).
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("s")
+    expect(page.locator("#side-ab td.ln.commented")).to_have_count(1)
+    expect(page.locator("#side-ab tr.comment-row")).to_contain_text("This line needs a test.")
+    page.keyboard.press("a")
 
     # Rate with keys (1 = A much better ... 7 = B much better, 0 = n/a) and with the mouse.
     page.locator("fieldset.crit[data-key=correctness] legend").click()
@@ -168,10 +181,12 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     expect(page.locator(".turns a[aria-current=page]")).to_have_text("Turn 2")
     assert page.evaluate(UNLABELLED_CONTROLS) == []
     page.get_by_role("link", name="Since turn 1").click()
-    expect(page.locator("#side-a .diff-path").first).to_have_text("CHANGES.md")
-    expect(page.locator("#side-a .side-diff")).not_to_contain_text("run was here")
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("s")
+    expect(page.locator("#side-ab .diff-path").first).to_have_text("CHANGES.md")
+    expect(page.locator("#side-ab .side-diff")).not_to_contain_text("run was here")
     page.set_viewport_size({"width": 2560, "height": 1440})
-    expect(page.locator("#side-b .diff-file").first).to_be_visible()  # both sides side by side
+    expect(page.locator("#side-ab table.diff-ab").first).to_be_visible()  # A next to B
     page.screenshot(path=str(artifacts_dir / "expert-compare-2560.png"), full_page=False)
     page.set_viewport_size({"width": 1280, "height": 900})
 

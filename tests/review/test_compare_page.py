@@ -94,12 +94,36 @@ def test_context_is_refused_for_an_added_file(alice_client, comparison):
     assert "no base version" in response.content.decode()
 
 
-def test_the_layout_is_remembered_in_a_cookie(alice_client, comparison):
+def test_the_layout_of_one_side_is_remembered_in_a_cookie(alice_client, comparison):
     alice_client.cookies["marlin_diff_mode"] = "unified"
     html = alice_client.get(_url(comparison)).content.decode()
-    assert "diff-unified" in html and "diff-split" not in html
+    assert 'data-mode="unified"' in html
+    assert "diff-unified" in alice_client.get(_url(comparison, "diff/B/")).content.decode()
     side = alice_client.get(_url(comparison, "diff/B/?mode=split")).content.decode()
     assert "diff-split" in side
+
+
+def test_the_page_opens_on_a_next_to_b_with_files_marked_by_who_touched_them(
+    alice_client, comparison
+):
+    html = alice_client.get(_url(comparison)).content.decode()
+    ab = html.split('id="side-ab"', 1)[1].split('id="side-a"', 1)[0]
+    assert 'aria-selected="true"' in html.split('id="tab-ab"', 1)[1][:200]
+    # Both candidates change money.py; only the good one (Zephyr) adds a test file.
+    good = _side_of(comparison, "Zephyr")
+    assert 'data-path="ledgerlite/money.py" data-touched="both"' in ab
+    assert f'data-touched="{good}"' in ab and f"only {good}" in ab
+    assert "changed by both" in ab and 'class="ab-mark ab-mark-both"' in ab
+    assert 'table class="diff hl diff-ab"' in ab
+    # The sides' own diffs wait for their tab; the page carries one view.
+    assert 'data-lazy="1"' in html and "diff-split" not in html
+    for name in ("Zephyr", "Quokka"):
+        assert name not in html
+    pair = alice_client.get(_url(comparison, "pair/0/")).content.decode()
+    assert 'id="ab-0"' in pair and "Zephyr" not in pair and "Quokka" not in pair
+    missing = alice_client.get(_url(comparison, "pair/9/"))
+    assert missing.status_code == 400
+    assert "A and B touched 2 files at this turn; no file 9." in missing.content.decode()
 
 
 def test_the_trajectory_shows_steps_collapsed_without_tool_call_ids(alice_client, comparison):
@@ -205,8 +229,13 @@ def test_a_large_diff_renders_the_first_screen_and_defers_the_rest(alice, client
     queue.next_comparison(alice)
     client = client_for(alice)
     html = client.get(_url(comparison)).content.decode()
-    assert html.count('data-reason="deferred"') >= 2 * 50  # most of 60 files per side wait
-    assert html.count("<tr") < 2 * 1000
+    assert html.count('data-reason="deferred"') >= 50  # most of the 60 files A and B share wait
+    assert html.count("<tr") < 1000
+    deferred = client.get(_url(comparison, "pair/59/")).content.decode()
+    # Both sides add the same 100 lines: one region row and 100 aligned rows.
+    assert 'id="ab-59"' in deferred and deferred.count("<tr") == 101
+    side = client.get(_url(comparison, "diff/B/")).content.decode()
+    assert side.count('data-reason="deferred"') >= 50
     deferred = client.get(_url(comparison, "file/B/59/")).content.decode()
     assert 'id="b-59"' in deferred and deferred.count("<tr") == 101
 

@@ -14,7 +14,7 @@
   const editable = root.dataset.editable === "1" && !!form;
   const storeKey = "marlin-draft-" + root.dataset.publicId;
   let mode = document.querySelector(".cmp-body").dataset.mode;
-  let side = "A";
+  let side = "AB";  // the tab shown: "AB" (A next to B), "A" or "B"
 
   function csrf() {
     const input = document.querySelector("input[name=csrfmiddlewaretoken]");
@@ -34,15 +34,33 @@
   }
   function sectionOf(letter) { return document.querySelector('.side[data-side="' + letter + '"]'); }
 
-  // Sides ----------------------------------------------------------------------------------
+  // Tabs: A | B, side A, side B --------------------------------------------------------------
+  // A side's own diff is fetched the first time its tab opens; the page carries A | B only.
+  async function loadSide(diff) {
+    if (!diff || !diff.dataset.lazy || diff.dataset.loading) return;
+    diff.dataset.loading = "1";
+    try {
+      diff.innerHTML = await getText(base + "diff/" + diff.dataset.side + "/" + query());
+      delete diff.dataset.lazy;
+      watchPlaceholders(diff);
+      showComments(diff);
+    } catch (err) {
+      diff.innerHTML = '<p class="error"></p>';
+      diff.firstChild.textContent = "Could not load this side: " + err.message;
+    } finally {
+      delete diff.dataset.loading;
+    }
+  }
   function setSide(letter) {
+    if (!sectionOf(letter)) letter = "AB";
     side = letter;
     document.querySelectorAll(".side").forEach((s) => s.classList.toggle("current", s.dataset.side === letter));
     document.querySelectorAll(".side-tab").forEach((t) => t.setAttribute("aria-selected", String(t.dataset.side === letter)));
+    document.querySelector(".cmp-body").dataset.tab = letter;
     sessionStorage.setItem(storeKey + "-side", letter);
+    return loadSide(sectionOf(letter).querySelector(".side-diff[data-lazy]"));
   }
   document.querySelectorAll(".side-tab").forEach((t) => t.addEventListener("click", () => setSide(t.dataset.side)));
-  setSide(sessionStorage.getItem(storeKey + "-side") || "A");
 
   // Lazy files and context -----------------------------------------------------------------
   const observer = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
@@ -59,7 +77,8 @@
     const diff = el.closest(".side-diff");
     if (!details || !diff || details.dataset.loading) return details;
     details.dataset.loading = "1";
-    const url = base + "file/" + diff.dataset.side + "/" + details.dataset.fileIndex + "/" + query(force ? { force: "1" } : {});
+    const where = diff.dataset.side === "AB" ? "pair/" : "file/" + diff.dataset.side + "/";
+    const url = base + where + details.dataset.fileIndex + "/" + query(force ? { force: "1" } : {});
     try {
       const tpl = document.createElement("template");
       tpl.innerHTML = (await getText(url)).trim();
@@ -102,6 +121,7 @@
     if (ln && editable) { openCommentEditor(ln); }
   });
   watchPlaceholders(document);
+  setSide(sessionStorage.getItem(storeKey + "-side") || "AB");
 
   // Layout (split / unified), remembered in localStorage and a cookie the server reads --------
   async function setMode(next) {
@@ -113,7 +133,8 @@
       b.classList.toggle("active", b.dataset.mode === mode);
       b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
     });
-    for (const diff of document.querySelectorAll(".side-diff")) {
+    // The A | B view has one layout; a side not opened yet loads in the new layout when it is.
+    for (const diff of document.querySelectorAll(".side-diff:not(.ab-diff):not([data-lazy])")) {
       diff.innerHTML = await getText(base + "diff/" + diff.dataset.side + "/" + query());
       watchPlaceholders(diff);
       showComments(diff);
@@ -141,6 +162,7 @@
   let fileCursor = -1;
   function filesOf(section) { return section ? Array.from(section.querySelectorAll(".side-diff > .diff-file")) : []; }
   async function goToFile(section, index) {
+    await loadSide(section.querySelector(".side-diff[data-lazy]"));
     const files = filesOf(section);
     let el = files.find((f) => parseInt(f.dataset.fileIndex, 10) === index);
     if (!el) return;
@@ -169,27 +191,36 @@
   try { comments = JSON.parse((commentsInput && commentsInput.value) || "[]"); } catch (e) { comments = []; }
   let lastLine = null;
 
-  function lineCell(c) {
+  // A comment's line in the side's own view and in the A | B view (prefix "x" + side letter,
+  // the side's own file index), where each is on the page.
+  function lineCells(c) {
+    const where = (c.line_side === "old" ? "L" : "R") + c.line;
+    const cells = [];
     const diff = document.querySelector('.side-diff[data-side="' + c.side + '"]');
-    if (!diff) return null;
-    const file = Array.from(diff.querySelectorAll(".diff-file")).find((f) => f.dataset.path === c.file);
-    if (!file) return null;
-    const id = diff.dataset.prefix + "-" + file.dataset.fileIndex + "-" + (c.line_side === "old" ? "L" : "R") + c.line;
-    return document.getElementById(id);
+    const file = diff && Array.from(diff.querySelectorAll(".diff-file")).find((f) => f.dataset.path === c.file);
+    if (file) cells.push(document.getElementById(diff.dataset.prefix + "-" + file.dataset.fileIndex + "-" + where));
+    const letter = c.side.toLowerCase();
+    const pair = Array.from(document.querySelectorAll(".ab-diff .ab-file")).find((f) => f.dataset[letter + "Index"] !== undefined && f.dataset.path === c.file);
+    if (pair) cells.push(document.getElementById("x" + letter + "-" + pair.dataset[letter + "Index"] + "-" + where));
+    return cells.filter(Boolean);
+  }
+  function cellSide(cell) {
+    const diff = cell.closest(".side-diff");
+    if (diff.dataset.side !== "AB") return diff.dataset.side;
+    return cell.id.startsWith("xb-") ? "B" : "A";
   }
   function showComments(scope) {
     (scope || document).querySelectorAll("tr.comment-row.saved").forEach((r) => r.remove());
     (scope || document).querySelectorAll("td.ln.commented").forEach((td) => td.classList.remove("commented"));
-    comments.forEach((c, i) => {
-      const cell = lineCell(c);
-      if (!cell || (scope && !scope.contains(cell))) return;
+    comments.forEach((c, i) => lineCells(c).forEach((cell) => {
+      if (scope && !scope.contains(cell)) return;
       cell.classList.add("commented");
       const row = commentRow(cell.closest("tr"));
       row.classList.add("saved");
       row.firstChild.innerHTML = '<strong></strong> <span class="comment-text"></span>';
       row.querySelector("strong").textContent = "Comment " + (i + 1) + ":";
       row.querySelector(".comment-text").textContent = c.text;
-    });
+    }));
     renderCommentList();
   }
   function commentRow(afterRow) {
@@ -202,12 +233,13 @@
     return row;
   }
   function openCommentEditor(cell) {
+    if (!cell.id) return;  // an unchanged line shown for context in A | B: not in this diff
     lastLine = cell;
     const tr = cell.closest("tr");
     const next = tr.nextElementSibling;
     if (next && next.classList.contains("comment-row") && !next.classList.contains("saved")) { next.querySelector("textarea").focus(); return; }
     const details = cell.closest(".diff-file");
-    const c = { side: cell.closest(".side-diff").dataset.side, file: details.dataset.path, line_side: cell.dataset.side, line: parseInt(cell.dataset.line, 10) };
+    const c = { side: cellSide(cell), file: details.dataset.path, line_side: cell.dataset.side, line: parseInt(cell.dataset.line, 10) };
     const row = commentRow(tr);
     const label = "Comment on side " + c.side + ", " + c.file + " line " + c.line + (c.line_side === "old" ? " (old)" : "");
     row.firstChild.innerHTML = '<label class="sr-only"></label><textarea></textarea><button type="button" class="btn btn-small btn-primary" data-do="save">Add comment</button> <button type="button" class="btn btn-small" data-do="cancel">Cancel</button>';
@@ -286,7 +318,8 @@
     const k = e.key;
     const handled = {
       j: () => stepFile(1), k: () => stepFile(-1),
-      a: () => setSide("A"), b: () => setSide("B"), "[": () => setSide("A"), "]": () => setSide("B"),
+      a: () => setSide("A"), b: () => setSide("B"), s: () => setSide("AB"),
+      "[": () => setSide("A"), "]": () => setSide("B"),
       u: () => setMode(mode === "split" ? "unified" : "split"),
       w: () => setWrap(!body.classList.contains("diff-wrap")),
       t: () => { if (turns > 1) location.search = "?turn=" + ((parseInt(turn, 10) % turns) + 1) + "&view=" + view; },
