@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "marlin.agents",
     "marlin.checks",
     "marlin.review",
+    "marlin.analytics",
     "marlin.exports",
     "marlin",
 ]

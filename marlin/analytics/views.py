@@ -33,6 +33,8 @@ from marlin.analytics.queries import (
     criterion_keys,
     expert_rows,
     leaderboard,
+    rank_correlation,
+    reference_board,
     relabel,
 )
 from marlin.permissions import role_required
@@ -228,6 +230,48 @@ def _agreement_context(project: Project, filters: DecisionFilters, user: User) -
     return context
 
 
+def _reference_context(
+    project: Project, board: Leaderboard, filters: DecisionFilters, rounds: int
+) -> dict[str, Any]:
+    """The imported reference judgments' ranking and its rank correlation with the experts'.
+
+    Only for roles that may see agent names: reference models are named, and matching them to
+    the experts' anonymous labels would unblind.
+    """
+    reference = reference_board(project, filters.ties, rounds=min(rounds, 200))
+    if not reference.sets:
+        return {}
+    context: dict[str, Any] = {"reference": reference}
+    if reference.ranking is not None:
+        se = reference.se or [math.nan] * len(reference.ranking.agents)
+        why = reference.provisional or [""] * len(reference.ranking.agents)
+        context["reference_rows"] = [
+            {
+                "rank": a.rank,
+                "label": a.agent,
+                "score": _score(a.score),
+                "se": _score(err) if math.isinf(err) else _num(err, 0),
+                "lower": _score(a.lower),
+                "upper": _score(a.upper),
+                "comparisons": a.comparisons,
+                "provisional": reason,
+            }
+            for a, err, reason in zip(reference.ranking.agents, se, why, strict=True)
+        ]
+        corr = rank_correlation(board.plain, reference.ranking)
+        names = agent_labels(board.plain, [], show_names=True) if board.plain else {}
+        context["reference_correlation"] = {
+            "spearman": _num(corr.spearman, 2),
+            "spearman_p": _num(corr.spearman_p, 3),
+            "kendall": _num(corr.kendall, 2),
+            "kendall_p": _num(corr.kendall_p, 3),
+            "matched": len(corr.matched),
+            "pairs": [f"{names.get(a, a)} = {ref}" for a, ref in corr.matched],
+            "message": corr.message,
+        }
+    return context
+
+
 @role_required(*VIEWER_ROLES)
 def project_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     projects = Project.objects.filter(is_active=True).order_by("name")
@@ -271,4 +315,6 @@ def project_leaderboard(request: AuthenticatedHttpRequest, project_id: int) -> H
     context.update(filters=filters, rounds=rounds, selected_agents=[str(a) for a in filters.agents])
     context.update(leaderboard_context(project, board, show_names=show_names))
     context.update(_agreement_context(project, filters, request.user))
+    if show_names:
+        context.update(_reference_context(project, board, filters, rounds))
     return render(request, "analytics/leaderboard.html", context)

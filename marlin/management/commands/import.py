@@ -1,5 +1,8 @@
-"""`marlin import swebench-tasks FILE --project NAME` and
-`marlin import predictions FILE --project NAME`.
+"""`marlin import swebench-tasks FILE --project NAME`, `marlin import predictions FILE --project
+NAME` and `marlin import judgments FILE --project NAME` (external pairwise judgments, shown as the
+project's reference leaderboard).
+
+It lives with the entry points because it reaches three apps (tasks, agents, analytics).
 
 Exit codes: 0 when records were imported or were already there (even if others were bad), 1 when
 the file held nothing that could be imported, 2 when it could not be read or the arguments are
@@ -20,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from marlin.accounts.commandline import acting_user, console_for, read_input
 from marlin.accounts.models import User
 from marlin.agents.imports import do_import_predictions
+from marlin.analytics.imports import do_import_judgments
 from marlin.tasks.imports import DEFAULT_TEST_COMMAND, ImportReport, do_import_swebench_tasks
 from marlin.tasks.models import Project
 
@@ -27,11 +31,16 @@ MAX_ERRORS_SHOWN = 200
 
 
 class Command(BaseCommand):
-    help = "Import SWE-bench task records as tasks, or prediction files as candidates."
+    help = (
+        "Import SWE-bench task records as tasks, prediction files as candidates, or external "
+        "pairwise judgments as a reference leaderboard."
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         common = argparse.ArgumentParser(add_help=False)
-        common.add_argument("file", help="JSON list or JSON lines ('-' reads standard input)")
+        common.add_argument(
+            "file", help="JSON list, JSON lines or (judgments) CSV; '-' reads standard input"
+        )
         common.add_argument("--project", required=True, help="the project's name")
         common.add_argument(
             "--as", dest="username", help="act as this user (default: the first admin)"
@@ -61,6 +70,12 @@ class Command(BaseCommand):
         )
         predictions.add_argument(
             "--version-label", default="1", help="version label of the import agents (default: 1)"
+        )
+
+        sub.add_parser(
+            "judgments",
+            parents=[common],
+            help="arena battles (JSON/JSONL) or CSV with model_a, model_b, winner -> reference set",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -93,6 +108,8 @@ class Command(BaseCommand):
         name: str,
         progress: Any,
     ) -> ImportReport:
+        if options["kind"] == "judgments":
+            return do_import_judgments(actor, project, text, filename=name, progress=progress)
         if options["kind"] == "predictions":
             return do_import_predictions(
                 actor,
@@ -127,7 +144,10 @@ class Command(BaseCommand):
             return work(lambda done, total: bar.update(job, completed=done, total=total))
 
     def _print(self, report: ImportReport, kind: str) -> None:
-        what = "candidates" if kind == "predictions" else "tasks"
+        if kind == "judgments" and report.skipped and not report.created:
+            self.console.print(f"Nothing imported: {report.skipped[0].reason}.", markup=False)
+            return
+        what = {"predictions": "candidates", "judgments": "judgments"}.get(kind, "tasks")
         self.console.print(
             f"{report.created} {what} imported, {len(report.skipped)} already there, "
             f"{len(report.errors)} bad records, of {report.records} (format: {report.format})."
