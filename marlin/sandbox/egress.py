@@ -333,7 +333,6 @@ class Session:
         self.active = 0
         self.stop_read, self.stop_write = os.pipe()
         self.server: asyncio.AbstractServer | None = None
-        self.client: httpx.AsyncClient | None = None
         self.handlers: set[asyncio.Task[None]] = set()
 
     def env(self, port: int = EGRESS_PORT) -> dict[str, str]:
@@ -447,11 +446,6 @@ async def _start(session: Session) -> None:
         lambda r, w: _track(session, r, w), path=str(session.socket_path), limit=MAX_HEAD_BYTES
     )
     session.socket_path.chmod(0o666)
-    session.client = httpx.AsyncClient(
-        timeout=httpx.Timeout(600.0, connect=session.egress.connect_timeout),
-        follow_redirects=False,
-        trust_env=False,
-    )
 
 
 async def _stop(session: Session) -> None:
@@ -461,8 +455,6 @@ async def _stop(session: Session) -> None:
         handler.cancel()
     if session.handlers:
         await asyncio.wait(session.handlers, timeout=5)
-    if session.client is not None:
-        await session.client.aclose()
 
 
 async def _track(session: Session, reader: asyncio.StreamReader, writer: Any) -> None:
@@ -727,10 +719,10 @@ async def _model(
             forwarded["x-api-key"] = route.api_key
         else:
             forwarded["authorization"] = f"Bearer {route.api_key}"
-    assert session.client is not None
-    request = session.client.build_request(method, upstream_url, headers=forwarded, content=body)
+    client = _model_client()
+    request = client.build_request(method, upstream_url, headers=forwarded, content=body)
     try:
-        response = await session.client.send(request, stream=True)
+        response = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
         entry.reason = f"upstream failed: {type(exc).__name__}"
         await _answer(writer, 502, entry.reason)
@@ -757,6 +749,24 @@ async def _model(
         await response.aclose()
         meter.finish()
         _count(session, route, meter)
+
+
+_client: httpx.AsyncClient | None = None
+_client_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _model_client() -> httpx.AsyncClient:
+    """One HTTP client for the loop, made on first use (building its TLS context takes tens of
+    milliseconds, which a run without model APIs should not pay); its pool is shared by runs,
+    which is harmless: keys travel in each request's headers, never in the pool."""
+    global _client, _client_loop
+    loop = asyncio.get_running_loop()
+    if _client is None or _client_loop is not loop:  # a new loop after the old one stopped
+        _client_loop = loop
+        _client = httpx.AsyncClient(
+            timeout=httpx.Timeout(600.0, connect=10.0), follow_redirects=False, trust_env=False
+        )
+    return _client
 
 
 def _upstream_url(route: ModelRoute, target: str) -> str:

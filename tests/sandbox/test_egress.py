@@ -276,3 +276,105 @@ def test_the_network_argument_takes_a_mode_not_a_boolean(workspace: Path) -> Non
         run(["true"], workdir=workspace, network=True)  # type: ignore[arg-type]
     with pytest.raises(SandboxError, match="egress settings need network='proxy'"):
         run(["true"], workdir=workspace, egress=Egress(allow=("pypi.org:443",)))
+
+
+# --- Bad input and faults -------------------------------------------------------------------------
+
+FLOOD = r"""
+import socket, sys, time
+count = int(sys.argv[1])
+held, answers = [], {}
+for _ in range(count):
+    try:
+        s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    except OSError as exc:
+        answers[type(exc).__name__] = answers.get(type(exc).__name__, 0) + 1
+        continue
+    held.append(s)  # says nothing: an open, idle connection
+time.sleep(1)
+for s in held:
+    s.setblocking(False)
+    try:
+        first = s.recv(64).split(b"\r\n")[0].decode() or "closed"
+    except BlockingIOError:
+        first = "still open"
+    except OSError as exc:
+        first = type(exc).__name__
+    answers[first] = answers.get(first, 0) + 1
+print(answers)
+"""
+
+
+def test_a_flood_of_connections_is_refused_past_the_limit_and_logged(workspace: Path) -> None:
+    egress = Egress(allow=("pypi.org:443",), max_connections=16)
+
+    result = run(
+        [PY, "-c", FLOOD, "300"], workdir=workspace, network="proxy", egress=egress, timeout=60
+    )
+
+    assert result.ok, result
+    answers = eval(result.stdout)  # noqa: S307 - a dict literal our own probe printed
+    assert answers == {"still open": 16, "HTTP/1.1 503 Service Unavailable": 284}, answers
+    refused = [e for e in result.network_log if not e.allowed]
+    assert len(result.network_log) == 300
+    assert sum("more than 16 open connections" in e.reason for e in refused) == 284
+    # The idle ones were closed when the run ended, and say so.
+    assert sum(e.reason.startswith("closed") for e in refused) == 16
+
+
+def test_the_log_keeps_a_bounded_number_of_entries_and_counts_the_rest(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marlin.sandbox import egress as egress_module
+
+    monkeypatch.setattr(egress_module, "MAX_LOG_ENTRIES", 50)
+    code = (
+        "import socket\n"
+        "for i in range(120):\n"
+        "    s = socket.create_connection(('127.0.0.1', 3128), timeout=10)\n"
+        "    s.sendall(b'CONNECT evil.example:443 HTTP/1.1\\r\\n\\r\\n')\n"
+        "    assert s.recv(100).startswith(b'HTTP/1.1 403')\n"
+        "    s.close()\n"
+        "print('done')\n"
+    )
+
+    result = run(
+        [PY, "-c", code],
+        workdir=workspace,
+        network="proxy",
+        egress=Egress(allow=("pypi.org:443",)),
+        timeout=60,
+    )
+
+    assert result.stdout.strip() == "done", result
+    assert len(result.network_log) == 50 and result.network_log_dropped == 70
+    assert {e.reason for e in result.network_log} == {
+        "refused: evil.example:443 is not on the run's allow list"
+    }
+
+
+def test_garbage_and_oversized_requests_get_an_answer_not_a_stuck_proxy(workspace: Path) -> None:
+    code = (
+        "import socket\n"
+        "def ask(data):\n"
+        "    s = socket.create_connection(('127.0.0.1', 3128), timeout=10)\n"
+        "    s.sendall(data)\n"
+        "    print(s.recv(200).split(b'\\r\\n')[0].decode() or 'closed')\n"
+        "ask(b'HELLO\\r\\n\\r\\n')\n"
+        "ask(b'GET / HTTP/1.1\\r\\nX: ' + b'a' * 100000 + b'\\r\\n\\r\\n')\n"
+        "ask(b'CONNECT pypi.org:notaport HTTP/1.1\\r\\n\\r\\n')\n"
+    )
+
+    result = run(
+        [PY, "-c", code],
+        workdir=workspace,
+        network="proxy",
+        egress=Egress(allow=("pypi.org:443",)),
+        timeout=60,
+    )
+
+    assert result.stdout.splitlines() == [
+        "HTTP/1.1 400 Bad Request",
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "HTTP/1.1 403 Forbidden",
+    ], result
