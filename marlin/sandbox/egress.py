@@ -57,6 +57,7 @@ RELAY_SOURCE = Path(__file__).with_name("relay.py")
 NO_PROXY = "127.0.0.1,localhost,::1"
 
 MAX_HEAD_BYTES = 64 * 1024
+COPY_CHUNK = 256 * 1024
 HEAD_TIMEOUT = 30.0
 MAX_MODEL_BODY = 32 * 1024 * 1024
 # A flood of connections is refused, logged and counted; the log keeps this many entries.
@@ -622,7 +623,7 @@ async def _pipe_both(
 ) -> None:
     async def copy(source: asyncio.StreamReader, target: asyncio.StreamWriter, up: bool) -> None:
         try:
-            while chunk := await source.read(65536):
+            while chunk := await source.read(COPY_CHUNK):
                 target.write(chunk)
                 await target.drain()
                 if up:

@@ -19,7 +19,7 @@ import selectors
 import socket
 import sys
 
-CHUNK = 65536
+CHUNK = 262144
 # A side that stops reading leaves at most this much buffered before the other side is paused.
 MAX_PENDING = 1 << 20
 # Beyond this many open client connections new ones are closed at once: the proxy would refuse
@@ -160,10 +160,16 @@ def watch(selector: selectors.BaseSelector, sock: socket.socket, pipes: Pipes) -
     if reader.peer.pending:
         events |= selectors.EVENT_WRITE
     try:
+        current = selector.get_key(sock).events
+    except KeyError:
+        current = 0
+    if events == current:
+        return  # the common case: nothing to tell the kernel
+    if not events:
         selector.unregister(sock)
-    except (KeyError, ValueError):
-        pass
-    if events:
+    elif current:
+        selector.modify(sock, events)
+    else:
         selector.register(sock, events)
 
 
