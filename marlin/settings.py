@@ -213,6 +213,13 @@ ALLOWED_INTERNAL_GIT_HOSTS = envlist("MARLIN_ALLOWED_INTERNAL_GIT_HOSTS", [])
 # whatever a run's allow list says (docs/sandbox.md).
 EGRESS_INTERNAL_HOSTS = envlist("MARLIN_EGRESS_INTERNAL_HOSTS", [])
 JOB_LEASE_SECONDS = envint("MARLIN_JOB_LEASE_SECONDS", 900)
+# Python interpreters for environments whose spec names a version (docs/sandbox.md,
+# "Interpreters"): "3.9=/opt/py39/bin/python3.9,3.8=/opt/py38/bin/python3.8" is looked at first,
+# then uv's managed pythons, pyenv's versions under PYENV_ROOT, then the system's.
+PYTHON_INTERPRETERS = os.environ.get("MARLIN_PYTHON_INTERPRETERS", "")
+PYENV_ROOT = Path(
+    os.environ.get("MARLIN_PYENV_ROOT") or os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv"
+)
 # Active time: intervals between server-stamped heartbeats at most this far apart count
 # (marlin/review/activity.py); a longer gap is a pause.
 ACTIVITY_GAP_SECONDS = envint("MARLIN_ACTIVITY_GAP_SECONDS", 60)

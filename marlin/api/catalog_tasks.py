@@ -39,6 +39,7 @@ class TaskOut(Schema):
     base_ref: str
     base_commit: str
     setup_command: str
+    environment_spec: dict[str, Any]
     checks: list[dict[str, Any]]
     status: str
     external_id: str
@@ -58,6 +59,11 @@ class TaskIn(Schema):
     kind: str = "feature"
     prompt: str = Field(..., min_length=1, max_length=100_000)
     setup_command: str = Field("", max_length=10_000)
+    environment_spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="python, packages, requirements, pip_packages, pre_install, install "
+        "(docs/sandbox.md, Environments)",
+    )
     checks: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
 
 
@@ -193,6 +199,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status[Task]:
             "kind": body.kind,
             "prompt": body.prompt,
             "setup_command": body.setup_command,
+            "environment_spec": json.dumps(body.environment_spec) if body.environment_spec else "",
             "checks": json.dumps(body.checks),
         }
     )

@@ -43,7 +43,7 @@ from marlin.tasks.jobs import (
     cap_log,
     environment_base,
     environment_for,
-    environment_mount,
+    environment_mounts,
     ready_environment,
 )
 from marlin.tasks.models import Environment, EnvironmentStatus, Task
@@ -205,11 +205,7 @@ def _candidate_workspace(environment: Environment, mirror: Path, commit: str) ->
 
 
 def _mounts(environment: Environment) -> list[Mount]:
-    mounts = [tools_mount(tools_root())]
-    env = environment_mount(environment)
-    if env is not None:
-        mounts.append(env)
-    return mounts
+    return [tools_mount(tools_root()), *environment_mounts(environment)]
 
 
 def _save(row: CheckResult, task: Task, outcome: CheckOutcome) -> None:

@@ -24,6 +24,7 @@ TASK_FIELDS = [
     "prompt",
     "kind",
     "setup_command",
+    "environment_spec",
     "checks",
 ]
 PROJECT_POLICY_FIELDS = [

@@ -8,7 +8,7 @@ from django import forms
 from pydantic import ValidationError as PydanticValidationError
 
 from marlin.catalog.models import MirrorStatus, Repository
-from marlin.grading.spec import CheckSpec
+from marlin.grading.spec import CheckSpec, EnvironmentSpec
 from marlin.sandbox.gitutil import GitError, resolve_commit
 from marlin.tasks.models import Project, TaskKind
 from marlin.tasks.rubric import validate_criteria
@@ -41,6 +41,34 @@ def parse_checks(text: str) -> list[dict]:
     return checks
 
 
+def parse_environment_spec(text: str) -> dict:
+    """An environment spec is edited as a JSON object; errors name the field."""
+    text = (text or "").strip()
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(
+            f"The environment spec must be JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}."
+        ) from exc
+    if not isinstance(raw, dict):
+        raise forms.ValidationError(
+            'The environment spec must be a JSON object, e.g. {"python": "3.9", '
+            '"install": "python -m pip install -e ."}'
+        )
+    try:
+        spec = EnvironmentSpec.model_validate(raw)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise forms.ValidationError(f"Environment spec: {problems}") from exc
+    return spec.model_dump(mode="json", exclude_defaults=True)
+
+
 class TaskForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.filter(is_active=True))
     repository = forms.ModelChoiceField(
@@ -65,6 +93,15 @@ class TaskForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Runs once in the sandbox before the checks, e.g. pip install -e .",
     )
+    environment_spec = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text=(
+            'JSON object, e.g. {"python": "3.9", "pip_packages": ["pytest==7.4.0"], '
+            '"install": "python -m pip install -e ."}: a venv on that Python, built with uv '
+            "before the setup command (docs/sandbox.md)."
+        ),
+    )
     checks = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}),
@@ -76,6 +113,9 @@ class TaskForm(forms.Form):
 
     def clean_checks(self) -> list[dict]:
         return parse_checks(self.cleaned_data.get("checks", ""))
+
+    def clean_environment_spec(self) -> dict:
+        return parse_environment_spec(self.cleaned_data.get("environment_spec", ""))
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -101,6 +141,7 @@ class TaskForm(forms.Form):
             "kind": data["kind"],
             "prompt": data["prompt"],
             "setup_command": data["setup_command"],
+            "environment_spec": data["environment_spec"],
             "checks": data["checks"],
         }
 

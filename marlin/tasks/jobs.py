@@ -5,6 +5,11 @@ The setup runs in a checkout of the commit that is kept: `environments_dir()/<id
 writable from `environments_dir()/<id>/env`, so `python3 -m venv /env && /env/bin/pip install
 -e .` works. Afterwards the tree, build outputs included, is the read-only base of every check's
 workspace (a copy-on-write layer over it), and `/env` is mounted read-only (first on PATH).
+A task may also carry an environment spec (`Task.environment_spec`, the fields of a SWE-bench
+spec): then the setup first makes a venv at `/env` with uv on the Python version the spec names
+(found on the worker: marlin.sandbox.interpreters, mounted read-only) and installs what the spec
+lists (marlin.grading.environment); steps that need the system package manager are listed on
+the row (`unsupported`) and shown on the task page.
 The Environment row is the truth: a build claims it atomically and holds a lease it renews while
 it works, so a second build of the same row does nothing and a build whose worker died is taken
 over once the lease has expired.
@@ -13,6 +18,7 @@ over once the lease has expired.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -25,11 +31,21 @@ from django.utils import timezone
 from django_tasks import task
 
 from marlin.audit.actions import record
+from marlin.grading.environment import plan_setup
+from marlin.grading.spec import EnvironmentSpec
 from marlin.leases import heartbeat, lease_until
 from marlin.paths import environments_dir
 from marlin.sandbox import ExecResult, Limits, Mount, SandboxError, run
 from marlin.sandbox.egress import DEFAULT_REGISTRIES, Egress, registry_allow_list
 from marlin.sandbox.gitutil import GitError
+from marlin.sandbox.interpreters import (
+    UV_PATH,
+    InterpreterNotFound,
+    find_interpreter,
+    interpreter_mounts,
+    parse_interpreter_setting,
+    uv_mount,
+)
 from marlin.sandbox.workspace import BASE_INFO, WorkspaceError, base_mounts, create_base
 from marlin.tasks.models import Environment, EnvironmentStatus, Task
 
@@ -39,6 +55,9 @@ ENV_PATH = "/env"
 # Inside an environment's directory: the venv mounted at ENV_PATH (the built tree and its git
 # directory are create_base's "tree" and "git").
 ENV_DIR = "env"
+# Beside them, written by the worker (the setup cannot reach it): what else checks must mount,
+# such as the interpreter the venv links to.
+MOUNTS_FILE = "mounts.json"
 SETUP_TIMEOUT_SECONDS = 1800
 # pip and compilers want more room than a check does.
 SETUP_LIMITS = Limits(memory_mb=4096, max_processes=512, tmp_size_mb=2048)
@@ -46,24 +65,31 @@ LOG_LIMIT_BYTES = 64 * 1024
 _WAIT_POLL_SECONDS = 0.5
 
 
-def setup_hash(setup_command: str) -> str:
-    return hashlib.sha256(setup_command.strip().encode()).hexdigest()
+def setup_hash(setup_command: str, spec: dict | None = None) -> str:
+    """What identifies a build besides the repository and commit: the setup command, and the
+    environment spec when there is one (canonical JSON; without one the hash is the command's,
+    as before specs existed)."""
+    text = setup_command.strip()
+    if spec:
+        text += "\0" + json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def environment_for(task: Task) -> Environment:
-    """The task's environment row, created if needed. An empty setup command needs no build:
-    its environment is ready at once and mounts nothing."""
+    """The task's environment row, created if needed. An empty setup command (and no spec)
+    needs no build: its environment is ready at once and mounts nothing."""
     command = task.setup_command.strip()
+    spec = task.environment_spec or {}
     key = {
         "repository_id": task.repository_id,
         "commit": task.base_commit,
-        "setup_hash": setup_hash(command),
+        "setup_hash": setup_hash(command, spec),
     }
     existing = Environment.objects.filter(**key).first()
     if existing is not None:
         return existing
-    defaults: dict[str, object] = {"setup_command": command}
-    if not command:
+    defaults: dict[str, object] = {"setup_command": command, "spec": spec}
+    if not command and not spec:
         defaults.update(
             status=EnvironmentStatus.READY,
             finished_at=timezone.now(),
@@ -93,6 +119,17 @@ def environment_mount(environment: Environment) -> Mount | None:
         path = path / ENV_DIR
     # (An environment built before bases existed is the venv directory itself.)
     return Mount(source=path, target=ENV_PATH, writable=False) if path.is_dir() else None
+
+
+def environment_mounts(environment: Environment) -> list[Mount]:
+    """Everything a check mounts from the environment: `/env`, and the interpreter its venv
+    links to when that lives outside /usr."""
+    mount = environment_mount(environment)
+    if mount is None:
+        return []
+    extra = Path(environment.path) / MOUNTS_FILE
+    listed = json.loads(extra.read_text()) if extra.is_file() else []
+    return [mount, *(Mount(source=Path(m["source"]), target=m["target"]) for m in listed)]
 
 
 def environment_base(environment: Environment) -> Path | None:
@@ -170,22 +207,31 @@ def _build_claimed(environment_id: int) -> None:
             lease_seconds=settings.JOB_LEASE_SECONDS,
             on_thread_exit=connections.close_all,
         ):
-            status, log = _run_setup(environment, target)
+            status, log, unsupported = _run_setup(environment, target)
     except BaseException as exc:
         # Release the row even on a crash of ours, so it is not stuck until the lease ends.
         log = f"internal error while building the environment: {exc!r}"
         _finish(environment.pk, EnvironmentStatus.FAILED, log, target, started)
         raise
-    _finish(environment.pk, status, log, target, started)
+    _finish(environment.pk, status, log, target, started, unsupported)
 
 
-def _run_setup(environment: Environment, target: Path) -> tuple[str, str]:
+def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[str]]:
     repository = environment.repository
     if not repository.mirror_path or not Path(repository.mirror_path).is_dir():
-        return EnvironmentStatus.FAILED, (
-            f"the repository {repository.name} has no mirror yet; mirror it from its catalog page "
-            "and build again"
+        return (
+            EnvironmentStatus.FAILED,
+            (
+                f"the repository {repository.name} has no mirror yet; mirror it from its catalog "
+                "page and build again"
+            ),
+            [],
         )
+    network = _network_allowed(environment)
+    try:
+        script, unsupported, extra_mounts = _setup_script(environment, network=network)
+    except (InterpreterNotFound, ValueError) as exc:
+        return EnvironmentStatus.FAILED, f"the environment cannot be built here: {exc}", []
     # A half-built environment from a worker that died is worthless: start from empty.
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -196,20 +242,50 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str]:
         # workspace, so what the build writes into the tree (a generated _version.py, compiled
         # extensions, an egg-link) is there when the checks run.
         tree = create_base(Path(repository.mirror_path), environment.commit, target)
+        if extra_mounts:
+            (target / MOUNTS_FILE).write_text(
+                json.dumps([{"source": str(m.source), "target": m.target} for m in extra_mounts])
+            )
         result = run(
-            ["bash", "-c", environment.setup_command],
+            ["bash", "-c", script],
             workdir=tree,
             env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
             timeout=SETUP_TIMEOUT_SECONDS,
             limits=SETUP_LIMITS,
             # Package registries only, through the egress proxy (never the host's network).
-            network="proxy" if _network_allowed(environment) else "none",
-            egress=_setup_egress() if _network_allowed(environment) else None,
-            mounts=[Mount(source=venv, target=ENV_PATH, writable=True), *base_mounts(target)],
+            network="proxy" if network else "none",
+            egress=_setup_egress() if network else None,
+            mounts=[
+                Mount(source=venv, target=ENV_PATH, writable=True),
+                *base_mounts(target),
+                *extra_mounts,
+                *([uv_mount()] if environment.spec else []),
+            ],
         )
-    except (SandboxError, GitError, WorkspaceError, OSError) as exc:
-        return EnvironmentStatus.FAILED, f"the setup could not be started: {exc}"
-    return (EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED), _setup_log(result)
+    except (SandboxError, GitError, WorkspaceError, InterpreterNotFound, OSError) as exc:
+        return EnvironmentStatus.FAILED, f"the setup could not be started: {exc}", unsupported
+    log = _setup_log(result)
+    if unsupported:
+        log = "".join(f"[not run here: {step}]\n" for step in unsupported) + log
+    status = EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED
+    return status, cap_log(log), unsupported
+
+
+def _setup_script(environment: Environment, *, network: bool) -> tuple[str, list[str], list[Mount]]:
+    """The script to run, the spec's steps that cannot run here, and the interpreter's mounts."""
+    if not environment.spec:
+        return environment.setup_command, [], []
+    spec = EnvironmentSpec.model_validate(environment.spec)
+    python, mounts = "/usr/bin/python3", []
+    if spec.python:
+        interpreter = find_interpreter(
+            spec.python,
+            configured=parse_interpreter_setting(settings.PYTHON_INTERPRETERS),
+            pyenv_root=Path(settings.PYENV_ROOT),
+        )
+        python, mounts = str(interpreter.executable), interpreter_mounts(interpreter)
+    plan = plan_setup(spec, environment.setup_command, python=python, uv=UV_PATH, seed=network)
+    return plan.script, plan.unsupported, mounts
 
 
 def _setup_egress() -> Egress:
@@ -226,8 +302,8 @@ def _network_allowed(environment: Environment) -> bool:
         repository_id=environment.repository_id,
         base_commit=environment.commit,
         project__allow_setup_network=True,
-    ).values_list("setup_command", flat=True)
-    return any(setup_hash(command) == environment.setup_hash for command in commands)
+    ).values_list("setup_command", "environment_spec")
+    return any(setup_hash(command, spec) == environment.setup_hash for command, spec in commands)
 
 
 def _setup_log(result: ExecResult) -> str:
@@ -254,7 +330,14 @@ def cap_log(text: str, limit: int = LOG_LIMIT_BYTES) -> str:
     return f"{head}\n[... {len(data) - limit} bytes cut ...]\n{tail}"
 
 
-def _finish(environment_id: int, status: str, log: str, target: Path, started: float) -> None:
+def _finish(
+    environment_id: int,
+    status: str,
+    log: str,
+    target: Path,
+    started: float,
+    unsupported: list[str] | None = None,
+) -> None:
     if status != EnvironmentStatus.READY:
         shutil.rmtree(target, ignore_errors=True)
     duration = time.monotonic() - started
@@ -262,6 +345,7 @@ def _finish(environment_id: int, status: str, log: str, target: Path, started: f
         Environment.objects.filter(pk=environment_id).update(
             status=status,
             log=log,
+            unsupported=unsupported or [],
             path=str(target) if status == EnvironmentStatus.READY else "",
             duration_seconds=duration,
             finished_at=timezone.now(),

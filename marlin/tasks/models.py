@@ -148,6 +148,15 @@ class Task(models.Model):
     prompt = models.TextField(help_text="Markdown; rendered without raw HTML.")
     kind = models.CharField(max_length=20, choices=TaskKind.choices, default=TaskKind.FEATURE)
     setup_command = models.TextField(blank=True)
+    environment_spec = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "How to build the environment (marlin.grading.spec.EnvironmentSpec): python, "
+            "packages, requirements, pip_packages, pre_install, install. Empty: the setup "
+            "command alone."
+        ),
+    )
     checks = models.JSONField(default=list, blank=True, help_text="List of check specs.")
     status = models.CharField(
         max_length=20, choices=TaskStatus.choices, default=TaskStatus.DRAFT, db_index=True
@@ -197,6 +206,10 @@ class Environment(models.Model):
     commit = models.CharField(max_length=40)
     setup_hash = models.CharField(max_length=64)
     setup_command = models.TextField(blank=True)
+    spec = models.JSONField(default=dict, blank=True, help_text="The task's environment_spec.")
+    # Steps of the spec that cannot run in the sandbox (apt-get, conda...), reported on the
+    # task page instead of being skipped in silence.
+    unsupported = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=20, choices=EnvironmentStatus.choices, default=EnvironmentStatus.PENDING
     )

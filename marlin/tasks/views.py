@@ -88,6 +88,9 @@ def task_edit(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
         "prompt": task.prompt,
         "setup_command": task.setup_command,
         "checks": json.dumps(task.checks, indent=2) if task.checks else "",
+        "environment_spec": (
+            json.dumps(task.environment_spec, indent=2) if task.environment_spec else ""
+        ),
     }
     form = TaskForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

@@ -22,7 +22,7 @@ def task_checks(task: Task) -> dict[str, Any]:
     environment = Environment.objects.filter(
         repository_id=task.repository_id,
         commit=task.base_commit,
-        setup_hash=setup_hash(task.setup_command),
+        setup_hash=setup_hash(task.setup_command, task.environment_spec),
     ).first()
     candidates = list(
         Candidate.objects.filter(turn__run__task=task)
