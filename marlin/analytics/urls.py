@@ -6,4 +6,5 @@ app_name = "analytics"
 urlpatterns = [
     path("", views.project_list, name="projects"),
     path("<int:project_id>/", views.project_leaderboard, name="leaderboard"),
+    path("<int:project_id>/experts/", views.project_experts, name="experts"),
 ]

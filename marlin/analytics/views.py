@@ -19,6 +19,7 @@ from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import User
 from marlin.agents.models import Agent
 from marlin.analytics import charts
+from marlin.analytics.bt import ELO_BASE, ELO_PER_LOG
 from marlin.analytics.coefficients import Coefficient
 from marlin.analytics.confidence import DEFAULT_MIN_COMPARISONS, TIE_MODELS
 from marlin.analytics.queries import (
@@ -32,6 +33,7 @@ from marlin.analytics.queries import (
     criterion_agreement,
     criterion_keys,
     expert_rows,
+    experts_report,
     leaderboard,
     rank_correlation,
     reference_board,
@@ -318,3 +320,73 @@ def project_leaderboard(request: AuthenticatedHttpRequest, project_id: int) -> H
     if show_names:
         context.update(_reference_context(project, board, filters, rounds))
     return render(request, "analytics/leaderboard.html", context)
+
+
+def _range(lower: float | None, upper: float | None, fmt: str = "{:.2f}") -> str:
+    if lower is None or upper is None:
+        return "—"
+    return f"{fmt.format(lower)} to {fmt.format(upper)}"
+
+
+@role_required(*EXPERT_TABLE_ROLES)
+def project_experts(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
+    """Rater quality: skill, side bias, ties, agreement with decisions and speed per expert,
+    and the skill-weighted leaderboard beside the plain one."""
+    project = get_object_or_404(Project.objects.select_related("rubric"), pk=project_id)
+    context: dict[str, Any] = {
+        "project": project,
+        "kinds": TaskKind.choices,
+        "criteria": criterion_keys(project),
+        "query": request.GET,
+    }
+    try:
+        filters = DecisionFilters.from_mapping(request.GET)
+        if filters.criterion not in context["criteria"]:
+            raise FilterError(
+                f"criterion must be one of {', '.join(context['criteria'])}; "
+                f"got {filters.criterion!r}"
+            )
+    except FilterError as exc:
+        context["filter_error"] = str(exc)
+        return render(request, "analytics/experts.html", context, status=400)
+    report = experts_report(project, filters)
+    names = dict(
+        User.objects.filter(pk__in=[r.user_id for r in report.rows]).values_list("pk", "username")
+    )
+    context["error"] = report.error
+    context["expert_rows"] = [
+        {
+            "name": names.get(r.user_id, "?"),
+            "judgments": r.judgments,
+            "skill": _num(r.quality.skill) if r.quality else "—",
+            "skill_range": _range(r.quality.skill_lower, r.quality.skill_upper)
+            if r.quality
+            else "—",
+            "prefer_a": _pct(r.quality.prefer_a_when_equal) if r.quality else "—",
+            "bias_range": _range(r.quality.bias_lower, r.quality.bias_upper) if r.quality else "—",
+            "bias_flag": bool(r.quality and (r.quality.bias_lower > 0 or r.quality.bias_upper < 0)),
+            "ties": _pct(r.quality.tie_propensity) if r.quality else "—",
+            "agreement": _pct(r.agreement),
+            "agreement_range": _range(r.agreement_lower, r.agreement_upper, "{:.0%}"),
+            "decided": r.decided,
+            "minutes": _num(r.minutes, 1),
+            "minutes_range": _range(r.minutes_lower, r.minutes_upper, "{:.1f}"),
+        }
+        for r in report.rows
+    ]
+    if report.fit is not None:
+        board = leaderboard(project, filters, rounds=default_rounds())
+        labels = agent_labels(board.plain, [a.agent for a in report.fit.agents], show_names=True)
+        plain_rank = {a.agent: a.rank for a in board.plain.agents} if board.plain else {}
+        context["weighted_rows"] = [
+            {
+                "rank": i,
+                "label": labels.get(a.agent, a.agent),
+                "score": f"{ELO_PER_LOG * a.theta + ELO_BASE:.0f}",
+                "se": f"{ELO_PER_LOG * a.se:.0f}",
+                "plain_rank": plain_rank.get(a.agent, "—"),
+            }
+            for i, a in enumerate(report.fit.agents, start=1)
+        ]
+        context["n_judgments"] = report.fit.n_judgments
+    return render(request, "analytics/experts.html", context)
