@@ -17,11 +17,13 @@ from typing import Literal
 
 from marlin.agents.tools import SANDBOX_ENV, ToolError, workspace_file
 from marlin.sandbox import Limits, Mount, run
+from marlin.sandbox.egress import Connection, Egress, ModelUsage
 
 PROMPT_DIR = ".marlin"
 PROMPT_FILE = f"{PROMPT_DIR}/prompt.md"
 PROMPT_PATH_IN_SANDBOX = f"/workspace/{PROMPT_FILE}"
-# Keys reach command-line agents only through a future credential proxy, never as variables.
+# Keys never reach command-line agents, not even as variables: in proxy mode the egress proxy's
+# credential endpoint adds them on the host (marlin.sandbox.egress).
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
 
@@ -29,9 +31,10 @@ _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE
 class CommandAgentSpec:
     argv: list[str] | str  # a list of arguments, or a bash command line; {prompt_file} is replaced
     prompt_via: Literal["stdin", "file"] = "stdin"
-    network: bool = False
+    network: str = "none"  # a sandbox network mode: none, proxy or host
     timeout: float = 1800.0
     env: dict[str, str] = field(default_factory=dict)
+    egress: Egress | None = None  # proxy mode: the allow list, model APIs and cost limit
 
     def __post_init__(self) -> None:
         if self.prompt_via not in ("stdin", "file"):
@@ -51,6 +54,10 @@ class CommandAgentResult:
     returncode: int
     output: str  # stdout then stderr: the trajectory
     timed_out: bool
+    killed_reason: str | None = None  # e.g. "cost-limit" when the proxy stopped it
+    network_log: tuple[Connection, ...] = ()
+    network_log_dropped: int = 0
+    model_usage: ModelUsage | None = None
 
 
 def full_prompt(prompt: str, transcript: str = "") -> str:
@@ -95,7 +102,8 @@ def run_command_agent(
             stdin=text if spec.prompt_via == "stdin" else None,
             timeout=spec.timeout,
             limits=limits,
-            network="proxy" if spec.network else "none",
+            network=spec.network,
+            egress=spec.egress,
             mounts=mounts,
             backend=backend,
         )
@@ -103,4 +111,12 @@ def run_command_agent(
         if prompt_dir.is_dir() and not prompt_dir.is_symlink():
             shutil.rmtree(prompt_dir)
     output = result.stdout + (f"\n[stderr]\n{result.stderr}" if result.stderr else "")
-    return CommandAgentResult(result.returncode, output, result.timed_out)
+    return CommandAgentResult(
+        result.returncode,
+        output,
+        result.timed_out,
+        killed_reason=result.killed_reason,
+        network_log=result.network_log,
+        network_log_dropped=result.network_log_dropped,
+        model_usage=result.model_usage,
+    )

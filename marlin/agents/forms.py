@@ -15,6 +15,8 @@ from django import forms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marlin.agents.models import Agent, Provider
+from marlin.sandbox.core import NETWORK_MODES
+from marlin.sandbox.egress import MODEL_KINDS, ModelKind, parse_allow_entry
 
 # Names that say "a secret is here" and values that look like one; api_key_env and api_key_file
 # are the two allowed ways to name a key, so they are exempt.
@@ -97,15 +99,80 @@ class ApiSettings(_KeyRef):
         return {"provider": provider, **data}
 
 
+# Where each model API is unless the agent says otherwise.
+DEFAULT_MODEL_BASE_URLS: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com/v1",
+}
+# What a command agent saved with the old `"network": true` may reach now, in proxy mode: the two
+# model vendors' APIs (for CLIs that call them directly, through a gateway of their own) and the
+# package registries (for agents that install what they need).
+COMMAND_DEFAULT_ALLOW = (
+    "api.anthropic.com:443",
+    "api.openai.com:443",
+    "pypi.org:443",
+    "files.pythonhosted.org:443",
+    "registry.npmjs.org:443",
+)
+
+
+class ModelApiSettings(_KeyRef):
+    """A model API a command agent reaches through the credential endpoint (proxy mode): inside
+    the sandbox it is at ANTHROPIC_BASE_URL / OPENAI_BASE_URL with a dummy token; the worker adds
+    the key named here and counts tokens and cost."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: ModelKind
+    base_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    input_price_per_mtok: float = Field(0.0, ge=0)
+    output_price_per_mtok: float = Field(0.0, ge=0)
+
+    def real_base_url(self) -> str:
+        return self.base_url or DEFAULT_MODEL_BASE_URLS[self.kind]
+
+
 class CommandSettings(BaseModel):
     """A command-line agent (claude -p, codex exec, aider, a script) run in the sandbox."""
 
     model_config = ConfigDict(extra="forbid")
     argv: list[str] | str = Field(min_length=1)
     prompt_via: Literal["stdin", "file"] = "stdin"
-    network: bool = False
+    network: Literal["none", "proxy", "host"] = "none"
+    allow: list[str] = Field(default_factory=list, description="host:port, proxy mode")
+    model_apis: list[ModelApiSettings] = Field(default_factory=list)
+    max_cost_usd: float | None = Field(None, gt=0)
     timeout: float = Field(1800.0, gt=0, le=6 * 3600)
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network_is_a_mode(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value not in NETWORK_MODES:
+            raise ValueError(
+                f"network is one of {', '.join(repr(m) for m in NETWORK_MODES)}, not "
+                f"{json.dumps(value)}: 'proxy' reaches the hosts in \"allow\" and the model APIs "
+                "in \"model_apis\" through Marlin's egress proxy (the old true), 'host' is the "
+                "host's whole network (only in projects an administrator allowed it for)"
+            )
+        return value
+
+    @field_validator("allow")
+    @classmethod
+    def _allow_entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_allow_entry(entry)
+        return value
+
+    @model_validator(mode="after")
+    def _proxy_settings_need_proxy(self) -> CommandSettings:
+        if self.network != "proxy" and (self.allow or self.model_apis or self.max_cost_usd):
+            raise ValueError(
+                'allow, model_apis and max_cost_usd take effect only with "network": "proxy"'
+            )
+        kinds = [api.kind for api in self.model_apis]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"model_apis: one entry per kind ({', '.join(MODEL_KINDS)})")
+        return self
 
     @field_validator("argv")
     @classmethod
@@ -178,7 +245,12 @@ SETTINGS_EXAMPLES = {
         "api_key_env": "ANTHROPIC_API_KEY",
         "max_tokens": 8192,
     },
-    Provider.COMMAND: {"argv": ["claude", "-p"], "prompt_via": "stdin", "network": True},
+    Provider.COMMAND: {
+        "argv": ["claude", "-p"],
+        "prompt_via": "stdin",
+        "network": "proxy",
+        "model_apis": [{"kind": "anthropic", "api_key_env": "ANTHROPIC_API_KEY"}],
+    },
     Provider.IMPORT: {"source": "SWE-bench predictions"},
 }
 

@@ -46,6 +46,8 @@ from marlin.audit.actions import record
 from marlin.diffs.parse import DiffParseError, patch_stats
 from marlin.leases import heartbeat
 from marlin.paths import workspaces_dir
+from marlin.sandbox import EgressFailed
+from marlin.sandbox.egress import Egress, ModelRoute
 from marlin.sandbox.gitutil import GitError
 from marlin.sandbox.workspace import (
     PatchRejected,
@@ -117,6 +119,10 @@ def run_turn(turn_id: int) -> None:
         _run(turn, claimed_at, secrets)
     except TurnError as exc:
         _fail(turn, claimed_at, redact(str(exc), secrets))
+    except EgressFailed as exc:
+        # Not the agent's fault: say why on the run and let the lease sweep queue the turn
+        # again (now, not when the lease would have run out).
+        _leave_for_the_sweep(turn, claimed_at, redact(str(exc), secrets))
     except (OperationalError, InterfaceError):
         # The database is away, not the turn at fault: leave the turn running and its run's
         # lease brings it back once the database is (a failed turn needs a person to retry).
@@ -152,7 +158,7 @@ def _run(turn: Turn, claimed_at: datetime, secrets: list[str | None]) -> Candida
         on_thread_exit=connections.close_all,
     ):
         if provider == Provider.COMMAND:
-            outcome = _run_command_agent(turn, workdir)
+            outcome = _run_command_agent(turn, workdir, secrets)
         else:
             outcome = _run_api_agent(turn, workdir, secrets)
     patch = _diff(workdir, run.task.base_commit)
@@ -350,7 +356,36 @@ def transcript(conversation: list[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
-def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
+def command_egress(agent: Any, config: Any, secrets: list[str | None]) -> Egress | None:
+    """What a command agent in proxy mode may reach: its allow list and its model APIs, with
+    the keys read now (kept for redaction in `secrets`, never passed into the sandbox)."""
+    if config.network != "proxy":
+        return None
+    routes = []
+    for api in config.model_apis:
+        try:
+            key = resolve_api_key(api.model_dump())
+        except SecretError as exc:
+            raise TurnError(f"{agent}: model_apis ({api.kind}): {exc}") from None
+        secrets.append(key)
+        routes.append(
+            ModelRoute(
+                api.kind,
+                api.real_base_url(),
+                api_key=key,
+                input_price_per_mtok=api.input_price_per_mtok,
+                output_price_per_mtok=api.output_price_per_mtok,
+            )
+        )
+    return Egress(
+        allow=tuple(config.allow),
+        models=tuple(routes),
+        max_cost_usd=config.max_cost_usd,
+        internal_hosts=tuple(settings.EGRESS_INTERNAL_HOSTS),
+    )
+
+
+def _run_command_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> Outcome:
 
     run, agent = turn.run, turn.run.agent
     config = command_settings(agent)
@@ -361,6 +396,7 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
             network=config.network,
             timeout=config.timeout,
             env=config.env,
+            egress=command_egress(agent, config, secrets),
         )
     except ValueError as exc:
         raise TurnError(f"{agent}: {exc}") from None
@@ -372,9 +408,14 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
         transcript=transcript(run.conversation),
         backend=settings.SANDBOX_BACKEND,
     )
+    Turn.objects.filter(pk=turn.pk).update(
+        network_log=[entry.as_dict() for entry in result.network_log],
+        network_log_dropped=result.network_log_dropped,
+    )
+    usage = result.model_usage
     content = {
         "prompt": turn.prompt,
-        "output": result.output,
+        "output": redact(result.output, secrets),
         "returncode": result.returncode,
         "timed_out": result.timed_out,
     }
@@ -383,10 +424,14 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
         _next_step_index(turn) + 1,
         "output",
         content,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
         latency_seconds=time.monotonic() - started,
     )
     if result.timed_out:
         status = "limit:wall"
+    elif result.killed_reason == "cost-limit":
+        status = "limit:cost"
     else:
         status = "submitted" if result.returncode == 0 else f"exit:{result.returncode}"
     tail = result.output[-2000:]
@@ -400,6 +445,9 @@ def _run_command_agent(turn: Turn, workdir: Path) -> Outcome:
             {"role": "user", "content": turn.prompt},
             {"role": "assistant", "content": result.output},
         ],
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        cost_usd=usage.cost_usd if usage else 0.0,
         failed=status != "submitted",
         fingerprints=found,
     )
@@ -500,6 +548,20 @@ def _fail(turn: Turn, claimed_at: datetime, message: str) -> None:
                 project_id=turn.run.task.project_id,
             )
     logger.warning("turn %s of run %s failed: %s", turn.number, turn.run_id, message)
+
+
+def _leave_for_the_sweep(turn: Turn, claimed_at: datetime, message: str) -> None:
+    """The turn's infrastructure failed (its egress proxy stopped): keep the turn running, say
+    why on the run, and end the lease now so the next sweep queues the turn again."""
+    now = timezone.now()
+    if Turn.objects.filter(pk=turn.pk, status=TurnStatus.RUNNING, started_at=claimed_at).exists():
+        Run.objects.filter(pk=turn.run_id, status=RunStatus.RUNNING).update(
+            error=f"Turn {turn.number}: {message}; it will be tried again"[:5000],
+            lease_expires_at=now,
+        )
+    logger.warning(
+        "turn %s of run %s: %s; left for the lease sweep", turn.number, turn.run_id, message
+    )
 
 
 def recover_expired_runs() -> int:

@@ -115,6 +115,12 @@ class Turn(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Proxy mode: every connection the agent opened through the egress proxy (host, port, kind,
+    # allowed, reason, bytes), first ones first; marlin.sandbox.egress.Connection.as_dict().
+    network_log = models.JSONField(default=list, blank=True)
+    network_log_dropped = models.PositiveIntegerField(
+        default=0, help_text="Connections past the ones kept in network_log."
+    )
 
     class Meta:
         ordering = ["run", "number"]

@@ -64,9 +64,11 @@ def test_it_refuses_settings_that_hold_a_key_in_clear(agent_settings: dict, wher
 def test_settings_are_validated_per_provider_with_readable_errors() -> None:
     assert validate_agent_settings("openai", {"model": "m"})["limits"]["max_steps"] == 50
     assert (
-        validate_agent_settings("command", {"argv": "claude -p", "network": True})["network"]
-        is True
+        validate_agent_settings("command", {"argv": "claude -p", "network": "proxy"})["network"]
+        == "proxy"
     )
+    with pytest.raises(SettingsError, match="network is one of 'none', 'proxy', 'host'"):
+        validate_agent_settings("command", {"argv": "claude -p", "network": True})
     with pytest.raises(SettingsError, match="model: Field required"):
         validate_agent_settings("anthropic", {"api_key_env": "K"})
     with pytest.raises(SettingsError, match="temprature: Extra inputs are not permitted"):
