@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.shortcuts import render
 
 
 @runtime_checkable
@@ -45,9 +46,10 @@ def role_required(*roles: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not holds_role(request.user, *roles):
-                raise PermissionDenied(
-                    f"This page needs one of these roles: {', '.join(roles) or 'admin'}."
-                )
+                # Answered here, not raised: a role denial is an everyday answer, and Django logs
+                # a raised PermissionDenied with its traceback.
+                message = f"This page needs one of these roles: {', '.join(roles) or 'admin'}."
+                return render(request, "403.html", {"exception": message}, status=403)
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -311,6 +311,7 @@ def _decision_rows(decision: Any) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": criterion["name"],
+                "value": value,
                 "label": "Not applicable" if value is None else SCALE_LABELS[value],
             }
         )

@@ -18,6 +18,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from marlin.accounts.http import AuthenticatedHttpRequest
@@ -179,7 +180,17 @@ def release(
 def compare_page(
     request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
 ) -> HttpResponse:
-    return _render_page(request, comparison, viewer)
+    stash = request.session.pop(_stash_key(comparison), None)
+    if not stash or not viewer.editable or viewer.version is None:
+        return _render_page(request, comparison, viewer)
+    form = None
+    if stash["posted"]:
+        form = judgment_form(comparison, request.user, MultiValueDict(stash["posted"]))
+        form.is_valid()
+    errors = {name: " ".join(msgs) for name, msgs in stash["errors"].items()}
+    return _render_page(
+        request, comparison, viewer, form=form, errors=errors, notice=stash["notice"]
+    )
 
 
 def _render_page(
@@ -253,8 +264,15 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
         "selected": _value(form["overall"]),
         "scale": scale,
     }
+    names = {c["key"]: c["name"] for c in criteria}
+    error_list = [
+        (_field_label(name, names), message)
+        for name, message in errors.items()
+        if name not in ("form", *_GENERAL_FIELDS)
+    ]
     return {
         "judgment_form": form,
+        "error_list": error_list,
         "criteria": criteria,
         "overall": overall,
         "rationale": form["rationale"].value() or "",
@@ -270,6 +288,21 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
 
 # Errors without a field of their own on the page: shown at the top of the form.
 _GENERAL_FIELDS = ("__all__", "form", "draft_revision")
+_FIELD_LABELS = {
+    "overall": "Overall preference",
+    "ratings": "Ratings",
+    "rationale": "Rationale",
+    "confidence": "Confidence",
+    "comments": "Line comments",
+}
+
+
+def _field_label(name: str, criteria: dict[str, str]) -> str:
+    if name.startswith("rating-"):
+        return criteria.get(name.removeprefix("rating-"), name)
+    if name.startswith("turn_note-"):
+        return f"Remark on turn {name.removeprefix('turn_note-')}"
+    return _FIELD_LABELS.get(name, name)
 
 
 def _value(field: Any) -> str:
@@ -433,43 +466,33 @@ def _draft_json(judgment: Judgment) -> dict[str, Any]:
 def submit(
     request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer
 ) -> HttpResponse:
+    """Submit, or go back to the page (POST/redirect/GET) with what stopped it, per field; a
+    reload of that page never posts again."""
     form = judgment_form(comparison, request.user, request.POST)
     if not form.is_valid():
-        return _render_page(
-            request,
-            comparison,
-            viewer,
-            form=form,
-            status=400,
-            notice="Nothing was submitted: fix what is marked below.",
+        # Nothing saved: the page shows what was posted, checked again, with its errors.
+        return _back_to_page(
+            request, comparison, notice="Nothing was submitted: fix what is marked below."
         )
     try:
         judgment = actions.do_start_judgment(request.user, comparison)
-        viewer.judgment = judgment
         judgment = actions.do_save_draft(
             request.user, judgment, form.draft(), revision=form.cleaned_data["draft_revision"]
         )
-        viewer.judgment = actions.do_submit_judgment(request.user, judgment)
+        actions.do_submit_judgment(request.user, judgment)
     except actions.StaleDraft as exc:
-        viewer.judgment = exc.current
-        return _render_page(
+        return _back_to_page(
             request,
             comparison,
-            viewer,
-            form=form,
             notice=str(exc),
-            status=409,
-            errors={"form": "Nothing was submitted: check the form below and submit again."},
+            errors={"form": ["Nothing was submitted: check the form below and submit again."]},
         )
     except ValidationError as exc:
-        viewer.judgment = Judgment.objects.get(pk=judgment.pk)
-        return _render_page(
+        return _back_to_page(
             request,
             comparison,
-            viewer,
-            form=form,
-            errors={name: " ".join(msgs) for name, msgs in exc.message_dict.items()},
-            status=400,
+            posted=False,
+            errors=exc.message_dict,
             notice="Not submitted yet: your draft is saved; fix what is marked below.",
         )
     except actions.JudgmentClosed as exc:
@@ -479,6 +502,28 @@ def submit(
         request, "Judgment submitted. Thank you — take the next comparison when ready."
     )
     return redirect("review:queue")
+
+
+def _stash_key(comparison: Comparison) -> str:
+    return f"marlin-submit-{comparison.public_id}"
+
+
+def _back_to_page(
+    request: AuthenticatedHttpRequest,
+    comparison: Comparison,
+    *,
+    notice: str,
+    errors: dict[str, list[str]] | None = None,
+    posted: bool = True,
+) -> HttpResponse:
+    """Keep what stopped a submission (and, unless it was saved as the draft, what was posted)
+    in the session for the next GET of the page, which shows it once."""
+    request.session[_stash_key(comparison)] = {
+        "notice": notice,
+        "errors": {name: [str(m) for m in msgs] for name, msgs in (errors or {}).items()},
+        "posted": dict(request.POST.lists()) if posted else None,
+    }
+    return redirect("review:compare", public_id=comparison.public_id)
 
 
 @require_POST

@@ -53,6 +53,16 @@ def _submit(client, comparison, **overrides):
     return client.post(f"/compare/{comparison.public_id}/submit/", _complete(**overrides))
 
 
+def _refused(client, comparison, **overrides) -> str:
+    """Submit, be sent back to the page (POST/redirect/GET), and read it there."""
+    page = f"/compare/{comparison.public_id}/"
+    response = _submit(client, comparison, **overrides)
+    assert response.status_code == 302 and response["Location"] == page
+    html = client.get(page).content.decode()
+    assert "['" not in html  # messages, never a Python list
+    return html
+
+
 def test_a_complete_judgment_is_submitted_audited_and_handed_to_the_pipeline(
     alice, alice_client, comparison
 ):
@@ -79,10 +89,9 @@ def test_a_complete_judgment_is_submitted_audited_and_handed_to_the_pipeline(
 
 
 def test_a_too_short_rationale_is_refused_and_the_draft_is_kept(alice, alice_client, comparison):
-    response = _submit(alice_client, comparison, rationale="Too short.")
-    assert response.status_code == 400
-    html = response.content.decode()
+    html = _refused(alice_client, comparison, rationale="Too short.")
     assert "The rationale is too short: 10 of at least 40 characters" in html
+    assert "<li><strong>Rationale</strong>: The rationale is too short" in html  # the summary
     assert ">Too short.</textarea>" in html
     judgment = Judgment.objects.get(annotator=alice)
     assert judgment.status == JudgmentStatus.DRAFT
@@ -92,9 +101,7 @@ def test_a_too_short_rationale_is_refused_and_the_draft_is_kept(alice, alice_cli
 def test_a_malformed_field_is_marked_and_everything_typed_is_shown_again(
     alice, alice_client, comparison
 ):
-    response = _submit(alice_client, comparison, **{"rating-reliability": "9", "confidence": "8"})
-    assert response.status_code == 400
-    html = response.content.decode()
+    html = _refused(alice_client, comparison, **{"rating-reliability": "9", "confidence": "8"})
     assert "Nothing was submitted: fix what is marked below." in html
     assert "Reliability: &#x27;9&#x27; is not on the 7-point scale (-3 to 3)." in html
     assert "Confidence must be 1 to 5, not &#x27;8&#x27;." in html
@@ -103,17 +110,20 @@ def test_a_malformed_field_is_marked_and_everything_typed_is_shown_again(
     assert re.search(r'name="rating-security" value="na"[^>]* checked', html)
     assert re.search(r'name="overall" value="-2"[^>]* checked', html)
     assert not Judgment.objects.filter(annotator=alice).exists()  # nothing saved, nothing started
+    # Shown once: a reload shows the page as the server holds it, and posts nothing again.
+    again = alice_client.get(f"/compare/{comparison.public_id}/").content.decode()
+    assert "Nothing was submitted" not in again and RATIONALE not in again
 
 
 def test_a_missing_criterion_is_named(alice, alice_client, comparison):
-    response = _submit(alice_client, comparison, **{"rating-reliability": None})
-    assert response.status_code == 400
-    assert "missing: Reliability." in response.content.decode()
+    assert "missing: Reliability." in _refused(
+        alice_client, comparison, **{"rating-reliability": None}
+    )
     assert Judgment.objects.get(annotator=alice).status == JudgmentStatus.DRAFT
 
 
 def test_the_overall_preference_and_confidence_are_required(alice_client, comparison):
-    html = _submit(alice_client, comparison, overall=None, confidence=None).content.decode()
+    html = _refused(alice_client, comparison, overall=None, confidence=None)
     assert "Choose an overall preference" in html
     assert "Say how confident you are" in html
 
@@ -128,9 +138,9 @@ def test_not_applicable_is_refused_where_the_rubric_does_not_allow_it(erin, alic
     client = client_for(alice)
     html = client.get(f"/compare/{comparison.public_id}/").content.decode()
     assert 'name="rating-correctness" value="na"' not in html
-    response = _submit(client, comparison, **{"rating-correctness": "na"})
-    assert response.status_code == 400
-    assert "Correctness cannot be rated" in response.content.decode()
+    assert "Correctness cannot be rated" in _refused(
+        client, comparison, **{"rating-correctness": "na"}
+    )
 
 
 def test_submitting_is_final(alice, alice_client, comparison):
@@ -167,9 +177,7 @@ def test_a_stale_submit_from_another_tab_submits_nothing_and_shows_your_text(
     alice_client.post(
         f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "other tab"}
     )
-    response = _submit(alice_client, comparison)  # this tab still thinks revision 0
-    assert response.status_code == 409
-    html = response.content.decode()
+    html = _refused(alice_client, comparison)  # this tab still thinks revision 0
     assert "changed in another tab" in html and "Nothing was submitted" in html
     assert RATIONALE in html  # what this tab typed is on the page again
     assert 'name="draft_revision" value="1"' in html  # submitting again goes through
