@@ -5,9 +5,11 @@ Plain Python, no Django. See docs/sandbox.md for the threat model.
 
 from marlin.sandbox.core import (
     BACKENDS,
+    NETWORK_MODES,
     SANDBOX_PATH,
     TOOLS_PATH,
     WORKSPACE_PATH,
+    EgressFailed,
     ExecResult,
     Limits,
     Mount,
@@ -19,9 +21,11 @@ from marlin.sandbox.core import (
 
 __all__ = [
     "BACKENDS",
+    "NETWORK_MODES",
     "SANDBOX_PATH",
     "TOOLS_PATH",
     "WORKSPACE_PATH",
+    "EgressFailed",
     "ExecResult",
     "Limits",
     "Mount",
