@@ -45,6 +45,11 @@ class LeaderboardQuery(Schema):
     rounds: int | None = Field(
         None, ge=0, le=MAX_ROUNDS, description="Bootstrap rounds (default 1,000)."
     )
+    ties: FilterText = Field(
+        "davidson", description="davidson (a tie is its own outcome) or half (half a win each)."
+    )
+    rubric_version: int | None = Field(None, ge=1, le=MAX_ID, description="Rubric version number.")
+    turns: int | None = Field(None, ge=1, le=MAX_ID, description="Comparisons of N-turn runs.")
 
 
 class RankOut(Schema):
@@ -63,6 +68,20 @@ class RankOut(Schema):
     wins: int
     losses: int
     ties: int
+    se: float | None = Field(
+        None, description="Standard error of the score (Fisher information); null: unbounded."
+    )
+    provisional: str = Field("", description="Why the place is provisional; empty when it is not.")
+
+
+class SeparationOut(Schema):
+    upper_rank: int
+    gap: float = Field(..., description="Score of rank r minus rank r+1.")
+    se: float | None
+    more_comparisons: int | None = Field(
+        ..., description="About this many more decided comparisons separate r from r+1 at 95%."
+    )
+    separated: bool
 
 
 class StyleRankOut(Schema):
@@ -82,7 +101,9 @@ class LeaderboardOut(Schema):
         "", description="Why there is no ranking (too little data, disconnected comparisons)."
     )
     tie_parameter: float | None
+    tie_model: str = Field("davidson", description="How ties were counted (davidson or half).")
     ranking: list[RankOut]
+    separation: list[SeparationOut] = Field(default_factory=list)
     style_controlled: list[StyleRankOut]
     style_coefficients: dict[str, float]
 
@@ -166,6 +187,19 @@ def get_leaderboard(
         out["message"] = no_ranking_message(board, labels)
         return out
     out["tie_parameter"] = board.plain.tie_parameter
+    out["tie_model"] = board.tie_model
+    se = board.se or [float("inf")] * len(board.plain.agents)
+    why = board.provisional or [""] * len(board.plain.agents)
+    out["separation"] = [
+        {
+            "upper_rank": s["upper_rank"],
+            "gap": s["gap"],
+            "se": s["se"],
+            "more_comparisons": s["more"],
+            "separated": s["separated"],
+        }
+        for s in board.separation
+    ]
     out["ranking"] = [
         {
             "agent": labels[a.agent],
@@ -179,8 +213,10 @@ def get_leaderboard(
             "wins": a.wins,
             "losses": a.losses,
             "ties": a.ties,
+            "se": _finite(error),
+            "provisional": reason,
         }
-        for a in board.plain.agents
+        for a, error, reason in zip(board.plain.agents, se, why, strict=True)
     ]
     if board.style is not None:
         out["style_controlled"] = [

@@ -1,0 +1,24 @@
+"""The leaderboard API carries what the page says about certainty: SEs, provisional reasons,
+the tie treatment and the comparisons needed to separate adjacent ranks."""
+
+from __future__ import annotations
+
+
+def test_the_api_reports_standard_errors_provisional_places_and_separation(
+    client, world, token_for, erin
+):
+    headers = token_for(erin)
+    url = f"/api/leaderboards/{world['project'].pk}"
+    body = client.get(url, {"rounds": 20}, headers=headers).json()
+    assert body["tie_model"] == "davidson" and body["decisions"] == 4
+    for row in body["ranking"]:
+        # Four comparisons among three agents: every place is provisional, with its reason.
+        assert "comparisons (fewer than 10)" in row["provisional"]
+        assert row["se"] is None or row["se"] > 0
+    assert [s["upper_rank"] for s in body["separation"]] == [1, 2]
+    half = client.get(url, {"rounds": 20, "ties": "half"}, headers=headers).json()
+    assert half["tie_model"] == "half"
+    bad = client.get(url, {"ties": "coin"}, headers=headers)
+    assert bad.status_code == 422 and "ties must be one of davidson, half" in bad.json()["detail"]
+    none = client.get(url, {"rubric_version": 2, "rounds": 5}, headers=headers).json()
+    assert none["decisions"] == 0 and "Not enough data" in none["message"]
