@@ -84,7 +84,9 @@ def plan_setup(
         # uv's cache lives and dies with the build (/tmp is the sandbox's own): a build never
         # reads what another build's untrusted setup.py left in a shared cache.
         "export UV_CACHE_DIR=/tmp/uv-cache UV_PYTHON_DOWNLOADS=never UV_NO_CONFIG=1 "
-        "UV_LINK_MODE=copy UV_NO_PROGRESS=1",
+        # (System certificates: a registry mirror may use a local CA. Fewer parallel
+        # downloads than the egress proxy's open-connection limit.)
+        "UV_LINK_MODE=copy UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 UV_CONCURRENT_DOWNLOADS=8",
     ]
     for command in spec.pre_install:
         reason = unsupported_reason(command)

@@ -165,6 +165,9 @@ class Task(models.Model):
     external_id = models.CharField(
         max_length=200, blank=True, db_index=True, help_text="e.g. a SWE-bench instance_id"
     )
+    # What an import noticed about the record (a prompt taken from another field, listed test
+    # ids that look absent at the base commit...), shown on the task page.
+    import_warnings = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=40, default="authored")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

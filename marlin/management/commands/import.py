@@ -24,7 +24,12 @@ from marlin.accounts.commandline import acting_user, console_for, read_input
 from marlin.accounts.models import User
 from marlin.agents.imports import do_import_predictions
 from marlin.analytics.imports import do_import_judgments
-from marlin.tasks.imports import DEFAULT_TEST_COMMAND, ImportReport, do_import_swebench_tasks
+from marlin.tasks.imports import (
+    DEFAULT_TEST_COMMAND,
+    ImportReport,
+    do_import_swebench_tasks,
+    find_repository,
+)
 from marlin.tasks.models import Project
 
 MAX_ERRORS_SHOWN = 200
@@ -65,6 +70,14 @@ class Command(BaseCommand):
             metavar="FILE",
             help="JSON lines of {instance_id, install}: each task's setup command",
         )
+        tasks.add_argument(
+            "--repository",
+            metavar="NAME_OR_URL",
+            help=(
+                "a registered repository (its name, URL, local path or id) for every record; "
+                "default: the registered repository of each record's owner/name"
+            ),
+        )
         predictions = sub.add_parser(
             "predictions", parents=[common], help="predictions -> candidates"
         )
@@ -96,7 +109,7 @@ class Command(BaseCommand):
         except PermissionDenied as exc:
             raise CommandError(str(exc), returncode=2) from None
         self._print(report, options["kind"])
-        if not report.created and not report.skipped:
+        if not report.created and not report.skipped and not report.updated:
             raise CommandError("the file held nothing that could be imported", returncode=1)
 
     def _import(
@@ -120,6 +133,15 @@ class Command(BaseCommand):
                 progress=progress,
             )
         setup = _setup_commands(options["setup"]) if options["setup"] else {}
+        repository = None
+        if options.get("repository"):
+            repository = find_repository(options["repository"])
+            if repository is None:
+                raise CommandError(
+                    f"no registered repository {options['repository']!r}; add it on the "
+                    "Repositories page (or with its API) first",
+                    returncode=2,
+                )
         return do_import_swebench_tasks(
             actor,
             project,
@@ -129,6 +151,7 @@ class Command(BaseCommand):
             setup=setup,
             filename=name,
             progress=progress,
+            repository=repository,
         )
 
     def _with_progress(self, work: Any) -> ImportReport:
@@ -160,6 +183,13 @@ class Command(BaseCommand):
             hidden = len(report.errors) - MAX_ERRORS_SHOWN
             if hidden > 0:
                 self.console.print(f"  ... and {hidden} more.")
+        if report.lines:
+            # Every record in the file's order: what became of it, and why.
+            self.console.print(f"Per record ({report.updated} updated):")
+            for line in report.lines:
+                text = f"  line {line.line_no} {line.instance_id or '-'}: {line.outcome}"
+                text += f" ({line.reason})" if line.reason else ""
+                self.console.print(text, markup=False)
 
 
 def _setup_commands(filename: str) -> dict[str, str]:
