@@ -389,6 +389,12 @@ def _run_command_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> 
 
     run, agent = turn.run, turn.run.agent
     config = command_settings(agent)
+    if config.network == "host" and not run.task.project.allow_host_network:
+        raise TurnError(
+            f"{agent} asks for the host's network, which project {run.task.project} does not "
+            "allow; an administrator can allow it on the project, or give the agent "
+            '"network": "proxy" with an allow list'
+        )
     try:
         spec = CommandAgentSpec(
             argv=config.argv,

@@ -40,6 +40,8 @@ PROJECT_POLICY_FIELDS = [
     "rereview_on_rubric_change",
     "claim_timeout_minutes",
     "allow_setup_network",
+    "package_registries",
+    "allow_host_network",
     "pay_mode",
     "pay_per_judgment_cents",
     "pay_per_review_cents",

@@ -9,6 +9,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from marlin.catalog.models import MirrorStatus, Repository
 from marlin.grading.spec import CheckSpec, EnvironmentSpec
+from marlin.sandbox.egress import PACKAGE_REGISTRIES, registry_allow_list
 from marlin.sandbox.gitutil import GitError, resolve_commit
 from marlin.tasks.models import Project, TaskKind
 from marlin.tasks.rubric import validate_criteria
@@ -192,6 +193,8 @@ class ProjectForm(forms.ModelForm):
             "rereview_on_rubric_change",
             "claim_timeout_minutes",
             "allow_setup_network",
+            "package_registries",
+            "allow_host_network",
             "pay_mode",
             "pay_per_judgment_cents",
             "pay_per_review_cents",
@@ -199,3 +202,18 @@ class ProjectForm(forms.ModelForm):
             "hourly_rate_cents",
             "is_active",
         ]
+
+    def clean_package_registries(self) -> list[str]:
+        value = self.cleaned_data.get("package_registries") or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise forms.ValidationError(
+                'Package registries are a JSON list of names, e.g. ["pypi", "npm"] or '
+                '["pypi", "mirror.example.com:443"].'
+            )
+        try:
+            registry_allow_list(value)
+        except ValueError as exc:
+            raise forms.ValidationError(
+                f"{exc}. Known names: {', '.join(sorted(PACKAGE_REGISTRIES))}."
+            ) from None
+        return value

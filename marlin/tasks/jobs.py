@@ -254,7 +254,7 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[s
             limits=SETUP_LIMITS,
             # Package registries only, through the egress proxy (never the host's network).
             network="proxy" if network else "none",
-            egress=_setup_egress() if network else None,
+            egress=_setup_egress(environment) if network else None,
             mounts=[
                 Mount(source=venv, target=ENV_PATH, writable=True),
                 *base_mounts(target),
@@ -264,7 +264,7 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[s
         )
     except (SandboxError, GitError, WorkspaceError, InterpreterNotFound, OSError) as exc:
         return EnvironmentStatus.FAILED, f"the setup could not be started: {exc}", unsupported
-    log = _setup_log(result)
+    log = _setup_log(result) + _network_summary(result)
     if unsupported:
         log = "".join(f"[not run here: {step}]\n" for step in unsupported) + log
     status = EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED
@@ -288,11 +288,33 @@ def _setup_script(environment: Environment, *, network: bool) -> tuple[str, list
     return plan.script, plan.unsupported, mounts
 
 
-def _setup_egress() -> Egress:
+def _setup_egress(environment: Environment) -> Egress:
+    """The package registries of the projects that allow this build the network, nothing else."""
+    rows = Task.objects.filter(
+        repository_id=environment.repository_id,
+        base_commit=environment.commit,
+        project__allow_setup_network=True,
+    ).values_list("setup_command", "environment_spec", "project__package_registries")
+    names: list[str] = []
+    for command, spec, registries in rows:
+        if setup_hash(command, spec) == environment.setup_hash:
+            names += [n for n in (registries or DEFAULT_REGISTRIES) if n not in names]
     return Egress(
-        allow=registry_allow_list(DEFAULT_REGISTRIES),
+        allow=registry_allow_list(names or list(DEFAULT_REGISTRIES)),
         internal_hosts=tuple(settings.EGRESS_INTERNAL_HOSTS),
     )
+
+
+def _network_summary(result: ExecResult) -> str:
+    """The build's connections through the egress proxy, one line each, for the setup log."""
+    lines = [
+        f"[network] {'allowed' if c.allowed else 'REFUSED'} {c.kind} {c.host}:{c.port}"
+        + (f" ({c.bytes_up} B sent, {c.bytes_down} B received)" if c.allowed else f": {c.reason}")
+        for c in result.network_log
+    ]
+    if result.network_log_dropped:
+        lines.append(f"[network] and {result.network_log_dropped} more connections")
+    return "".join(f"\n{line}" for line in lines)
 
 
 def _network_allowed(environment: Environment) -> bool:

@@ -68,6 +68,10 @@ class PayMode(models.TextChoices):
     HOURLY = "hourly", "Hourly, from active time"
 
 
+def default_package_registries() -> list[str]:
+    return ["pypi", "npm"]
+
+
 class Project(models.Model):
     """A campaign: its rubric, agent pool, overlap, pay, review and blinding policy."""
 
@@ -96,7 +100,19 @@ class Project(models.Model):
 
     # Sandbox policy.
     allow_setup_network = models.BooleanField(
-        default=False, help_text="Let setup commands reach the network (e.g. pip install)."
+        default=False,
+        help_text="Let setup commands reach the package registries below (pip install, npm ci), "
+        "through the egress proxy; nothing else.",
+    )
+    package_registries = models.JSONField(
+        default=default_package_registries,
+        blank=True,
+        help_text='Registries setup may reach: "pypi", "npm", or host:port of a mirror.',
+    )
+    allow_host_network = models.BooleanField(
+        default=False,
+        help_text='Let command agents with "network": "host" run on this project\'s tasks: '
+        "they reach everything the worker's host reaches, database and Redis included.",
     )
 
     # Pay.

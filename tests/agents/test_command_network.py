@@ -127,6 +127,31 @@ def test_the_cost_limit_ends_the_turn_with_limit_cost(
     assert turn.candidate.cost_usd == Decimal("0.135000")
 
 
+def test_host_network_needs_the_projects_permission(
+    demo_task: Task,  # noqa: F811
+    dave,
+    erin,
+    client,
+) -> None:
+    agent = actions.do_create_agent(
+        dave,
+        name="wide",
+        provider=Provider.COMMAND,
+        settings={"argv": ["true"], "network": "host"},
+    )
+    run = actions.do_start_run(dave, demo_task, agent)
+    turn = run_until_done(run.turns.get())
+
+    assert turn.status == TurnStatus.FAILED
+    assert "does not allow" in turn.error and '"network": "proxy"' in turn.error
+    client.login(username="dave", password=PASSWORD)
+    for url in (f"/agents/{agent.pk}/", f"/agents/runs/{run.pk}/"):
+        assert "Host network." in client.get(url).content.decode()
+    demo_task.project.allow_host_network = True
+    demo_task.project.save(update_fields=["allow_host_network"])
+    assert "Host network allowed." in client.get(f"/tasks/{demo_task.pk}/").content.decode()
+
+
 @pytest.mark.parametrize(
     ("given", "problem"),
     [
