@@ -186,6 +186,10 @@ def get_leaderboard(
     if board.plain is None:
         out["message"] = no_ranking_message(board, labels)
         return out
+    if board.disconnected_groups:
+        out["message"] = (
+            no_ranking_message(board, labels) + " The ranking covers the largest group only."
+        )
     out["tie_parameter"] = board.plain.tie_parameter
     out["tie_model"] = board.tie_model
     se = board.se or [float("inf")] * len(board.plain.agents)

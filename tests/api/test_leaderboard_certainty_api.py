@@ -3,6 +3,8 @@ the tie treatment and the comparisons needed to separate adjacent ranks."""
 
 from __future__ import annotations
 
+from tests.analytics_views.factories import league, make_agent, make_project
+
 
 def test_the_api_reports_standard_errors_provisional_places_and_separation(
     client, world, token_for, erin
@@ -22,3 +24,17 @@ def test_the_api_reports_standard_errors_provisional_places_and_separation(
     assert bad.status_code == 422 and "ties must be one of davidson, half" in bad.json()["detail"]
     none = client.get(url, {"rubric_version": 2, "rounds": 5}, headers=headers).json()
     assert none["decisions"] == 0 and "Not enough data" in none["message"]
+
+
+def test_a_disconnected_graph_is_named_beside_the_largest_groups_ranking(
+    client, token_for, erin, db
+):
+    project = make_project("Islands")
+    agents = [make_agent(n) for n in ("north", "south", "east", "west", "up")]
+    league(project, agents, [(0, 1, -1), (1, 0, 2), (1, 2, 1), (2, 0, -2), (3, 4, 1), (4, 3, -1)])
+    body = client.get(
+        f"/api/leaderboards/{project.pk}", {"rounds": 10}, headers=token_for(erin)
+    ).json()
+    assert "split the agents into 2 groups" in body["message"]
+    assert "largest group only" in body["message"]
+    assert {r["agent"] for r in body["ranking"]} == {"north 1", "south 1", "east 1"}
