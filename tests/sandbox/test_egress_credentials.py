@@ -219,3 +219,52 @@ def test_usage_is_read_from_a_json_body_and_garbage_counts_nothing() -> None:
 
     assert (meter.input_tokens, meter.output_tokens) == (12, 3)
     assert (broken.input_tokens, broken.output_tokens) == (0, 0)
+
+
+# Streams from each API through the endpoint and prints how many SSE events came back.
+STREAM_ALL = r"""
+import json, os, urllib.request
+def stream(url, headers, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return sum(1 for line in response if line.startswith(b"data:"))
+a = {"x-api-key": os.environ["ANTHROPIC_API_KEY"]}
+o = {"authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+say = [{"role": "user", "content": "hi"}]
+print(stream(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", a,
+             {"model": "m", "max_tokens": 9, "messages": say, "stream": True}),
+      stream(os.environ["OPENAI_BASE_URL"] + "/chat/completions", o,
+             {"model": "m", "messages": say, "stream": True,
+              "stream_options": {"include_usage": True}}),
+      stream(os.environ["OPENAI_BASE_URL"] + "/responses", o,
+             {"model": "m", "input": "hi", "stream": True}))
+"""
+
+
+def test_streamed_answers_are_passed_through_and_counted(workspace: Path) -> None:
+    script = [
+        Reply(text="streamed anthropic", input_tokens=1000, output_tokens=100),
+        Reply(text="streamed chat", input_tokens=200, output_tokens=20),
+        Reply(text="streamed responses", input_tokens=30, output_tokens=3),
+    ]
+    with FakeModelServer(script) as server:
+        result = run(
+            [PY, "-c", STREAM_ALL],
+            workdir=workspace,
+            network="proxy",
+            egress=Egress(models=routes(server)),
+            timeout=60,
+        )
+        keys = [
+            r.headers.get("x-api-key") or r.headers.get("authorization") for r in server.requests
+        ]
+
+    assert result.ok, result
+    assert all(int(n) > 2 for n in result.stdout.split()), result.stdout  # several events each
+    assert keys == [ANTHROPIC_KEY, f"Bearer {OPENAI_KEY}", f"Bearer {OPENAI_KEY}"]
+    usage = result.model_usage
+    assert usage is not None
+    assert (usage.requests, usage.input_tokens, usage.output_tokens) == (3, 1230, 123)
+    # 1000 * 3 + 100 * 15 (Anthropic) + 230 * 2.5 + 23 * 10 (OpenAI), per million
+    assert usage.cost_usd == pytest.approx(0.005305)
