@@ -58,6 +58,7 @@ ENV_DIR = "env"
 # Beside them, written by the worker (the setup cannot reach it): what else checks must mount,
 # such as the interpreter the venv links to.
 MOUNTS_FILE = "mounts.json"
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SETUP_TIMEOUT_SECONDS = 1800
 # pip and compilers want more room than a check does.
 SETUP_LIMITS = Limits(memory_mb=4096, max_processes=512, tmp_size_mb=2048)
@@ -249,7 +250,7 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[s
         result = run(
             ["bash", "-c", script],
             workdir=tree,
-            env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
+            env={"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", **_system_ca_env()},
             timeout=SETUP_TIMEOUT_SECONDS,
             limits=SETUP_LIMITS,
             # Package registries only, through the egress proxy (never the host's network).
@@ -269,6 +270,16 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[s
         log = "".join(f"[not run here: {step}]\n" for step in unsupported) + log
     status = EnvironmentStatus.READY if result.ok else EnvironmentStatus.FAILED
     return status, cap_log(log), unsupported
+
+
+def _system_ca_env() -> dict[str, str]:
+    """pip in a venv trusts certifi's certificates, not the system's; the sandbox shows the
+    system's (/etc/ssl/certs), so point pip and Python at them: a build then trusts what the host
+    trusts (a company's TLS-inspecting proxy or package mirror included)."""
+    if not SYSTEM_CA_BUNDLE.is_file():
+        return {}
+    bundle = str(SYSTEM_CA_BUNDLE)
+    return {"PIP_CERT": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle}
 
 
 def _setup_script(environment: Environment, *, network: bool) -> tuple[str, list[str], list[Mount]]:
