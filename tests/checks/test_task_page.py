@@ -56,8 +56,8 @@ def test_the_task_page_shows_per_test_outcomes_and_escapes_what_the_code_printed
     assert "&lt;script&gt;alert(" in section
     assert "&lt;img src=x onerror=alert(1)&gt;" in section
     assert "<script>alert(" not in html and "<img src=x" not in html and "<b>not bold" not in html
-    # Logs are collapsible.
-    assert "<summary>Log</summary>" in section
+    # Each check's raw log is shown beside its parsed result.
+    assert '<div class="check-raw">\n      <h5>Raw log</h5>' in section
 
 
 def test_a_failed_setup_shows_its_log_on_the_task_page(dave, client_for) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
 """`{% task_checks task as checks %}`: a task's environment and its candidates' check results,
-for the task page (authors, reviewers and admins see agent names there)."""
+for the task page (authors, reviewers and admins see agent names there).
+`{% changed_harness candidate as paths %}`: the candidate's changes to the test harness."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.db.models import Prefetch
 
 from marlin.agents.models import Candidate
 from marlin.checks.models import CheckResult
+from marlin.grading.harness import harness_changes
 from marlin.tasks.jobs import setup_hash
 from marlin.tasks.models import Environment, Task
 
@@ -33,3 +35,10 @@ def task_checks(task: Task) -> dict[str, Any]:
         .order_by("turn__run_id", "turn__number")
     )
     return {"environment": environment, "candidates": candidates}
+
+
+@register.simple_tag
+def changed_harness(candidate: Candidate) -> list[str]:
+    """Paths where the candidate's patch changes the test harness (conftest.py, pytest's
+    configuration, a test runner script): flagged beside its check results."""
+    return harness_changes(candidate.patch or "")
