@@ -148,7 +148,10 @@ def memory_cgroup(limits: Limits, shared: Path | None = None) -> Iterator[Path |
             yield shared
             return
     if root is None:
-        logger.warning(
+        # A root worker could have made one, so it is worth a warning there; elsewhere (a
+        # developer's machine) it is the expected case.
+        logger.log(
+            logging.WARNING if os.geteuid() == 0 else logging.DEBUG,
             "no writable memory cgroup (tried %s; set %s): /tmp, /dev/shm and shared memory "
             "are bounded by their sizes only",
             ", ".join(str(c) for c in _MEMORY_CANDIDATES),
