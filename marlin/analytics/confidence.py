@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import norm
 
-from marlin.analytics.bt import ELO_PER_LOG, PairCounts, Ranking, fit_davidson, rank
+from marlin.analytics.bt import ELO_PER_LOG, PairCounts, Ranking, rank
 
 FloatArray = npt.NDArray[np.float64]
 TieModel = Literal["davidson", "half"]
@@ -105,8 +105,10 @@ def certainty(
     """Standard errors for a ranking fitted on counts, and provisional flags."""
     data = ties_as_half_wins(counts) if tie_model == "half" else counts
     order = [data.agents.index(a.agent) for a in ranking.agents]
-    theta, nu = fit_davidson(data)
-    cov = standard_errors(data, theta, nu)[np.ix_(order, order)]
+    # The ranking's own estimates, in the counts' agent order: the SEs describe what is shown.
+    by_agent = {a.agent: a.log_strength for a in ranking.agents}
+    theta = np.array([by_agent[name] for name in data.agents], dtype=np.float64)
+    cov = standard_errors(data, theta, ranking.tie_parameter)[np.ix_(order, order)]
     se: list[float] = []
     provisional: list[str] = []
     for i, agent in enumerate(ranking.agents):
