@@ -49,6 +49,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER_FREE = ("pallets/flask", "pytest-dev/pytest")
 GOLD = "gold"
+# A change that touches no code (an empty patch is not a candidate): the bug stays.
+NO_OP = (
+    "diff --git a/NOOP.md b/NOOP.md\nnew file mode 100644\n--- /dev/null\n+++ b/NOOP.md\n"
+    "@@ -0,0 +1 @@\n+No change.\n"
+)
 
 
 def _configure(base: Path) -> dict[str, str]:
@@ -311,7 +316,7 @@ def _bugsinpy(args: argparse.Namespace, env: dict[str, str], base: Path) -> dict
         print(f"  line {error.line_no}: {error.reason}")
     patches = {
         "fix": lambda r: r["patch"],
-        "no-op": lambda r: "",
+        "no-op": lambda r: NO_OP,
         "tests-only": lambda r: r["test_patch"],
     }
     for name, patch in patches.items():
