@@ -468,6 +468,7 @@ def task_rows(project: Project, filters: DecisionFilters) -> Iterator[dict[str, 
             "problem_statement": t.prompt,
             "kind": t.kind,
             "setup_command": t.setup_command,
+            "environment_spec": t.environment_spec,
             "checks": t.checks,
             **swebench_test_fields(t.checks),
         }

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from marlin.accounts.models import ApiToken
 from marlin.catalog.models import Repository
 from marlin.checks.jobs import enqueue_checks, run_candidate_checks
 from marlin.checks.models import CheckResult
@@ -139,3 +140,35 @@ def test_an_author_types_the_spec_in_the_task_form_and_mistakes_are_named(dave, 
     assert task.environment_spec == spec
     page = client.get(f"/tasks/{task.pk}/").content.decode()
     assert "Environment spec" in page and "pytest==7.4.0" in page
+
+
+def test_the_api_takes_the_spec_validates_it_and_returns_it(client, dave) -> None:  # type: ignore[no-untyped-def]
+    existing = demo_task(checks=[])
+    _, raw = ApiToken.issue(dave, "tests")
+    headers = {"Authorization": f"Bearer {raw}"}
+    body = {
+        "project_id": existing.project_id,
+        "repository_id": existing.repository_id,
+        "base_ref": existing.base_commit,
+        "title": "spec over the API",
+        "prompt": "Fix it.",
+    }
+    bad = client.post(
+        "/api/tasks",
+        {**body, "environment_spec": {"python": "3.x"}},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert bad.status_code == 422
+    assert "python must be a version such as '3.9'" in bad.json()["detail"]
+    spec = {"python": "3.11", "pre_install": ["apt-get install -y graphviz"]}
+    made = client.post(
+        "/api/tasks",
+        {**body, "environment_spec": spec},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert made.status_code == 201, made.content
+    assert made.json()["environment_spec"] == spec
+    got = client.get(f"/api/tasks/{made.json()['id']}", headers=headers).json()
+    assert got["environment_spec"] == spec

@@ -209,8 +209,10 @@ def test_task_set_export_can_be_rerun(decided, erin):
         "problem_statement",
         "kind",
         "setup_command",
+        "environment_spec",
         "checks",
     } <= set(rows[0])
+    assert rows[0]["environment_spec"] == {}
     assert rows[0]["checks"] == [{"name": "tests", "kind": "command", "command": "pytest -q"}]
 
 
