@@ -5,6 +5,7 @@ outputs out, layers of one base do not see each other, and the base is never wri
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,32 @@ def test_the_setup_cannot_write_the_mirror(base: tuple[Path, str], tmp_path: Pat
     )
     assert "Read-only file system" in result.stdout
     assert "evil" not in git(tmp_path / "mirror.git", "tag")
+
+
+def test_concurrent_layers_share_one_base_and_keep_their_own_writes(
+    base: tuple[Path, str], tmp_path: Path
+) -> None:
+    dest, commit = base
+    paths = [create_layer(dest, tmp_path / "ws") for _ in range(4)]
+
+    def write(index: int) -> str:
+        view, mounts = sandbox_view(paths[index])
+        result = run(
+            [
+                "bash",
+                "-c",
+                f"echo 'def add(a, b):  # layer {index}' > pkg/core.py; sleep 1; cat pkg/core.py",
+            ],
+            workdir=view,
+            mounts=mounts,
+        )
+        assert result.ok, result.stderr
+        return result.stdout
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        seen = list(pool.map(write, range(4)))
+    assert seen == [f"def add(a, b):  # layer {i}\n" for i in range(4)]
+    for index, path in enumerate(paths):
+        assert f"+def add(a, b):  # layer {index}" in diff_workspace(path, commit)
+        remove_workspace(path)
+    assert (dest / "tree" / "pkg" / "core.py").read_text() == "def add(a, b):\n    return a + b\n"
