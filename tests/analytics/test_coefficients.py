@@ -3,6 +3,7 @@
 Sources of the expected numbers, each quoted where used:
 - irrCAC (K. Gwet's R package, 1.0): its README / "overview" vignette prints every coefficient,
   standard error and interval for cac.raw4raters, cont3x3abstractors and distrib.6raters.
+- SAS/STAT PROC FREQ (simple and weighted kappa with ASE) on a 3x3 table, as quoted in statsmodels.
 - The weighted Cohen values for cont3x3abstractors and cont4x4diagnosis are irrCAC's outputs as
   recorded in the test suite of irrCAC's Python port (afergadis/irrCAC, test/unit/.../test_cohen.py
   and raw/test_gwet.py), three decimals.
@@ -208,3 +209,12 @@ def test_agreement_table_reports_every_coefficient_or_why_not() -> None:
     )
     single = agreement_table(np.array([[1.0, 1.0], [1.0, 1.0]]), [-1, 0, 1], rounds=20)
     assert any(isinstance(r, tuple) and "one category" in r[1] for r in single)
+
+
+def test_kappa_and_weighted_kappa_match_sas_proc_freq() -> None:
+    # SAS/STAT PROC FREQ (AGREE) printout for a 3x3 table of 19 units, as quoted in statsmodels'
+    # test_inter_rater.py: simple kappa 0.4842 (ASE 0.1380) and weighted kappa with Cicchetti-
+    # Allison (linear) weights 0.4701 (ASE 0.1457). ASE is the Fleiss-Cohen-Everitt (1969) SE.
+    table = [[0, 4, 1], [0, 8, 0], [0, 1, 5]]
+    close(cohen_kappa_table(table), 0.4842, 0.1380, 4)
+    close(cohen_kappa_table(table, "linear"), 0.4701, 0.1457, 4)
