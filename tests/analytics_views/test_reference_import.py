@@ -163,3 +163,17 @@ def test_the_page_shows_the_reference_board_and_its_rank_correlation(
     assert "outsider" in section  # a reference-only model is ranked too
     blind = client_for(alice).get(f"/leaderboard/{project.pk}/", {"rounds": 30}).content.decode()
     assert "Reference leaderboard" not in blind and "claude-code" not in blind
+
+
+def test_only_admins_and_authors_import_and_control_characters_are_refused(
+    erin, alice, db, tmp_path
+):
+    make_project("Guarded")
+    path = tmp_path / "votes.csv"
+    path.write_text("model_a,model_b,winner\nx,y,model_a\nx\x00,y,tie\n")
+    with pytest.raises(CommandError, match="needs one of these roles: admin, author"):
+        run_import(str(path), "--project", "Guarded", "--as", "alice")
+    assert not ReferenceSet.objects.exists()
+    out = run_import(str(path), "--project", "Guarded", "--as", "erin")
+    assert "1 judgments imported, 0 already there, 1 bad records, of 2" in out
+    assert "line 3: model_a contains a NUL character (U+0000); remove it" in out
