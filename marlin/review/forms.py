@@ -33,7 +33,7 @@ from django.core.exceptions import ValidationError
 
 from marlin.review.models import Comparison, Judgment, ReviewVerdict
 from marlin.tasks.models import RubricVersion
-from marlin.tasks.rubric import rating_error, review_answer_error, scale_error
+from marlin.tasks.rubric import SCALE_7, rating_error, review_answer_error, scale_error
 
 NOT_APPLICABLE = "na"
 MAX_RATIONALE = 20_000
@@ -69,6 +69,14 @@ class Draft(TypedDict):
 
 def rating_field(key: str) -> str:
     return f"rating-{key}"
+
+
+SCALE_SHORT = {-3: "A3", -2: "A2", -1: "A1", 0: "=", 1: "B1", 2: "B2", 3: "B3"}
+
+
+def rating_scale() -> list[dict[str, str]]:
+    """The points of the one rating control (review/_scale.html): value, words, button text."""
+    return [{"value": str(v), "label": label, "short": SCALE_SHORT[v]} for v, label in SCALE_7]
 
 
 def error_messages(form: forms.Form) -> list[str]:
@@ -354,6 +362,8 @@ class ReviewForm(RubricForm):
                 error_messages={"invalid_choice": f"Agree or disagree on {name}."},
             ),
             f"reason-{key}": _text(f"The reason on {name}", MAX_NOTE_CHARS),
+            # With a disagreement, the rating the reviewer would give (optional).
+            rating_field(key): RatingField(criterion, required=False),
         }
 
     def clean(self) -> dict[str, Any]:
@@ -393,13 +403,19 @@ class ReviewForm(RubricForm):
             answer = self.cleaned_data.get(f"agree-{criterion['key']}")
             if answer:
                 reason = self.cleaned_data.get(f"reason-{criterion['key']}", "").strip()
-                answers[criterion["key"]] = {"agree": answer == "agree", "reason": reason}
+                entry: dict[str, Any] = {"agree": answer == "agree", "reason": reason}
+                rating = self.cleaned_data.get(rating_field(criterion["key"]))
+                if answer == "disagree" and rating is not None:
+                    entry["rating"] = None if rating == NOT_APPLICABLE else rating
+                answers[criterion["key"]] = entry
         return answers
 
-    def criterion_rows(self) -> list[tuple[dict[str, Any], forms.BoundField, forms.BoundField]]:
-        """Each criterion with its agree and reason fields, in rubric order (for templates)."""
+    def criterion_rows(
+        self,
+    ) -> list[tuple[dict[str, Any], forms.BoundField, forms.BoundField, forms.BoundField]]:
+        """Each criterion with its agree, reason and rating fields, in rubric order."""
         return [
-            (c, self[f"agree-{c['key']}"], self[f"reason-{c['key']}"])
+            (c, self[f"agree-{c['key']}"], self[f"reason-{c['key']}"], self[rating_field(c["key"])])
             for c in self.version.rated_criteria
         ]
 
@@ -418,6 +434,9 @@ def review_data(verdict: str, reason: str, per_criterion: Mapping[str, Any]) -> 
         elif agree is not None:
             data[f"agree-{key}"] = str(agree)  # refused: not a choice
         data[f"reason-{key}"] = str(entry.get("reason") or "")
+        if "rating" in entry:
+            rating = entry["rating"]
+            data[rating_field(key)] = NOT_APPLICABLE if rating is None else str(rating)
     return data
 
 

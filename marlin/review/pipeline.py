@@ -225,6 +225,12 @@ def clean_per_criterion(
         if problem:
             raise ValidationError(problem)
         cleaned[criterion["key"]] = {"agree": entry["agree"], "reason": reason}
+        if "rating" in entry and not entry["agree"]:
+            # The rating the reviewer would give instead (optional; None is "not applicable").
+            problem = rating_error(criterion, entry["rating"])
+            if problem:
+                raise ValidationError(problem)
+            cleaned[criterion["key"]]["rating"] = entry["rating"]
     if missing:
         raise ValidationError(
             f"Agree or disagree on every criterion; missing: {', '.join(missing)}."

@@ -24,7 +24,13 @@ from marlin.audit.models import AuditEvent
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
 from marlin.review import activity, blinding, compare, pipeline
-from marlin.review.forms import DecisionForm, ReasonForm, ReviewForm, error_messages
+from marlin.review.forms import (
+    DecisionForm,
+    ReasonForm,
+    ReviewForm,
+    error_messages,
+    rating_scale,
+)
 from marlin.review.models import (
     Comparison,
     ComparisonState,
@@ -72,6 +78,7 @@ def judgment_rows(judgment: Judgment) -> list[dict[str, Any]]:
                 "guidance": criterion["guidance"],
                 "value": value,
                 "label": label,
+                "na_allowed": criterion.get("allow_not_applicable", True),
             }
         )
     overall = judgment.rubric_version.overall_criterion
@@ -164,9 +171,10 @@ def review_judgment(
             "judgment": judgment,
             "rows": list(rows.values()),
             "criteria": [
-                {"row": rows[c["key"]], "agree": agree, "reason": reason}
-                for c, agree, reason in form.criterion_rows()
+                {"row": rows[c["key"]], "agree": agree, "reason": reason, "rating": rating}
+                for c, agree, reason, rating in form.criterion_rows()
             ],
+            "rating_scale": rating_scale(),
             "form": form,
             "show_annotator": comparison.project.reviewers_see_annotator,
             "verdicts": ReviewVerdict.choices,
@@ -247,7 +255,7 @@ def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpRespons
                 {**c, "field": field, "na_allowed": c.get("allow_not_applicable", True)}
                 for c, field in form.rating_rows()
             ],
-            "scale": [(str(value), label) for value, label in SCALE_7],
+            "rating_scale": rating_scale(),
             "dispute": AuditEvent.objects.filter(
                 object_type="review.comparison",
                 object_id=str(comparison.pk),

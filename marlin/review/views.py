@@ -34,14 +34,13 @@ from marlin.review.forms import (
     draft_data,
     error_messages,
     judgment_form,
+    rating_scale,
 )
 from marlin.review.models import Comparison, Judgment, JudgmentStatus, ReviewVerdict
 from marlin.tasks.models import RubricVersion
-from marlin.tasks.rubric import SCALE_7
 
 VIEWERS = ("annotator", "reviewer", "adjudicator")
 MODE_COOKIE = "marlin_diff_mode"
-SCALE_SHORT = {-3: "A3", -2: "A2", -1: "A1", 0: "=", 1: "B1", 2: "B2", 3: "B3"}
 
 
 @dataclass
@@ -254,9 +253,15 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
     its error, from the form's own checks or from submitting."""
     errors = {name: " ".join(map(str, msgs)) for name, msgs in form.errors.items()} | errors
     general = [errors.pop(name) for name in _GENERAL_FIELDS if name in errors]
-    scale = _scale()
+    scale = rating_scale()
     criteria = [
-        {**criterion, "selected": _value(field), "error": errors.get(field.name), "scale": scale}
+        {
+            **criterion,
+            "selected": _value(field),
+            "error": errors.get(field.name),
+            "missing": bool(errors.get("ratings")) and not _value(field),
+            "scale": scale,
+        }
         for criterion, field in form.rating_rows()
     ]
     overall = {
@@ -324,10 +329,6 @@ def _urls(comparison: Comparison) -> dict[str, str]:
         name: reverse(f"review:{name}", kwargs={"public_id": pid})
         for name in ("compare", "draft", "submit", "follow_up", "status", "release")
     } | {"base": f"/compare/{pid}/"}
-
-
-def _scale() -> list[dict[str, Any]]:
-    return [{"value": str(v), "label": label, "short": SCALE_SHORT[v]} for v, label in SCALE_7]
 
 
 # Pieces loaded by the page -------------------------------------------------------------------

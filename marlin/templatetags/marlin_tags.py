@@ -37,7 +37,7 @@ def preference(value: object) -> str:
     """A rating or preference in words ("A much better", "Tie", "n/a"), the number only as a
     tooltip. Accepts the stored int, its string form, None or "na" (not applicable)."""
     if value is None or value in ("na", ""):
-        return format_html('<span class="pref pref-na" title="not applicable">n/a</span>')
+        return mark_safe('<span class="pref pref-na" title="not applicable">n/a</span>')
     try:
         number = int(str(value))
     except ValueError:

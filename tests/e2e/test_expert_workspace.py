@@ -202,9 +202,12 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     )
     page.get_by_label("Rationale").fill("Too short.")
     page.get_by_role("button", name="Submit judgment").click()
-    expect(
-        page.get_by_text("The rationale is too short: 10 of at least 60 characters")
-    ).to_be_visible()
+    # Back on the page (POST/redirect/GET): listed at the top and marked at the field.
+    expect(page).to_have_url(re.compile(rf"/compare/{comparison.public_id}/$"))
+    expect(page.locator(".error-summary li")).to_have_text(
+        re.compile("Rationale: The rationale is too short: 10 of at least 60 characters")
+    )
+    expect(page.locator("#rationale-error")).to_contain_text("10 of at least 60 characters")
     expect(_rating(page, "Correctness", "A better")).to_be_checked()  # nothing lost
     page.get_by_label("Rationale").fill(RATIONALE)
     page.screenshot(path=str(artifacts_dir / "expert-judgment-form.png"), full_page=True)

@@ -84,14 +84,18 @@ def test_reviewers_and_an_adjudicator_decide_a_disputed_comparison_in_the_browse
     page.locator("main").get_by_role("link", name="Adjudicate", exact=True).first.click()
     page.wait_for_selector("text=Final decision")
     assert "B crashes on []." in page.content()
-    for label, value in (
-        ("Correctness", "-2"),
-        ("Security", "na"),
-        ("Reliability", "-1"),
-        ("Maintainability", "0"),
-        ("Overall preference", "-2"),
+    # The annotator's A3 … B3 control, keyboard included: 2 = A better, 0 = not applicable.
+    page.locator("form.rating-form fieldset.crit[data-key=correctness] legend").click()
+    page.keyboard.press("2")
+    page.keyboard.press("0")
+    for label, word in (
+        ("Reliability", "A slightly better"),
+        ("Maintainability", "Tie"),
+        ("Overall", "A better"),
     ):
-        page.get_by_label(label, exact=True).select_option(value)
+        page.get_by_label(f"{label}: {word}", exact=True).check()
+    assert page.get_by_label("Correctness: A better", exact=True).is_checked()
+    assert page.get_by_label("Security: not applicable", exact=True).is_checked()
     page.get_by_label("Rationale").fill("A handles the empty ledger; B crashes on an empty list.")
     page.screenshot(path=str(artifacts_dir / "pipeline-adjudication.png"), full_page=True)
     page.get_by_role("button", name="Record the decision").click()

@@ -318,8 +318,9 @@ def test_an_adjudication_with_bad_input_is_marked_per_field_and_keeps_what_was_c
     assert "Decide Maintainability (or mark it not applicable)." in page
     assert "Choose the overall decision (A much better … B much better)." in page
     assert "The rationale is too short: 10 of at least 20 characters." in page
-    assert '<option value="-2" selected>A better</option>' in page
-    assert '<option value="na" selected>Not applicable</option>' in page
+    # The same A3 … B3 control as the annotator's, with what was chosen still chosen.
+    assert re.search(r'name="rating-correctness" value="-2" aria-label="[^"]*" checked', page)
+    assert re.search(r'name="rating-security" value="na" aria-label="[^"]*" checked', page)
     assert ">Too short.</textarea>" in page
     assert not Decision.objects.filter(comparison=comparison).exists()
     form |= {
@@ -348,3 +349,29 @@ def test_an_adjudicator_who_judged_the_comparison_is_refused_before_seeing_the_f
     response = client.get(f"/review/{comparison.public_id}/adjudicate/")
     assert response.status_code == 403
     assert not Decision.objects.filter(comparison=comparison).exists()
+
+
+def test_a_reviewer_who_disagrees_may_give_their_own_rating_with_the_same_control(
+    client, alice, anna, bob, brian, carol
+) -> None:
+    comparison, first, second = in_review(alice, anna, overalls=(-2, 2))
+    client.force_login(bob)
+    page = client.get(f"/review/{comparison.public_id}/judgments/{first.pk}/").content.decode()
+    assert 'aria-label="Your rating on Correctness: B slightly better"' in page
+    client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    client.force_login(brian)
+    form = review_form("disagree", reason="B breaks callers.", correctness="B fails the test.")
+    form["rating-correctness"] = "-3"
+    form["rating-security"] = "2"  # ignored: brian agrees on security
+    response = client.post(f"/review/{comparison.public_id}/judgments/{second.pk}/", form)
+    assert response.status_code == 302
+    review = second.reviews.get()
+    assert review.per_criterion["correctness"] == {
+        "agree": False,
+        "reason": "B fails the test.",
+        "rating": -3,
+    }
+    assert "rating" not in review.per_criterion["security"]
+    client.force_login(carol)
+    page = client.get(f"/review/{comparison.public_id}/adjudicate/").content.decode()
+    assert "B fails the test. (would rate" in page and 'title="-3">A much better' in page

@@ -284,9 +284,14 @@
   showComments(null);
 
   // Criteria: focus, 1-7, 0 ---------------------------------------------------------------------
-  const crits = form ? Array.from(form.querySelectorAll("fieldset.crit")) : [];
+  // The one rating control: the annotator's judgment form, or the adjudicator's or reviewer's
+  // form (class rating-form) on the pages that embed this comparison read-only.
+  const ratingForm = form || document.querySelector("form.rating-form");
+  const canRate = editable || (!form && !!ratingForm);
+  const crits = ratingForm ? Array.from(ratingForm.querySelectorAll("fieldset.crit")) : [];
   let critIndex = 0;
   function focusCrit(i, quiet) {
+    if (!crits.length) return;
     critIndex = (i + crits.length) % crits.length;
     crits.forEach((c, j) => c.classList.toggle("focused", j === critIndex));
     // On load the first criterion is only marked: scrolling to it would jump past the diff on
@@ -326,9 +331,9 @@
       n: () => focusCrit(critIndex + 1), p: () => focusCrit(critIndex - 1),
       c: () => { if (lastLine && editable) openCommentEditor(lastLine); },
       "?": toggleHelp,
-      "0": () => editable && rate("na"),
+      "0": () => canRate && rate("na"),
     };
-    if (/^[1-7]$/.test(k) && editable) { e.preventDefault(); rate(String(parseInt(k, 10) - 4)); return; }
+    if (/^[1-7]$/.test(k) && canRate) { e.preventDefault(); rate(String(parseInt(k, 10) - 4)); return; }
     if (handled[k]) { e.preventDefault(); handled[k](); }
   });
   document.addEventListener("mouseover", (e) => {
