@@ -29,11 +29,12 @@ DOCUMENT_OVERFLOW = """() => {
   return {scroll: root.scrollWidth, client: root.clientWidth, wide};
 }"""
 
-# Each visible split table: the share of its width each code column gets.
-SPLIT_SHARES = """() => Array.from(document.querySelectorAll('table.diff-split'))
+# Each visible two-column diff table (old | new of one side, or A | B): the share of its width
+# each code column gets.
+SPLIT_SHARES = """() => Array.from(document.querySelectorAll('table.diff-split, table.diff-ab'))
   .filter((t) => t.getClientRects().length && t.offsetParent !== null)
   .map((t) => {
-    const row = t.querySelector('tr.split');
+    const row = t.querySelector('tr.split, tr.ab');
     if (!row) return null;
     const cells = row.querySelectorAll('td.lc');
     const width = t.getBoundingClientRect().width;
@@ -185,6 +186,15 @@ def tour(transactional_db, make_user):
     return pages, users
 
 
+def _check(page, role: str, url: str, width: int, problems: list[str]) -> None:
+    overflow = page.evaluate(DOCUMENT_OVERFLOW)
+    if overflow["scroll"] > overflow["client"]:
+        problems.append(f"{role} {url} at {width}px: document {overflow}")
+    for shares in page.evaluate(SPLIT_SHARES):
+        if min(shares) < 0.35:
+            problems.append(f"{role} {url} at {width}px: code columns {shares}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("size", sorted(SIZES))
 def test_every_page_of_the_tour_fits_the_screen_for_every_role(
@@ -204,13 +214,17 @@ def test_every_page_of_the_tour_fits_the_screen_for_every_role(
             response = page.goto(f"{live_server.url}{url}")
             assert response is not None and response.status == 200, (role, url, response)
             page.wait_for_load_state("load")
-            page.screenshot(path=str(artifacts_dir / f"tour-{role}-{name}-{width}.png"))
-            overflow = page.evaluate(DOCUMENT_OVERFLOW)
-            if overflow["scroll"] > overflow["client"]:
-                problems.append(f"{role} {url} at {width}px: document {overflow}")
-            for shares in page.evaluate(SPLIT_SHARES):
-                if min(shares) < 0.35:
-                    problems.append(f"{role} {url} at {width}px: split code columns {shares}")
+            shots = [name]
+            if "/compare/" in url and "mode=split" in url:
+                # The comparison opens on A | B; side A alone is the old | new split view.
+                expect(page.locator("#side-ab table.diff-ab").first).to_be_visible()
+                _check(page, role, url, width, problems)
+                page.screenshot(path=str(artifacts_dir / f"tour-{role}-{name}-ab-{width}.png"))
+                page.get_by_role("tab", name=re.compile("^Side A")).click()
+                expect(page.locator("#side-a table.diff-split").first).to_be_visible()
+                shots = [f"{name}-side-a"]
+            page.screenshot(path=str(artifacts_dir / f"tour-{role}-{shots[0]}-{width}.png"))
+            _check(page, role, url, width, problems)
         if size == "phone":
             menu = page.get_by_role("button", name="Menu")
             expect(menu).to_be_visible()
