@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export MARLIN_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: demo test test-sqlite test-postgres setup system-deps lint bench clean
+.PHONY: demo test test-sqlite test-postgres setup system-deps agent-clis lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,17 @@ setup: $(STAMP)
 system-deps:
 	./scripts/system-deps.sh
 
+# Claude Code, Codex CLI, aider and mini-swe-agent for the command-agent tests, pinned, into
+# MARLIN_AGENT_TOOLS_DIR (default ~/.cache/marlin/agent-tools); a no-op once installed.
+agent-clis: system-deps
+	./scripts/agent-clis.sh
+
 demo: setup
 	$(BIN)/marlin demo
 
 # Lint and types first, then the whole suite on SQLite, then the database-dependent tests again
 # on PostgreSQL.
-test: setup system-deps lint
+test: setup system-deps agent-clis lint
 	MARLIN_TEST_ARTIFACTS=$(CURDIR)/test-artifacts $(BIN)/pytest -q -n 2 --dist loadgroup
 	MARLIN_TEST_DB_ONLY=1 MARLIN_DATABASE_URL=$${MARLIN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/marlin} \
 		$(BIN)/pytest -q -n 2 --dist loadgroup -m "not e2e"

@@ -6,6 +6,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)  # certificates of the outbound tests
+command -v npm >/dev/null 2>&1 || need+=(npm)  # scripts/agent-clis.sh: Claude Code, Codex CLI
 /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 [ -x /usr/bin/python3 ] || need+=(python3)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

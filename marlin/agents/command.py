@@ -55,6 +55,8 @@ class CommandAgentResult:
     output: str  # stdout then stderr: the trajectory
     timed_out: bool
     killed_reason: str | None = None  # e.g. "cost-limit" when the proxy stopped it
+    stdout: str = ""  # the two streams apart, for trajectory parsers (output joins them)
+    stderr: str = ""
     network_log: tuple[Connection, ...] = ()
     network_log_dropped: int = 0
     model_usage: ModelUsage | None = None
@@ -116,6 +118,8 @@ def run_command_agent(
         output,
         result.timed_out,
         killed_reason=result.killed_reason,
+        stdout=result.stdout,
+        stderr=result.stderr,
         network_log=result.network_log,
         network_log_dropped=result.network_log_dropped,
         model_usage=result.model_usage,

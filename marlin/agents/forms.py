@@ -15,6 +15,7 @@ from django import forms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marlin.agents.models import Agent, Provider
+from marlin.agents.trajectories import TrajectoryFormat
 from marlin.sandbox.core import NETWORK_MODES
 from marlin.sandbox.egress import MODEL_KINDS, ModelKind, parse_allow_entry
 
@@ -143,6 +144,13 @@ class CommandSettings(BaseModel):
     max_cost_usd: float | None = Field(None, gt=0)
     timeout: float = Field(1800.0, gt=0, le=6 * 3600)
     env: dict[str, str] = Field(default_factory=dict)
+    # How to read the CLI's trajectory into steps (marlin.agents.trajectories) and, for CLIs
+    # that write it to a file, where under the agent's home (/home/agent) that file is.
+    trajectory: TrajectoryFormat = "text"
+    trajectory_file: str = Field("", max_length=500)
+    # The command for a follow-up turn that continues the CLI's own session ({session_id} is
+    # the previous turn's); without it a follow-up gets the earlier transcript in its prompt.
+    resume_argv: list[str] | str | None = None
 
     @field_validator("network", mode="before")
     @classmethod
@@ -174,9 +182,19 @@ class CommandSettings(BaseModel):
             raise ValueError(f"model_apis: one entry per kind ({', '.join(MODEL_KINDS)})")
         return self
 
-    @field_validator("argv")
+    @field_validator("trajectory_file")
     @classmethod
-    def _argv_has_text(cls, value: list[str] | str) -> list[str] | str:
+    def _trajectory_file_in_home(cls, value: str) -> str:
+        relative = value.removeprefix("/home/agent/").removeprefix("~/")
+        if relative.startswith("/") or ".." in relative.split("/"):
+            raise ValueError("trajectory_file is a path under the agent's home (/home/agent/...)")
+        return value
+
+    @field_validator("argv", "resume_argv")
+    @classmethod
+    def _argv_has_text(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if value is None:
+            return value
         if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
             raise ValueError("argv must be a list of non-empty strings, or one bash command line")
         if isinstance(value, str) and not value.strip():

@@ -25,7 +25,16 @@ from django.db.models import Max
 from django.utils import timezone
 from django_tasks import task
 
-from marlin.agents.command import CommandAgentSpec, run_command_agent
+from marlin.agents.clis import (
+    cli_env,
+    cli_mounts,
+    ensure_home,
+    read_text,
+    trajectory_path,
+    turn_command,
+    written_during,
+)
+from marlin.agents.command import CommandAgentResult, CommandAgentSpec, run_command_agent
 from marlin.agents.fingerprints import find_fingerprints, scrub
 from marlin.agents.forms import api_settings, command_settings
 from marlin.agents.loop import AgentLimits, Step, run_agent
@@ -42,6 +51,7 @@ from marlin.agents.providers import ProviderError, ProviderSettings, load_model
 from marlin.agents.secrets import SecretError, redact, resolve_api_key
 from marlin.agents.signals import candidate_ready
 from marlin.agents.tools import SandboxEnvironment
+from marlin.agents.trajectories import Trajectory, parse_trajectory, summary
 from marlin.audit.actions import record
 from marlin.diffs.parse import DiffParseError, patch_stats
 from marlin.leases import heartbeat
@@ -395,45 +405,47 @@ def _run_command_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> 
             "allow; an administrator can allow it on the project, or give the agent "
             '"network": "proxy" with an allow list'
         )
+    home = ensure_home(workspaces_dir(), run.pk)
+    tools_dir = Path(settings.AGENT_TOOLS_DIR)
+    earlier = run.conversation[-1] if run.conversation else {}
+    command = turn_command(
+        config.argv,
+        config.resume_argv,
+        earlier_turn=bool(run.conversation),
+        session_id=earlier.get("session_id") if isinstance(earlier, dict) else None,
+    )
     try:
         spec = CommandAgentSpec(
-            argv=config.argv,
+            argv=command.argv,
             prompt_via=config.prompt_via,
             network=config.network,
             timeout=config.timeout,
-            env=config.env,
+            env={**cli_env(tools_dir), **config.env},
             egress=command_egress(agent, config, secrets),
         )
     except ValueError as exc:
         raise TurnError(f"{agent}: {exc}") from None
+    trajectory_file = trajectory_path(home, config.trajectory_file)
+    before = read_text(trajectory_file)
     started = time.monotonic()
     result = run_command_agent(
         spec,
         workdir,
         turn.prompt,
-        transcript=transcript(run.conversation),
+        transcript="" if command.resumed else transcript(run.conversation),
+        mounts=cli_mounts(home, tools_dir),
         backend=settings.SANDBOX_BACKEND,
     )
+    seconds = time.monotonic() - started
     Turn.objects.filter(pk=turn.pk).update(
         network_log=[entry.as_dict() for entry in result.network_log],
         network_log_dropped=result.network_log_dropped,
     )
     usage = result.model_usage
-    content = {
-        "prompt": turn.prompt,
-        "output": redact(result.output, secrets),
-        "returncode": result.returncode,
-        "timed_out": result.timed_out,
-    }
-    found = save_step(
-        turn,
-        _next_step_index(turn) + 1,
-        "output",
-        content,
-        input_tokens=usage.input_tokens if usage else 0,
-        output_tokens=usage.output_tokens if usage else 0,
-        latency_seconds=time.monotonic() - started,
+    parsed = parse_trajectory(
+        config.trajectory, result.stdout, written_during(before, read_text(trajectory_file))
     )
+    found = _save_cli_steps(turn, config.trajectory, parsed, result, secrets, seconds)
     if result.timed_out:
         status = "limit:wall"
     elif result.killed_reason == "cost-limit":
@@ -441,22 +453,79 @@ def _run_command_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> 
     else:
         status = "submitted" if result.returncode == 0 else f"exit:{result.returncode}"
     tail = result.output[-2000:]
+    # The proxy's count is the one billed; a CLI's own count stands in without the proxy.
+    counted = usage is not None and usage.requests > 0
+    said = result.output if config.trajectory == "text" else summary(parsed)
     return Outcome(
         exit_status=status,
-        message=(
-            f"The agent exited with {status} and changed nothing. Its output ends with:\n{tail}"
+        message=redact(
+            f"The agent exited with {status} and changed nothing. Its output ends with:\n{tail}",
+            secrets,
         ),
         conversation=[
             *run.conversation,
             {"role": "user", "content": turn.prompt},
-            {"role": "assistant", "content": result.output},
+            {
+                "role": "assistant",
+                "content": redact(said, secrets),
+                "session_id": parsed.session_id,
+            },
         ],
-        input_tokens=usage.input_tokens if usage else 0,
-        output_tokens=usage.output_tokens if usage else 0,
+        input_tokens=usage.input_tokens if counted and usage else parsed.input_tokens,
+        output_tokens=usage.output_tokens if counted and usage else parsed.output_tokens,
         cost_usd=usage.cost_usd if usage else 0.0,
         failed=status != "submitted",
         fingerprints=found,
     )
+
+
+def _save_cli_steps(
+    turn: Turn,
+    fmt: str,
+    parsed: Trajectory,
+    result: CommandAgentResult,
+    secrets: list[str | None],
+    seconds: float,
+) -> list[dict[str, Any]]:
+    """The CLI's trajectory as steps (the whole output as one step for the text format), then
+    what it printed on stderr and how it exited."""
+    offset = _next_step_index(turn)
+    found: list[dict[str, Any]] = []
+    if fmt == "text":
+        content = {
+            "prompt": turn.prompt,
+            "output": redact(result.output, secrets),
+            "returncode": result.returncode,
+            "timed_out": result.timed_out,
+        }
+        usage = result.model_usage
+        return save_step(
+            turn,
+            offset + 1,
+            "output",
+            content,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            latency_seconds=seconds,
+        )
+    for number, step in enumerate(parsed.steps, start=offset + 1):
+        found += save_step(
+            turn,
+            number,
+            "model",
+            _redacted(step.content(), secrets),
+            input_tokens=step.input_tokens,
+            output_tokens=step.output_tokens,
+        )
+    ending = {
+        "output": redact(result.stderr[-20_000:], secrets),
+        "returncode": result.returncode,
+        "timed_out": result.timed_out,
+    }
+    found += save_step(
+        turn, offset + len(parsed.steps) + 1, "output", ending, latency_seconds=seconds
+    )
+    return found
 
 
 def candidate_fields(patch: str) -> dict[str, Any]:
