@@ -223,6 +223,12 @@ SANDBOX_BACKEND = os.environ.get("MARLIN_SANDBOX_BACKEND", "bwrap")
 AGENT_TOOLS_DIR = Path(
     os.environ.get("MARLIN_AGENT_TOOLS_DIR") or Path.home() / ".cache" / "marlin" / "agent-tools"
 )
+# The command-line agents (Claude Code, Codex CLI, aider, mini-swe-agent) that scripts/agent-clis.sh
+# installs; mounted read-only at /opt/agent-tools for command agents when it exists. Outside the
+# data directory by default so that a fresh clone (CI) reuses the machine's copy.
+AGENT_TOOLS_DIR = Path(
+    os.environ.get("MARLIN_AGENT_TOOLS_DIR") or Path.home() / ".cache" / "marlin" / "agent-tools"
+)
 BWRAP_PATH = os.environ.get("MARLIN_BWRAP_PATH") or None
 # Longest a mirror clone or fetch may take before git is stopped.
 GIT_TIMEOUT_SECONDS = envint("MARLIN_GIT_TIMEOUT", 3600)
