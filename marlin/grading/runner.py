@@ -44,6 +44,7 @@ from marlin.sandbox.workspace import (
     read_marker,
     restore_paths,
     sandbox_view,
+    visible_file,
 )
 
 LOG_HEAD_BYTES = 32 * 1024
@@ -358,7 +359,7 @@ def _run_security(context: _Context) -> CheckOutcome:
 def _run_semgrep(context: _Context, targets: list[str]) -> list[Finding] | None:
     """semgrep runs only where it is installed in the sandbox and the repository has its own
     rules (.semgrep.yml): its registry rules would need the network, which checks do not get."""
-    if not (context.workdir / ".semgrep.yml").is_file():
+    if visible_file(context.workdir, ".semgrep.yml") is None:
         return None
     scan = shlex.join(
         [

@@ -55,6 +55,7 @@ __all__ = [
     "restore_paths",
     "sandbox_view",
     "sweep_stale_workspaces",
+    "visible_file",
     "workspace",
 ]
 
@@ -308,6 +309,27 @@ def sandbox_view(path: Path) -> tuple[Path | Overlay, list[Mount]]:
     if info.layer == "overlay":
         return Overlay(lower=base / BASE_TREE, upper=path, work=_overlay_work(path)), mounts
     return path, mounts
+
+
+def visible_file(workdir: Path, relative: str) -> Path | None:
+    """The host path of the regular file the sandbox sees at `relative` in the workspace: the
+    layer's own copy, else (overlay layers) the base's; None when there is none, or when it is a
+    link or something else. For reading small files the host decides on (a linter's config)."""
+    workdir = Path(workdir)
+    own = workdir / relative
+    if os.path.lexists(own):
+        return own if own.is_file() and not own.is_symlink() else None
+    lower = _lower_tree(workdir)
+    if lower is None:
+        return None
+    # A deleted or replaced parent in the layer hides the base's file.
+    parts = Path(relative).parts
+    for i in range(1, len(parts)):
+        parent = workdir.joinpath(*parts[:i])
+        if os.path.lexists(parent) and (not parent.is_dir() or _opaque(str(parent))):
+            return None
+    shown = lower / relative
+    return shown if shown.is_file() and not shown.is_symlink() else None
 
 
 def remove_workspace(path: Path) -> None:

@@ -26,6 +26,7 @@ from marlin.sandbox.workspace import (
     restore_paths,
     sandbox_view,
     sweep_stale_workspaces,
+    visible_file,
 )
 from tests.sandbox.test_workspace import git
 
@@ -223,3 +224,20 @@ def test_concurrent_layers_share_one_base_and_keep_their_own_writes(
         assert f"+def add(a, b):  # layer {index}" in diff_workspace(path, commit)
         remove_workspace(path)
     assert (dest / "tree" / "pkg" / "core.py").read_text() == "def add(a, b):\n    return a + b\n"
+
+
+def test_the_host_finds_a_file_where_the_sandbox_sees_it(
+    base: tuple[Path, str], tmp_path: Path
+) -> None:
+    dest, _ = base
+    path = create_layer(dest, tmp_path / "ws")
+    assert visible_file(path, "pkg/core.py") == dest / "tree" / "pkg" / "core.py"
+    view, mounts = sandbox_view(path)
+    changed = "rm tests/test_core.py && rm -r pkg && mkdir pkg && touch pkg/a"
+    assert run(["bash", "-c", changed], workdir=view, mounts=mounts).ok
+    assert visible_file(path, "pkg/a") == path / "pkg" / "a"
+    assert visible_file(path, "tests/test_core.py") is None  # deleted in the layer
+    assert visible_file(path, "pkg/core.py") is None  # its directory was made again, empty
+    assert visible_file(path, "pkg/_version.py") is None
+    assert visible_file(path, ".gitignore") == dest / "tree" / ".gitignore"
+    remove_workspace(path)
