@@ -392,6 +392,11 @@ def event_loop() -> asyncio.AbstractEventLoop:
     global _loop, _thread
     with _loop_lock:
         if _loop is None or _thread is None or not _thread.is_alive():
+            if _loop is None:
+                try:
+                    sweep_stale_sessions()
+                except OSError as exc:
+                    logger.warning("cannot sweep old egress sessions: %s", exc)
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="marlin-egress", daemon=True)
             thread.start()
@@ -410,7 +415,8 @@ def _call(coroutine: Any, timeout: float = 15.0) -> Any:
 @contextlib.contextmanager
 def egress_session(egress: Egress, parent: Path | None = None) -> Iterator[Session]:
     """Serve one run's socket for the duration of the block; always closed afterwards."""
-    directory = Path(tempfile.mkdtemp(prefix="marlin-egress-", dir=parent))
+    # The worker's pid in the name lets a later worker remove what a killed one left behind.
+    directory = Path(tempfile.mkdtemp(prefix=f"marlin-egress-{os.getpid()}-", dir=parent))
     # The sandbox user must be able to reach the socket (its uid maps to the worker's anyway).
     directory.chmod(0o755)
     session = Session(egress, directory)
@@ -429,6 +435,33 @@ def egress_session(egress: Egress, parent: Path | None = None) -> Iterator[Sessi
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def sweep_stale_sessions(parent: Path | None = None, *, older_than_seconds: float = 60.0) -> int:
+    """Remove session directories (a socket, nothing else) of worker processes that are gone;
+    called once when a process starts its egress loop. Returns how many were removed."""
+    root = Path(parent or tempfile.gettempdir())
+    removed = 0
+    cutoff = time.time() - older_than_seconds
+    for directory in root.glob("marlin-egress-*-*"):
+        pid_text = directory.name.split("-")[2]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # its worker is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        try:
+            if directory.stat().st_mtime > cutoff:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def check_serving(session: Session) -> str | None:

@@ -1,5 +1,6 @@
 """The egress proxy dies with the worker: kill -9 a process that is running a sandbox in proxy
-mode, and nothing answers on the run's socket any more and the sandbox's processes are gone."""
+mode, and nothing answers on the run's socket any more, the sandbox's processes are gone, and
+the next worker removes the socket's directory."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from marlin.sandbox.egress import sweep_stale_sessions
 
 WORKER = r"""
 import sys
@@ -75,6 +78,9 @@ def test_the_proxy_and_the_sandbox_die_with_the_worker(tmp_path: Path) -> None:
         while running(token) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert running(token) == []
+        # What the dead worker left on disk goes at the next worker's start (here: the sweep).
+        assert sweep_stale_sessions(scratch, older_than_seconds=0) == 1
+        assert not socket_path.parent.exists()
     finally:
         if worker.poll() is None:
             worker.kill()
