@@ -39,6 +39,7 @@ from marlin.analytics.queries import (
     reference_board,
     relabel,
 )
+from marlin.analytics.raters import RaterFit
 from marlin.permissions import role_required
 from marlin.tasks.models import Project, TaskKind
 
@@ -319,6 +320,15 @@ def project_leaderboard(request: AuthenticatedHttpRequest, project_id: int) -> H
     context.update(_agreement_context(project, filters, request.user))
     if show_names:
         context.update(_reference_context(project, board, filters, rounds))
+    if request.GET.get("skill_weighted") == "1":
+        report = experts_report(project, filters)
+        context["skill_weighted"] = True
+        context["skill_weighted_error"] = report.error
+        if report.fit is not None:
+            context["weighted_rows"] = _skill_weighted_rows(
+                report.fit, board, show_names=show_names
+            )
+            context["n_judgments"] = report.fit.n_judgments
     return render(request, "analytics/leaderboard.html", context)
 
 
@@ -376,17 +386,27 @@ def project_experts(request: AuthenticatedHttpRequest, project_id: int) -> HttpR
     ]
     if report.fit is not None:
         board = leaderboard(project, filters, rounds=default_rounds())
-        labels = agent_labels(board.plain, [a.agent for a in report.fit.agents], show_names=True)
-        plain_rank = {a.agent: a.rank for a in board.plain.agents} if board.plain else {}
-        context["weighted_rows"] = [
-            {
-                "rank": i,
-                "label": labels.get(a.agent, a.agent),
-                "score": f"{ELO_PER_LOG * a.theta + ELO_BASE:.0f}",
-                "se": f"{ELO_PER_LOG * a.se:.0f}",
-                "plain_rank": plain_rank.get(a.agent, "—"),
-            }
-            for i, a in enumerate(report.fit.agents, start=1)
-        ]
+        context["weighted_rows"] = _skill_weighted_rows(report.fit, board, show_names=True)
         context["n_judgments"] = report.fit.n_judgments
     return render(request, "analytics/experts.html", context)
+
+
+def _skill_weighted_rows(
+    fit: RaterFit, board: Leaderboard, *, show_names: bool
+) -> list[dict[str, Any]]:
+    """The rater model's strengths as rows, labelled as on the leaderboard (blinded or named)."""
+    group_ids = [a for group in board.disconnected_groups for a in group]
+    labels = agent_labels(
+        board.plain, group_ids + [a.agent for a in fit.agents], show_names=show_names
+    )
+    plain_rank = {a.agent: a.rank for a in board.plain.agents} if board.plain else {}
+    return [
+        {
+            "rank": i,
+            "label": labels.get(a.agent, a.agent),
+            "score": f"{ELO_PER_LOG * a.theta + ELO_BASE:.0f}",
+            "se": f"{ELO_PER_LOG * a.se:.0f}",
+            "plain_rank": plain_rank.get(a.agent, "—"),
+        }
+        for i, a in enumerate(fit.agents, start=1)
+    ]

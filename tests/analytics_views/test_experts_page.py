@@ -78,3 +78,17 @@ def test_a_bad_filter_or_no_judgments_is_explained(client_for, erin, project, db
     empty = make_project("Empty")
     html = client_for(erin).get(f"/leaderboard/{empty.pk}/experts/").content.decode()
     assert "could not be fitted" in html and "No judgments yet." in html
+
+
+def test_the_leaderboard_shows_the_skill_weighted_ranking_on_request_blinded_for_experts(
+    client_for, erin, alice, project
+):
+    url = f"/leaderboard/{project.pk}/"
+    plain = client_for(erin).get(url, {"rounds": 20}).content.decode()
+    assert 'id="skill-weighted"' not in plain
+    named = client_for(erin).get(url, {"rounds": 20, "skill_weighted": 1}).content.decode()
+    weighted = named[named.index('id="skill-weighted"') :]
+    assert weighted.index("claude-code 1.0") < weighted.index("codex 2") < weighted.index("aider")
+    blind = client_for(alice).get(url, {"rounds": 20, "skill_weighted": 1}).content.decode()
+    section = blind[blind.index('id="skill-weighted"') :]
+    assert "Agent 1" in section and "claude-code" not in blind and "bias-bob" not in section
