@@ -180,9 +180,20 @@ def specs() -> dict[str, dict[str, dict[str, Any]]]:
     return cast(dict[str, dict[str, dict[str, Any]]], _specs_data()["specs"])
 
 
+# The harness's images took setuptools from conda in 2024 (pkg_resources included); a venv
+# seeded today gets a setuptools without pkg_resources, which some repositories' tests import.
+# A spec that pins no setuptools gets this one.
+SETUPTOOLS_OF_THE_IMAGES = "setuptools<70"
+
+
 def environment_spec(repo: str, version: str) -> EnvironmentSpec | None:
     raw = specs().get(repo, {}).get(version)
-    return EnvironmentSpec.model_validate(raw) if raw is not None else None
+    if raw is None:
+        return None
+    spec = EnvironmentSpec.model_validate(raw)
+    if not any(p.lower().startswith("setuptools") for p in spec.pip_packages):
+        spec.pip_packages = [SETUPTOOLS_OF_THE_IMAGES, *spec.pip_packages]
+    return spec
 
 
 def requirements_paths(repo: str) -> list[str]:

@@ -142,6 +142,10 @@ def test_the_environment_specs_carry_swebench_4_0_4s_values() -> None:
     )
     assert "Werkzeug==2.3.7" in flask.pip_packages
     assert swebench.environment_spec("pallets/flask", "9.9") is None
+    # A spec that pins no setuptools gets one with pkg_resources, as the harness's images had.
+    pytest_spec = swebench.environment_spec("pytest-dev/pytest", "8.0")
+    assert pytest_spec is not None and pytest_spec.pip_packages[0] == "setuptools<70"
+    assert [p for p in flask.pip_packages if p.startswith("setuptools")] == ["setuptools==70.0.0"]
 
 
 def test_requirements_are_gathered_as_the_harness_gathers_them() -> None:
