@@ -20,7 +20,7 @@ from marlin.api.auth import require
 from marlin.api.types import MAX_ID, Id, Pagination, filter_param
 from marlin.tasks.actions import do_create_task
 from marlin.tasks.forms import TaskForm
-from marlin.tasks.imports import do_import_swebench_tasks
+from marlin.tasks.imports import do_import_swebench_tasks, find_repository
 from marlin.tasks.models import Project, Task
 
 router = Router()
@@ -140,10 +140,20 @@ class PredictionsIn(ImportIn):
 
 class SwebenchTasksIn(ImportIn):
     approve: bool = False
+    # A registered repository (name, URL, local path or id) for every record; empty: each
+    # record's owner/name is matched in the catalog.
+    repository: str = ""
 
 
 class LineErrorOut(Schema):
     line: int
+    reason: str
+
+
+class LineOutcomeOut(Schema):
+    line: int
+    instance_id: str
+    outcome: str  # created, updated, skipped or error
     reason: str
 
 
@@ -154,6 +164,9 @@ class ImportOut(Schema):
     skipped: int
     errors: list[LineErrorOut]
     created_ids: list[int]
+    updated: int = 0
+    # Task imports: every record in the file's order.
+    lines: list[LineOutcomeOut] = []
 
 
 @router.get("/tasks", response=list[TaskOut], tags=["tasks"], summary="List tasks")
@@ -255,6 +268,16 @@ def _import_out(report: Any) -> dict[str, Any]:
         "skipped": len(report.skipped),
         "errors": [{"line": e.line_no, "reason": e.reason} for e in report.errors[:1000]],
         "created_ids": report.created_ids,
+        "updated": report.updated,
+        "lines": [
+            {
+                "line": x.line_no,
+                "instance_id": x.instance_id,
+                "outcome": x.outcome,
+                "reason": x.reason,
+            }
+            for x in report.lines[:1000]
+        ],
     }
 
 
@@ -287,9 +310,19 @@ def import_swebench_tasks(request: HttpRequest, body: SwebenchTasksIn) -> dict[s
 
     user = require(request, "author")
     project = Project.objects.get(pk=body.project_id)
+    repository = None
+    if body.repository.strip():
+        repository = find_repository(body.repository)
+        if repository is None:
+            raise HttpError(422, f"no registered repository {body.repository!r}")
     try:
         report = do_import_swebench_tasks(
-            user, project, body.text, approve=body.approve, filename=body.filename
+            user,
+            project,
+            body.text,
+            approve=body.approve,
+            filename=body.filename,
+            repository=repository,
         )
     except ValueError as exc:
         raise HttpError(422, str(exc)) from None
