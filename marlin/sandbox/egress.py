@@ -429,8 +429,10 @@ def egress_session(egress: Egress, parent: Path | None = None) -> Iterator[Sessi
     finally:
         try:
             _call(_stop(session))
-        except EgressError as exc:
-            logger.warning("egress proxy for %s did not stop cleanly: %s", directory, exc)
+        except Exception as exc:  # noqa: BLE001 - tearing down must not hide how the run ended
+            # (e.g. the loop that served this session stopped, and a new one cannot await its
+            # tasks): the socket directory is removed below all the same.
+            logger.warning("egress proxy for %s did not stop cleanly: %r", directory, exc)
         for fd in (session.stop_read, session.stop_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
