@@ -85,8 +85,11 @@ def plan_setup(
         # reads what another build's untrusted setup.py left in a shared cache.
         "export UV_CACHE_DIR=/tmp/uv-cache UV_PYTHON_DOWNLOADS=never UV_NO_CONFIG=1 "
         # (System certificates: a registry mirror may use a local CA. Fewer parallel
-        # downloads than the egress proxy's open-connection limit.)
-        "UV_LINK_MODE=copy UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 UV_CONCURRENT_DOWNLOADS=8",
+        # downloads than the egress proxy's open-connection limit. Byte-compiled at install,
+        # as pip does: a package compiled later, under a test suite's `-W error`, can fail on
+        # its own old warnings, e.g. blinker 1.4's invalid escape under flask 2.0's tests.)
+        "UV_LINK_MODE=copy UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 UV_CONCURRENT_DOWNLOADS=8 "
+        "UV_COMPILE_BYTECODE=1",
     ]
     for command in spec.pre_install:
         reason = unsupported_reason(command)
