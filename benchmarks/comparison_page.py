@@ -5,7 +5,10 @@ For each size, in a fresh SQLite database (WAL) with two candidates of that size
 * server time and response size of ``GET /compare/<public_id>/`` through Django's full stack
   (middleware, access checks, queries, parsing, rendering), median of several runs, with the
   parse cache cleared before each run (cold: the first view of a comparison) and kept (warm: a
-  reload, or the lazy file loads that follow);
+  reload, or the lazy file loads that follow). The candidates carry their file index (made when
+  they were stored), so the page reads only the first screen's file sections;
+* the same page cold with the index's sections switched off, i.e. both whole patches parsed as
+  before the index existed (``whole ms``), and the time of one lazy file load (``file ms``);
 * the alternative a developer would write first, in the same run: the same page with every file
   of both sides rendered eagerly (no first-screen cut, no lazy loading), as ratios;
 * in Debian's chromium (Playwright), the time from navigation until the first file's diff table
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +38,9 @@ os.environ.update(
     DJANGO_SETTINGS_MODULE="marlin.settings",
     MARLIN_DATA_DIR=str(BASE / "data"),
     MARLIN_DATABASE_URL=f"sqlite:///{BASE / 'marlin.sqlite3'}",
+    # Switching the index off between browser loads is a query from inside Playwright's
+    # (synchronous) API, which runs an event loop in this thread.
+    DJANGO_ALLOW_ASYNC_UNSAFE="true",
 )
 
 import django  # noqa: E402
@@ -91,17 +98,31 @@ def setup_comparison(changed: int, admin: User, annotator: User):
     return comparison
 
 
+CPU: list[float] = []  # CPU seconds of the requests median_request timed last
+
+
 def median_request(client: Client, url: str, runs: int, *, cold: bool = True) -> tuple[float, int]:
+    """Median wall seconds and the size; the CPU seconds of each run are left in CPU (on a
+    shared, loaded machine CPU time is the steadier figure: wall time includes waiting)."""
     times, size = [], 0
+    CPU.clear()
     for _ in range(runs):
         if cold:
             compare.parse_cached.cache_clear()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
         times.append(time.perf_counter() - start)
+        CPU.append(time.process_time() - cpu)
         assert response.status_code == 200, response.status_code
         size = len(response.content)
     return statistics.median(times), size
+
+
+def use_sections(comparison, on: bool) -> None:
+    """Switch the stored index's sections on or off for both candidates (off: parse whole)."""
+    for candidate in Candidate.objects.filter(turn__run__in=[comparison.run_a, comparison.run_b]):
+        index = dict(candidate.diff_index, sections=on)
+        Candidate.objects.filter(pk=candidate.pk).update(diff_index=index)
 
 
 def eager_page(comparison, runs: int) -> tuple[float, int]:
@@ -147,11 +168,15 @@ def serve() -> str:
 
 
 def first_file_visible(
-    base_url: str, session: str, urls: dict[int, str], runs: int
-) -> dict[int, float]:
+    base_url: str,
+    session: str,
+    urls: dict[int | str, str],
+    runs: int,
+    before_whole: Callable[[], None],
+) -> dict[int | str, float]:
     from playwright.sync_api import sync_playwright
 
-    results: dict[int, float] = {}
+    results: dict[int | str, float] = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=os.environ.get("MARLIN_CHROMIUM", "/usr/bin/chromium"),
@@ -160,8 +185,10 @@ def first_file_visible(
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.add_cookies([{"name": "sessionid", "value": session, "url": base_url}])
         page = context.new_page()
-        page.goto(base_url + urls[SIZES[0]])  # warm the browser and the static files
+        page.goto(base_url + next(iter(urls.values())))  # warm the browser and static files
         for changed, url in urls.items():
+            if isinstance(changed, str):
+                before_whole()
             times = []
             for _ in range(runs):
                 compare.parse_cached.cache_clear()
@@ -182,6 +209,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--browser-runs", type=int, default=3)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     admin = User.objects.create_user("erin")
@@ -193,33 +221,55 @@ def main() -> None:
     random.seed(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}")
     print(
-        f"{'changed/side':>12} {'files':>5} {'cold ms':>8} {'warm ms':>8} {'page KB':>8} "
+        f"{'changed/side':>12} {'files':>5} {'cold ms':>8} {'CPU ms':>7} {'warm ms':>8} "
+        f"{'page KB':>8} "
+        f"{'file ms':>8} {'whole ms':>9} {'whole/cold':>10} "
         f"{'eager ms':>9} {'eager KB':>9} {'eager/cold ms':>13} {'eager/page KB':>13}"
     )
-    urls = {}
-    for changed in SIZES:
+    urls: dict[int | str, str] = {}
+    comparisons = {}
+    for changed in args.sizes:
         comparison = setup_comparison(changed, admin, annotator)
         url = f"/compare/{comparison.public_id}/"
         urls[changed] = url
         client.get(url)  # warm imports and lexers
         runs = args.runs if changed < 20_000 else max(3, args.runs // 2)
+        comparisons[changed] = comparison
         page_s, page_bytes = median_request(client, url, runs)
+        page_cpu = statistics.median(CPU)
         warm_s, _ = median_request(client, url, runs, cold=False)
+        last_pair = len(compare.side_pairs(comparison, 1, "cumulative")) - 1
+        file_s, _ = median_request(client, url + f"pair/{last_pair}/", runs)
+        use_sections(comparison, False)
+        whole_s, _ = median_request(client, url, runs)
+        whole_cpu = statistics.median(CPU)
+        use_sections(comparison, True)
         eager_s, eager_bytes = eager_page(comparison, runs)
         files = len(compare.side_files(comparison, "A", 1))
         print(
-            f"{changed:>12} {files:>5} {page_s * 1e3:>8.0f} {warm_s * 1e3:>8.0f} "
-            f"{page_bytes / 1024:>8.0f} {eager_s * 1e3:>9.0f} {eager_bytes / 1024:>9.0f} "
+            f"{changed:>12} {files:>5} {page_s * 1e3:>8.0f} {page_cpu * 1e3:>7.0f} "
+            f"{warm_s * 1e3:>8.0f} "
+            f"{page_bytes / 1024:>8.0f} {file_s * 1e3:>8.0f} {whole_s * 1e3:>9.0f} "
+            f"(CPU {whole_cpu * 1e3:.0f}) "
+            f"{whole_s / page_s:>10.1f} {eager_s * 1e3:>9.0f} {eager_bytes / 1024:>9.0f} "
             f"{eager_s / page_s:>13.1f} {eager_bytes / page_bytes:>13.1f}"
         )
     if not args.no_browser:
         base_url = serve()
+        largest = max(args.sizes)
+        # The alternative in the same browser session: the largest page with whole parses.
+        urls[f"{largest} whole"] = urls[largest] + "?whole=1"
+        use_sections_for = comparisons[largest]
         visible = first_file_visible(
-            base_url, client.cookies["sessionid"].value, urls, args.browser_runs
+            base_url,
+            client.cookies["sessionid"].value,
+            urls,
+            args.browser_runs,
+            before_whole=lambda: use_sections(use_sections_for, False),
         )
         print(f"{'changed/side':>12} {'first file visible (ms, chromium)':>34}")
         for changed, seconds in visible.items():
-            print(f"{changed:>12} {seconds * 1e3:>34.0f}")
+            print(f"{changed!s:>12} {seconds * 1e3:>34.0f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings as django_settings
 from django.db import models
+from django.db.models.functions import Length, Substr
 from django.utils import timezone
+
+from marlin.diffs.index import INDEX_VERSION, index_patch
 
 
 class Provider(models.TextChoices):
@@ -148,10 +154,24 @@ class Candidate(models.Model):
     scrubbed_patch = models.TextField(
         blank=True, help_text="What experts see when fingerprints were found."
     )
+    # marlin.diffs.index of patch_for_experts, made when the candidate is saved (or, for rows
+    # written without save(), on first read): the comparison page reads files from it.
+    diff_index = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"candidate of {self.turn}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Re-indexed whenever the text experts see may have changed and is loaded here.
+        shown = {"patch", "scrubbed_patch", "fingerprints"}
+        update_fields = kwargs.get("update_fields")
+        touched = update_fields is None or bool(shown & set(update_fields))
+        if touched and not shown & self.get_deferred_fields():
+            self.diff_index = index_patch(self.patch_for_experts)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "diff_index"}
+        super().save(*args, **kwargs)
 
     @property
     def is_flagged(self) -> bool:
@@ -160,6 +180,25 @@ class Candidate(models.Model):
     @property
     def patch_for_experts(self) -> str:
         return self.scrubbed_patch if self.fingerprints else self.patch
+
+    def patch_sections(self, wanted: Callable[[dict[str, Any]], bool]) -> str | None:
+        """The sections of ``patch_for_experts`` whose index entries ``wanted`` picks, joined,
+        read with SQL SUBSTR instead of loading the whole text; None when the stored index has
+        no usable sections or no longer matches the text (then read the patch itself)."""
+        index = self.diff_index
+        if not isinstance(index, dict) or index.get("version") != INDEX_VERSION:
+            return None
+        if not index.get("sections"):
+            return None
+        column = "scrubbed_patch" if self.fingerprints else "patch"
+        entries = [e for e in index["files"] if wanted(e)]
+        names: dict[str, Any] = {"length": Length(column)}
+        for n, e in enumerate(entries):
+            names[f"section_{n}"] = Substr(column, e["start"] + 1, e["end"] - e["start"])
+        row = Candidate.objects.filter(pk=self.pk).annotate(**names).values_list(*names).first()
+        if row is None or row[0] != index.get("length"):
+            return None
+        return "".join(str(text) for text in row[1:])
 
 
 class TrajectoryStep(models.Model):

@@ -142,10 +142,15 @@ class FileDiff:
     old_mode: str | None = None
     new_mode: str | None = None
     similarity: int | None = None
+    # Set on a file known from its patch's stored index only (marlin.diffs.index): no hunks
+    # were read, and this is the line_count they have.
+    indexed_rows: int | None = None
 
     @property
     def line_count(self) -> int:
         """Rows the file takes in the unified view, the measure the size guard uses."""
+        if self.indexed_rows is not None:
+            return self.indexed_rows
         return sum(len(h.lines) + 1 for h in self.hunks)
 
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+
+from django.db.models.functions import Length, Substr
 
 from marlin import paths
 from marlin.accounts.models import User
@@ -28,6 +32,7 @@ from marlin.agents.models import Candidate, Run, TrajectoryStep, Turn
 from marlin.checks.models import CheckResult
 from marlin.diffs import render as diffrender
 from marlin.diffs import render_ab
+from marlin.diffs.index import INDEX_VERSION, index_patch, parse_section, stub_files
 from marlin.diffs.pair import FilePair, pair_files, pair_tree
 from marlin.diffs.parse import DiffParseError, FileDiff, TreeNode, file_tree, parse_patch
 from marlin.review import blinding
@@ -72,6 +77,7 @@ class SideView:
     candidate: Candidate | None = None
     checks: list[CheckResult] = field(default_factory=list)
     diffs: list[FileDiff] = field(default_factory=list)
+    source: SideFiles | None = None
 
 
 @dataclass
@@ -111,7 +117,14 @@ def check_turn(comparison: Comparison, turn: Any) -> int:
 
 
 def candidate_at(run: Run, turn: int) -> Candidate | None:
-    return Candidate.objects.filter(turn__run=run, turn__number=turn).first()
+    # The patch texts are read on demand (patch_for_experts, or file sections via the index).
+    # Their lengths come along so a stored index can be checked against the text it indexes.
+    return (
+        Candidate.objects.filter(turn__run=run, turn__number=turn)
+        .defer("patch", "scrubbed_patch")
+        .annotate(patch_length=Length("patch"), scrubbed_length=Length("scrubbed_patch"))
+        .first()
+    )
 
 
 def side_patch(comparison: Comparison, side: str, turn: int, view: View = "cumulative") -> str:
@@ -122,35 +135,165 @@ def side_patch(comparison: Comparison, side: str, turn: int, view: View = "cumul
         return ""
     if view == "cumulative" or turn == 1:
         return candidate.patch_for_experts
+    return _incremental(comparison, run, candidate, turn)[0]
+
+
+def _incremental(
+    comparison: Comparison, run: Run, candidate: Candidate, turn: int
+) -> tuple[str, Path]:
+    """The changes of this turn alone and the cache file they are kept in."""
     previous = candidate_at(run, turn - 1)
     before = previous.patch_for_experts if previous is not None else ""
+    after = candidate.patch_for_experts
     try:
-        return incremental_patch(
-            comparison.task.repository.mirror_path,
-            comparison.task.base_commit,
-            before,
-            candidate.patch_for_experts,
+        text = incremental_patch(
+            comparison.task.repository.mirror_path, comparison.task.base_commit, before, after
         )
     except GitError as exc:
         raise CompareError(
             f"The changes of turn {turn} alone could not be computed ({exc}); "
             "use the cumulative view."
         ) from None
+    return text, turn_diff_path(comparison.task.base_commit, before, after)
+
+
+@dataclass
+class SideFiles:
+    """A side's files at a turn. From a stored index (marlin.diffs.index) they start as stubs
+    without hunks, enough for counts, trees and pairing; ``load`` reads and parses only the
+    sections of the files asked for. Without usable sections they are parsed whole."""
+
+    files: list[FileDiff]
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    candidate_id: int | None = None
+    column: str = "patch"
+    cache_file: Path | None = None
+
+    def load(self, indexes: Iterable[int]) -> None:
+        wanted = sorted(
+            {
+                i
+                for i in indexes
+                if 0 <= i < len(self.files) and self.files[i].indexed_rows is not None
+            }
+        )
+        if not wanted:
+            return
+        entries = [self.entries[i] for i in wanted]
+        for i, entry, text in zip(wanted, entries, self._sections(entries), strict=True):
+            try:
+                self.files[i] = parse_section(text, entry)
+            except DiffParseError as exc:
+                raise CompareError(
+                    f"The change to {entry['path']} could not be read: {exc}"
+                ) from None
+
+    def all(self) -> list[FileDiff]:
+        self.load(range(len(self.files)))
+        return self.files
+
+    def _sections(self, entries: list[dict[str, Any]]) -> list[str]:
+        if self.cache_file is not None:
+            with self.cache_file.open("rb") as f:
+                out = []
+                for e in entries:
+                    f.seek(e["byte_start"])
+                    out.append(f.read(e["byte_end"] - e["byte_start"]).decode("utf-8", "replace"))
+                return out
+        # One query for all sections: SQL SUBSTR counts characters on SQLite and PostgreSQL.
+        names = {
+            f"section_{n}": Substr(self.column, e["start"] + 1, e["end"] - e["start"])
+            for n, e in enumerate(entries)
+        }
+        if self.candidate_id is None:
+            raise CompareError("This change has no stored text to read files from.")
+        row = (
+            Candidate.objects.filter(pk=self.candidate_id)
+            .annotate(**names)
+            .values_list(*names)
+            .first()
+        )
+        if row is None:
+            raise CompareError("The change was removed while it was being read.")
+        return [str(text) for text in row]
+
+
+def side_source(
+    comparison: Comparison, side: str, turn: int, view: View = "cumulative"
+) -> SideFiles:
+    """Where a side's files come from (see SideFiles); raises CompareError for a patch that
+    does not parse."""
+    run = runs_by_side(comparison)[check_side(side)]
+    candidate = candidate_at(run, turn)
+    if candidate is None:
+        return SideFiles(files=[])
+    if view == "incremental" and turn > 1:
+        text, path = _incremental(comparison, run, candidate, turn)
+        turn_index = _turn_diff_index(path, text)
+        cache_file = path if turn_index["sections"] else None
+        return _from_index(side, turn_index, text, cache_file=cache_file)
+    index: Any = candidate.diff_index
+    # Annotated by candidate_at.
+    length = getattr(candidate, "scrubbed_length" if candidate.fingerprints else "patch_length")
+    if (
+        not isinstance(index, dict)
+        or index.get("version") != INDEX_VERSION
+        or index.get("length") != length
+    ):
+        # Stored before indexes existed, by bulk_create, or its text replaced by an UPDATE:
+        # indexed now, once, on first read.
+        index = index_patch(candidate.patch_for_experts)
+        Candidate.objects.filter(pk=candidate.pk).update(diff_index=index)
+        candidate.diff_index = index
+    column = "scrubbed_patch" if candidate.fingerprints else "patch"
+    if index["sections"]:
+        return SideFiles(
+            files=stub_files(index),
+            entries=list(index["files"]),
+            candidate_id=candidate.pk,
+            column=column,
+        )
+    return _from_index(side, index, candidate.patch_for_experts)
+
+
+def _from_index(
+    side: str, index: dict[str, Any], text: str, *, cache_file: Path | None = None
+) -> SideFiles:
+    if index["error"]:
+        raise CompareError(f"The change on side {side} could not be read: {index['error']}")
+    if cache_file is not None:
+        return SideFiles(
+            files=stub_files(index), entries=list(index["files"]), cache_file=cache_file
+        )
+    try:
+        return SideFiles(files=list(parse_cached(text)))
+    except DiffParseError as exc:
+        raise CompareError(f"The change on side {side} could not be read: {exc}") from None
 
 
 def side_files(
     comparison: Comparison, side: str, turn: int, view: View = "cumulative"
 ) -> list[FileDiff]:
-    try:
-        return parse_cached(side_patch(comparison, side, turn, view))
-    except DiffParseError as exc:
-        raise CompareError(f"The change on side {side} could not be read: {exc}") from None
+    """Every file of the side, parsed."""
+    return side_source(comparison, side, turn, view).all()
 
 
 @lru_cache(maxsize=32)
 def parse_cached(patch: str) -> list[FileDiff]:
-    # Parsing a 20,000-line patch costs tens of milliseconds; every lazy file load re-reads it.
+    # For patches without usable sections: parsed whole, once per process.
     return parse_patch(patch)
+
+
+def _first_screen(sizes: Iterable[tuple[int, bool]], limit: int) -> list[int]:
+    """Positions a first-screen renderer draws in full, given (rows, counts toward the limit)."""
+    shown, out = 0, []
+    for position, (rows, counted) in enumerate(sizes):
+        if shown >= limit and counted:
+            break
+        out.append(position)
+        if counted:
+            shown += rows
+    return out
 
 
 def comparison_context(
@@ -229,10 +372,12 @@ def _side_view(
     side.candidate = candidate
     side.flagged = candidate.is_flagged
     try:
-        files = side_files(comparison, letter, turn, view)
+        source = side_source(comparison, letter, turn, view)
     except CompareError as exc:
         side.parse_error = str(exc)
         return side
+    side.source = source
+    files = source.files  # stubs until the first screen's files are loaded (_pair_view)
     side.diffs = files
     side.files = len(files)
     side.added = sum(f.added for f in files)
@@ -246,7 +391,7 @@ def _side_view(
 
 
 def _pair_view(sides: list[SideView]) -> PairView:
-    pairs = pair_files(sides[0].diffs, sides[1].diffs)
+    pairs = _load_first_screen(pair_files(sides[0].diffs, sides[1].diffs), sides)
     errors = [side.parse_error for side in sides if side.parse_error]
     errors += [
         f"Side {side.letter} has no change for this turn yet ({side.status})."
@@ -264,6 +409,29 @@ def _pair_view(sides: list[SideView]) -> PairView:
     )
 
 
+def _load_first_screen(pairs: list[FilePair], sides: list[SideView]) -> list[FilePair]:
+    """Read the files of the pairs render_pairs draws in full; the rest stay stubs."""
+    shown = _first_screen(((p.line_count, True) for p in pairs), diffrender.FIRST_SCREEN_LINES)
+    return _loaded([pairs[i] for i in shown], pairs, [s.source for s in sides])
+
+
+def _loaded(
+    wanted: list[FilePair], pairs: list[FilePair], sources: list[SideFiles | None]
+) -> list[FilePair]:
+    """pairs with the files of ``wanted`` read from their sides' sources."""
+    for side, source in enumerate(sources):
+        if source is None:
+            continue
+        files = [p.a if side == 0 else p.b for p in wanted]
+        source.load(f.index for f in files if f is not None)
+    out = []
+    for p in pairs:
+        a = sources[0].files[p.a.index] if p.a is not None and sources[0] is not None else p.a
+        b = sources[1].files[p.b.index] if p.b is not None and sources[1] is not None else p.b
+        out.append(FilePair(index=p.index, path=p.path, a=a, b=b))
+    return out
+
+
 def side_pairs(comparison: Comparison, turn: int, view: View) -> list[FilePair]:
     files = [side_files(comparison, letter, turn, view) for letter in SIDES]
     return pair_files(files[0], files[1])
@@ -272,12 +440,15 @@ def side_pairs(comparison: Comparison, turn: int, view: View) -> list[FilePair]:
 def render_pair_file(
     comparison: Comparison, turn: int, view: View, index: int, *, force: bool = False
 ) -> str:
-    """One file of the A | B view, loaded by the page when it scrolls into view."""
-    pairs = side_pairs(comparison, turn, view)
+    """One file of the A | B view, loaded by the page when it scrolls into view: only that
+    file's sections are read."""
+    sources = [side_source(comparison, letter, turn, view) for letter in SIDES]
+    pairs = pair_files(sources[0].files, sources[1].files)
     if not 0 <= index < len(pairs):
         raise CompareError(f"A and B touched {len(pairs)} files at this turn; no file {index}.")
+    pair = _loaded([pairs[index]], pairs, list(sources))[index]
     return render_ab.render_pair(
-        pairs[index], max_lines=None if force else diffrender.DEFAULT_MAX_LINES, force=force
+        pair, max_lines=None if force else diffrender.DEFAULT_MAX_LINES, force=force
     )
 
 
@@ -291,9 +462,11 @@ def render_side_file(
     *,
     force: bool = False,
 ) -> str:
-    files = side_files(comparison, side, turn, view)
+    source = side_source(comparison, side, turn, view)
+    files = source.files
     if not 0 <= index < len(files):
         raise CompareError(f"Side {side} has {len(files)} files at this turn; no file {index}.")
+    source.load([index])
     return diffrender.render_file(
         files[index],
         mode=mode,
@@ -307,7 +480,10 @@ def render_side_file(
 def render_side_patch(
     comparison: Comparison, side: str, turn: int, view: View, mode: diffrender.Mode
 ) -> str:
-    files = side_files(comparison, side, turn, view)
+    source = side_source(comparison, side, turn, view)
+    files = source.files
+    counted = ((f.line_count, not f.is_binary and not f.is_generated) for f in files)
+    source.load(_first_screen(counted, diffrender.FIRST_SCREEN_LINES))
     return diffrender.render_patch(
         files,
         mode=mode,
@@ -327,7 +503,7 @@ def context_rows(
     mode: diffrender.Mode,
 ) -> str:
     """Base-file lines start..end of a file the side changed, as diff rows."""
-    files = side_files(comparison, side, turn, "cumulative")
+    files = side_source(comparison, side, turn, "cumulative").files  # metadata is enough
     if not 0 <= index < len(files):
         raise CompareError(f"Side {side} has no file {index} at this turn.")
     file = files[index]
@@ -369,12 +545,18 @@ def base_file_lines(mirror: str, commit: str, path: str) -> list[str]:
     return blob.decode("utf-8", errors="replace").splitlines()
 
 
-def incremental_patch(mirror: str, base_commit: str, before: str, after: str) -> str:
-    """The diff from (base + ``before``) to (base + ``after``); cached on disk."""
+def turn_diff_path(base_commit: str, before: str, after: str) -> Path:
     key = hashlib.sha256("\0".join((base_commit, before, after)).encode()).hexdigest()
-    cache = paths.data_dir() / "cache" / "turn-diffs" / f"{key}.patch"
+    return paths.data_dir() / "cache" / "turn-diffs" / f"{key}.patch"
+
+
+def incremental_patch(mirror: str, base_commit: str, before: str, after: str) -> str:
+    """The diff from (base + ``before``) to (base + ``after``); cached on disk with its index."""
+    cache = turn_diff_path(base_commit, before, after)
     if cache.exists():
-        return cache.read_text()
+        # newline="": the text exactly as written (CRs are content), so the index matches it.
+        with cache.open(encoding="utf-8", newline="") as f:
+            return f.read()
     with tempfile.TemporaryDirectory(prefix="marlin-turndiff-") as tmp:
         objects = Path(tmp) / "objects"
         objects.mkdir()
@@ -405,10 +587,31 @@ def incremental_patch(mirror: str, base_commit: str, before: str, after: str) ->
         )
     text = out.decode("utf-8", errors="replace")
     cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".tmp")
-    partial.write_text(text)
-    partial.replace(cache)
+    _write_atomically(cache, text)
+    _turn_diff_index(cache, text)
     return text
+
+
+def _turn_diff_index(cache: Path, text: str) -> dict[str, Any]:
+    """The index of a cached turn diff, made once beside it (its byte offsets are into the
+    cache file, which is written as UTF-8)."""
+    path = cache.with_suffix(".index.json")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(index, dict) and index.get("version") == INDEX_VERSION:
+            return index
+    except (OSError, ValueError):
+        pass
+    index = index_patch(text)
+    _write_atomically(path, json.dumps(index))
+    return index
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with partial.open("w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    partial.replace(path)
 
 
 def _tree_with(mirror: str, base_commit: str, patch: str, env: dict[str, str]) -> str:
