@@ -4,9 +4,9 @@ Every coefficient here has the form (pa - pe) / (1 - pe): pa is the observed agr
 agreement expected by chance, and the coefficients differ only in pe. Weighted versions credit
 near misses with a weight matrix w (1 on the diagonal). Standard errors are Gwet's linearised
 ("jackknife-like") variances over units, as in the irrCAC package; where no closed form is
-implemented (Conger's kappa, Krippendorff's alpha) the interval is a percentile bootstrap over
-units. Data are raters x units with NaN for "did not rate" (agreement.reliability_matrix builds
-them). Methods, references and what the figures mean: docs/statistics.md.
+implemented (Krippendorff's alpha) the interval is a percentile bootstrap over units. Data are
+raters x units with NaN for "did not rate" (agreement.reliability_matrix builds them). Methods,
+references and what the figures mean: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -274,24 +274,38 @@ def conger_kappa(
     categories: Categories | None = None,
     weights: Weights = "identity",
     confidence: float = 0.95,
-    *,
-    rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
-    seed: int = 0,
 ) -> Coefficient:
-    """Conger (1980): Cohen's kappa for several raters, each rater's own category shares."""
+    """Conger (1980): Cohen's kappa for several raters, each rater's own category shares.
+
+    Variance: Gwet's (2014) linearisation, which also carries how each unit moves the raters'
+    category shares p_gk (the lambda terms below), as irrCAC computes it.
+    """
     arr = _as_data(data)
+    arr = arr[:, ~np.all(np.isnan(arr), axis=0)]  # units nobody rated carry nothing
+    arr = arr[~np.all(np.isnan(arr), axis=1)]  # nor do raters who rated nothing
     cats = _categories(arr, categories)
     w = weight_matrix(cats, weights)
     value, pa, pe = _conger_value(arr, cats, w)
-    lower, upper, _ = bootstrap_units(
-        lambda d: _conger_value(d, cats, w)[0],
-        arr,
-        rounds=rounds,
-        seed=seed,
-        confidence=confidence,
-    )
-    n = int(np.sum(np.sum(~np.isnan(arr), axis=0) >= 1))
-    return Coefficient("Conger's kappa", value, pa, pe, None, lower, upper, "bootstrap", n, weights)
+    raters, n = arr.shape
+    rated = ~np.isnan(arr)
+    n_g = rated.sum(axis=1).astype(float)
+    p_gk = np.stack([(arr == c).sum(axis=1) / n_g for c in cats], axis=1)  # raters x q
+    eps = rated.T.astype(float)  # units x raters
+    lam = np.zeros((n, raters))
+    for k in range(len(cats)):
+        lam_k = np.zeros((n, raters))
+        for m, c in enumerate(cats):
+            delta = (arr.T == c).astype(float)
+            lam_k += w[k, m] * (delta - (eps - n_g[None, :] / n) * p_gk[None, :, m])
+        lam_k *= (n / n_g)[None, :]
+        lam += lam_k * (raters * p_gk[:, k].mean() - p_gk[None, :, k])
+    pe_i = lam.sum(axis=1) / (raters * (raters - 1))
+    counts = unit_counts(arr, cats)
+    _, pa_i, _, n2 = _observed(counts, w)
+    r = counts.sum(axis=1)
+    terms = (n / n2) * (pa_i - pe * (r >= 2)) / (1 - pe)
+    terms = terms - 2 * (1 - value) * (pe_i - pe) / (1 - pe)
+    return _result("Conger's kappa", pa, pe, terms, n, weights, confidence)
 
 
 def krippendorff_alpha_interval(
@@ -445,7 +459,7 @@ def agreement_table(
         ("Percent agreement (per unit)", lambda: percent_agreement_per_unit(arr, cats)),
         ("Fleiss' kappa", lambda: fleiss_kappa(arr, cats)),
         ("Fleiss' kappa (quadratic)", lambda: fleiss_kappa(arr, cats, "quadratic")),
-        ("Conger's kappa", lambda: conger_kappa(arr, cats, rounds=rounds, seed=seed)),
+        ("Conger's kappa", lambda: conger_kappa(arr, cats)),
         ("Gwet's AC1", lambda: gwet_ac(arr, cats)),
         ("Gwet's AC2 (quadratic)", lambda: gwet_ac(arr, cats, "quadratic")),
         ("Brennan-Prediger", lambda: brennan_prediger(arr, cats)),

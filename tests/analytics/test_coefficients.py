@@ -88,10 +88,9 @@ def test_raw_4raters_matches_every_coefficient_irrcac_prints() -> None:
     assert ac1.lower == pytest.approx(0.461, abs=5e-4)
     close(brennan_prediger(data), 0.77273, 0.14472, 5)
     conger = conger_kappa(data)
-    close(conger, 0.76282, None, 5)
+    close(conger, 0.76282, 0.14917, 5)
     assert conger.pe == pytest.approx(0.2334252, abs=5e-8)
-    # irrCAC's linearised interval is (0.435, 1); ours is a bootstrap over the 12 units.
-    assert conger.interval == "bootstrap" and conger.lower < conger.value <= conger.upper <= 1
+    assert (conger.lower, conger.upper) == (pytest.approx(0.435, abs=5e-4), 1.0)
     alpha = krippendorff_alpha_interval(data, "nominal")
     close(alpha, 0.74342, None, 5)
     assert alpha.lower < alpha.value <= alpha.upper
@@ -218,3 +217,24 @@ def test_kappa_and_weighted_kappa_match_sas_proc_freq() -> None:
     table = [[0, 4, 1], [0, 8, 0], [0, 1, 5]]
     close(cohen_kappa_table(table), 0.4842, 0.1380, 4)
     close(cohen_kappa_table(table, "linear"), 0.4701, 0.1457, 4)
+
+
+@needs
+def test_congers_kappa_with_missing_ratings_weights_and_letter_categories() -> None:
+    # irrCAC conger.kappa.raw as recorded by afergadis/irrCAC's test_conger.py (three decimals).
+    observers = raw("irrCAC_gwet/raw_5observers.csv", 1)
+    conger = conger_kappa(observers)
+    close(conger, 0.469, 0.117, 3)
+    assert (conger.lower, conger.upper) == (
+        pytest.approx(0.219, abs=5e-4),
+        pytest.approx(0.719, abs=5e-4),
+    )
+    close(gwet_ac(observers), 0.497, 0.122, 3)  # test_gwet.py, raw_5observers
+    four = raw("irrCAC_gwet/raw_4raters.csv", 1)
+    close(conger_kappa(four, weights="linear"), 0.814, 0.145, 3)
+    close(conger_kappa(four, weights="quadratic"), 0.858, 0.144, 3)
+    with (AGREEMENT / "irrCAC_gwet/raw_gender.csv").open(newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    letters = {"a": 1.0, "b": 2.0, "c": 3.0, "": np.nan}
+    gender = np.array([[letters[x] for x in r[2:]] for r in rows]).T
+    close(conger_kappa(gender), 0.166, 0.121, 3)
