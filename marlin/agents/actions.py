@@ -189,11 +189,29 @@ def link_partners(first: Run, second: Run) -> None:
     second.save(update_fields=["partner"])
 
 
+# Blind: says that a side cannot continue, never which agent it is.
+CANNOT_CONTINUE = (
+    "Follow-ups are not available on this comparison: at least one side is a result imported "
+    "from a file (a fixed patch, not an agent that runs), so it cannot answer a new prompt. "
+    "Judge the turn shown."
+)
+
+
+def follow_up_refusal(run_ids: list[int]) -> str:
+    """Why these runs cannot take a follow-up turn ("" when they can): an imported candidate
+    has no agent behind it to continue the conversation."""
+    imported = Run.objects.filter(pk__in=run_ids, agent__provider=Provider.IMPORT).exists()
+    return CANNOT_CONTINUE if imported else ""
+
+
 # `comparison` is a review.Comparison; agents sit below review, so it is not named here.
 @transaction.atomic
 def do_start_follow_up(actor: User, comparison: Any, prompt: str) -> list[Turn]:
     """Turn N+1 on both runs of the comparison, in the same conversation and workspace."""
     require_role(actor, "annotator")
+    refusal = follow_up_refusal([comparison.run_a_id, comparison.run_b_id])
+    if refusal:
+        raise IllegalTransition(refusal)
     prompt = (prompt or "").strip()
     if not prompt:
         raise ValidationError("Write the follow-up prompt: what both agents should do next.")

@@ -3,6 +3,7 @@ bulk per chunk, so a 100,000-comparison export makes a few queries per chunk, no
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import defaultdict
@@ -152,13 +153,19 @@ def _load_chunk(
 ) -> Chunk:
     run_ids = [r for d in decisions for r in (d["comparison__run_a_id"], d["comparison__run_b_id"])]
     lookups.load_tasks(d["comparison__task_id"] for d in decisions)
-    patches: dict[int, tuple[int, str]] = {}
-    for run_id, candidate_id, patch in (
+    # The candidate of each run's latest turn, found without its text; then only those patches
+    # are read (a multi-turn run's earlier patches never leave the database).
+    latest: dict[int, int] = {}
+    for run_id, candidate_id in (
         Candidate.objects.filter(turn__run_id__in=run_ids)
         .order_by("turn__number")
-        .values_list("turn__run_id", "pk", "patch")
+        .values_list("turn__run_id", "pk")
     ):
-        patches[run_id] = (candidate_id, patch)  # later turns overwrite: the latest wins
+        latest[run_id] = candidate_id  # later turns overwrite: the latest wins
+    texts = dict(
+        Candidate.objects.filter(pk__in=latest.values()).values_list("pk", "patch").iterator()
+    )
+    patches = {run_id: (pk, texts[pk]) for run_id, pk in latest.items()}
     checks: dict[int, list[dict[str, Any]]] = defaultdict(list)
     check_fields = ("name", "kind", "status", "passed", "failed", "errors", "skipped")
     for row in (
@@ -198,14 +205,12 @@ def _load_chunk(
 
 
 def chunked(qs: QuerySet[Decision], size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    """Keyset pagination by primary key: stable and constant-cost per chunk."""
-    last = 0
-    while True:
-        batch = list(qs.filter(pk__gt=last).order_by("pk").values(*DECISION_FIELDS)[:size])
-        if not batch:
-            return
+    """Decisions as plain values in id order, in lists of ``size``: one query, streamed (a
+    server-side cursor on PostgreSQL, fetchmany on SQLite), so memory holds one chunk whatever
+    the export's size."""
+    rows = qs.order_by("pk").values(*DECISION_FIELDS).iterator(chunk_size=size)
+    while batch := list(itertools.islice(rows, size)):
         yield batch
-        last = batch[-1]["pk"]
 
 
 def preference_decisions(project: Project, filters: DecisionFilters) -> QuerySet[Decision]:
@@ -269,6 +274,9 @@ def preference_row(
         "repository": task["repository"],
         "base_commit": task["base_commit"],
         "turns": d["comparison__turn_count"],
+        # The turn the decision and both patches are from: the last judged turn (experts judge
+        # the comparison's newest turn; earlier turns' preferences are in judgments.jsonl).
+        "turn": d["comparison__turn_count"],
     }
 
 
@@ -340,6 +348,7 @@ def judgment_records(project: Project, filters: DecisionFilters) -> Iterator[dic
             "comments": j.comments,
             "turn_notes": j.turn_notes,
             "turn_judged": j.turn_judged,
+            "turn_verdicts": j.turn_verdicts,
             "rubric": j.rubric_version.rubric.name,
             "rubric_version": j.rubric_version.number,
             "active_seconds": j.active_seconds,

@@ -66,6 +66,7 @@ PREFERENCE_SCHEMA = pa.schema(
         ("repository", pa.string()),
         ("base_commit", pa.string()),
         ("turns", pa.int32()),
+        ("turn", pa.int32()),
     ]
 )
 

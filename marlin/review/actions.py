@@ -175,7 +175,15 @@ def _verdict(judgment: Judgment) -> dict[str, object]:
     }
 
 
-_DRAFT_FIELDS = ["ratings", "overall", "rationale", "confidence", "comments", "turn_notes"]
+_DRAFT_FIELDS = [
+    "ratings",
+    "overall",
+    "rationale",
+    "confidence",
+    "comments",
+    "turn_notes",
+    "turn_verdicts",
+]
 
 
 def _apply_draft(judgment: Judgment, draft: Draft) -> None:
@@ -185,6 +193,8 @@ def _apply_draft(judgment: Judgment, draft: Draft) -> None:
     judgment.confidence = draft["confidence"]
     judgment.comments = draft["comments"]
     judgment.turn_notes = draft["turn_notes"]
+    if "turn_verdicts" in draft:
+        judgment.turn_verdicts = draft["turn_verdicts"]
 
 
 def draft_of(judgment: Judgment) -> Draft:
@@ -195,6 +205,7 @@ def draft_of(judgment: Judgment) -> Draft:
         confidence=judgment.confidence,
         comments=list(judgment.comments),
         turn_notes=dict(judgment.turn_notes),
+        turn_verdicts=dict(judgment.turn_verdicts),
     )
 
 
@@ -257,6 +268,11 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
         current.status = JudgmentStatus.SUBMITTED
         current.submitted_at = timezone.now()
         current.turn_judged = comparison.turn_count
+        # The verdict per turn: earlier turns as chosen, the judged (last) turn's is overall.
+        current.turn_verdicts = {
+            **{n: v for n, v in current.turn_verdicts.items() if int(n) < comparison.turn_count},
+            str(comparison.turn_count): current.overall,
+        }
         # Time is what the server's heartbeats measured, added up over every submission (a
         # revision is more work on the same judgment).
         work = activity.close(
@@ -273,6 +289,7 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
                 "status",
                 "submitted_at",
                 "turn_judged",
+                "turn_verdicts",
                 "active_seconds",
                 "wall_seconds",
                 "updated_at",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -65,6 +65,8 @@ class Draft(TypedDict):
     confidence: int | None
     comments: list[LineComment]
     turn_notes: dict[str, str]
+    # Absent when a client does not send it (the API's older drafts): the saved ones stay.
+    turn_verdicts: NotRequired[dict[str, int]]
 
 
 def rating_field(key: str) -> str:
@@ -254,7 +256,15 @@ class JudgmentForm(RatingsForm):
     )
 
     def turn_fields(self, number: int) -> dict[str, forms.Field]:
-        return {f"turn_note-{number}": _text(f"The note on turn {number}", MAX_NOTE_CHARS)}
+        fields: dict[str, forms.Field] = {
+            f"turn_note-{number}": _text(f"The note on turn {number}", MAX_NOTE_CHARS)
+        }
+        if number < self.turn_count:
+            # The last turn's preference is the overall one.
+            fields[f"turn_verdict-{number}"] = ScaleField(
+                label=f"The preference on turn {number}", required=False
+            )
+        return fields
 
     def draft(self) -> Draft:
         data = self.cleaned_data
@@ -263,6 +273,11 @@ class JudgmentForm(RatingsForm):
             for n in range(1, self.turn_count + 1)
             if data[f"turn_note-{n}"].strip()
         }
+        verdicts = {
+            str(n): data[f"turn_verdict-{n}"]
+            for n in range(1, self.turn_count)
+            if data.get(f"turn_verdict-{n}") is not None
+        }
         return Draft(
             ratings=self.ratings(),
             overall=data["overall"],
@@ -270,10 +285,15 @@ class JudgmentForm(RatingsForm):
             confidence=data["confidence"],
             comments=data["comments"],
             turn_notes=notes,
+            turn_verdicts=verdicts,
         )
 
     def turn_note_rows(self) -> list[tuple[int, forms.BoundField]]:
         return [(n, self[f"turn_note-{n}"]) for n in range(1, self.turn_count + 1)]
+
+    def turn_verdict_rows(self) -> list[tuple[int, forms.BoundField]]:
+        """The preference fields of the turns before the last (the last one is overall)."""
+        return [(n, self[f"turn_verdict-{n}"]) for n in range(1, self.turn_count)]
 
 
 def judgment_form(
@@ -303,6 +323,8 @@ def draft_data(draft: Mapping[str, Any], *, revision: int) -> dict[str, str]:
         data["confidence"] = str(draft["confidence"])
     for number, note in draft["turn_notes"].items():
         data[f"turn_note-{number}"] = note
+    for number, verdict in draft.get("turn_verdicts", {}).items():
+        data[f"turn_verdict-{number}"] = str(verdict)
     return data | {
         "rationale": draft["rationale"],
         "comments": json.dumps(draft["comments"]),

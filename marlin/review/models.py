@@ -137,6 +137,12 @@ class Judgment(models.Model):
     confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-5")
     comments = models.JSONField(default=list, blank=True, help_text="Line-anchored comments.")
     turn_notes = models.JSONField(default=dict, blank=True, help_text="turn number -> remark")
+    # The preference on each turn the expert judged (-3..3): earlier turns as they chose, the
+    # last judged turn's is `overall` (set at submission), so a follow-up that changed the
+    # outcome shows in the data.
+    turn_verdicts = models.JSONField(
+        default=dict, blank=True, help_text="turn number -> overall preference on that turn"
+    )
     turn_judged = models.PositiveSmallIntegerField(default=1)
     # Measured by the server from heartbeats (WorkSession), added up at each submission; never
     # taken from the client. Wall time runs from a session's first heartbeat to the submission.

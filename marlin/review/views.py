@@ -22,6 +22,7 @@ from django.utils.datastructures import MultiValueDict
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from marlin.accounts.http import AuthenticatedHttpRequest
+from marlin.agents.actions import follow_up_refusal
 from marlin.diffs.render import Mode
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
@@ -232,6 +233,7 @@ def _render_page(
         notice=notice,
         is_annotator=viewer.is_annotator,
         followup=compare.followup_status(comparison),
+        followup_refusal=follow_up_refusal([comparison.run_a_id, comparison.run_b_id]),
         urls=_urls(comparison),
     )
     return render(request, "review/compare.html", context, status=status)
@@ -276,6 +278,7 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
         if name not in ("form", *_GENERAL_FIELDS)
     ]
     return {
+        "rating_scale": scale,
         "judgment_form": form,
         "error_list": error_list,
         "criteria": criteria,
@@ -286,6 +289,10 @@ def _judgment_context(form: JudgmentForm, errors: dict[str, str]) -> dict[str, A
         "comments_value": form["comments"].value() or "[]",
         "turn_notes": [
             (n, field.value() or "", errors.get(field.name)) for n, field in form.turn_note_rows()
+        ],
+        "turn_verdicts": [
+            (str(n), _value(field), errors.get(field.name) or "")
+            for n, field in form.turn_verdict_rows()
         ],
         "errors": errors | ({"form": " ".join(general)} if general else {}),
     }
@@ -305,6 +312,8 @@ _FIELD_LABELS = {
 def _field_label(name: str, criteria: dict[str, str]) -> str:
     if name.startswith("rating-"):
         return criteria.get(name.removeprefix("rating-"), name)
+    if name.startswith("turn_verdict-"):
+        return f"Preference on turn {name.removeprefix('turn_verdict-')}"
     if name.startswith("turn_note-"):
         return f"Remark on turn {name.removeprefix('turn_note-')}"
     return _FIELD_LABELS.get(name, name)

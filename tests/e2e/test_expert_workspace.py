@@ -196,8 +196,10 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     _rating(page, "Security", "not applicable").check()
     _rating(page, "Reliability", "A slightly better").check()
     page.get_by_label("Overall: A better", exact=True).check()
+    # Per-turn verdicts: after turn 1 B was slightly ahead; the follow-up turned it to A.
+    _rating(page, "Turn 1", "B slightly better").check()
     page.get_by_label("Confidence").select_option("4")
-    page.get_by_label("Turn 2", exact=True).fill(
+    page.get_by_label("Remark on turn 2", exact=True).fill(
         "Both answered the follow-up; A's entry is clearer."
     )
     page.get_by_label("Rationale").fill("Too short.")
@@ -213,6 +215,14 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
     page.screenshot(path=str(artifacts_dir / "expert-judgment-form.png"), full_page=True)
     page.get_by_role("button", name="Submit judgment").click()
     expect(page.get_by_text("Judgment submitted")).to_be_visible()
+    # Back on the comparison: what was submitted, read-only, turn by turn.
+    page.goto(f"{live_server.url}/compare/{comparison.public_id}/")
+    expect(page.locator(".judgment-done")).to_contain_text("It is read-only now")
+    expect(page.locator(".judgment-summary")).to_contain_text(
+        "turn 1: B slightly better · turn 2: A better"
+    )
+    expect(page.get_by_role("button", name="Submit judgment")).to_have_count(0)
+    page.screenshot(path=str(artifacts_dir / "expert-judgment-submitted.png"), full_page=False)
 
     judgment = Judgment.objects.get(annotator=alice)
     assert judgment.status == JudgmentStatus.SUBMITTED and judgment.turn_judged == 2
@@ -228,4 +238,5 @@ def test_an_annotator_judges_a_comparison_from_the_queue_to_submission(
         and judgment.comments[0]["side"] == "A"
     )
     assert judgment.turn_notes == {"2": "Both answered the follow-up; A's entry is clearer."}
+    assert judgment.turn_verdicts == {"1": 1, "2": -2}
     assert judgment.wall_seconds > 0 and 0 < judgment.active_seconds <= judgment.wall_seconds

@@ -187,6 +187,9 @@ def tour(transactional_db, make_user):
 
 
 def _check(page, role: str, url: str, width: int, problems: list[str]) -> None:
+    text = page.locator("body").inner_text()
+    if "{#" in text or "{%" in text:  # a template comment or tag printed as text
+        problems.append(f"{role} {url}: template syntax shown on the page")
     overflow = page.evaluate(DOCUMENT_OVERFLOW)
     if overflow["scroll"] > overflow["client"]:
         problems.append(f"{role} {url} at {width}px: document {overflow}")
