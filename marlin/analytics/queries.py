@@ -538,6 +538,10 @@ def judgments_for(project: Project, filters: DecisionFilters) -> QuerySet[Judgme
         qs = qs.filter(submitted_at__date__gte=filters.since)
     if filters.until:
         qs = qs.filter(submitted_at__date__lte=filters.until)
+    if filters.rubric_version:
+        qs = qs.filter(rubric_version__number=filters.rubric_version)
+    if filters.turns:
+        qs = qs.filter(comparison__turn_count=filters.turns)
     return qs
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from marlin.review.models import Comparison, Decision
+from marlin.review.models import Comparison, Decision, Judgment
 from marlin.tasks.models import RubricVersion
 from marlin.tasks.rubric import DEFAULT_CRITERIA
 from tests.analytics_views.factories import league, make_agent, make_project
@@ -106,6 +106,10 @@ def test_leaderboards_per_rubric_version_and_per_turn(client_for, erin, project)
         in page(client, project, rubric_version=1).content.decode()
     )
     assert "4 decided comparisons" in page(client, project, turns=2).content.decode()
+    # The agreement tables follow the same filters: the judgments of those four comparisons.
+    Judgment.objects.filter(comparison__decision__pk__in=decisions[-4:]).update(rubric_version=v2)
+    table = page(client, project, rubric_version=2).content.decode()
+    assert "<tr><td>overall</td><td>4</td>" in table
     bad = page(client, project, turns="two")
     assert bad.status_code == 400 and "turns must be a whole number" in bad.content.decode()
 
