@@ -27,7 +27,7 @@ from marlin.paths import workspaces_dir
 from marlin.review.models import Comparison
 from marlin.tasks import actions as task_actions
 from marlin.tasks.models import Task
-from tests.fakes import Call, FakeModelServer, Reply
+from tests.fakes import Call, Fail, FakeModelServer, Reply
 
 pytestmark = [pytest.mark.slow]
 
@@ -317,3 +317,19 @@ def test_the_docs_ship_the_definitions_the_tests_run() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "agents.md").read_text()
     for name, definition in DEFINITIONS.items():
         assert json.dumps(definition["settings"]) in docs, name
+
+
+def test_a_cli_whose_model_calls_fail_fails_the_turn_with_its_reason(
+    agent_tools: Path, demo_task: Task, dave, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, REAL_KEY)
+    # Every request refused, retries included, so the CLI gives up at once.
+    refuse = Fail(400, message="model claude-sonnet-4-5 is not served")
+    with FakeModelServer(side=lambda path, body: refuse) as server:
+        run = actions.do_start_run(dave, demo_task, cli_agent(dave, "claude-code", server))
+        turn = run_job(run.turns.get())
+    assert turn.status == TurnStatus.FAILED
+    assert "exited with exit:1 and changed nothing" in turn.error
+    # What the CLI said about it is in the trajectory, and the key is not.
+    steps = json.dumps([s.content for s in turn.steps.all()])
+    assert "is not served" in steps and REAL_KEY not in steps + turn.error
