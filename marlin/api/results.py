@@ -116,7 +116,8 @@ class ExportIn(Schema):
     since: date | None = None
     until: date | None = None
     formats: list[str] = Field(
-        default_factory=list, description="jsonl and/or parquet (preferences)"
+        default_factory=list,
+        description="jsonl, parquet and/or openai (preferences; all three when empty)",
     )
     conversations: bool = False
 

@@ -24,9 +24,8 @@ from marlin.exports.writers import (
     PREFERENCE_FORMATS,
     PREFERENCE_SCHEMA,
     write_jsonl,
-    write_jsonl_and_parquet,
     write_manifest,
-    write_parquet,
+    write_preferences,
 )
 from marlin.paths import exports_dir
 
@@ -87,13 +86,7 @@ def _write_preferences(
             counts=counts,
         )
     )
-    jsonl, parquet = out / "preferences.jsonl", out / "preferences.parquet"
-    if "jsonl" in formats and "parquet" in formats:
-        written = write_jsonl_and_parquet(jsonl, parquet, rows, PREFERENCE_SCHEMA)
-    elif "jsonl" in formats:
-        written = write_jsonl(jsonl, rows)
-    else:
-        written = write_parquet(parquet, rows, PREFERENCE_SCHEMA)
+    written = write_preferences(out, rows, formats, PREFERENCE_SCHEMA)
     return {
         "rows": written,
         "ties_excluded": counts.get("ties_excluded", 0),

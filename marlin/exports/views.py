@@ -38,6 +38,11 @@ class ExportForm(forms.Form):
     parquet = forms.BooleanField(
         required=False, initial=True, label="Also write Parquet (preference pairs)"
     )
+    openai = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Also write OpenAI's DPO fine-tuning layout (preference pairs)",
+    )
     conversations = forms.BooleanField(
         required=False, label="Chosen/rejected as full agent conversations (preference pairs)"
     )
@@ -62,11 +67,9 @@ def export_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         data = form.cleaned_data
         kind = data["kind"]
         filters = {"task_kind": data["task_kind"], "since": data["since"], "until": data["until"]}
-        formats = (
-            ["jsonl", "parquet"]
-            if kind == ExportKind.PREFERENCES and data["parquet"]
-            else ["jsonl"]
-        )
+        formats = ["jsonl"]
+        if kind == ExportKind.PREFERENCES:
+            formats += [name for name in ("parquet", "openai") if data[name]]
         try:
             export = do_create_export(
                 request.user,

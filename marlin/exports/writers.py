@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,15 @@ PREFERENCE_SCHEMA = pa.schema(
     ]
 )
 
-# The files a preferences export can hold; both unless the export asks for one.
-PREFERENCE_FORMATS = ("jsonl", "parquet")
+# The files a preferences export can hold; all unless the export asks for some. "jsonl" and
+# "parquet" are the TRL layout above; "openai" is OpenAI's DPO fine-tuning layout (one JSON
+# object a line: input.messages, preferred_output, non_preferred_output).
+PREFERENCE_FORMATS = ("jsonl", "parquet", "openai")
+PREFERENCE_FILES = {
+    "jsonl": "preferences.jsonl",
+    "parquet": "preferences.parquet",
+    "openai": "preferences.openai.jsonl",
+}
 
 
 class ManifestError(ValueError):
@@ -138,6 +146,49 @@ def write_jsonl_and_parquet(
                 yield row
 
         return write_parquet(parquet_path, echoed(), schema)
+
+
+def openai_preference(row: dict[str, Any]) -> dict[str, Any]:
+    """A preference row in OpenAI's DPO fine-tuning layout. Its outputs are single assistant
+    messages, so with conversations only the final one (the patch) is kept."""
+    return {
+        "input": {"messages": row["prompt"]},
+        "preferred_output": [_final_assistant(row["chosen"])],
+        "non_preferred_output": [_final_assistant(row["rejected"])],
+    }
+
+
+def _final_assistant(messages: list[dict[str, str]]) -> dict[str, str]:
+    return {"role": "assistant", "content": messages[-1]["content"] if messages else ""}
+
+
+def write_preferences(
+    directory: Path, rows: Iterable[dict[str, Any]], formats: Iterable[str], schema: pa.Schema
+) -> int:
+    """The rows in every asked-for format (PREFERENCE_FILES) in one pass over ``rows``, so the
+    query behind them runs once and only one Parquet batch is held at a time; the count."""
+    formats = list(formats)
+    with ExitStack() as stack:
+        lines: list[tuple[Any, Callable[[dict[str, Any]], dict[str, Any]]]] = []
+        for name, shape in (("jsonl", _same_row), ("openai", openai_preference)):
+            if name in formats:
+                path = directory / PREFERENCE_FILES[name]
+                lines.append((stack.enter_context(open(path, "w", encoding="utf-8")), shape))
+
+        def echoed() -> Iterator[dict[str, Any]]:
+            for row in rows:
+                for handle, shape in lines:
+                    handle.write(json.dumps(shape(row), ensure_ascii=False, default=str))
+                    handle.write("\n")
+                yield row
+
+        if "parquet" in formats:
+            return write_parquet(directory / PREFERENCE_FILES["parquet"], echoed(), schema)
+        return sum(1 for _ in echoed())
+
+
+def _same_row(row: dict[str, Any]) -> dict[str, Any]:
+    return row
 
 
 def sha256_file(path: Path) -> str:

@@ -120,7 +120,11 @@ def test_preference_pairs_read_back_with_pyarrow_match_the_database(decided, eri
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["kind"] == "preferences" and manifest["counts"]["rows"] == 4
     assert manifest["counts"]["rubric_versions"][0]["version"] == 1
-    assert {f["name"] for f in manifest["files"]} == {"preferences.jsonl", "preferences.parquet"}
+    assert {f["name"] for f in manifest["files"]} == {
+        "preferences.jsonl",
+        "preferences.parquet",
+        "preferences.openai.jsonl",
+    }
     assert manifest["marlin_version"] and manifest["created_at"]
 
 

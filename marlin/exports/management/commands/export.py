@@ -28,7 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("kind", choices=ExportKind.values)
         parser.add_argument("--project", required=True, help="project name (or id)")
         parser.add_argument(
-            "--format", dest="formats", default="", help="jsonl,parquet (preferences only)"
+            "--format",
+            dest="formats",
+            default="",
+            help="jsonl,parquet,openai (preferences only; all when not given)",
         )
         parser.add_argument(
             "--out",
