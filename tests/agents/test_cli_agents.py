@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from marlin.agents import actions
 from marlin.agents.clis import home_dir
@@ -149,7 +150,7 @@ def model_steps(turn: Turn) -> list[dict[str, Any]]:
 
 
 def test_claude_code(
-    agent_tools: Path, demo_task: Task, dave, alice, model_server_factory, monkeypatch
+    agent_tools: Path, demo_task: Task, dave, alice, client, model_server_factory, monkeypatch
 ):
     monkeypatch.setenv(KEY_ENV, REAL_KEY)
     write = {"file_path": "/workspace/hello.txt", "content": "hello\n"}
@@ -172,6 +173,10 @@ def test_claude_code(
     check_the_key_stayed_out(run, server, turn)
     session = run.conversation[-1]["session_id"]
     assert session and (home_dir(workspaces_dir(), run.pk) / ".claude").is_dir()
+    # The run page shows the parsed steps and the proxy's network log.
+    client.force_login(dave)
+    page = client.get(reverse("agents:run", args=[run.pk])).content.decode()
+    assert "Created hello.txt." in page and "write_file" in page and "Network log" in page
 
     # The follow-up resumes the session: Claude Code sends the first turn's messages itself.
     before = len(server.requests)
