@@ -48,7 +48,8 @@ if ! stamp_ok npm "$npm_want"; then
 fi
 claude_stub="$TOOLS/npm/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
 claude_native="$TOOLS/npm/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
-if [ -f "$claude_native" ] && [ "$(stat -c %s "$claude_stub")" -lt 1000000 ]; then
+if [ -f "$claude_native" ] && [ -f "$claude_stub" ] \
+  && [ "$(stat -c %s "$claude_stub")" -lt 1000000 ]; then
   cp "$claude_native" "$claude_stub"  # what the skipped postinstall does
 fi
 ln -sfn ../npm/node_modules/.bin/claude "$TOOLS/bin/claude"
