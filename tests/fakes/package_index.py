@@ -1,6 +1,6 @@
-"""A real HTTP server that is just enough of a Python package index (PEP 503 "simple" pages) for
-`pip install` to find and install a package, so setup builds can be tested through the egress
-proxy without the internet.
+"""Real HTTP servers that are just enough of a Python package index (PEP 503 "simple" pages) for
+`pip install`, and of the npm registry for `npm install`, to find and install a package, so setup
+builds can be tested through the egress proxy without the internet.
 
     with FakePackageIndex({"tinypkg": "VALUE = 42\\n"}) as index:
         index.url          # http://127.0.0.1:PORT/simple/
@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
+import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,6 +98,105 @@ def _handler_for(index: FakePackageIndex) -> type[BaseHTTPRequestHandler]:
                     self._send(404, "text/plain", b"no such file")
             else:
                 self._send(404, "text/plain", b"not found")
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+def build_npm_tarball(name: str, source: str) -> bytes:
+    """An npm package tarball: package/package.json and package/index.js."""
+    files = {
+        "package/package.json": json.dumps(
+            {"name": name, "version": NPM_VERSION, "main": "index.js"}
+        ).encode(),
+        "package/index.js": source.encode(),
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+NPM_VERSION = "1.0.0"
+
+
+class FakeNpmRegistry:
+    """Just enough of the npm registry for `npm install NAME --registry URL`: a package document
+    at /NAME naming one version and its tarball at /NAME/-/NAME-1.0.0.tgz.
+
+        with FakeNpmRegistry({"tinypkg": "module.exports = 42;\\n"}, host="npm.test") as registry:
+            registry.url   # http://npm.test:PORT/ (the host name is what the documents use)
+    """
+
+    def __init__(self, packages: dict[str, str], *, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.tarballs = {name: build_npm_tarball(name, source) for name, source in packages.items()}
+        self.requests: list[str] = []
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _npm_handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def __enter__(self) -> FakeNpmRegistry:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def _npm_handler_for(registry: FakeNpmRegistry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            registry.requests.append(self.path)
+            path = self.path.split("?", 1)[0].strip("/")
+            if path in registry.tarballs:
+                data = registry.tarballs[path]
+                tarball = f"{registry.url}{path}/-/{path}-{NPM_VERSION}.tgz"
+                integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+                document = {
+                    "name": path,
+                    "dist-tags": {"latest": NPM_VERSION},
+                    "versions": {
+                        NPM_VERSION: {
+                            "name": path,
+                            "version": NPM_VERSION,
+                            "dist": {
+                                "tarball": tarball,
+                                "shasum": hashlib.sha1(data).hexdigest(),  # noqa: S324 (npm's)
+                                "integrity": integrity,
+                            },
+                        }
+                    },
+                }
+                self._send(200, "application/json", json.dumps(document).encode())
+                return
+            name = path.split("/-/", 1)[0]
+            if path == f"{name}/-/{name}-{NPM_VERSION}.tgz" and name in registry.tarballs:
+                self._send(200, "application/octet-stream", registry.tarballs[name])
+            else:
+                self._send(404, "application/json", b'{"error": "not found"}')
 
         def _send(self, status: int, content_type: str, body: bytes) -> None:
             self.send_response(status)

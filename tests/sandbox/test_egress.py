@@ -18,6 +18,7 @@ import pytest
 
 from marlin.sandbox import SandboxError, run
 from marlin.sandbox.egress import Egress, Refused, decide, parse_allow_entry
+from tests.fakes.package_index import FakeNpmRegistry
 
 PY = "/usr/bin/python3"
 SERVICES = {"PostgreSQL": 5432, "Redis": 6379}
@@ -378,3 +379,27 @@ def test_garbage_and_oversized_requests_get_an_answer_not_a_stuck_proxy(workspac
         "HTTP/1.1 431 Request Header Fields Too Large",
         "HTTP/1.1 403 Forbidden",
     ], result
+
+
+def test_npm_installs_from_an_allow_listed_registry_through_the_proxy(workspace: Path) -> None:
+    with FakeNpmRegistry({"tinypkg": "module.exports = 42;\n"}, host="npm.test") as registry:
+        egress = Egress(
+            allow=(f"npm.test:{registry.port}",),
+            internal_hosts=("npm.test",),
+            resolve=lambda host: {"npm.test": ["127.0.0.1"]}[host],
+        )
+        script = (
+            "mkdir -p /tmp/app && cd /tmp/app && "
+            f"npm install --no-audit --no-fund --registry {registry.url} tinypkg && "
+            'node -e \'console.log("value", require("/tmp/app/node_modules/tinypkg"))\''
+        )
+
+        result = run(
+            ["sh", "-c", script], workdir=workspace, network="proxy", egress=egress, timeout=120
+        )
+        asked = list(registry.requests)
+
+    assert result.ok, result
+    assert "value 42" in result.stdout
+    assert "/tinypkg/-/tinypkg-1.0.0.tgz" in asked
+    assert {(e.host, e.allowed) for e in result.network_log} == {("npm.test", True)}
