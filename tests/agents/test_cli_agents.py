@@ -40,6 +40,7 @@ REAL_KEY = "sk-real-cli-key-4f9b2c71d0e8a6"
 TOOLS_DIR = Path(
     os.environ.get("MARLIN_AGENT_TOOLS_DIR") or Path.home() / ".cache" / "marlin" / "agent-tools"
 )
+SIGNED = "Created hello.txt, said \u0421laude."  # a Cyrillic С
 MAKE_HELLO = "echo hello > hello.txt"
 ENV_DUMP = "env; cat /proc/self/environ | tr '\\0' '\\n'"
 
@@ -158,7 +159,7 @@ def test_claude_code(
         [
             Reply(text="Creating the file.", tool_calls=[Call("Write", write)]),
             Reply(text="Checking the sandbox.", tool_calls=[Call("Bash", {"command": ENV_DUMP})]),
-            Reply(text="Created hello.txt.", input_tokens=150, output_tokens=30),
+            Reply(text=SIGNED, input_tokens=150, output_tokens=30),
         ]
     )
     run = actions.do_start_run(dave, demo_task, cli_agent(dave, "claude-code", server))
@@ -168,7 +169,11 @@ def test_claude_code(
     assert [c["name"] for s in steps for c in s["tool_calls"]] == ["write_file", "bash"]
     assert steps[0]["tool_calls"][0]["arguments"] == write
     assert "File created successfully" in steps[0]["tool_outputs"][0]
-    assert steps[-1]["text"] == "Created hello.txt."
+    assert steps[-1]["text"] == SIGNED
+    # The CLI's steps are scanned and scrubbed like a model's, disguised names included.
+    last = turn.steps.filter(kind="model").order_by("-index").first()
+    assert last.scrubbed_content["text"] == "Created hello.txt, said [model]."
+    assert any(f["match"] == "\u0421laude" for f in turn.candidate.fingerprints)
     run.refresh_from_db()
     check_the_key_stayed_out(run, server, turn)
     session = run.conversation[-1]["session_id"]
@@ -176,7 +181,7 @@ def test_claude_code(
     # The run page shows the parsed steps and the proxy's network log.
     client.force_login(dave)
     page = client.get(reverse("agents:run", args=[run.pk])).content.decode()
-    assert "Created hello.txt." in page and "write_file" in page and "Network log" in page
+    assert "Created hello.txt" in page and "write_file" in page and "Network log" in page
 
     # The follow-up resumes the session: Claude Code sends the first turn's messages itself.
     before = len(server.requests)
