@@ -12,8 +12,10 @@ files, its output), and a follow-up turn continued the CLI's session where the C
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +345,25 @@ def test_a_cli_whose_model_calls_fail_fails_the_turn_with_its_reason(
     # What the CLI said about it is in the trajectory, and the key is not.
     steps = json.dumps([s.content for s in turn.steps.all()])
     assert "is not served" in steps and REAL_KEY not in steps + turn.error
+
+
+def test_the_install_script_is_a_no_op_once_installed_and_stays_out_of_marlins_venv(
+    agent_tools: Path,
+) -> None:
+    script = Path(__file__).parents[2] / "scripts" / "agent-clis.sh"
+    done = subprocess.run(
+        [str(script)],
+        env={**os.environ, "MARLIN_AGENT_TOOLS_DIR": str(agent_tools)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "installed in" not in done.stdout  # nothing rebuilt: every stamp matched its pin
+    pins = (agent_tools / "versions.txt").read_text()
+    for pin in ("claude-code=", "codex=", "aider-chat=", "mini-swe-agent="):
+        assert pin in pins
+    assert {p.name for p in (agent_tools / "bin").iterdir()} >= {"claude", "codex", "aider", "mini"}
+    # The CLIs' Python packages are in their own venvs, not in the one Marlin runs from.
+    assert importlib.util.find_spec("aider") is None
+    assert importlib.util.find_spec("minisweagent") is None
