@@ -176,7 +176,13 @@ def fit_raters(
     )
     params = res.x
     theta, kappa, beta, lam = _unpack(params, k, e)
-    cov = np.linalg.pinv(_hessian(params, args), hermitian=True)
+    # The ridge makes the penalised information positive definite: an LU inverse suffices (an
+    # eigendecomposition costs 100x more with BLAS threads on a busy host).
+    hessian = _hessian(params, args)
+    try:
+        cov = np.linalg.inv(hessian)
+    except np.linalg.LinAlgError:
+        cov = np.asarray(np.linalg.pinv(hessian, hermitian=True), dtype=np.float64)
     z = float(norm.ppf(1 - (1 - confidence) / 2))
     # Report skills relative to the panel's geometric mean (the scale is not identified apart
     # from the ridge): theta * exp(mean kappa) and kappa - mean kappa give the same likelihood.
