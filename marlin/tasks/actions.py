@@ -84,7 +84,8 @@ def do_revise_rubric(
     rubric = Rubric.objects.select_for_update().get(pk=rubric.pk)
     current = rubric.current_version()
     normalised = validate_criteria(criteria)
-    if current.criteria == normalised:
+    # Compared normalised: a version saved before a field was added holds it implicitly.
+    if validate_criteria(current.criteria) == normalised:
         raise ValidationError("Nothing changed: the criteria are the same as the current version.")
     version = RubricVersion.objects.create(
         rubric=rubric,

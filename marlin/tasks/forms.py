@@ -12,7 +12,6 @@ from marlin.grading.spec import CheckSpec, EnvironmentSpec
 from marlin.sandbox.egress import PACKAGE_REGISTRIES, registry_allow_list
 from marlin.sandbox.gitutil import GitError, resolve_commit
 from marlin.tasks.models import Project, TaskKind
-from marlin.tasks.rubric import validate_criteria
 
 
 def parse_checks(text: str) -> list[dict]:
@@ -152,29 +151,59 @@ class ReviewTaskForm(forms.Form):
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
-class RubricEditForm(forms.Form):
-    criteria = forms.CharField(widget=forms.Textarea(attrs={"rows": 24, "class": "mono"}))
+class CriterionForm(forms.Form):
+    """One criterion of the rubric editor (a form per criterion in CriterionFormSet)."""
+
+    key = forms.CharField(
+        max_length=40,
+        help_text="Lower-case letters, digits and underscores; stored with every rating, so "
+        "keep it when you only reword a criterion. 'overall' is the overall preference.",
+    )
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(
+        max_length=300, required=False, help_text="Optional: one line shown under the name."
+    )
+    guidance = forms.CharField(
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What to look at and how to decide; experts open it next to the scale.",
+    )
+    scale = forms.ChoiceField(
+        choices=[("7-point", "7 points: A much better … tie … B much better")], initial="7-point"
+    )
+    allow_not_applicable = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="'Not applicable' allowed (unchecked: every expert must rate it)",
+    )
+
+    def criterion(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {name: data[name] for name in self.fields if name in CRITERION_FIELDS}
+
+
+CRITERION_FIELDS = ("key", "name", "description", "guidance", "scale", "allow_not_applicable")
+# A blank form to add a criterion without JavaScript; the page's "Add a criterion" adds more.
+CriterionFormSet = forms.formset_factory(
+    CriterionForm, extra=1, can_delete=True, can_order=True, min_num=1, validate_min=True
+)
+
+
+class RubricNoteForm(forms.Form):
     change_note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), help_text="Required: what changed and why."
     )
 
-    def clean_criteria(self) -> list[dict]:
 
-        try:
-            raw = json.loads(self.cleaned_data["criteria"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Criteria must be JSON: {exc.msg} at line {exc.lineno}."
-            ) from exc
-        if not isinstance(raw, list):
-            raise forms.ValidationError("Criteria must be a JSON list.")
-        try:
-            return validate_criteria(raw)
-        except PydanticValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise forms.ValidationError(problems) from exc
+def criteria_problems(exc: PydanticValidationError) -> list[str]:
+    """The rubric's validation errors in words, naming the criterion by its position."""
+    problems = []
+    for err in exc.errors():
+        where = [str(p) for p in err["loc"] if p != "criteria"]
+        if where and where[0].isdigit():
+            where[0] = f"criterion {int(where[0]) + 1}"
+        problems.append(f"{' '.join(where) or 'rubric'}: {err['msg']}")
+    return problems
 
 
 class ProjectForm(forms.ModelForm):

@@ -55,6 +55,8 @@ def review_answer_error(
 class Criterion(BaseModel):
     key: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=100)
+    # One line under the name on the judgment form; the guidance is the longer how-to.
+    description: str = Field(default="", max_length=300)
     guidance: str = Field(min_length=1, max_length=5000)
     scale: str = "7-point"
     allow_not_applicable: bool = True

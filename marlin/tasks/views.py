@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import difflib
 import json
 
 from django.contrib import messages
@@ -10,13 +9,23 @@ from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from pydantic import ValidationError as PydanticValidationError
 
 from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.audit.models import AuditEvent
 from marlin.permissions import role_required
 from marlin.tasks import actions
-from marlin.tasks.forms import ProjectForm, ReviewTaskForm, RubricEditForm, TaskForm
+from marlin.tasks.forms import (
+    CriterionFormSet,
+    ProjectForm,
+    ReviewTaskForm,
+    RubricNoteForm,
+    TaskForm,
+    criteria_problems,
+)
 from marlin.tasks.models import Project, Rubric, Task, TaskKind, TaskStatus
+from marlin.tasks.rubric import validate_criteria
+from marlin.tasks.rubric_diff import criteria_changes
 
 TASK_READERS = ("author", "reviewer")
 
@@ -201,53 +210,50 @@ def rubric_detail(request: AuthenticatedHttpRequest, rubric_id: int) -> HttpResp
     )
 
 
-def _criteria_lines(criteria: list[dict]) -> list[str]:
-    return json.dumps(criteria, indent=2, ensure_ascii=False).splitlines()
-
-
 @role_required("author", "reviewer", "annotator", "adjudicator")
 def rubric_history(request: AuthenticatedHttpRequest, rubric_id: int) -> HttpResponse:
     rubric = get_object_or_404(Rubric, pk=rubric_id)
     versions = list(rubric.versions.select_related("created_by").order_by("number"))
     entries = []
     for previous, version in zip([None, *versions], versions, strict=False):
-        diff = []
-        if previous is not None:
-            diff = list(
-                difflib.unified_diff(
-                    _criteria_lines(previous.criteria),
-                    _criteria_lines(version.criteria),
-                    fromfile=f"v{previous.number}",
-                    tofile=f"v{version.number}",
-                    lineterm="",
-                )
-            )
-        entries.append({"version": version, "diff": diff})
+        changes = [] if previous is None else criteria_changes(previous.criteria, version.criteria)
+        entries.append({"version": version, "changes": changes})
     entries.reverse()
     return render(request, "tasks/rubric_history.html", {"rubric": rubric, "entries": entries})
 
 
 @role_required()
 def rubric_edit(request: AuthenticatedHttpRequest, rubric_id: int) -> HttpResponse:
+    """The rubric as a form, a block per criterion (add, remove, reorder); saving makes the
+    next immutable version through do_revise_rubric, as before."""
     rubric = get_object_or_404(Rubric, pk=rubric_id)
     current = rubric.current_version()
-    form = RubricEditForm(
-        request.POST or None,
-        initial={"criteria": json.dumps(current.criteria, indent=2, ensure_ascii=False)},
-    )
-    if request.method == "POST" and form.is_valid():
+    data = request.POST if request.method == "POST" else None
+    formset = CriterionFormSet(data, initial=validate_criteria(current.criteria), prefix="c")
+    note = RubricNoteForm(data)
+    problems: list[str] = []
+    if data is not None and formset.is_valid() and note.is_valid():
+        criteria = [form.criterion() for form in formset.ordered_forms]
         try:
             version = actions.do_revise_rubric(
-                request.user,
-                rubric,
-                form.cleaned_data["criteria"],
-                note=form.cleaned_data["change_note"],
+                request.user, rubric, criteria, note=note.cleaned_data["change_note"]
             )
+        except PydanticValidationError as exc:
+            problems = criteria_problems(exc)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            problems = exc.messages
         else:
             messages.success(request, f"Saved as version {version.number}.")
             return redirect("tasks:rubric_history", rubric_id=rubric.pk)
     return render(
-        request, "tasks/rubric_edit.html", {"rubric": rubric, "form": form, "current": current}
+        request,
+        "tasks/rubric_edit.html",
+        {
+            "rubric": rubric,
+            "formset": formset,
+            "note": note,
+            "problems": problems,
+            "current": current,
+        },
+        status=200 if data is None else 400,  # a POST that reaches here was refused
     )
