@@ -88,6 +88,8 @@ def test_an_expert_records_a_preference_per_turn_and_a_follow_up_that_flips_it_s
     assert record["turn_verdicts"] == {"1": -2, "2": 1} and record["turn_judged"] == 2
     (row,) = preference_rows(two_turns.project, DecisionFilters())
     assert row["turn"] == 2 and row["turns"] == 2
+    board = client_for(make_user("erin", "admin")).get(f"/leaderboard/{two_turns.project_id}/")
+    assert "counts with its decision on its last judged turn" in board.content.decode()
 
 
 def test_a_bad_per_turn_preference_is_named_and_nothing_is_submitted(alice, client_for, two_turns):
