@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -807,7 +808,7 @@ def experts_report(project: Project, filters: DecisionFilters) -> ExpertsReport:
     except RaterModelError as exc:
         report.error = str(exc)
     quality = {int(q.expert): q for q in report.fit.experts} if report.fit else {}
-    counts = {who: sum(1 for r in rows if r[0] == who) for who in per_expert}
+    counts = Counter(r[0] for r in rows)
     for who in sorted(per_expert):
         stats = per_expert[who]
         match = stats["match"]
