@@ -20,12 +20,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from marlin.sandbox import SANDBOX_PATH, Mount
 
+DEFINITIONS_FILE = Path(__file__).with_name("cli_definitions.json")
 AGENT_HOME = "/home/agent"
 AGENT_TOOLS_PATH = "/opt/agent-tools"
 SESSION_PLACEHOLDER = "{session_id}"
@@ -123,3 +126,10 @@ def written_during(before: str | None, after: str | None) -> str | None:
     if before and after.startswith(before):
         return after[len(before) :]
     return after
+
+
+def shipped_definitions() -> dict[str, dict[str, Any]]:
+    """The ready-made definitions (name -> description and settings), tested in
+    tests/agents/test_cli_agents.py and listed in docs/agents.md."""
+    definitions: dict[str, dict[str, Any]] = json.loads(DEFINITIONS_FILE.read_text())
+    return definitions

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.agents import actions
+from marlin.agents.clis import shipped_definitions
 from marlin.agents.forms import SETTINGS_EXAMPLES, AgentForm, AgentPoolForm, StartRunForm
 from marlin.agents.models import Agent, Provider, Run, TrajectoryStep, Turn
 from marlin.agents.pairing import PairingError, do_pair_task, do_pair_tasks
@@ -29,6 +30,18 @@ AGENT_EDITORS = ("author",)
 
 def _examples() -> str:
     return json.dumps({str(k): v for k, v in SETTINGS_EXAMPLES.items()}, indent=2)
+
+
+def _ready_made() -> list[dict[str, str]]:
+    """The shipped command-line agent definitions, as the settings to paste."""
+    return [
+        {
+            "name": name,
+            "description": definition["description"],
+            "settings": json.dumps(definition["settings"], indent=2),
+        }
+        for name, definition in shipped_definitions().items()
+    ]
 
 
 @role_required(*AGENT_EDITORS)
@@ -64,7 +77,8 @@ def agent_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Agent {agent} created.")
             return redirect("agents:detail", agent_id=agent.pk)
-    return render(request, "agents/agent_form.html", {"form": form, "examples": _examples()})
+    context = {"form": form, "examples": _examples(), "ready_made": _ready_made()}
+    return render(request, "agents/agent_form.html", context)
 
 
 @role_required(*AGENT_EDITORS)
@@ -92,7 +106,7 @@ def agent_edit(request: AuthenticatedHttpRequest, agent_id: int) -> HttpResponse
         else:
             messages.success(request, "Agent saved.")
             return redirect("agents:detail", agent_id=agent.pk)
-    context = {"form": form, "agent": agent, "examples": _examples()}
+    context = {"form": form, "agent": agent, "examples": _examples(), "ready_made": _ready_made()}
     return render(request, "agents/agent_form.html", context)
 
 

@@ -4,7 +4,9 @@ trajectories.
 
 from __future__ import annotations
 
+import html
 import json
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -244,3 +246,26 @@ def test_an_agent_with_runs_keeps_its_behaviour_but_may_move_its_key(dave, task_
     )
     with pytest.raises(actions.IllegalTransition, match="model cannot change"):
         actions.do_update_agent(dave, keyed, {"settings": {**moved, "model": "gpt-5"}})
+
+
+def test_the_new_agent_page_offers_the_ready_made_clis_and_each_saves_as_shown(
+    client_for, dave
+) -> None:
+    client = client_for(dave)
+    page = client.get(reverse("agents:create")).content.decode()
+    shipped = json.loads(
+        (Path(__file__).parents[2] / "marlin" / "agents" / "cli_definitions.json").read_text()
+    )
+    for name, definition in shipped.items():
+        assert f'id="ready-made-{name}"' in page
+        # What the page shows is what an author pastes: it saves as a command agent unchanged.
+        shown = json.dumps(definition["settings"], indent=2)
+        assert html.escape(shown) in page
+        response = client.post(
+            reverse("agents:create"),
+            agent_post(name=name, provider="command", settings=shown),
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
+        saved = Agent.objects.get(name=name).settings
+        assert saved["argv"] == definition["settings"]["argv"]
+        assert saved["trajectory"] == definition["settings"]["trajectory"]
