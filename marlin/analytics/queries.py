@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -19,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from django.db.models import Count, Max, Q, QuerySet
-from scipy.stats import binomtest, kendalltau, spearmanr
 
 from marlin.agents.models import Agent, Candidate
 from marlin.analytics.agreement import (
@@ -47,14 +45,6 @@ from marlin.analytics.confidence import (
     certainty,
     comparisons_to_separate,
     rank_with,
-)
-from marlin.analytics.models import ReferenceJudgment, ReferenceSet, Winner
-from marlin.analytics.raters import (
-    ExpertQuality,
-    RaterFit,
-    RaterModelError,
-    fit_raters,
-    median_interval,
 )
 from marlin.analytics.style import ControlledScore, StyleControlled, fit_with_covariates
 from marlin.paths import data_dir
@@ -636,203 +626,3 @@ def decision_counts(project: Project) -> dict[str, Any]:
     return qs.aggregate(
         n=Count("pk"), ties=Count("pk", filter=Q(overall=0)), newest=Max("decided_at")
     )
-
-
-# --- reference leaderboards (imported judgments) ------------------------------------------
-
-OUTCOME_OF_WINNER = {Winner.A: 1.0, Winner.B: 0.0, Winner.TIE: 0.5}
-
-
-@dataclass
-class ReferenceBoard:
-    """The ranking of a project's imported reference judgments, keyed by model name."""
-
-    sets: list[str]
-    n_judgments: int
-    tie_model: str
-    ranking: Ranking | None = None
-    se: list[float] = field(default_factory=list)
-    provisional: list[str] = field(default_factory=list)
-    error: str = ""
-
-
-def reference_board(project: Project, ties: TieModel, *, rounds: int) -> ReferenceBoard:
-    sets = list(ReferenceSet.objects.filter(project=project).order_by("pk"))
-    rows = ReferenceJudgment.objects.filter(reference_set__project=project).values_list(
-        "model_a", "model_b", "winner"
-    )
-    index: dict[str, int] = {}
-    a_idx: list[int] = []
-    b_idx: list[int] = []
-    outcome: list[float] = []
-    for model_a, model_b, winner in rows.iterator(chunk_size=5000):
-        a_idx.append(index.setdefault(model_a, len(index)))
-        b_idx.append(index.setdefault(model_b, len(index)))
-        outcome.append(OUTCOME_OF_WINNER[Winner(winner)])
-    board = ReferenceBoard([s.name for s in sets], len(outcome), ties)
-    if not sets:
-        return board
-    try:
-        counts = pair_counts_from_arrays(list(index), a_idx, b_idx, outcome)
-        board.ranking = rank_with(counts, ties, rounds=rounds, seed=0)
-        sure = certainty(counts, board.ranking, tie_model=ties)
-        board.se, board.provisional = sure.se, sure.provisional
-    except BTError as exc:
-        board.error = str(exc)
-    return board
-
-
-@dataclass(frozen=True)
-class RankCorrelation:
-    matched: list[tuple[str, str]]  # (agent id, reference model name)
-    spearman: float | None
-    spearman_p: float | None
-    kendall: float | None
-    kendall_p: float | None
-    message: str = ""
-
-
-def _agent_keys(agent_ids: list[str]) -> dict[str, str]:
-    """Lower-case "name version" and "name" -> agent id, for matching reference model names."""
-    keys: dict[str, str] = {}
-    for agent in Agent.objects.filter(pk__in=[int(a) for a in agent_ids]):
-        keys.setdefault(f"{agent.name} {agent.version_label}".casefold(), str(agent.pk))
-        keys.setdefault(agent.name.casefold(), str(agent.pk))
-    return keys
-
-
-def rank_correlation(experts: Ranking | None, reference: Ranking | None) -> RankCorrelation:
-    """Spearman's rho and Kendall's tau between the two boards' scores on the agents in both."""
-    if experts is None or reference is None:
-        return RankCorrelation([], None, None, None, None, "one of the two rankings is missing")
-    keys = _agent_keys([a.agent for a in experts.agents])
-    expert_score = {a.agent: a.score for a in experts.agents}
-    pairs: list[tuple[str, str]] = []
-    x: list[float] = []
-    y: list[float] = []
-    for ref in reference.agents:
-        agent_id = keys.get(ref.agent.casefold())
-        if agent_id is not None and agent_id not in {p[0] for p in pairs}:
-            pairs.append((agent_id, ref.agent))
-            x.append(expert_score[agent_id])
-            y.append(ref.score)
-    if len(pairs) < 3:
-        return RankCorrelation(
-            pairs,
-            None,
-            None,
-            None,
-            None,
-            f"{len(pairs)} of the experts' agents match a reference model by name; "
-            "a rank correlation needs 3 or more",
-        )
-    rho = spearmanr(x, y)
-    tau = kendalltau(x, y)
-    return RankCorrelation(
-        pairs,
-        float(rho.statistic),
-        float(rho.pvalue),
-        float(tau.statistic),
-        float(tau.pvalue),
-    )
-
-
-# --- rater quality ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExpertReportRow:
-    user_id: int
-    judgments: int
-    quality: ExpertQuality | None  # None when the model could not be fitted
-    decided: int  # judgments on decided comparisons (with a usable rating)
-    matches: int
-    agreement: float | None
-    agreement_lower: float | None  # Wilson 95%
-    agreement_upper: float | None
-    minutes: float | None  # median active minutes per judgment (server-measured)
-    minutes_lower: float | None
-    minutes_upper: float | None
-
-
-@dataclass
-class ExpertsReport:
-    rows: list[ExpertReportRow]
-    fit: RaterFit | None
-    error: str = ""
-
-
-def experts_report(project: Project, filters: DecisionFilters) -> ExpertsReport:
-    """Per expert: skill, side bias, tie propensity (rater model), agreement with decisions and
-    speed, each with a 95% interval; and the skill-weighted strengths of the agents."""
-    rows = list(
-        judgments_for(project, filters).values_list(
-            "annotator_id",
-            "comparison_id",
-            "overall",
-            "ratings",
-            "active_seconds",
-            "comparison__run_a__agent_id",
-            "comparison__run_b__agent_id",
-        )
-    )
-    decisions = {
-        comp: preference(overall, ratings or {}, filters.criterion)
-        for comp, overall, ratings in Decision.objects.filter(
-            comparison_id__in={r[1] for r in rows}
-        ).values_list("comparison_id", "overall", "ratings")
-    }
-    agents: dict[int, int] = {}
-    experts: dict[int, int] = {}
-    a_idx, b_idx, e_idx, outcome = [], [], [], []
-    per_expert: dict[int, dict[str, list[float]]] = {}
-    for who, comp, overall, ratings, seconds, agent_a, agent_b in rows:
-        stats = per_expert.setdefault(who, {"seconds": [], "match": []})
-        if seconds:
-            stats["seconds"].append(float(seconds))
-        value = preference(overall, ratings or {}, filters.criterion)
-        if value is None:
-            continue
-        decided = decisions.get(comp)
-        if decided is not None:
-            stats["match"].append(float(np.sign(value) == np.sign(decided)))
-        a_idx.append(agents.setdefault(agent_a, len(agents)))
-        b_idx.append(agents.setdefault(agent_b, len(agents)))
-        e_idx.append(experts.setdefault(who, len(experts)))
-        outcome.append(outcome_of(value))
-    report = ExpertsReport(rows=[], fit=None)
-    try:
-        report.fit = fit_raters(
-            [str(a) for a in agents], [str(e) for e in experts], a_idx, b_idx, e_idx, outcome
-        )
-    except RaterModelError as exc:
-        report.error = str(exc)
-    quality = {int(q.expert): q for q in report.fit.experts} if report.fit else {}
-    counts = Counter(r[0] for r in rows)
-    for who in sorted(per_expert):
-        stats = per_expert[who]
-        match = stats["match"]
-        agreement = lower = upper = None
-        if match:
-            test = binomtest(int(sum(match)), len(match))
-            ci = test.proportion_ci(confidence_level=0.95, method="wilson")
-            agreement, lower, upper = sum(match) / len(match), float(ci.low), float(ci.high)
-        minutes = m_lo = m_hi = None
-        if stats["seconds"]:
-            minutes, m_lo, m_hi = (x / 60 for x in median_interval(stats["seconds"]))
-        report.rows.append(
-            ExpertReportRow(
-                user_id=who,
-                judgments=counts[who],
-                quality=quality.get(who),
-                decided=len(match),
-                matches=int(sum(match)),
-                agreement=agreement,
-                agreement_lower=lower,
-                agreement_upper=upper,
-                minutes=minutes,
-                minutes_lower=m_lo,
-                minutes_upper=m_hi,
-            )
-        )
-    return report

@@ -22,6 +22,7 @@ from marlin.analytics import charts
 from marlin.analytics.bt import ELO_BASE, ELO_PER_LOG
 from marlin.analytics.coefficients import Coefficient
 from marlin.analytics.confidence import DEFAULT_MIN_COMPARISONS, TIE_MODELS
+from marlin.analytics.experts import experts_report
 from marlin.analytics.queries import (
     DEFAULT_ROUNDS,
     MAX_ROUNDS,
@@ -33,13 +34,11 @@ from marlin.analytics.queries import (
     criterion_agreement,
     criterion_keys,
     expert_rows,
-    experts_report,
     leaderboard,
-    rank_correlation,
-    reference_board,
     relabel,
 )
 from marlin.analytics.raters import RaterFit
+from marlin.analytics.references import rank_correlation, reference_board
 from marlin.permissions import role_required
 from marlin.tasks.models import Project, TaskKind
 

@@ -20,7 +20,7 @@ from django.core.management.base import CommandError
 from scipy.stats import spearmanr
 
 from marlin.analytics.models import ReferenceJudgment, ReferenceSet
-from marlin.analytics.queries import reference_board
+from marlin.analytics.references import reference_board
 from marlin.audit.models import AuditEvent
 from tests.analytics_views.factories import league, make_agent, make_project
 
