@@ -107,6 +107,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: turns any error answer under /api/ that is not JSON into JSON (404, 405, 500).
+    "marlin.api.middleware.json_api_errors",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,6 +142,9 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("MARLIN_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'marlin.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Connections kept by each process on PostgreSQL; 0 turns the pool off (then each thread keeps
+# its own connection for CONN_MAX_AGE). `marlin serve` sets it to its thread count.
+DB_POOL_SIZE = envint("MARLIN_DB_POOL_SIZE", 8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web app read while the worker writes; IMMEDIATE avoids lock upgrades
     # failing with "database is locked" under concurrent writers.
@@ -151,6 +156,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 15,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
+    # A pool per process (psycopg_pool through Django): a request thread borrows a connection
+    # and gives it back when the request ends, so `marlin serve` holds at most workers x
+    # MARLIN_DB_POOL_SIZE connections however many clients keep theirs open (docs/scaling.md).
+    # Django refuses persistent connections with a pool: the pool keeps them instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        # A thread waits this long for a free connection before its request fails (503-like
+        # 500 in the log); generous, as the pool is sized to the server's threads.
+        "timeout": envint("MARLIN_DB_POOL_TIMEOUT", 30),
+        "max_idle": 300,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Literal
 
 from django.contrib.auth.models import AbstractUser
@@ -80,6 +81,10 @@ def _hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# How precisely a token's last_used_at is kept (the profile page shows it to the minute).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 is stored; the raw value is shown once."""
 
@@ -105,13 +110,22 @@ class ApiToken(models.Model):
     @classmethod
     def authenticate(cls, raw: str) -> User | None:
         token = (
-            cls.objects.select_related("user")
+            # The profile too: the queue reads the expert's languages on every `next`.
+            cls.objects.select_related("user", "user__expert_profile")
             .filter(token_hash=_hash_token(raw), revoked_at__isnull=True, user__is_active=True)
             .first()
         )
         if token is None:
             return None
-        cls.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        stale = now - LAST_USED_RESOLUTION
+        if token.last_used_at is None or token.last_used_at < stale:
+            # At most one write per token a minute, not one per request: a client's GETs stay
+            # reads. The condition again in the UPDATE: of concurrent requests, one writes.
+            cls.objects.filter(
+                models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=stale),
+                pk=token.pk,
+            ).update(last_used_at=now)
         return token.user
 
 

@@ -61,6 +61,11 @@ def children(pid: int) -> list[int]:
     return [p for p in _pids() if (s := _stat(p)) is not None and s[1] == pid and s[0] != "Z"]
 
 
+def job_workers(pid: int) -> list[int]:
+    """Serve's children that are its job worker (the other one is the web server)."""
+    return [p for p in children(pid) if b"\0worker\0" in _read(f"/proc/{p}/cmdline")]
+
+
 def started_with(data_dir: Path) -> list[int]:
     """Live processes whose environment names this test's data directory."""
     needle = f"MARLIN_DATA_DIR={data_dir}".encode()
@@ -122,10 +127,10 @@ class Site:
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    def start(self, command: str = "serve") -> subprocess.Popen[bytes]:
+    def start(self, command: str = "serve", *listen: str) -> subprocess.Popen[bytes]:
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "marlin", command, f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "marlin", command, *(listen or [f"127.0.0.1:{self.port}"])],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -145,7 +150,7 @@ class Site:
 
     def worker(self) -> int:
         assert self.process is not None
-        pids = wait_until(lambda: children(self.process.pid), 30, "serve started no worker")
+        pids = wait_until(lambda: job_workers(self.process.pid), 30, "serve started no worker")
         assert isinstance(pids, list) and len(pids) == 1, pids
         return int(pids[0])
 
@@ -185,7 +190,7 @@ def test_serve_restarts_its_worker_when_the_worker_dies(site: Site) -> None:
     first = site.worker()
     os.kill(first, signal.SIGKILL)
     second = wait_until(
-        lambda: [p for p in children(site.process.pid) if p != first],  # type: ignore[union-attr]
+        lambda: [p for p in job_workers(site.process.pid) if p != first],  # type: ignore[union-attr]
         30,
         "serve did not start a new worker\n" + site.log(),
     )
@@ -221,7 +226,7 @@ def test_a_killed_serve_leaves_no_worker_and_no_sandbox(site: Site) -> None:
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_stopping_the_demo_leaves_no_worker(site: Site, how: signal.Signals) -> None:
-    demo = site.start("demo")
+    demo = site.start("demo", "--port", str(site.port))
     worker = site.worker()
     demo.send_signal(how)
     demo.wait(timeout=60)
@@ -240,8 +245,10 @@ def test_the_check_a_killed_serve_interrupted_finishes_after_a_restart(site: Sit
     site.env["MARLIN_JOB_LEASE_SECONDS"] = "2"
     serve = site.start()
     site.worker()
+    # Long enough to be seen running: each status poll starts a Python process, seconds apart
+    # on a loaded machine.
     made = json.loads(
-        site.call("-m", "tests.checks.scenario", "setup", "--command", "sleep 3 && true")
+        site.call("-m", "tests.checks.scenario", "setup", "--command", "sleep 15 && true")
     )
     candidate = made["candidate"]
     wait_until(lambda: check_statuses(site, candidate) == ["running"], 60, "no check started")
@@ -254,3 +261,44 @@ def test_the_check_a_killed_serve_interrupted_finishes_after_a_restart(site: Sit
         90,
         "the interrupted check never finished\n" + site.log(),
     )
+
+
+def fetch(site: Site, path: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(  # noqa: S310 (a loopback URL of our own)
+            f"http://127.0.0.1:{site.port}{path}", timeout=10
+        ) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_serve_runs_a_production_server_that_answers_json_errors_under_the_api(
+    site: Site,
+) -> None:
+    serve = site.start("serve", "--port", str(site.port))
+    status, headers, body = fetch(site, "/api/no-such-endpoint")
+    assert status == 404, body
+    assert headers["Content-Type"] == "application/json", headers
+    assert "no API endpoint" in json.loads(body)["detail"]
+    assert headers["Server"].startswith("gunicorn"), headers
+    status, _, body = fetch(site, "/account/login/")
+    assert status == 200 and b"<form" in body
+    # The web server is serve's child beside the worker; no development server anywhere.
+    web = [p for p in children(serve.pid) if b"gunicorn" in _read(f"/proc/{p}/cmdline")]
+    assert len(web) == 1 and children(web[0]), site.log()
+    assert "development server" not in site.log().lower(), site.log()
+    assert f"Marlin is serving on http://127.0.0.1:{site.port}/" in site.log()
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(site: Site) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "marlin", "serve", "127.0.0.1:not-a-port", "--no-worker"],
+        cwd=ROOT,
+        env=site.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "give a port (8000), an address and a port (127.0.0.1:8000" in done.stderr

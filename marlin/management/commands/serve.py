@@ -1,5 +1,6 @@
 """Run Marlin on one machine: migrate if needed, keep a job worker running as a child process,
-serve the web app.
+serve the web app with gunicorn (processes x threads, a child process too; pooled database
+connections on PostgreSQL). `marlin demo` serves through here as well.
 
 The worker is supervised: started again (after a wait that doubles, up to a minute) whenever it
 exits; stopped, with whatever is left in its process group, when serve stops on SIGTERM, SIGINT
@@ -22,7 +23,7 @@ import time
 from types import FrameType
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -35,6 +36,8 @@ RESTART_MAX_SECONDS = 60.0
 # How long a stopping worker may take to finish the job in hand before it is killed; a killed
 # job's rows are picked up again once their lease runs out.
 STOP_GRACE_SECONDS = 10.0
+# Threads per web server process (measured: docs/decisions/0010-production-web-server.md).
+DEFAULT_THREADS = 8
 
 
 def migrate_if_needed(stdout) -> None:
@@ -129,40 +132,132 @@ class WorkerSupervisor:
 
 
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM and SIGHUP end serve the way Ctrl-C does: by unwinding, so the worker is stopped.
+    # SIGTERM and SIGHUP end serve the way Ctrl-C does: by unwinding, so its children are stopped.
     raise SystemExit(0)
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def bind_address(addrport: str, port: int | None) -> str:
+    """ADDR:PORT, PORT or ADDR (IPv6 in brackets) and an optional --port, as gunicorn's --bind.
+    Raise CommandError with the accepted forms when it is none of them."""
+    host, sep, tail = addrport.rpartition(":")
+    if not sep or (addrport.startswith("[") and not host.endswith("]")):
+        host, tail = ("", addrport) if addrport.isdigit() else (addrport, "")
+    if port is not None:
+        tail = str(port)
+    host = host or "127.0.0.1"
+    if not tail.isdigit() or not 0 < int(tail) < 65536:
+        raise CommandError(
+            f"{addrport!r}: give a port (8000), an address and a port (127.0.0.1:8000, "
+            "[::1]:8000) or --port 8000."
+        )
+    return f"{host}:{int(tail)}"
+
+
+def web_server_command(bind: str, *, workers: int, threads: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:marlin.management.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+
+
+def _stop_web(web: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: gunicorn lets the requests in flight finish (graceful_timeout), then kill what is
+    left of its process group."""
+    if not _exited(web):
+        web.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + 5
+        while not _exited(web) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    _kill_group(web)
+    web.wait()
 
 
 class Command(BaseCommand):
     help = (
-        "Migrate if needed, keep a job worker running and serve the web app "
+        "Migrate if needed, keep a job worker running and serve the web app with gunicorn "
         "(default 127.0.0.1:8000)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "addrport", nargs="?", default=os.environ.get("MARLIN_LISTEN", "127.0.0.1:8000")
+            "addrport",
+            nargs="?",
+            default=os.environ.get("MARLIN_LISTEN", "127.0.0.1:8000"),
+            help="ADDR:PORT or PORT to listen on (default 127.0.0.1:8000, or MARLIN_LISTEN).",
         )
+        parser.add_argument("--port", type=int, default=None, help="Port (wins over ADDR:PORT).")
         parser.add_argument("--no-worker", action="store_true", help="Do not start a job worker.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("MARLIN_WEB_WORKERS") or 0) or usable_cpus(),
+            help="Web server processes (default: one per usable CPU, or MARLIN_WEB_WORKERS).",
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=int(os.environ.get("MARLIN_WEB_THREADS") or DEFAULT_THREADS),
+            help=f"Threads per process (default {DEFAULT_THREADS}, or MARLIN_WEB_THREADS).",
+        )
 
     def handle(self, *args, **options) -> None:
+        bind = bind_address(options["addrport"], options["port"])
+        workers, threads = options["workers"], options["threads"]
+        if workers < 1 or threads < 1:
+            raise CommandError("--workers and --threads must be at least 1.")
         migrate_if_needed(self.stdout)
         supervisor = None if options["no_worker"] else WorkerSupervisor()
         signal.signal(signal.SIGTERM, _stop_on_signal)
         signal.signal(signal.SIGHUP, _stop_on_signal)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "marlin.settings"),
+            "MARLIN_SERVE_PID": str(os.getpid()),
+            # One pooled connection per thread: every thread can work, and the process holds at
+            # most that many connections however many clients are connected.
+            "MARLIN_DB_POOL_SIZE": os.environ.get("MARLIN_DB_POOL_SIZE") or str(threads),
+        }
+        web: subprocess.Popen[bytes] | None = None
         try:
             if supervisor is not None:
                 supervisor.start()
-            self.stdout.write(f"Marlin is serving on http://{options['addrport']}/")
-            # Static files come from WhiteNoise, so the plain threaded server is enough on one
-            # machine; behind a proxy use gunicorn marlin.wsgi (docs/scaling.md).
-            call_command(
-                "runserver",
-                options["addrport"],
-                use_reloader=False,
-                use_threading=True,
-                skip_checks=True,
+            # Its own process group, like the worker: Ctrl-C reaches serve, which stops it.
+            web = subprocess.Popen(
+                web_server_command(bind, workers=workers, threads=threads),
+                env=env,
+                process_group=0,
             )
+            self.stdout.write(
+                f"Marlin is serving on http://{bind}/ "
+                f"(gunicorn: {workers} process(es) x {threads} threads)"
+            )
+            self.stdout.flush()
+            returncode = web.wait()
+            if returncode:
+                raise CommandError(
+                    f"The web server stopped with exit status {returncode} (see its log above; "
+                    "is the port already in use?)."
+                )
+        except KeyboardInterrupt:
+            pass
         finally:
+            if web is not None:
+                _stop_web(web)
             if supervisor is not None:
                 supervisor.stop()
