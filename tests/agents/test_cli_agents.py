@@ -26,11 +26,11 @@ from marlin.agents import actions
 from marlin.agents.clis import home_dir
 from marlin.agents.jobs import run_turn
 from marlin.agents.models import Agent, Candidate, Provider, Run, Turn, TurnStatus
+from marlin.devtools.model_server import Call, Fail, FakeModelServer, Reply
 from marlin.paths import workspaces_dir
 from marlin.review.models import Comparison
 from marlin.tasks import actions as task_actions
 from marlin.tasks.models import Task
-from tests.fakes import Call, Fail, FakeModelServer, Reply
 
 pytestmark = [pytest.mark.slow]
 

@@ -17,11 +17,11 @@ from marlin.agents import actions
 from marlin.agents.forms import COMMAND_DEFAULT_ALLOW, SettingsError, validate_agent_settings
 from marlin.agents.jobs import recover_expired_runs
 from marlin.agents.models import Provider, Run, RunStatus, Turn, TurnStatus
+from marlin.devtools.model_server import FakeModelServer, Reply
 from marlin.sandbox import egress
 from marlin.tasks.models import Task
 from tests.agents.test_runs import demo_task, run_until_done  # noqa: F401 (a fixture)
 from tests.conftest import PASSWORD
-from tests.fakes import FakeModelServer, Reply
 
 KEY_ENV = "MARLIN_TEST_ANTHROPIC_KEY"
 KEY = "sk-ant-api03-the-real-key-stays-in-the-worker"

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes import Call, FakeModelServer, Reply
+from marlin.devtools.model_server import Call, FakeModelServer, Reply
 
 REPLY = Reply(
     text="Reading the file first.",

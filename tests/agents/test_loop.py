@@ -14,8 +14,8 @@ from marlin.agents.loop import AgentLimits, Step, run_agent
 from marlin.agents.providers import Model, ProviderSettings, load_model
 from marlin.agents.secrets import resolve_api_key
 from marlin.agents.tools import SandboxEnvironment
+from marlin.devtools.model_server import Call, FakeModelServer, Reply
 from tests.agents.conftest import CALC, git
-from tests.fakes import Call, FakeModelServer, Reply
 
 PROVIDERS = ["openai", "anthropic"]
 FIX_SCRIPT = [

@@ -12,7 +12,7 @@ from marlin.agents.providers import ProviderError, ProviderSettings, load_model
 from marlin.agents.providers.retry import parse_retry_after
 from marlin.agents.secrets import SecretError, redact, resolve_api_key
 from marlin.agents.tools import TOOL_SPECS
-from tests.fakes import Call, Fail, FakeModelServer, Hang, Reply
+from marlin.devtools.model_server import Call, Fail, FakeModelServer, Hang, Reply
 
 HISTORY: list[dict[str, Any]] = [
     {"role": "system", "content": "Be brief."},

@@ -21,10 +21,10 @@ from marlin.agents.models import (
     Turn,
     TurnStatus,
 )
+from marlin.devtools.model_server import Call, Fail, FakeModelServer, Reply
 from marlin.review.models import Comparison
 from marlin.tasks import actions as task_actions
 from marlin.tasks.models import Task
-from tests.fakes import Call, Fail, FakeModelServer, Reply
 
 KEY_ENV = "MARLIN_TEST_MODEL_KEY"
 FIRST_EDIT = {

@@ -17,8 +17,8 @@ from django.urls import reverse
 from marlin.agents import actions
 from marlin.agents.jobs import run_turn
 from marlin.agents.models import Agent, Candidate, Run, TrajectoryStep, Turn, TurnStatus
+from marlin.devtools.model_server import Call, Fail, Reply
 from tests.agents.test_runs import demo_task  # noqa: F401 - a fixture, used by name
-from tests.fakes import Call, Fail, Reply
 
 KEY_ENV = "MARLIN_SECRET_E2E_KEY"
 PROBE = (

@@ -8,7 +8,7 @@ import pytest
 from marlin.agents import actions
 from marlin.agents.jobs import run_turn
 from marlin.agents.models import Provider, TurnStatus
-from tests.fakes import FakeModelServer, Reply
+from marlin.devtools.model_server import FakeModelServer, Reply
 
 KEY_ENV = "MARLIN_TEST_E2E_ANTHROPIC_KEY"
 AGENT = r"""

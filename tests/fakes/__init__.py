@@ -1,6 +1,8 @@
 """Fakes that are real enough to test against: servers over real HTTP, not mocks.
 
-``model_server_factory`` is a pytest fixture; import it into a conftest to use it::
+The scripted OpenAI/Anthropic-compatible model server is part of the product
+(``marlin.devtools.model_server``: `marlin demo` runs it); ``model_server_factory`` is a pytest
+fixture that starts such servers for a test. Import it into a conftest to use it::
 
     from tests.fakes import model_server_factory  # noqa: F401
 """
@@ -11,25 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from tests.fakes.model_server import (
-    Call,
-    Fail,
-    FakeModelServer,
-    Hang,
-    RecordedRequest,
-    Reply,
-    ScriptItem,
-)
-
-__all__ = [
-    "Call",
-    "Fail",
-    "FakeModelServer",
-    "Hang",
-    "RecordedRequest",
-    "Reply",
-    "model_server_factory",
-]
+from marlin.devtools.model_server import FakeModelServer, ScriptItem
 
 
 @pytest.fixture

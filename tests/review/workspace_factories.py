@@ -22,12 +22,12 @@ from marlin.agents.models import (
 from marlin.checks.models import CheckResult
 from marlin.demo.load import demo_source_path, ensure_demo_repository
 from marlin.demo.sample_repo import build_sample_repository, head_commit, patch_for, task_definition
+from marlin.devtools.model_server import Call, FakeModelServer, Reply
 from marlin.diffs.parse import patch_stats
 from marlin.review.comparisons import turn_finished
 from marlin.review.models import Comparison
 from marlin.tasks.actions import do_approve_task, do_create_project, do_create_task
 from marlin.tasks.models import Project, Task
-from tests.fakes import Call, FakeModelServer, Reply
 
 TASK_KEY = "paren-negatives"
 # Building the demo repository takes seconds; it is built once per test session and copied into

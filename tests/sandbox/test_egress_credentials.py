@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx2
 import pytest
+from anthropic import Anthropic
+from openai import OpenAI
 
+from marlin.devtools.model_server import FakeModelServer, Reply
 from marlin.sandbox import run
-from marlin.sandbox.egress import Egress, ModelRoute, UsageMeter
-from tests.fakes.model_server import FakeModelServer, Reply
+from marlin.sandbox.egress import Egress, ModelRoute, UsageMeter, egress_session
 
 PY = "/usr/bin/python3"
 ANTHROPIC_KEY = "sk-ant-api03-REAL-KEY-never-in-the-sandbox"
@@ -268,3 +271,49 @@ def test_streamed_answers_are_passed_through_and_counted(workspace: Path) -> Non
     assert (usage.requests, usage.input_tokens, usage.output_tokens) == (3, 1230, 123)
     # 1000 * 3 + 100 * 15 (Anthropic) + 230 * 2.5 + 23 * 10 (OpenAI), per million
     assert usage.cost_usd == pytest.approx(0.005305)
+
+
+def test_the_official_sdks_work_against_the_endpoint_streaming_or_not() -> None:
+    # The SDKs over the run's Unix socket (what the relay does inside the sandbox), so that the
+    # endpoint's answers (close-delimited, re-sent headers) are read by the real clients.
+    script = [
+        Reply(text="plain anthropic", input_tokens=10, output_tokens=2),
+        Reply(text="streamed anthropic", input_tokens=20, output_tokens=4),
+        Reply(text="plain openai", input_tokens=30, output_tokens=6),
+        Reply(text="streamed openai", input_tokens=40, output_tokens=8),
+    ]
+    with FakeModelServer(script) as server, egress_session(Egress(models=routes(server))) as s:
+        # (The SDKs ship their own fork of httpx, httpx2.)
+        transport = httpx2.HTTPTransport(uds=str(s.socket_path))
+        env = s.env()
+        anthropic = Anthropic(
+            base_url=env["ANTHROPIC_BASE_URL"],
+            api_key=env["ANTHROPIC_API_KEY"],
+            http_client=httpx2.Client(transport=transport),
+            max_retries=0,
+        )
+        openai = OpenAI(
+            base_url=env["OPENAI_BASE_URL"],
+            api_key=env["OPENAI_API_KEY"],
+            http_client=httpx2.Client(transport=transport),
+            max_retries=0,
+        )
+        say = [{"role": "user", "content": "hi"}]
+        plain = anthropic.messages.create(model="m", max_tokens=9, messages=say)  # type: ignore[arg-type]
+        with anthropic.messages.stream(model="m", max_tokens=9, messages=say) as stream:  # type: ignore[arg-type]
+            streamed = stream.get_final_message()
+        chat = openai.chat.completions.create(model="m", messages=say)  # type: ignore[arg-type]
+        chunks = openai.chat.completions.create(
+            model="m",
+            messages=say,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        streamed_text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        usage = s.usage()
+
+    assert plain.content[0].text == "plain anthropic"  # type: ignore[union-attr]
+    assert streamed.content[0].text == "streamed anthropic"  # type: ignore[union-attr]
+    assert chat.choices[0].message.content == "plain openai"
+    assert streamed_text == "streamed openai"
+    assert (usage.requests, usage.input_tokens, usage.output_tokens) == (4, 100, 20)
