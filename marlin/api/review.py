@@ -12,20 +12,22 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
+from marlin.agents.models import Candidate
 from marlin.api.auth import AUTH, HeartbeatTicketAuth, require, user_of
 from marlin.api.types import MAX_ID, Counter, Id, Pagination, filter_param
 from marlin.errors import IllegalTransition
 from marlin.review import actions, pipeline, queue
 from marlin.review.activity import Ticket, do_ticket_heartbeat
-from marlin.review.compare import candidate_at, checks_visible
+from marlin.review.compare import checks_visible
 from marlin.review.forms import (
+    JudgmentForm,
     ReviewForm,
     draft_data,
     error_messages,
@@ -33,6 +35,7 @@ from marlin.review.forms import (
     review_data,
 )
 from marlin.review.models import (
+    Claim,
     Comparison,
     ComparisonState,
     Decision,
@@ -238,9 +241,9 @@ class DecisionOut(Schema):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _judgment_out(j: Judgment) -> dict[str, Any]:
+def _judgment_out(j: Judgment, public_id: str | None = None) -> dict[str, Any]:
     return {
-        "comparison": j.comparison.public_id,
+        "comparison": public_id or j.comparison.public_id,
         "status": j.status,
         "ratings": j.ratings,
         "overall": j.overall,
@@ -256,33 +259,68 @@ def _judgment_out(j: Judgment) -> dict[str, Any]:
     }
 
 
-def _may_open(user: Any, comparison: Comparison) -> bool:
+def _may_open(user: Any, comparison: Comparison, mine: Judgment | None) -> bool:
     if user.has_role("admin", *OVERSIGHT_ROLES):
         return True
     if user.has_role("reviewer") and comparison.state in REVIEW_STATES:
         return True
-    return user.has_role("annotator") and comparison.is_held_by(user)
+    if not user.has_role("annotator"):
+        return False
+    # An annotator opens what they judged or hold (`held`: annotated by _comparisons()).
+    return mine is not None or bool(getattr(comparison, "held", False))
+
+
+def _comparisons(user: Any) -> QuerySet[Comparison]:
+    """Comparisons with what their payload needs, in one query, and whether `user` holds an
+    open claim on each (`held`)."""
+    return Comparison.objects.select_related(
+        "project__rubric", "task__repository", "run_a__agent", "run_b__agent"
+    ).annotate(
+        held=Exists(
+            Claim.objects.filter(
+                comparison=OuterRef("pk"), annotator_id=user.pk, released_at__isnull=True
+            )
+        )
+    )
+
+
+def _mine(user: Any, comparison: Comparison) -> Judgment | None:
+    return (
+        Judgment.objects.filter(comparison=comparison, annotator_id=user.pk)
+        .select_related("rubric_version")
+        .first()
+    )
 
 
 def comparison_for(user: Any, public_id: str) -> Comparison:
-    """The comparison if this user may open it; 404 otherwise (existence is not revealed)."""
-    comparison = (
-        Comparison.objects.select_related(
-            "project__rubric", "task__repository", "run_a__agent", "run_b__agent"
-        )
-        .filter(public_id=public_id)
-        .first()
-    )
-    if comparison is None or not _may_open(user, comparison):
+    """The comparison if this user may open it; 404 otherwise (existence is not revealed).
+    Their own judgment on it, if any, rides along as `comparison.mine`."""
+    comparison = _comparisons(user).filter(public_id=public_id).first()
+    mine = _mine(user, comparison) if comparison is not None else None
+    if comparison is None or not _may_open(user, comparison, mine):
         raise HttpError(404, "No such comparison, or it is not assigned to you.")
+    comparison.mine = mine  # type: ignore[attr-defined]
     return comparison
+
+
+def _candidates(comparison: Comparison, *, with_checks: bool) -> dict[int, Candidate]:
+    """Both sides' candidates at the comparison's turn, by run id, in one query (and their
+    check results in one more when they are shown)."""
+    candidates = Candidate.objects.filter(
+        turn__run_id__in=[comparison.run_a_id, comparison.run_b_id],
+        turn__number=comparison.turn_count,
+    ).select_related("turn")
+    if with_checks:
+        candidates = candidates.prefetch_related("check_results")
+    return {candidate.turn.run_id: candidate for candidate in candidates}
 
 
 def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
     show_checks = checks_visible(comparison, user)
+    by_run = _candidates(comparison, with_checks=show_checks)
     sides = []
     for letter, run in (("A", comparison.run_a), ("B", comparison.run_b)):
-        candidate = candidate_at(run, comparison.turn_count)
+        candidate = by_run.get(run.pk)
         sides.append(
             {
                 "side": letter,
@@ -297,11 +335,7 @@ def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
                 else None,
             }
         )
-    mine = (
-        Judgment.objects.filter(comparison=comparison, annotator=user)
-        .select_related("rubric_version", "comparison")
-        .first()
-    )
+    mine = comparison.mine if hasattr(comparison, "mine") else _mine(user, comparison)
     task = comparison.task
     version = mine.rubric_version if mine else comparison.project.rubric.current_version()
     return {
@@ -317,7 +351,7 @@ def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
         },
         "sides": sides,
         "rubric": version.criteria,
-        "my_judgment": _judgment_out(mine) if mine else None,
+        "my_judgment": _judgment_out(mine, comparison.public_id) if mine else None,
         "agents": _agents(user, comparison),
     }
 
@@ -386,7 +420,8 @@ def next_comparison(
     comparison = queue.next_comparison(user, project)
     if comparison is None:
         raise HttpError(404, "Your queue is empty: no comparison is waiting for you right now.")
-    return comparison_out(user, comparison_for(user, comparison.public_id))
+    # The queue just handed it to them: no need to ask whether they may open it.
+    return comparison_out(user, _comparisons(user).get(pk=comparison.pk))
 
 
 @router.get(
@@ -421,14 +456,25 @@ def get_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
 )
 def save_my_judgment(request: HttpRequest, public_id: str, body: DraftIn) -> dict[str, Any]:
     user = require(request, "annotator")
-    comparison = comparison_for(user, public_id)
-    # The same form, and so the same checks and messages, as the comparison page's autosave.
-    form = judgment_form(
-        comparison, user, draft_data(body.model_dump(), revision=body.draft_revision)
+    data = draft_data(body.model_dump(), revision=body.draft_revision)
+    judgment = (
+        Judgment.objects.select_related("comparison", "rubric_version")
+        .filter(comparison__public_id=public_id, annotator=user)
+        .first()
     )
+    if judgment is not None:
+        # A judgment they already started: its own rubric version, and one UPDATE to save.
+        form = JudgmentForm(
+            data, version=judgment.rubric_version, turn_count=judgment.comparison.turn_count
+        )
+    else:
+        comparison = comparison_for(user, public_id)
+        # The same form, and so the same checks and messages, as the comparison page's autosave.
+        form = judgment_form(comparison, user, data)
     if not form.is_valid():
         raise ValidationError(error_messages(form))
-    judgment = actions.do_start_judgment(user, comparison)
+    if judgment is None:
+        judgment = actions.do_start_judgment(user, comparison)
     try:
         saved = actions.do_save_draft(
             user, judgment, form.draft(), revision=form.cleaned_data["draft_revision"]
@@ -437,9 +483,7 @@ def save_my_judgment(request: HttpRequest, public_id: str, body: DraftIn) -> dic
         raise HttpError(409, str(exc)) from None
     except actions.JudgmentClosed as exc:
         raise HttpError(409, str(exc)) from None
-    return _judgment_out(
-        Judgment.objects.select_related("comparison", "rubric_version").get(pk=saved.pk)
-    )
+    return _judgment_out(saved, public_id)
 
 
 @router.post(
@@ -455,9 +499,7 @@ def submit_my_judgment(request: HttpRequest, public_id: str) -> dict[str, Any]:
         submitted = actions.do_submit_judgment(user, judgment)
     except actions.JudgmentClosed as exc:
         raise HttpError(409, str(exc)) from None
-    return _judgment_out(
-        Judgment.objects.select_related("comparison", "rubric_version").get(pk=submitted.pk)
-    )
+    return _judgment_out(submitted, public_id)
 
 
 @router.get(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from marlin.accounts.models import User
@@ -137,34 +138,70 @@ def do_ask_follow_up(actor: User, comparison: Comparison, prompt: str) -> Judgme
 
 
 def do_save_draft(actor: User, judgment: Judgment, draft: Draft, *, revision: int) -> Judgment:
-    """Save the draft if ``revision`` is the one the server holds; raise StaleDraft if not."""
+    """Save the draft if ``revision`` is the one the server holds; raise StaleDraft if not.
+
+    One UPDATE when all is well: it checks the revision, that the judgment is still editable
+    and that its annotator holds the comparison (an open claim; a judgment sent back for
+    revision needs none). Its ``updated_at`` is the activity that keeps the claim alive
+    (queue.release_expired_claims). Only when it changes nothing is the row read, to say why,
+    or to claim again a draft whose claim expired while a place is free, and save then."""
     if judgment.annotator_id != actor.pk:
         raise NotAssigned("Only the annotator who wrote this draft may change it.")
-    ensure_assigned(actor, judgment.comparison)
     with transaction.atomic():
-        current = Judgment.objects.select_for_update().get(pk=judgment.pk)
-        if not current.is_editable:
-            raise JudgmentClosed(
-                "This judgment was submitted and is final; it can no longer change."
-            )
-        if current.draft_revision != revision:
-            raise StaleDraft(current)
-        before = _verdict(current)
-        _apply_draft(current, draft)
-        current.draft_revision = revision + 1
-        current.save(update_fields=[*_DRAFT_FIELDS, "draft_revision", "updated_at"])
-        if _verdict(current) != before:
+        if judgment.draft_revision != revision or not judgment.is_editable:
+            # The row in hand is not what the save replaces: read it, to audit the right change.
+            judgment = Judgment.objects.select_related("comparison").get(pk=judgment.pk)
+        before = _verdict(judgment)
+        now = timezone.now()
+        if not _update_draft(actor, judgment, draft, revision=revision, now=now):
+            current = Judgment.objects.select_related("comparison__project").get(pk=judgment.pk)
+            if not current.is_editable:
+                raise JudgmentClosed(
+                    "This judgment was submitted and is final; it can no longer change."
+                )
+            if current.draft_revision != revision:
+                raise StaleDraft(current)
+            ensure_assigned(actor, current.comparison)  # claims again, or says why it cannot
+            judgment, before = current, _verdict(current)
+            if not _update_draft(actor, judgment, draft, revision=revision, now=now):
+                raise StaleDraft(Judgment.objects.get(pk=judgment.pk))
+        _apply_draft(judgment, draft)
+        judgment.draft_revision = revision + 1
+        judgment.updated_at = now
+        if _verdict(judgment) != before:
             # Only saves that change the verdict are audited (a few per judgment, not one per
             # keystroke): they show, e.g., a preference changed after the checks were shown.
             record(
                 actor,
                 "judgment.draft_verdict",
-                current,
+                judgment,
                 old=before,
-                new=_verdict(current),
+                new=_verdict(judgment),
                 project_id=judgment.comparison.project_id,
             )
-    return current
+    return judgment
+
+
+def _update_draft(
+    actor: User, judgment: Judgment, draft: Draft, *, revision: int, now: object
+) -> bool:
+    holds = Claim.objects.filter(
+        comparison_id=OuterRef("comparison_id"),
+        annotator_id=actor.pk,
+        released_at__isnull=True,
+        comparison__state=ComparisonState.AWAITING_JUDGMENTS,
+    )
+    # Conditions on the row itself (and an EXISTS), so the UPDATE stays one statement and
+    # PostgreSQL checks the revision again on the newest row when two saves race.
+    return bool(
+        Judgment.objects.filter(
+            Q(status=JudgmentStatus.REVISION_REQUESTED)
+            | Q(Exists(holds), status=JudgmentStatus.DRAFT),
+            pk=judgment.pk,
+            annotator_id=actor.pk,
+            draft_revision=revision,
+        ).update(**dict(draft), draft_revision=revision + 1, updated_at=now)
+    )
 
 
 def _verdict(judgment: Judgment) -> dict[str, object]:
@@ -255,8 +292,13 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
         if not current.is_editable:
             raise JudgmentClosed("This judgment was already submitted; submitting is final.")
         comparison = current.comparison
-        if current.status == JudgmentStatus.DRAFT:
+        if current.status == JudgmentStatus.DRAFT and not (
+            comparison.state == ComparisonState.AWAITING_JUDGMENTS
+            and _release_own_claim(actor, comparison)
+        ):
+            # No open claim (it expired): claim again while a place is free, or say why not.
             ensure_assigned(actor, comparison)
+            _release_own_claim(actor, comparison)
         errors = submission_errors(
             draft_of(current),
             current.rubric_version,
@@ -295,9 +337,6 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
                 "updated_at",
             ]
         )
-        Claim.objects.filter(
-            comparison=comparison, annotator=actor, released_at__isnull=True
-        ).update(released_at=current.submitted_at)
         record(
             actor,
             "judgment.submitted",
@@ -319,6 +358,16 @@ def do_submit_judgment(actor: User, judgment: Judgment) -> Judgment:
     return current
 
 
+def _release_own_claim(actor: User, comparison: Comparison) -> bool:
+    """Release the actor's open claim on the comparison as their judgment is submitted: the
+    place it held is the judgment's now (``slots_taken`` does not change)."""
+    return bool(
+        Claim.objects.filter(
+            comparison=comparison, annotator=actor, released_at__isnull=True
+        ).update(released_at=timezone.now())
+    )
+
+
 @transaction.atomic
 def do_release_claim(actor: User, comparison: Comparison, *, reason: str = "") -> bool:
     """Give a claimed comparison back to the queue (the draft, if any, is kept)."""
@@ -328,6 +377,7 @@ def do_release_claim(actor: User, comparison: Comparison, *, reason: str = "") -
         comparison=comparison, annotator=actor, released_at__isnull=True
     ).update(released_at=now)
     if released:
+        queue.give_back(comparison.pk)
         record(
             actor,
             "comparison.released",

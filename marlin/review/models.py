@@ -43,6 +43,10 @@ class Comparison(models.Model):
         db_index=True,
     )
     turn_count = models.PositiveSmallIntegerField(default=1)
+    # Places taken while the comparison awaits judgments: annotators with a submitted judgment
+    # or an open claim. Kept by the queue's actions (claim +1, release or expiry -1, a
+    # submission turns a claim into a judgment), so `next` never counts rows to find free work.
+    slots_taken = models.PositiveSmallIntegerField(default=0)
     void_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -52,6 +56,15 @@ class Comparison(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(run_a=models.F("run_b")), name="comparison_two_runs"
+            )
+        ]
+        indexes = [
+            # The queue's order (oldest first) over comparisons awaiting judgments only: `next`
+            # reads the first rows, however many comparisons are open or decided.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(state="awaiting_judgments"),
+                name="comparison_awaiting",
             )
         ]
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from marlin.accounts.models import ExpertProfile
 from marlin.review import queue
 from marlin.review.actions import do_release_claim
-from marlin.review.models import Claim, Comparison, ComparisonState
+from marlin.review.models import Claim, Comparison, ComparisonState, Judgment
 from tests.review.factories import make_comparison, make_project, submitted_judgment
 
 
@@ -89,8 +89,12 @@ def test_an_abandoned_claim_expires_and_frees_its_slot(make_user):
     Claim.objects.filter(annotator=first).update(
         last_seen_at=timezone.now() - timedelta(minutes=31)
     )
+    # Asking does not release it: the worker's sweep does.
+    assert queue.next_comparison(second) is None
+    assert queue.release_expired_claims() == 1
     assert queue.next_comparison(second) == comparison
     assert Claim.objects.get(annotator=first).released_at is not None
+    assert queue.recount_slots() == []
 
 
 def test_activity_keeps_a_claim_alive(make_user):
@@ -190,10 +194,12 @@ def test_a_draft_whose_claim_expired_is_claimed_again_while_a_place_is_free(
     client.post(
         f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"}
     )
-    Claim.objects.filter(annotator=alice).update(
-        last_seen_at=timezone.now() - timedelta(minutes=31)
-    )
-    queue.release_expired_claims()
+    half_an_hour_ago = timezone.now() - timedelta(minutes=31)
+    Claim.objects.filter(annotator=alice).update(last_seen_at=half_an_hour_ago)
+    # The save itself is activity: the sweep keeps the claim until it too is old.
+    assert queue.release_expired_claims() == 0
+    Judgment.objects.filter(annotator=alice).update(updated_at=half_an_hour_ago)
+    assert queue.release_expired_claims() == 1
     response = client.get(f"/compare/{comparison.public_id}/")
     assert response.status_code == 200 and "half done" in response.content.decode()
     assert queue.open_claim(alice, comparison) is None  # reading the page claims nothing
@@ -213,17 +219,16 @@ def test_a_draft_whose_place_was_taken_is_kept_and_the_annotator_is_told(
     client_for(alice).post(
         f"/compare/{comparison.public_id}/draft/", {"draft_revision": "0", "rationale": "half done"}
     )
-    Claim.objects.filter(annotator=alice).update(
-        last_seen_at=timezone.now() - timedelta(minutes=31)
-    )
+    half_an_hour_ago = timezone.now() - timedelta(minutes=31)
+    Claim.objects.filter(annotator=alice).update(last_seen_at=half_an_hour_ago)
+    Judgment.objects.filter(annotator=alice).update(updated_at=half_an_hour_ago)
+    assert queue.release_expired_claims() == 1
     anna = make_user("anna", "annotator")
     assert queue.next_comparison(anna) == comparison
     response = client_for(alice).get(f"/compare/{comparison.public_id}/")
     assert response.status_code == 403
     assert "Your claim on this comparison expired" in response.content.decode()
     assert "Your draft is kept" in response.content.decode()
-    from marlin.review.models import Judgment
-
     assert Judgment.objects.get(annotator=alice).rationale == "half done"
 
 

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
-from marlin.review import activity
+from marlin.review import activity, queue
 from marlin.review.actions import do_judgment_heartbeat
 from marlin.review.models import Claim, Judgment, Review, WorkKind, WorkSession
 from tests.review.factories import (
@@ -168,6 +168,7 @@ def test_heartbeats_keep_the_claim_alive_while_the_annotator_reads(alice, make_u
     assert Claim.objects.get(annotator=alice).released_at is None
     # Thirty-one minutes with neither a save nor a heartbeat: the place goes to anna.
     WorkSession.objects.filter(user=alice).update(last_seen_ms=F("last_seen_ms") - 31 * 60_000)
+    assert queue.release_expired_claims() == 1  # the worker's sweep
     moved = client_for(anna).post("/compare/next/")
     assert moved["Location"] == f"/compare/{comparison.public_id}/"
     assert Claim.objects.get(annotator=alice).released_at is not None

@@ -13,11 +13,7 @@ that was in hand when the error came is picked up by the lease sweep.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +30,8 @@ from marlin import paths
 from marlin.agents import jobs as agent_jobs
 from marlin.agents.models import Candidate
 from marlin.checks import jobs as check_jobs
-from marlin.review import comparisons
+from marlin.management.lifetime import die_with_parent
+from marlin.review import comparisons, queue
 from marlin.sandbox.limits import sweep_empty_cgroups
 from marlin.sandbox.workspace import sweep_stale_workspaces
 from marlin.tasks import jobs as task_jobs
@@ -52,8 +49,6 @@ DATABASE_ERRORS = (OperationalError, InterfaceError)
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
 
 @dataclass
 class Recovered:
@@ -62,19 +57,26 @@ class Recovered:
     candidates: list[int] = field(default_factory=list)
     runs: int = 0
     handed_on: list[int] = field(default_factory=list)
+    claims: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.workspaces} stale workspace(s) swept, {len(self.environments)} environment "
             f"build(s) and checks of {len(self.candidates)} candidate(s) queued again, "
             f"{self.runs} agent run(s) recovered, "
-            f"{len(self.handed_on)} finished turn(s) handed on again"
+            f"{len(self.handed_on)} finished turn(s) handed on again, "
+            f"{self.claims} idle claim(s) released"
         )
 
     @property
     def anything(self) -> bool:
         return bool(
-            self.workspaces or self.environments or self.candidates or self.runs or self.handed_on
+            self.workspaces
+            or self.environments
+            or self.candidates
+            or self.runs
+            or self.handed_on
+            or self.claims
         )
 
 
@@ -90,7 +92,8 @@ def sweep_workspaces() -> int:
 
 def recover_all(*, sweep: bool = True) -> Recovered:
     """Everything a worker does to pick up work that a dead worker left behind: rows whose lease
-    ran out are queued again (claims are atomic, so work that runs twice finds nothing to do)."""
+    ran out are queued again (claims are atomic, so work that runs twice finds nothing to do);
+    and the annotators' claims that went idle are released."""
     recovered = Recovered()
     if sweep:
         recovered.workspaces = sweep_workspaces()
@@ -98,6 +101,9 @@ def recover_all(*, sweep: bool = True) -> Recovered:
     recovered.candidates = check_jobs.recover_checks()
     recovered.runs = agent_jobs.recover_expired_runs()
     recovered.handed_on = hand_on_stranded_turns()
+    # Claims idle past their project's timeout go back to the queue here, not in the requests
+    # of the annotators asking for work.
+    recovered.claims = queue.release_expired_claims()
     return recovered
 
 
@@ -166,21 +172,6 @@ def run_until_stopped(work: Callable[[], object], *, stopping: Callable[[], bool
             connections.close_all()
             time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Have Linux SIGKILL this process when the thread that started it ends (prctl
-    PR_SET_PDEATHSIG), so a `marlin serve` killed with SIGKILL leaves no worker running under
-    PID 1; the worker's sandboxes go with it (bwrap --die-with-parent). If the parent is already
-    gone, stop now. Elsewhere than Linux only the parent's own shutdown stops the worker."""
-    if not sys.platform.startswith("linux"):
-        logger.warning("--parent-pid: the worker cannot follow its parent on %s", sys.platform)
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent_pid:  # it died before the prctl took effect
-        raise SystemExit(f"The parent process {parent_pid} is gone; the worker stops.")
 
 
 class Command(BaseCommand):
