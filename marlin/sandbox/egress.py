@@ -314,6 +314,35 @@ def _number(usage: dict[str, Any], *names: str) -> int:
     return total
 
 
+class Redactor:
+    """Replaces the real key in a stream of chunks by `[redacted]`, also when a chunk boundary
+    cuts it: a chunk's tail that could be the start of the key is held back until the next chunk
+    (in practice never: model answers do not end a chunk with a key's first bytes)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self.key:
+            return chunk
+        data = (self.held + chunk).replace(self.key, b"[redacted]")
+        hold = next(
+            (
+                n
+                for n in range(min(len(self.key) - 1, len(data)), 0, -1)
+                if data.endswith(self.key[:n])
+            ),
+            0,
+        )
+        self.held = data[len(data) - hold :] if hold else b""
+        return data[: len(data) - hold]
+
+    def finish(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+
 class Session:
     """One run's proxy: its socket, allow list, token, log and usage. Made by `egress_session`."""
 
@@ -772,14 +801,14 @@ async def _model(
                 lines.append(f"{name}: {value}")
         lines.append("Connection: close")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        key = route.api_key.encode() if route.api_key else None
+        redactor = Redactor(route.api_key.encode() if route.api_key else b"")
         async for chunk in response.aiter_bytes():
             meter.feed(chunk)
             entry.bytes_down += len(chunk)
-            if key and key in chunk:
-                chunk = chunk.replace(key, b"[redacted]")
-            writer.write(chunk)
+            writer.write(redactor.feed(chunk))
             await writer.drain()
+        writer.write(redactor.finish())
+        await writer.drain()
         entry.reason = str(response.status_code)
     finally:
         await response.aclose()

@@ -12,9 +12,9 @@ import pytest
 from anthropic import Anthropic
 from openai import OpenAI
 
-from marlin.devtools.model_server import FakeModelServer, Reply
+from marlin.devtools.model_server import Fail, FakeModelServer, Reply
 from marlin.sandbox import run
-from marlin.sandbox.egress import Egress, ModelRoute, UsageMeter, egress_session
+from marlin.sandbox.egress import Egress, ModelRoute, Redactor, UsageMeter, egress_session
 
 PY = "/usr/bin/python3"
 ANTHROPIC_KEY = "sk-ant-api03-REAL-KEY-never-in-the-sandbox"
@@ -317,3 +317,42 @@ def test_the_official_sdks_work_against_the_endpoint_streaming_or_not() -> None:
     assert chat.choices[0].message.content == "plain openai"
     assert streamed_text == "streamed openai"
     assert (usage.requests, usage.input_tokens, usage.output_tokens) == (4, 100, 20)
+
+
+@pytest.mark.parametrize("cut", [1, 3, 7, 20, 1000])
+def test_the_key_is_redacted_from_answers_however_the_chunks_cut_it(cut: int) -> None:
+    key = ANTHROPIC_KEY.encode()
+    body = b'{"error": "bad key ' + key + b'", "again": "' + key + b'"} sk-ant-api03-RE'
+    redactor = Redactor(key)
+
+    out = b"".join(redactor.feed(body[i : i + cut]) for i in range(0, len(body), cut))
+    out += redactor.finish()
+
+    assert out == body.replace(key, b"[redacted]")
+    assert key not in out
+
+
+def test_an_upstream_that_echoes_the_key_shows_the_sandbox_only_a_redaction(
+    workspace: Path,
+) -> None:
+    code = (
+        "import os, urllib.request, urllib.error\n"
+        "request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages',\n"
+        "    data=b'{}', method='POST', headers={'x-api-key': os.environ['ANTHROPIC_API_KEY']})\n"
+        "try:\n"
+        "    urllib.request.urlopen(request, timeout=10)\n"
+        "except urllib.error.HTTPError as exc:\n"
+        "    print(exc.code, exc.read().decode())\n"
+    )
+    with FakeModelServer([Fail(401, message=f"invalid x-api-key {ANTHROPIC_KEY}")]) as server:
+        result = run(
+            [PY, "-c", code],
+            workdir=workspace,
+            network="proxy",
+            egress=Egress(models=routes(server)),
+            timeout=60,
+        )
+
+    assert result.stdout.startswith("401 "), result
+    assert "invalid x-api-key [redacted]" in result.stdout
+    assert ANTHROPIC_KEY not in result.stdout + result.stderr
