@@ -152,6 +152,23 @@ def test_host_network_needs_the_projects_permission(
     assert "Host network allowed." in client.get(f"/tasks/{demo_task.pk}/").content.decode()
 
 
+def test_a_missing_model_key_fails_the_turn_saying_where_it_was_looked_for(
+    demo_task: Task,  # noqa: F811
+    dave,
+    monkeypatch,
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with FakeModelServer([]) as server:
+        agent = proxy_agent(dave, server)
+        run = actions.do_start_run(dave, demo_task, agent)
+        turn = run_until_done(run.turns.get())
+        asked = len(server.requests)
+
+    assert turn.status == TurnStatus.FAILED
+    assert f"model_apis (anthropic): Environment variable {KEY_ENV} is not set" in turn.error
+    assert asked == 0 and not turn.steps.exists()
+
+
 @pytest.mark.parametrize(
     ("given", "problem"),
     [
