@@ -18,6 +18,7 @@ from typing import Literal
 from marlin.agents.tools import SANDBOX_ENV, ToolError, workspace_file
 from marlin.sandbox import Limits, Mount, run
 from marlin.sandbox.egress import Connection, Egress, ModelUsage
+from marlin.sandbox.workspace import sandbox_view
 
 PROMPT_DIR = ".marlin"
 PROMPT_FILE = f"{PROMPT_DIR}/prompt.md"
@@ -96,17 +97,20 @@ def run_command_agent(
             raise ValueError(f"Cannot place the prompt file in the workspace: {exc}") from None
         target.parent.mkdir(exist_ok=True)
         target.write_text(text, encoding="utf-8")
+    # A layer over a built tree is mounted as an overlay; the prompt file written above is in
+    # the layer's own directory, so the agent sees it there.
+    view, git_mounts = sandbox_view(Path(workdir))
     try:
         result = run(
             _command(spec),
-            workdir=Path(workdir),
+            workdir=view,
             env={**SANDBOX_ENV, **spec.env},
             stdin=text if spec.prompt_via == "stdin" else None,
             timeout=spec.timeout,
             limits=limits,
             network=spec.network,
             egress=spec.egress,
-            mounts=mounts,
+            mounts=(*mounts, *git_mounts),
             backend=backend,
         )
     finally:

@@ -56,18 +56,26 @@ from marlin.audit.actions import record
 from marlin.diffs.parse import DiffParseError, patch_stats
 from marlin.leases import heartbeat
 from marlin.paths import workspaces_dir
-from marlin.sandbox import EgressFailed
+from marlin.sandbox import EgressFailed, Mount
 from marlin.sandbox.egress import Egress, ModelRoute
 from marlin.sandbox.gitutil import GitError
 from marlin.sandbox.workspace import (
     PatchRejected,
     WorkspaceError,
     apply_patch,
+    create_layer,
     create_workspace,
     diff_workspace,
     read_marker,
     remove_workspace,
 )
+from marlin.tasks.jobs import (
+    environment_base,
+    environment_for,
+    environment_mounts,
+    ready_environment,
+)
+from marlin.tasks.models import Environment, EnvironmentStatus, Task
 
 logger = logging.getLogger(__name__)
 
@@ -197,11 +205,17 @@ def prepare_workspace(run: Run, turn: Turn) -> Path:
             pass
     if current is not None:
         remove_workspace(current)
+    base = environment_base(_built_environment(run))
     try:
-        path = create_workspace(
-            Path(repository.mirror_path), run.task.base_commit, workspaces_dir()
-        )
-    except GitError as exc:
+        # Over the tree the task's setup built, like its checks, when it has one: the agent
+        # then runs the repository's tests with what the build generated and /env mounted.
+        if base is not None:
+            path = create_layer(base, workspaces_dir())
+        else:
+            path = create_workspace(
+                Path(repository.mirror_path), run.task.base_commit, workspaces_dir()
+            )
+    except (GitError, WorkspaceError) as exc:
         raise TurnError(
             f"Cannot check out {run.task.base_commit[:12]} of {repository.name}: {exc}"
         ) from None
@@ -224,6 +238,27 @@ def prepare_workspace(run: Run, turn: Turn) -> Path:
     Run.objects.filter(pk=run.pk).update(workspace_path=str(path))
     run.workspace_path = str(path)
     return path
+
+
+def _built_environment(run: Run) -> Environment:
+    """The task's environment, built first if it needs a build (as its checks would); the run's
+    lease is kept while it is built or waited for. A failed build leaves the agent a plain
+    worktree."""
+    environment = environment_for(run.task)
+    if environment.status in (EnvironmentStatus.READY, EnvironmentStatus.FAILED):
+        return environment
+    with heartbeat(
+        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING),
+        lease_seconds=settings.JOB_LEASE_SECONDS,
+        on_thread_exit=connections.close_all,
+    ):
+        return ready_environment(run.task)
+
+
+def _environment_mounts(task: Task) -> list[Mount]:
+    """/env (and the interpreter it links to) for the agent's sandbox, when the environment the
+    workspace was made from is ready."""
+    return environment_mounts(environment_for(task))
 
 
 def _diff(workdir: Path, base_commit: str) -> str:
@@ -340,7 +375,9 @@ def _run_api_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> Outc
 
     result = run_agent(
         model,
-        SandboxEnvironment(workdir, backend=settings.SANDBOX_BACKEND),
+        SandboxEnvironment(
+            workdir, mounts=_environment_mounts(run.task), backend=settings.SANDBOX_BACKEND
+        ),
         history,
         limits=AgentLimits(**config.limits.model_dump()),
         on_step=on_step,
@@ -433,7 +470,7 @@ def _run_command_agent(turn: Turn, workdir: Path, secrets: list[str | None]) -> 
         workdir,
         turn.prompt,
         transcript="" if command.resumed else transcript(run.conversation),
-        mounts=cli_mounts(home, tools_dir),
+        mounts=[*cli_mounts(home, tools_dir), *_environment_mounts(run.task)],
         backend=settings.SANDBOX_BACKEND,
     )
     seconds = time.monotonic() - started

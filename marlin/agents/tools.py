@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from marlin.agents.providers import ToolCall, ToolSpec
-from marlin.sandbox.core import Limits, Mount, run
+from marlin.sandbox.core import Limits, Mount, Overlay, run
+from marlin.sandbox.workspace import sandbox_view
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 # What a tool returns to the model; long outputs waste context and money.
@@ -92,24 +93,30 @@ class SandboxEnvironment:
     backend: str | None = None
 
     def execute(self, command: str, *, timeout: float) -> ExecResultLike:
+        view, git_mounts = sandbox_view(self.workdir)
         return run(
             ["bash", "-c", command],
-            workdir=self.workdir,
+            workdir=view,
             env=dict(SANDBOX_ENV),
             timeout=timeout,
             limits=self.limits,
             network=self.network,
-            mounts=self.mounts,
+            mounts=(*self.mounts, *git_mounts),
             backend=self.backend,
         )
 
     def read_file(self, path: str) -> str:
+        if self._layered():
+            return self._in_sandbox(path, _READ_SCRIPT)
         target = workspace_file(self.workdir, path)
         if not target.is_file():
             raise ToolError(f"{path} does not exist or is not a regular file.")
         return target.read_text(encoding="utf-8", errors="replace")
 
     def write_file(self, path: str, content: str) -> None:
+        if self._layered():
+            self._in_sandbox(path, _WRITE_SCRIPT, stdin=content)
+            return
         target = workspace_file(self.workdir, path)
         workspace_file(self.workdir, str(PurePosixPath(path).parent) if "/" in path else ".")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +124,48 @@ class SandboxEnvironment:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
+
+    def _layered(self) -> bool:
+        return isinstance(sandbox_view(self.workdir)[0], Overlay)
+
+    def _in_sandbox(self, path: str, script: str, *, stdin: str | None = None) -> str:
+        """A file tool on a layer over a built tree: the merged tree exists only in the
+        sandbox, so the file is read or written there, with the same refusals as on the host."""
+        check_relative_path(path)
+        view, git_mounts = sandbox_view(self.workdir)
+        result = run(
+            ["bash", "-c", script, "file-tool", path],
+            workdir=view,
+            env=dict(SANDBOX_ENV),
+            stdin=stdin,
+            timeout=FILE_TOOL_TIMEOUT_SECONDS,
+            limits=Limits(max_output_bytes=MAX_FILE_TOOL_BYTES),
+            mounts=(*self.mounts, *git_mounts),
+            backend=self.backend,
+        )
+        if result.returncode in _FILE_TOOL_ERRORS:
+            raise ToolError(_FILE_TOOL_ERRORS[result.returncode].format(path=path))
+        if not result.ok or result.truncated:
+            raise ToolError(
+                f"{path}: the file tool failed ({result.stderr.strip()[-300:] or 'too large'})"
+            )
+        return result.stdout
+
+
+FILE_TOOL_TIMEOUT_SECONDS = 60.0
+MAX_FILE_TOOL_BYTES = 16 * 1024 * 1024
+# Exit codes of the scripts below, and what the agent is told.
+_FILE_TOOL_ERRORS = {
+    3: "{path} is a symbolic link; the file tools do not follow links.",
+    4: "{path} does not exist or is not a regular file.",
+    5: "{path} resolves outside the workspace.",
+}
+_INSIDE = (
+    'p=$1; [ -L "$p" ] && exit 3; '
+    'case "$(realpath -m -- "$p")" in /workspace/*) ;; *) exit 5 ;; esac; '
+)
+_READ_SCRIPT = _INSIDE + '[ -f "$p" ] || exit 4; cat -- "$p"'
+_WRITE_SCRIPT = _INSIDE + 'mkdir -p -- "$(dirname -- "$p")" && cat > "$p"'
 
 
 def _spec(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
