@@ -72,6 +72,9 @@ class DecisionFilters:
     ties: TieModel = "davidson"  # or "half": a tie is half a win for each side
     rubric_version: int | None = None  # decisions made under this rubric version number
     turns: int | None = None  # comparisons of runs with this many turns
+    # Rank by the experts' overall verdicts after this turn (Judgment.turn_verdicts) instead of
+    # the decisions, which hold the last judged turn only.
+    at_turn: int | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DecisionFilters:
@@ -122,7 +125,7 @@ class DecisionFilters:
         if ties not in TIE_MODELS:
             raise FilterError(f"ties must be one of {', '.join(TIE_MODELS)}; got {ties!r}")
         numbers: dict[str, int | None] = {}
-        for name in ("rubric_version", "turns"):
+        for name in ("rubric_version", "turns", "at_turn"):
             value = get(name)
             if value in (None, ""):
                 numbers[name] = None
@@ -142,6 +145,7 @@ class DecisionFilters:
             ties=ties,  # type: ignore[arg-type]
             rubric_version=numbers["rubric_version"],
             turns=numbers["turns"],
+            at_turn=_overall_only(numbers["at_turn"], criterion),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -150,6 +154,15 @@ class DecisionFilters:
         out["since"] = self.since.isoformat() if self.since else None
         out["until"] = self.until.isoformat() if self.until else None
         return out
+
+
+def _overall_only(at_turn: int | None, criterion: str) -> int | None:
+    if at_turn is not None and criterion != OVERALL_KEY:
+        raise FilterError(
+            "at_turn ranks by the overall verdict after a turn; criteria are rated once, on the "
+            f"last judged turn (criterion {criterion!r})"
+        )
+    return at_turn
 
 
 def decisions_for(project: Project, filters: DecisionFilters) -> QuerySet[Decision]:
@@ -218,7 +231,50 @@ def _final_candidate_sizes(project: Project) -> dict[int, tuple[float, float]]:
     return sizes
 
 
+def _turn_outcomes(project: Project, filters: DecisionFilters) -> Outcomes:
+    """One outcome per comparison from its judgments' verdicts after turn filters.at_turn: the
+    direction most of them chose (a tie when they cancel out)."""
+    key = str(filters.at_turn)
+    per_comparison: dict[int, list[Any]] = {}
+    rows = judgments_for(project, filters).values_list(
+        "comparison_id",
+        "turn_verdicts",
+        "comparison__run_a_id",
+        "comparison__run_b_id",
+        "comparison__run_a__agent_id",
+        "comparison__run_b__agent_id",
+    )
+    skipped = 0
+    for comp, verdicts, run_a, run_b, agent_a, agent_b in rows.iterator(chunk_size=5000):
+        value = (verdicts or {}).get(key)
+        if not isinstance(value, int) or value not in SCALE:
+            skipped += 1
+            continue
+        entry = per_comparison.setdefault(comp, [0, run_a, run_b, agent_a, agent_b])
+        entry[0] += int(np.sign(value))
+    sizes = _final_candidate_sizes(project)
+    index: dict[int, int] = {}
+    a_idx, b_idx, result, cov_a, cov_b = [], [], [], [], []
+    for direction, run_a, run_b, agent_a, agent_b in per_comparison.values():
+        a_idx.append(index.setdefault(agent_a, len(index)))
+        b_idx.append(index.setdefault(agent_b, len(index)))
+        result.append(outcome_of(direction))
+        cov_a.append(sizes.get(run_a, (0.0, 0.0)))
+        cov_b.append(sizes.get(run_b, (0.0, 0.0)))
+    return Outcomes(
+        agent_ids=list(index),
+        a_idx=np.asarray(a_idx, dtype=np.int64),
+        b_idx=np.asarray(b_idx, dtype=np.int64),
+        outcome=np.asarray(result, dtype=float),
+        covariates_a=np.asarray(cov_a, dtype=float).reshape(-1, 2),
+        covariates_b=np.asarray(cov_b, dtype=float).reshape(-1, 2),
+        skipped_not_applicable=skipped,
+    )
+
+
 def outcomes_for(project: Project, filters: DecisionFilters) -> Outcomes:
+    if filters.at_turn:
+        return _turn_outcomes(project, filters)
     rows = decisions_for(project, filters).values_list(
         "overall",
         "ratings",
@@ -274,9 +330,14 @@ class Leaderboard:
 
 
 def _cache_key(project: Project, filters: DecisionFilters, rounds: int) -> str:
-    summary = decisions_for(project, filters).aggregate(
-        n=Count("pk"), newest=Max("decided_at"), last_pk=Max("pk")
-    )
+    if filters.at_turn:  # ranked from judgments: a new or revised judgment changes the key
+        summary = judgments_for(project, filters).aggregate(
+            n=Count("pk"), newest=Max("updated_at"), last_pk=Max("pk")
+        )
+    else:
+        summary = decisions_for(project, filters).aggregate(
+            n=Count("pk"), newest=Max("decided_at"), last_pk=Max("pk")
+        )
     raw = json.dumps(
         [
             CACHE_VERSION,

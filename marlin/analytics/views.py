@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -293,6 +293,9 @@ def project_leaderboard(request: AuthenticatedHttpRequest, project_id: int) -> H
         "default_rounds": default_rounds(),
         "tie_models": list(TIE_MODELS.items()),
         "rubric_versions": list(project.rubric.versions.values_list("number", flat=True)),
+        "turn_choices": range(
+            1, (project.comparisons.aggregate(m=Max("turn_count"))["m"] or 1) + 1
+        ),
     }
     if show_names:
         context["agents"] = (

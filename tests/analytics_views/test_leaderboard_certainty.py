@@ -10,7 +10,16 @@ import pytest
 from marlin.review.models import Comparison, Decision, Judgment
 from marlin.tasks.models import RubricVersion
 from marlin.tasks.rubric import DEFAULT_CRITERIA
-from tests.analytics_views.factories import league, make_agent, make_project
+from tests.analytics_views.factories import (
+    decide,
+    judge,
+    league,
+    make_agent,
+    make_comparison,
+    make_project,
+    make_repository,
+    make_task,
+)
 
 # claude-code > codex > aider, with upsets and ties; aider appears in few comparisons.
 RESULTS = [(0, 1, -2), (1, 0, 1), (0, 1, -1), (1, 0, 0), (0, 1, 2), (1, 0, 2)] * 3 + [
@@ -132,3 +141,32 @@ def test_the_agreement_table_lists_every_coefficient_with_intervals(client_for, 
     assert "computed per comparison, then averaged" in table
     # alice and anna always agree in these data: perfect per-unit agreement.
     assert re.search(r"Percent agreement \(per unit\)</td><td>identity</td><td>1.000</td>", table)
+
+
+def test_a_leaderboard_of_the_experts_verdicts_after_an_earlier_turn(client_for, erin, db):
+    """codex led after turn 1; after the follow-up turn claude-code won every comparison."""
+    project = make_project("Turns")
+    repository = make_repository()
+    claude, codex = make_agent("claude-code", "1.0"), make_agent("codex", "2")
+    for n in range(6):
+        task = make_task(project, repository, n=n + 1)
+        a, b = (claude, codex) if n % 2 == 0 else (codex, claude)
+        comparison = make_comparison(project, task, a, b)
+        comparison.turn_count = 2
+        comparison.save(update_fields=["turn_count"])
+        last = -2 if a == claude else 2  # claude-code better on the judged (last) turn
+        judgment = judge(comparison, erin, last)
+        judgment.turn_verdicts = {"1": -last, "2": last}  # codex better after turn 1
+        judgment.save(update_fields=["turn_verdicts"])
+        decide(comparison, last)
+    client = client_for(erin)
+    final = page(client, project).content.decode()
+    ranking = final[final.index("<h2>Ranking</h2>") :]
+    assert ranking.index("claude-code 1.0") < ranking.index("codex 2")
+    early = page(client, project, at_turn=1).content.decode()
+    assert "6 comparisons with verdicts after turn 1" in early
+    assert "direction most of its experts chose after turn 1" in early
+    ranking = early[early.index("<h2>Ranking</h2>") :]
+    assert ranking.index("codex 2") < ranking.index("claude-code 1.0")
+    bad = page(client, project, at_turn=1, criterion="correctness")
+    assert bad.status_code == 400 and "at_turn ranks by the overall verdict" in bad.content.decode()
