@@ -50,6 +50,9 @@ class LeaderboardQuery(Schema):
     )
     rubric_version: int | None = Field(None, ge=1, le=MAX_ID, description="Rubric version number.")
     turns: int | None = Field(None, ge=1, le=MAX_ID, description="Comparisons of N-turn runs.")
+    at_turn: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Rank the experts' verdicts after turn N, not decisions."
+    )
 
 
 class RankOut(Schema):

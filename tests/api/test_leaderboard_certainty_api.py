@@ -24,6 +24,13 @@ def test_the_api_reports_standard_errors_provisional_places_and_separation(
     assert bad.status_code == 422 and "ties must be one of davidson, half" in bad.json()["detail"]
     none = client.get(url, {"rubric_version": 2, "rounds": 5}, headers=headers).json()
     assert none["decisions"] == 0 and "Not enough data" in none["message"]
+    # The league's judgments hold a verdict for turn 1 only when one was recorded: none here.
+    early = client.get(url, {"at_turn": 1, "rounds": 5}, headers=headers).json()
+    assert early["decisions"] == 0 and "Not enough data" in early["message"]
+    bad_turn = client.get(url, {"at_turn": 1, "criterion": "correctness"}, headers=headers)
+    assert (
+        bad_turn.status_code == 422 and "at_turn ranks by the overall" in bad_turn.json()["detail"]
+    )
 
 
 def test_a_disconnected_graph_is_named_beside_the_largest_groups_ranking(
