@@ -53,6 +53,8 @@ from marlin.agents.signals import candidate_ready
 from marlin.agents.tools import SandboxEnvironment
 from marlin.agents.trajectories import Trajectory, parse_trajectory, summary
 from marlin.audit.actions import record
+from marlin.catalog.jobs import local_mirror
+from marlin.catalog.validation import InvalidRepositoryURL
 from marlin.diffs.parse import DiffParseError, patch_stats
 from marlin.leases import heartbeat
 from marlin.paths import workspaces_dir
@@ -212,10 +214,12 @@ def prepare_workspace(run: Run, turn: Turn) -> Path:
         if base is not None:
             path = create_layer(base, workspaces_dir())
         else:
-            path = create_workspace(
-                Path(repository.mirror_path), run.task.base_commit, workspaces_dir()
-            )
-    except (GitError, WorkspaceError) as exc:
+            # On a worker of another machine the mirror is cloned here first (catalog.jobs).
+            mirror = local_mirror(repository)
+            if mirror is None:
+                raise WorkspaceError(f"{repository.name} has no mirror yet")
+            path = create_workspace(mirror, run.task.base_commit, workspaces_dir())
+    except (GitError, WorkspaceError, InvalidRepositoryURL) as exc:
         raise TurnError(
             f"Cannot check out {run.task.base_commit[:12]} of {repository.name}: {exc}"
         ) from None

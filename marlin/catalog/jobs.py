@@ -4,6 +4,7 @@ and a worker that dies mid-clone leaves a lease that another worker takes over o
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -149,3 +150,30 @@ def _finish(repository_id: int, claimed_at: datetime, status: str, **fields: obj
             )
     if updated == 0:
         logger.info("repository %s: lease lost before finishing; result dropped", repository_id)
+
+
+def local_mirror(repository: Repository) -> Path | None:
+    """The repository's mirror on this machine, for the job about to use it; None when the
+    repository was never mirrored (or its mirror failed).
+
+    `mirror_path` names the mirror on the machine whose worker made it. A worker on another
+    machine, with its own data directory, has no such folder: it clones the mirror into its own
+    mirrors directory (the same outbound checks as the mirror job), under a lock so that two
+    jobs of this machine needing it at once clone it once, then proceeds. A mirror this machine
+    already has is used as it is (the mirror job fetches new commits; a task's base commit is
+    in every clone made after the task was created)."""
+    if repository.mirror_status != MirrorStatus.READY:
+        return None
+    recorded = Path(repository.mirror_path) if repository.mirror_path else None
+    if recorded is not None and is_mirror(recorded):
+        return recorded
+    dest = mirror_path_for(repository)
+    if is_mirror(dest):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.with_name(dest.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if not is_mirror(dest):  # another job of this machine may have cloned it meanwhile
+            logger.info("repository %s: no mirror on this machine; cloning it", repository.pk)
+            _clone_or_fetch(repository, dest)
+    return dest

@@ -23,6 +23,8 @@ from pydantic import ValidationError
 
 from marlin.agents.models import Candidate, TurnStatus
 from marlin.audit.actions import record
+from marlin.catalog.jobs import local_mirror
+from marlin.catalog.validation import InvalidRepositoryURL
 from marlin.checks.models import CheckResult, CheckStatus
 from marlin.grading.runner import run_check
 from marlin.grading.spec import CheckOutcome, CheckSpec
@@ -169,13 +171,20 @@ def _outcome(
                 "did not run; the setup log is on the task page"
             ),
         )
-    mirror = task.repository.mirror_path
-    if not mirror or not Path(mirror).is_dir():
+    try:
+        # On a worker of another machine the mirror is cloned here first (catalog.jobs).
+        mirror = local_mirror(task.repository)
+    except (GitError, InvalidRepositoryURL) as exc:
+        return CheckOutcome(
+            status="error",
+            detail=f"the repository {task.repository.name} could not be mirrored here: {exc}",
+        )
+    if mirror is None:
         return CheckOutcome(
             status="error", detail=f"the repository {task.repository.name} has no mirror"
         )
     try:
-        with _candidate_workspace(environment, Path(mirror), task.base_commit) as ws:
+        with _candidate_workspace(environment, mirror, task.base_commit) as ws:
             if candidate.patch.strip():
                 try:
                     apply_patch(ws, candidate.patch)

@@ -31,6 +31,8 @@ from django.utils import timezone
 from django_tasks import task
 
 from marlin.audit.actions import record
+from marlin.catalog.jobs import local_mirror
+from marlin.catalog.validation import InvalidRepositoryURL
 from marlin.grading.environment import plan_setup
 from marlin.grading.spec import EnvironmentSpec
 from marlin.leases import heartbeat, lease_until
@@ -219,7 +221,16 @@ def _build_claimed(environment_id: int) -> None:
 
 def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[str]]:
     repository = environment.repository
-    if not repository.mirror_path or not Path(repository.mirror_path).is_dir():
+    try:
+        # On a worker of another machine the mirror is cloned here first (catalog.jobs).
+        mirror = local_mirror(repository)
+    except (GitError, InvalidRepositoryURL) as exc:
+        return (
+            EnvironmentStatus.FAILED,
+            f"the repository {repository.name} could not be mirrored on this worker: {exc}",
+            [],
+        )
+    if mirror is None:
         return (
             EnvironmentStatus.FAILED,
             (
@@ -242,7 +253,7 @@ def _run_setup(environment: Environment, target: Path) -> tuple[str, str, list[s
         # The checkout the setup builds in is kept: it becomes the base of every check's
         # workspace, so what the build writes into the tree (a generated _version.py, compiled
         # extensions, an egg-link) is there when the checks run.
-        tree = create_base(Path(repository.mirror_path), environment.commit, target)
+        tree = create_base(mirror, environment.commit, target)
         if extra_mounts:
             (target / MOUNTS_FILE).write_text(
                 json.dumps([{"source": str(m.source), "target": m.target} for m in extra_mounts])
