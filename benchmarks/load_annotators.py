@@ -357,8 +357,8 @@ def annotator(
 
 class LockSampler(threading.Thread):
     """PostgreSQL only: every 0.25 s, how many of the run's database sessions are running a
-    statement, how many wait for a lock, and how many of those wait on the audit chain's head
-    (the single row every audited write locks)."""
+    statement, how many wait for a lock, how many of those wait on the audit chain's head (the
+    single row every audited write locks), and how many connections there are at all."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -375,7 +375,8 @@ class LockSampler(threading.Thread):
                         "SELECT count(*) FILTER (WHERE state = 'active'),"
                         " count(*) FILTER (WHERE wait_event_type = 'Lock'),"
                         " count(*) FILTER (WHERE wait_event_type = 'Lock'"
-                        "   AND query ILIKE '%%audit_auditchainhead%%')"
+                        "   AND query ILIKE '%%audit_auditchainhead%%'),"
+                        " count(*)"
                         " FROM pg_stat_activity"
                         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     ).fetchone()
@@ -391,6 +392,7 @@ class LockSampler(threading.Thread):
             "active": round(sum(s[0] for s in self.samples) / n, 2),
             "waiting_for_a_lock": round(sum(s[1] for s in self.samples) / n, 2),
             "waiting_for_the_audit_head": round(sum(s[2] for s in self.samples) / n, 2),
+            "connections_max": max(s[3] for s in self.samples),
         }
 
 
