@@ -19,7 +19,8 @@ Methods, each timed on the same data in the same process:
 (p), (f) and (g) are timed with 0 rounds (point fit, set-up, process pool start) and with a subset
 of rounds; their totals are EXTRAPOLATED as t(0) + rounds x (t(subset) - t(0)) / subset, as printed.
 
-Run: .venv/bin/python benchmarks/bt_fit.py [--runs 5] [--rounds 1000] [--subset-rounds 50]
+Run: .venv/bin/python benchmarks/bt_fit.py [--runs 5] [--rounds 1000] [--subset-rounds 200]
+     [--battle-rounds 20]
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-from scipy.optimize import minimize
-from scipy.sparse import csr_matrix
-from scipy.special import expit
+# As marlin/__init__.py does, before numpy loads OpenBLAS: with its thread pool each tiny BLAS
+# call inside L-BFGS-B waits for a second thread, 10x slower on a loaded machine (see
+# docs/statistics.md), unfair to (p), (f) and (g). An explicit setting in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from marlin.analytics.bt import (
+import numpy as np  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+from scipy.sparse import csr_matrix  # noqa: E402
+from scipy.special import expit  # noqa: E402
+
+from marlin.analytics.bt import (  # noqa: E402
     DEFAULT_RIDGE,
     ELO_BASE,
     ELO_PER_LOG,
@@ -249,17 +255,17 @@ def bench(label: str, data: Data, args: argparse.Namespace) -> None:
     print(
         f"\n== {label}: {len(y):,} comparisons, {len(names)} agents, ties {np.mean(y == 0.5):.1%}"
     )
-    sub = args.subset_rounds
+    subsets = {"p": args.subset_rounds, "f": args.battle_rounds, "g": args.subset_rounds}
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
     results: dict[str, object] = {}
     methods: list[tuple[str, Callable[[], object]]] = [
         ("a", partial(marlin, data, args.rounds)),
-        ("p", partial(previous, data, sub)),
+        ("p", partial(previous, data, subsets["p"])),
         ("p0", partial(previous, data, 0)),
-        ("f", partial(per_battle, data, sub)),
+        ("f", partial(per_battle, data, subsets["f"])),
         ("f0", partial(per_battle, data, 0)),
-        ("g", partial(aggregated, data, sub)),
+        ("g", partial(aggregated, data, subsets["g"])),
         ("g0", partial(aggregated, data, 0)),
     ]
     for _ in range(args.runs):  # interleaved, so load changes hit every method alike
@@ -272,9 +278,13 @@ def bench(label: str, data: Data, args: argparse.Namespace) -> None:
     med = {key: statistics.median(v) for key, v in walls.items()}
     med_cpu = {key: statistics.median(v) for key, v in cpus.items()}
     total = {"a": med["a"]}
+    total_cpu = {"a": med_cpu["a"]}
     for key in ("p", "f", "g"):
-        per_round = max(med[key] - med[key + "0"], 0.0) / sub
+        per_round = max(med[key] - med[key + "0"], 0.0) / subsets[key]
         total[key] = med[key + "0"] + args.rounds * per_round
+        # The same in CPU seconds (children included): steadier than wall time under load.
+        cpu_round = max(med_cpu[key] - med_cpu[key + "0"], 0.0) / subsets[key]
+        total_cpu[key] = med_cpu[key + "0"] + args.rounds * cpu_round
     print(f"runs {args.runs}, rounds {args.rounds}, 1-min load average after: {load:.1f}")
     print(
         f"(a) Marlin, all rounds at once:        median {med['a']:7.3f} s wall, "
@@ -284,20 +294,24 @@ def bench(label: str, data: Data, args: argparse.Namespace) -> None:
     assert isinstance(fevals, list)
     print(
         f"(p) previous Marlin, L-BFGS-B/round:  {total['p']:7.2f} s for {args.rounds} rounds, "
-        f"EXTRAPOLATED from {sub} (median {med['p']:.3f} s, 0 rounds {med['p0']:.3f} s); "
+        f"EXTRAPOLATED from {subsets['p']} (median {med['p']:.3f} s, 0 rounds {med['p0']:.3f} s); "
         f"{np.mean(fevals):.1f} function evaluations per round, CPU {med_cpu['p']:.3f} s"
     )
     print(
-        f"(f) FastChat per battle:              {total['f']:7.2f} s, EXTRAPOLATED from {sub} "
-        f"rounds (median {med['f']:.3f} s, 0 rounds {med['f0']:.3f} s, CPU {med_cpu['f']:.3f} s)"
+        f"(f) FastChat per battle:              {total['f']:7.2f} s, EXTRAPOLATED from "
+        f"{subsets['f']} rounds (median {med['f']:.3f} s, 0 rounds {med['f0']:.3f} s, "
+        f"CPU {med_cpu['f']:.3f} s)"
     )
     print(
         f"(g) FastChat aggregated, {os.cpu_count()} processes: {total['g']:7.2f} s, EXTRAPOLATED "
-        f"from {sub} rounds (median {med['g']:.3f} s, 0 rounds {med['g0']:.3f} s, CPU incl. "
-        f"children {med_cpu['g']:.3f} s)"
+        f"from {subsets['g']} rounds (median {med['g']:.3f} s, 0 rounds {med['g0']:.3f} s, "
+        f"CPU incl. children {med_cpu['g']:.3f} s)"
     )
     for key, name in (("p", "previous"), ("f", "per battle"), ("g", "aggregated")):
-        print(f"ratio {name} / Marlin: {total[key] / med['a']:8.1f}x")
+        print(
+            f"ratio {name} / Marlin: {total[key] / med['a']:8.1f}x wall, "
+            f"{total_cpu[key] / med_cpu['a']:.1f}x CPU ({total_cpu[key]:.2f} s CPU extrapolated)"
+        )
     scores_a = results["a"]
     assert isinstance(scores_a, np.ndarray)
     for key in ("f", "g"):
@@ -313,7 +327,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1000)
-    parser.add_argument("--subset-rounds", type=int, default=20)
+    parser.add_argument("--subset-rounds", type=int, default=200, help="rounds timed for (p), (g)")
+    parser.add_argument("--battle-rounds", type=int, default=20, help="rounds timed for (f)")
     parser.add_argument("--only", choices=["synthetic", "llmfao"], default=None)
     args = parser.parse_args()
     print(
