@@ -1,0 +1,406 @@
+"""Active pair selection (+ triage by checks as weak labels) against uniform pairing, simulated.
+
+How many decided comparisons, and how many expert minutes, does each way of choosing pairs need
+to reach the mean leaderboard interval width (and the rank accuracy) that uniform pairing has
+after --reference comparisons? Everything that selects and fits is Marlin's own code:
+
+- uniform: marlin.agents.pairing.PairSampler (today's pairing: a least-compared pair, seeded);
+- active: marlin.analytics.selection.plan (value per expert minute, a uniform exploration
+  floor), on strengths refitted with marlin.analytics.bt.fit_davidson after every batch;
+- active+triage: the same, and comparisons whose checks are decisive and whose weak label
+  (marlin.analytics.weak_labels, Dawid-Skene fitted on the full-overlap decisions so far) is
+  at least --threshold sure go to one annotator with no review;
+- widths and ranks: marlin.analytics.bt.rank (the leaderboard's bootstrap, --rounds rounds).
+
+The world: --agents agents with log-strengths ~ N(0, --spread^2) (an Elo sd of about
+400/ln(10) * spread), Davidson ties (--nu); task kinds with their own expert minutes; experts
+with their own accuracy and position bias (a judgment is right with the expert's accuracy,
+otherwise it picks the side shown first with probability 0.5 + bias, else the second side or a
+tie); the project's workflow (overlap 2, one review per judgment, a third judgment + review when
+the two disagree); check signals drawn given the true outcome (hidden tests, lint findings
+introduced, test harness changed), whose accuracy the script prints. Pairs are chosen in
+batches (tasks are paired in batches before their runs start; decisions arrive a batch later).
+
+Run: .venv/bin/python benchmarks/active_sampling.py [--seeds 8] [--agents 24] [--reference 1200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as marlin/__init__.py does
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marlin.settings")
+
+import django  # noqa: E402
+
+django.setup()  # marlin.agents.pairing sits in a Django app (its sampler is plain Python)
+
+import numpy as np  # noqa: E402
+from scipy.stats import kendalltau  # noqa: E402
+
+from marlin.agents.pairing import PairSampler  # noqa: E402
+from marlin.analytics import selection, weak_labels  # noqa: E402
+from marlin.analytics.bt import (  # noqa: E402
+    ELO_PER_LOG,
+    BTError,
+    PairCounts,
+    check_connected,
+    fit_davidson,
+    pair_counts_from_arrays,
+)
+from marlin.analytics.confidence import standard_errors  # noqa: E402
+
+# Task kinds: share of tasks, expert minutes of one judgment (measured active time in the
+# workflow Marlin is modelled on is about an hour per comparison).
+KINDS = {"bugfix": (0.5, 45.0), "feature": (0.3, 70.0), "refactor": (0.2, 55.0)}
+REVIEW_MINUTES = 12.0
+# Check signals given the true outcome: P(side resolves the hidden tests | winner, loser, tie),
+# P(side introduces lint/security findings | ...), P(side changed the test harness | ...).
+# "moderate" is the default; "strong" is hidden tests that separate winners from losers better.
+CHECKS = {
+    "moderate": {"resolves": (0.60, 0.25, 0.40), "lint": (0.15, 0.30, 0.20)},
+    "strong": {"resolves": (0.75, 0.15, 0.45), "lint": (0.10, 0.35, 0.20)},
+}
+HARNESS = (0.01, 0.06, 0.02)
+MIN_DECISIONS_FOR_TRIAGE = 100
+
+
+@dataclass
+class World:
+    theta: np.ndarray
+    nu: float
+    checks: dict[str, tuple[float, float, float]]
+    accuracy: np.ndarray  # per expert
+    bias: np.ndarray  # per expert: extra probability of picking the side shown first
+    rng: np.random.Generator
+
+    def outcome(self, a: int, b: int) -> int:
+        """True outcome of a comparison of a (shown first) and b: FIRST, SECOND or TIE."""
+        half = 0.5 * (self.theta[a] - self.theta[b])
+        p = np.array([np.exp(half), np.exp(-half), self.nu])
+        return int(self.rng.choice(3, p=p / p.sum()))
+
+    def votes(self, truth: int) -> np.ndarray:
+        """Labelling-function votes (hidden tests, lint, harness) for one comparison."""
+        role = {weak_labels.FIRST: (0, 1), weak_labels.SECOND: (1, 0), weak_labels.TIE: (2, 2)}
+        first_role, second_role = role[truth]
+        out = np.zeros(3, dtype=np.int64)
+        for f, (probs, good) in enumerate(
+            ((self.checks["resolves"], True), (self.checks["lint"], False), (HARNESS, False))
+        ):
+            a = self.rng.random() < probs[first_role]
+            b = self.rng.random() < probs[second_role]
+            if a != b:
+                first_better = a if good else b
+                out[f] = weak_labels.VOTE_FIRST if first_better else weak_labels.VOTE_SECOND
+        return out
+
+    def judge(self, expert: int, truth: int) -> int:
+        if self.rng.random() < self.accuracy[expert]:
+            return truth
+        u = self.rng.random()
+        first = 0.5 + self.bias[expert]
+        if u < first:
+            return weak_labels.FIRST
+        return weak_labels.SECOND if u < first + (1 - first) * 0.7 else weak_labels.TIE
+
+
+def make_world(args: argparse.Namespace, seed: int) -> World:
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, args.spread, args.agents)
+    return World(
+        theta=theta - theta.mean(),
+        nu=args.nu,
+        checks=CHECKS[args.checks],
+        accuracy=rng.uniform(0.65, 0.9, args.experts),
+        bias=rng.uniform(0.0, 0.15, args.experts),
+        rng=rng,
+    )
+
+
+@dataclass
+class Run:
+    first: list[int] = field(default_factory=list)
+    second: list[int] = field(default_factory=list)
+    decision: list[int] = field(default_factory=list)
+    votes: list[np.ndarray] = field(default_factory=list)
+    full: list[bool] = field(default_factory=list)  # decided with full overlap (not triaged)
+    minutes: list[float] = field(default_factory=list)
+    right: list[bool] = field(default_factory=list)  # decision == true outcome
+    explored: int = 0
+
+
+def decide(world: World, args: argparse.Namespace, truth: int, single: bool) -> tuple[int, float]:
+    """The project's workflow on one comparison: its decision and the expert minutes spent."""
+    kind = world.rng.choice(len(KINDS), p=[s for s, _ in KINDS.values()])
+    judge_minutes = list(KINDS.values())[kind][1]
+    experts = world.rng.choice(len(world.accuracy), size=3, replace=False)
+    if single:
+        return world.judge(experts[0], truth), judge_minutes
+    a, b = world.judge(experts[0], truth), world.judge(experts[1], truth)
+    minutes = 2 * (judge_minutes + REVIEW_MINUTES)
+    if a == b:
+        return a, minutes
+    c = world.judge(experts[2], truth)
+    return (c if c in (a, b) else c), minutes + judge_minutes + REVIEW_MINUTES
+
+
+def outcome_of(decision: int) -> float:
+    return {weak_labels.FIRST: 1.0, weak_labels.SECOND: 0.0, weak_labels.TIE: 0.5}[decision]
+
+
+def simulate(args: argparse.Namespace, seed: int, method: str) -> dict[str, list[float]]:
+    world = make_world(args, seed)
+    k = args.agents
+    names = [str(i) for i in range(k)]
+    first_all, second_all = selection.all_pairs(k)
+    minutes_per = np.full(first_all.size, float(np.mean([m for _, m in KINDS.values()])))
+    uniform = PairSampler(list(range(k)), seed=seed)
+    pick_rng = np.random.default_rng(seed + 10_000)
+    run = Run()
+    start = np.zeros(k + 1)
+    label_model: weak_labels.LabelModel | None = None
+    curve: dict[str, list[float]] = {"n": [], "width": [], "tau": [], "rmse": [], "minutes": []}
+    total = args.reference if method == "uniform" else args.limit
+    while len(run.decision) < total:
+        if method == "uniform" or not run.decision:
+            pairs = [uniform.draw() for _ in range(args.batch)]
+        else:
+            counts = pair_counts_from_arrays(
+                names, run.first, run.second, [outcome_of(d) for d in run.decision]
+            )
+            theta, nu = fit_davidson(counts, start=start)
+            start = np.append(theta, np.log(max(nu, 1e-6)))
+            model = selection.model_of(counts, theta, nu)
+            picks = selection.plan(
+                model,
+                first_all,
+                second_all,
+                minutes_per,
+                args.batch,
+                pick_rng,
+                target=args.target,
+                explore=args.explore,
+            )
+            run.explored += sum(p.explored for p in picks)
+            pairs = [(int(first_all[p.index]), int(second_all[p.index])) for p in picks]
+        for a, b in pairs:
+            if world.rng.random() < 0.5:  # blind: sides shown in random order
+                a, b = b, a
+            truth = world.outcome(a, b)
+            votes = world.votes(truth)
+            single = False
+            if label_model is not None:
+                proba = weak_labels.predict_proba(label_model, votes[None])
+                single = bool(weak_labels.triage(proba, votes[None], args.threshold)[0])
+            decision, minutes = decide(world, args, truth, single)
+            run.first.append(a)
+            run.second.append(b)
+            run.decision.append(decision)
+            run.votes.append(votes)
+            run.full.append(not single)
+            run.minutes.append(minutes)
+            run.right.append(decision == truth)
+            n = len(run.decision)
+            if n % args.every == 0:
+                curve["n"].append(n)
+                curve["minutes"].append(float(np.sum(run.minutes)))
+                width, tau, rmse = measure(run, names, world, args)
+                curve["width"].append(width)
+                curve["tau"].append(tau)
+                curve["rmse"].append(rmse)
+        full = np.array(run.full)
+        if method == "active+triage" and full.sum() >= MIN_DECISIONS_FOR_TRIAGE:
+            labels = np.where(full, np.array(run.decision), weak_labels.UNKNOWN)
+            label_model = weak_labels.fit(np.array(run.votes), labels)
+    curve["explored"] = [run.explored]
+    full = np.array(run.full)
+    right = np.array(run.right)
+    curve["triaged"] = [float(np.mean(~full))]
+    curve["right_full"] = [float(right[full].mean())]
+    curve["right_single"] = [float(right[~full].mean()) if (~full).any() else float("nan")]
+    return curve
+
+
+def measure(
+    run: Run, names: list[str], world: World, args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """Mean 95% interval width (Elo points, from the leaderboard's standard errors), Kendall tau
+    of the fitted strengths against the true ones, and their RMS error (Elo points)."""
+    counts = pair_counts_from_arrays(
+        names, run.first, run.second, [outcome_of(d) for d in run.decision]
+    )
+    try:
+        check_connected(counts)
+    except BTError:
+        return float("inf"), float("nan"), float("inf")
+    theta, nu = fit_davidson(counts)
+    se = np.sqrt(np.clip(np.diag(standard_errors(counts, theta, nu)), 0.0, None))
+    width = float(np.mean(2 * 1.96 * ELO_PER_LOG * se))
+    tau = float(kendalltau(theta, world.theta).statistic)
+    rmse = float(ELO_PER_LOG * np.sqrt(np.mean((theta - world.theta) ** 2)))
+    return width, tau, rmse
+
+
+def crossing(ns: list[float], ys: list[float], target: float, *, lower_is_better: bool) -> float:
+    """The first n (linearly interpolated) at which the curve reaches the target; inf: never."""
+    prev_n, prev_y = None, None
+    for n, y in zip(ns, ys, strict=True):
+        ok = y <= target if lower_is_better else y >= target
+        if ok:
+            if prev_n is None or not np.isfinite(prev_y):
+                return n
+            return prev_n + (n - prev_n) * (target - prev_y) / (y - prev_y)
+        prev_n, prev_y = n, y
+    return float("inf")
+
+
+def at(ns: list[float], ys: list[float], n: float) -> float:
+    return float(np.interp(n, ns, ys)) if np.isfinite(n) else float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--agents", type=int, default=24)
+    parser.add_argument("--experts", type=int, default=12)
+    parser.add_argument("--spread", type=float, default=0.7, help="sd of true log-strengths")
+    parser.add_argument("--nu", type=float, default=0.5, help="Davidson tie parameter")
+    parser.add_argument("--reference", type=int, default=1200, help="uniform's comparisons")
+    parser.add_argument("--limit", type=int, default=1800, help="active runs up to this many")
+    parser.add_argument("--batch", type=int, default=24, help="tasks paired at once")
+    parser.add_argument("--every", type=int, default=48, help="measure every N comparisons")
+    parser.add_argument("--rounds", type=int, default=200, help="bootstrap rounds per measure")
+    parser.add_argument("--explore", type=float, default=selection.DEFAULT_EXPLORE)
+    parser.add_argument("--target", choices=list(selection.TARGETS), default="width")
+    parser.add_argument("--threshold", type=float, default=0.8, help="triage confidence")
+    parser.add_argument("--checks", choices=list(CHECKS), default="moderate")
+    args = parser.parse_args()
+    print(
+        f"{platform.node()} {platform.processor() or platform.machine()}, numpy {np.__version__}; "
+        f"{args.seeds} seeds, {args.agents} agents (Elo sd {args.spread * 400 / np.log(10):.0f}),"
+        f" nu {args.nu}, {args.experts} experts, batch {args.batch}, explore {args.explore}, "
+        f"target {args.target}, triage threshold {args.threshold}, checks {args.checks}, "
+        f"reference {args.reference}, limit {args.limit}"
+    )
+    print_signal_accuracy(args)
+    methods = ["uniform", "active", "active+triage"]
+    results: dict[str, list[dict[str, list[float]]]] = {m: [] for m in methods}
+    began = time.perf_counter()
+    for seed in range(args.seeds):
+        for m in methods:
+            results[m].append(simulate(args, seed, m))
+        print(f"  seed {seed} done ({time.perf_counter() - began:.0f} s)", flush=True)
+    # Per seed: the targets are uniform's width and tau at the reference count, in that world.
+    rows: dict[str, dict[str, list[float]]] = {m: {} for m in methods[1:]}
+    for s in range(args.seeds):
+        u = results["uniform"][s]
+        width_t, tau_t, minutes_u = u["width"][-1], u["tau"][-1], u["minutes"][-1]
+        for m in methods[1:]:
+            c = results[m][s]
+            n_w = crossing(c["n"], c["width"], width_t, lower_is_better=True)
+            n_t = crossing(c["n"], c["tau"], tau_t, lower_is_better=False)
+            row = rows[m]
+            row.setdefault("n_width", []).append(n_w / args.reference)
+            row.setdefault("min_width", []).append(at(c["n"], c["minutes"], n_w) / minutes_u)
+            row.setdefault("n_tau", []).append(n_t / args.reference)
+            row.setdefault("n_rmse", []).append(
+                crossing(c["n"], c["rmse"], u["rmse"][-1], lower_is_better=True) / args.reference
+            )
+            row.setdefault("triaged", []).append(c["triaged"][0])
+            row.setdefault("right_full", []).append(c["right_full"][0])
+            row.setdefault("right_single", []).append(c["right_single"][0])
+    u_width = statistics.median(r["width"][-1] for r in results["uniform"])
+    u_tau = statistics.median(r["tau"][-1] for r in results["uniform"])
+    u_min = statistics.median(r["minutes"][-1] for r in results["uniform"])
+    print(
+        f"uniform at {args.reference} comparisons (median over seeds): mean 95% interval width "
+        f"{u_width:.0f} Elo points, Kendall tau {u_tau:.3f}, {u_min / 60:.0f} expert hours"
+    )
+    for m in methods[1:]:
+        r = rows[m]
+        med = {key: statistics.median(v) for key, v in r.items()}
+        print(
+            f"{m:>14}: same width with {med['n_width']:.0%} of the comparisons "
+            f"({1 - med['n_width']:.0%} fewer) and {med['min_width']:.0%} of the expert minutes "
+            f"({1 - med['min_width']:.0%} fewer); same Kendall tau with {med['n_tau']:.0%} of the "
+            f"comparisons; same RMS error with {med['n_rmse']:.0%}; triaged {med['triaged']:.0%}"
+            f" (decisions right: {med['right_full']:.1%} with full overlap, "
+            f"{med['right_single']:.1%} triaged); per seed n_width "
+            + " ".join(f"{x:.2f}" for x in r["n_width"])
+        )
+    bounds = [design_bound(args, s) for s in range(args.seeds)]
+    print(
+        "design bound (greedy width plan on the TRUE strengths, no noise, no exploration, vs "
+        f"today's pairing; Fisher widths): {statistics.median(bounds):.0%} of the comparisons"
+    )
+    print(f"total {time.perf_counter() - began:.0f} s")
+
+
+def design_bound(args: argparse.Namespace, seed: int) -> float:
+    """Comparisons the best case of active selection needs for uniform's mean width, as a share:
+    the greedy plan knows the true strengths, so it is what any selection could hope for."""
+    world = make_world(args, seed)
+    k = args.agents
+    names = [str(i) for i in range(k)]
+    zero = np.zeros((k, k))
+    first, second = selection.all_pairs(k)
+
+    def width(pairs: list[tuple[int, int]]) -> float:
+        wins = zero.copy()
+        for a, b in pairs:
+            wins[a, b] += 0.5
+            wins[b, a] += 0.5
+        model = selection.model_of(PairCounts(names, wins, zero), world.theta, world.nu)
+        return float(np.mean(np.sqrt(np.diag(model.cov))))
+
+    sampler = PairSampler(list(range(k)), seed=seed)
+    uniform = [sampler.draw() for _ in range(args.reference)]
+    empty = selection.model_of(PairCounts(names, zero, zero), world.theta, world.nu)
+    picks = selection.plan(
+        empty,
+        first,
+        second,
+        np.ones(first.size),
+        args.reference,
+        np.random.default_rng(seed),
+        explore=0.0,
+    )
+    active = [(int(first[p.index]), int(second[p.index])) for p in picks]
+    # Widths shrink as 1/sqrt(comparisons), so the share needed is the squared width ratio.
+    return (width(active) / width(uniform)) ** 2
+
+
+def print_signal_accuracy(args: argparse.Namespace) -> None:
+    """Coverage and accuracy of each labelling function against the true outcome."""
+    world = make_world(args, 999)
+    truths = []
+    votes = []
+    for _ in range(20_000):
+        a, b = world.rng.choice(args.agents, size=2, replace=False)
+        t = world.outcome(int(a), int(b))
+        truths.append(t)
+        votes.append(world.votes(t))
+    v = np.array(votes)
+    t = np.array(truths)
+    parts = []
+    for f, name in enumerate(("hidden tests", "lint/security", "test harness")):
+        fired = v[:, f] != weak_labels.ABSTAIN
+        right = (v[:, f] == weak_labels.VOTE_FIRST) & (t == weak_labels.FIRST)
+        right |= (v[:, f] == weak_labels.VOTE_SECOND) & (t == weak_labels.SECOND)
+        parts.append(f"{name}: coverage {fired.mean():.0%}, accuracy {right[fired].mean():.0%}")
+    ties = float(np.mean(t == weak_labels.TIE))
+    print(
+        "check signals vs the true outcome (ties count as misses): "
+        + "; ".join(parts)
+        + f"; true ties {ties:.0%}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Active pair selection (marlin.analytics.selection): values, picks, exploration, constraints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from marlin.analytics import selection
+from marlin.analytics.bt import PairCounts
+
+
+def _counts(k: int, pairs: dict[tuple[int, int], int]) -> PairCounts:
+    wins = np.zeros((k, k))
+    for (a, b), n in pairs.items():
+        wins[a, b] += n / 2
+        wins[b, a] += n / 2
+    return PairCounts([f"a{i}" for i in range(k)], wins, np.zeros((k, k)))
+
+
+def test_update_matches_refitting_the_information() -> None:
+    # The rank-one update must equal the covariance recomputed with the comparison counted.
+    theta = np.array([0.8, 0.1, -0.3, -0.6])
+    before = selection.model_of(_counts(4, {(0, 1): 4, (1, 2): 4, (2, 3): 4}), theta, 0.4)
+    updated = selection.update(before, 0, 3)
+    recomputed = selection.model_of(
+        _counts(4, {(0, 1): 4, (1, 2): 4, (2, 3): 4, (0, 3): 1}), theta, 0.4
+    )
+    # Fisher information of the tie parameter couples in slightly; the theta block dominates.
+    np.testing.assert_allclose(updated.cov, recomputed.cov, atol=2e-3)
+    assert np.trace(updated.cov) < np.trace(before.cov)
+
+
+def test_an_unseen_pair_between_well_measured_ones_is_worth_more_than_a_repeat() -> None:
+    theta = np.zeros(4)
+    model = selection.model_of(_counts(4, {(0, 1): 30, (2, 3): 30, (1, 2): 1}), theta, 0.3)
+    first, second = selection.all_pairs(4)
+    value = selection.values(model, first, second)
+    by_pair = dict(zip(zip(first.tolist(), second.tolist(), strict=True), value, strict=True))
+    assert by_pair[(0, 3)] > by_pair[(0, 1)]
+    assert by_pair[(1, 2)] > by_pair[(2, 3)]
+    assert np.all(value > 0)
+
+
+def test_a_lopsided_pair_is_worth_less_than_an_even_one() -> None:
+    theta = np.array([3.0, 0.0, 0.1, -3.1])
+    model = selection.model_of(_counts(4, {p: 2 for p in [(0, 1), (1, 2), (2, 3)]}), theta, 0.3)
+    w = selection.outcome_information(theta, 0.3, np.array([0, 1]), np.array([3, 2]))
+    assert w[0] < w[1] / 5
+    swap = selection.values(model, np.array([0, 1]), np.array([3, 2]), target="swap")
+    assert swap[1] > swap[0]
+
+
+def test_choose_prefers_value_per_minute_and_respects_the_blinding_mask() -> None:
+    theta = np.zeros(3)
+    model = selection.model_of(_counts(3, {(0, 1): 1, (1, 2): 1, (0, 2): 1}), theta, 0.3)
+    first = np.array([0, 1, 0])
+    second = np.array([1, 2, 2])
+    rng = np.random.default_rng(0)
+    # Equal values: the cheap candidate wins.
+    pick = selection.choose(model, first, second, np.array([60.0, 20.0, 60.0]), rng, explore=0)
+    assert pick.index == 1 and not pick.explored
+    allowed = np.array([True, False, True])
+    for _ in range(50):
+        pick = selection.choose(
+            model, first, second, np.array([60.0, 20.0, 60.0]), rng, allowed=allowed, explore=0.5
+        )
+        assert pick.index != 1
+
+
+def test_the_exploration_floor_picks_uniformly() -> None:
+    k = 6
+    theta = np.linspace(-1, 1, k)
+    model = selection.model_of(_counts(k, {(0, 1): 50}), theta, 0.3)
+    first, second = selection.all_pairs(k)
+    rng = np.random.default_rng(1)
+    picks = [
+        selection.choose(model, first, second, np.ones(first.size), rng, explore=1.0)
+        for _ in range(3000)
+    ]
+    assert all(p.explored for p in picks)
+    seen = np.bincount([p.index for p in picks], minlength=first.size)
+    assert seen.min() > 3000 / first.size * 0.6
+    greedy = selection.choose(model, first, second, np.ones(first.size), rng, explore=0.0)
+    assert (int(first[greedy.index]), int(second[greedy.index])) != (0, 1)
+
+
+def test_a_plan_spreads_over_pairs_and_can_take_each_candidate_once() -> None:
+    k = 5
+    model = selection.model_of(_counts(k, {}), np.zeros(k), 0.3)
+    first, second = selection.all_pairs(k)
+    rng = np.random.default_rng(2)
+    picks = selection.plan(model, first, second, np.ones(first.size), 10, rng, explore=0)
+    assert len({p.index for p in picks}) == 10  # every pair once before any twice
+    once = selection.plan(
+        model, first, second, np.ones(first.size), 20, rng, explore=0.5, repeat=False
+    )
+    assert len(once) == 10 and len({p.index for p in once}) == 10
+
+
+def test_bad_input_is_refused_with_a_clear_message() -> None:
+    model = selection.model_of(_counts(3, {(0, 1): 1}), np.zeros(3), 0.0)
+    rng = np.random.default_rng(0)
+    one = np.array([0])
+    two = np.array([1])
+    with pytest.raises(selection.SelectionError, match="positive"):
+        selection.choose(model, one, two, np.array([0.0]), rng)
+    with pytest.raises(selection.SelectionError, match="blinding"):
+        selection.choose(model, one, two, np.array([5.0]), rng, allowed=np.array([False]))
+    with pytest.raises(selection.SelectionError, match="itself"):
+        selection.values(model, one, one)
+    with pytest.raises(selection.SelectionError, match="target"):
+        selection.values(model, one, two, target="depth")  # type: ignore[arg-type]
+    with pytest.raises(selection.SelectionError, match="shape"):
+        selection.model_of(_counts(3, {}), np.zeros(2), 0.0)
+    with pytest.raises(selection.SelectionError, match="two agents"):
+        selection.all_pairs(1)
