@@ -382,9 +382,8 @@ def _side_view(
     side.files = len(files)
     side.added = sum(f.added for f in files)
     side.removed = sum(f.removed for f in files)
-    side.tree = file_tree(files)
-    # The side's own diff is rendered when its tab is first opened (render_side_patch): the
-    # page carries the A | B view only.
+    # The side's own tree and diff are rendered when its tab is first opened (side_tree,
+    # render_side_patch): the page carries the A | B view only.
     if with_checks:
         side.checks = list(candidate.check_results.order_by("check_index"))
     return side
@@ -475,6 +474,11 @@ def render_side_file(
         force=force,
         max_lines=None if force else diffrender.DEFAULT_MAX_LINES,
     )
+
+
+def side_tree(comparison: Comparison, side: str, turn: int, view: View) -> list[TreeNode]:
+    """The file tree of one side (its tab's sidebar, loaded with its diff)."""
+    return file_tree(side_source(comparison, check_side(side), turn, view).files)
 
 
 def render_side_patch(

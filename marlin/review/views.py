@@ -378,11 +378,22 @@ def compare_pair(
 def compare_side(
     request: AuthenticatedHttpRequest, comparison: Comparison, viewer: Viewer, side: str
 ) -> HttpResponse:
+    """One side's diff; with ``panel=1`` its file tree too (the side's tab, opened the first
+    time), otherwise the files alone (a layout switch)."""
     turn = compare.check_turn(comparison, request.GET.get("turn"))
-    html = compare.render_side_patch(
-        comparison, compare.check_side(side), turn, _view(request), _mode(request)
+    letter = compare.check_side(side)
+    html = compare.render_side_patch(comparison, letter, turn, _view(request), _mode(request))
+    if request.GET.get("panel") != "1":
+        return HttpResponse(html)
+    return render(
+        request,
+        "review/_side_panel.html",
+        {
+            "tree": compare.side_tree(comparison, letter, turn, _view(request)),
+            "files_html": html,
+            "side": {"letter": letter, "prefix": compare.PREFIX[letter]},
+        },
     )
-    return HttpResponse(html)
 
 
 @require_GET

@@ -6,7 +6,7 @@ import pytest
 
 from marlin.agents.models import Candidate
 from marlin.review import queue
-from marlin.review.compare import comparison_context
+from marlin.review.compare import comparison_context, side_tree
 from marlin.review.models import Judgment
 from tests.review.workspace_factories import make_comparison
 
@@ -50,7 +50,12 @@ def test_the_page_shows_the_prompt_both_sides_their_files_and_a_judgment_form(
     html = response.content.decode()
     assert "accounting notation" in html
     assert 'id="side-a"' in html and 'id="side-b"' in html
-    assert html.count('class="tree-link') >= 3  # the good side adds a test file too
+    # The A | B tree: both sides change money.py, the good side adds a test file too.
+    assert html.count('class="tree-link') == 2
+    good = _side_of(comparison, "Zephyr")
+    panel = alice_client.get(_url(comparison, f"diff/{good}/?panel=1")).content.decode()
+    assert f'aria-label="Files on side {good}"' in panel and panel.count('class="tree-link') == 2
+    assert f'class="side-diff" data-side="{good}"' in panel and "diff-file" in panel
     assert 'name="rating-correctness"' in html and 'name="overall"' in html
     assert "Does the change do what the task asks" in html  # guidance at hand
     assert not Judgment.objects.filter(comparison=comparison, annotator=alice).exists()
@@ -70,13 +75,11 @@ def test_a_file_loads_on_its_own_and_a_bad_index_says_what_exists(alice_client, 
 
 def test_context_lines_come_from_the_base_commit_in_the_mirror(alice_client, comparison):
     side = _side_of(comparison, "Zephyr")
-    files = comparison_context(comparison, comparison.task.created_by)["sides"][
+    assert comparison_context(comparison, comparison.task.created_by)["sides"][
         0 if side == "A" else 1
-    ]
-    assert files.ready
-    index = next(
-        node.file_index for node in _walk(files.tree) if node.path == "ledgerlite/money.py"
-    )
+    ].ready
+    tree = side_tree(comparison, side, 1, "cumulative")
+    index = next(node.file_index for node in _walk(tree) if node.path == "ledgerlite/money.py")
     response = alice_client.get(_url(comparison, f"context/{side}/{index}/?from=1&to=3&new_from=1"))
     assert response.status_code == 200
     rows = response.content.decode()
@@ -86,8 +89,7 @@ def test_context_lines_come_from_the_base_commit_in_the_mirror(alice_client, com
 
 def test_context_is_refused_for_an_added_file(alice_client, comparison):
     side = _side_of(comparison, "Zephyr")
-    context = comparison_context(comparison, comparison.task.created_by)
-    tree = context["sides"][0 if side == "A" else 1].tree
+    tree = side_tree(comparison, side, 1, "cumulative")
     added = next(node.file_index for node in _walk(tree) if node.status == "added")
     response = alice_client.get(_url(comparison, f"context/{side}/{added}/?from=1&to=3"))
     assert response.status_code == 400

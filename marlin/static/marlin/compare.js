@@ -36,19 +36,19 @@
 
   // Tabs: A | B, side A, side B --------------------------------------------------------------
   // A side's own diff is fetched the first time its tab opens; the page carries A | B only.
-  async function loadSide(diff) {
-    if (!diff || !diff.dataset.lazy || diff.dataset.loading) return;
-    diff.dataset.loading = "1";
+  async function loadSide(grid) {
+    if (!grid || !grid.dataset.lazy || grid.dataset.loading) return;
+    grid.dataset.loading = "1";
     try {
-      diff.innerHTML = await getText(base + "diff/" + diff.dataset.side + "/" + query());
-      delete diff.dataset.lazy;
-      watchPlaceholders(diff);
-      showComments(diff);
+      grid.innerHTML = await getText(base + "diff/" + grid.dataset.side + "/" + query({ panel: "1" }));
+      delete grid.dataset.lazy;
+      watchPlaceholders(grid);
+      showComments(grid);
     } catch (err) {
-      diff.innerHTML = '<p class="error"></p>';
-      diff.firstChild.textContent = "Could not load this side: " + err.message;
+      grid.innerHTML = '<p class="error"></p>';
+      grid.firstChild.textContent = "Could not load this side: " + err.message;
     } finally {
-      delete diff.dataset.loading;
+      delete grid.dataset.loading;
     }
   }
   function setSide(letter) {
@@ -58,7 +58,7 @@
     document.querySelectorAll(".side-tab").forEach((t) => t.setAttribute("aria-selected", String(t.dataset.side === letter)));
     document.querySelector(".cmp-body").dataset.tab = letter;
     sessionStorage.setItem(storeKey + "-side", letter);
-    return loadSide(sectionOf(letter).querySelector(".side-diff[data-lazy]"));
+    return loadSide(sectionOf(letter).querySelector(".side-grid[data-lazy]"));
   }
   document.querySelectorAll(".side-tab").forEach((t) => t.addEventListener("click", () => setSide(t.dataset.side)));
 
@@ -134,7 +134,7 @@
       b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
     });
     // The A | B view has one layout; a side not opened yet loads in the new layout when it is.
-    for (const diff of document.querySelectorAll(".side-diff:not(.ab-diff):not([data-lazy])")) {
+    for (const diff of document.querySelectorAll(".side-diff:not(.ab-diff)")) {
       diff.innerHTML = await getText(base + "diff/" + diff.dataset.side + "/" + query());
       watchPlaceholders(diff);
       showComments(diff);
@@ -162,7 +162,7 @@
   let fileCursor = -1;
   function filesOf(section) { return section ? Array.from(section.querySelectorAll(".side-diff > .diff-file")) : []; }
   async function goToFile(section, index) {
-    await loadSide(section.querySelector(".side-diff[data-lazy]"));
+    await loadSide(section.querySelector(".side-grid[data-lazy]"));
     const files = filesOf(section);
     let el = files.find((f) => parseInt(f.dataset.fileIndex, 10) === index);
     if (!el) return;
