@@ -15,8 +15,10 @@ from marlin.agents.models import Agent, Candidate, Provider, Run, RunStatus, Tur
 from marlin.catalog.models import MirrorStatus, Repository
 from marlin.checks.models import CheckResult
 from marlin.management.commands.worker import hand_on_stranded_turns, recover_all
-from marlin.review.models import Comparison, ComparisonState
+from marlin.review import queue
+from marlin.review.models import Claim, Comparison, ComparisonState
 from marlin.tasks.models import Project, Rubric, Task, TaskStatus
+from tests.review.factories import make_comparison, make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +91,21 @@ def test_the_sweep_leaves_tasks_without_checks_and_tasks_edited_since_to_their_a
     )
     assert hand_on_stranded_turns() == []
     assert not CheckResult.objects.filter(candidate__turn__run__task=task).exists()
+
+
+def test_the_sweep_releases_idle_claims_and_gives_their_places_back(make_user) -> None:
+    """Idle claims go back to the queue in the worker's sweep, not in the requests of the
+    annotators who ask for work."""
+    comparison = make_comparison(make_project(overlap=1, claim_timeout_minutes=30))
+    first, second = make_user("ann1", "annotator"), make_user("ann2", "annotator")
+    assert queue.next_comparison(first) == comparison
+    Claim.objects.filter(annotator=first).update(
+        last_seen_at=timezone.now() - timedelta(minutes=31)
+    )
+    assert queue.next_comparison(second) is None  # asking releases nothing
+    recovered = recover_all(sweep=False)
+    assert recovered.claims == 1 and "1 idle claim(s) released" in str(recovered)
+    comparison.refresh_from_db()
+    assert comparison.slots_taken == 0
+    assert queue.next_comparison(second) == comparison
+    assert recover_all(sweep=False).claims == 0
