@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -25,6 +25,16 @@ from marlin.permissions import require_role
 from marlin.tasks.models import Project, Task
 
 Pair = tuple[int, int]
+# A planner chooses the pairs of a batch of tasks: (project, pool, pair counts so far, tasks,
+# pairs already run on each task, seed) -> one (pair, why) per task, or None to fall back to
+# the uniform sampler. The active planner lives in marlin.analytics.active (it needs the
+# leaderboard fit, a layer above) and registers itself here in the analytics app's ready().
+PairPlanner = Callable[
+    [Project, list[int], Mapping[Pair, int], Sequence[Task], Sequence[set[Pair]], int | None],
+    list[tuple[Pair, str]] | None,
+]
+PLANNERS: dict[str, PairPlanner] = {}
+UNIFORM_REASON = "uniform: a pair compared least often so far"
 
 
 class PairingError(ValueError):
@@ -132,12 +142,26 @@ def do_pair_tasks(
     agents = Agent.objects.in_bulk(sampler.pool)
     started = []
     chosen = []
-    for task in tasks:
-        first_id, second_id = sampler.draw(avoid=_task_pairs(task))
+    avoid = [_task_pairs(task) for task in tasks]
+    planner = PLANNERS.get(project.pair_selection)
+    planned = (
+        planner(project, sampler.pool, sampler.counts, tasks, avoid, seed) if planner else None
+    )
+    for i, task in enumerate(tasks):
+        if planned is None:
+            (first_id, second_id), reason = sampler.draw(avoid=avoid[i]), UNIFORM_REASON
+        else:
+            (first_id, second_id), reason = planned[i]
         first = create_run(actor, task, agents[first_id])
         second = create_run(actor, task, agents[second_id])
         link_partners(first, second)
         started.append((first, second))
-        chosen.append({"task": task.pk, "agents": [str(agents[first_id]), str(agents[second_id])]})
+        chosen.append(
+            {
+                "task": task.pk,
+                "agents": [str(agents[first_id]), str(agents[second_id])],
+                "why": reason,
+            }
+        )
     record(actor, "project.pair_tasks", project, new={"seed": seed, "pairs": chosen})
     return started

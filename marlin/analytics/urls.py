@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.project_list, name="projects"),
     path("<int:project_id>/", views.project_leaderboard, name="leaderboard"),
     path("<int:project_id>/experts/", views.project_experts, name="experts"),
+    path("<int:project_id>/selection/", views.project_selection, name="selection"),
 ]

@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import User
 from marlin.agents.models import Agent
-from marlin.analytics import charts
+from marlin.analytics import active, charts
 from marlin.analytics.bt import ELO_BASE, ELO_PER_LOG
 from marlin.analytics.coefficients import Coefficient
 from marlin.analytics.confidence import DEFAULT_MIN_COMPARISONS, TIE_MODELS
@@ -338,6 +338,17 @@ def _range(lower: float | None, upper: float | None, fmt: str = "{:.2f}") -> str
     if lower is None or upper is None:
         return "—"
     return f"{fmt.format(lower)} to {fmt.format(upper)}"
+
+
+@role_required(*NAME_ROLES)
+def project_selection(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
+    """Why the next tasks get the pairs they get: active selection's next pairs and figures."""
+    project = get_object_or_404(Project, pk=project_id)
+    return render(
+        request,
+        "analytics/selection.html",
+        {"project": project, "preview": active.preview(project), "kinds": dict(TaskKind.choices)},
+    )
 
 
 @role_required(*EXPERT_TABLE_ROLES)

@@ -39,6 +39,7 @@ PROJECT_POLICY_FIELDS = [
     "reveal_agents_to_experts_after_decision",
     "rereview_on_rubric_change",
     "claim_timeout_minutes",
+    "pair_selection",
     "allow_setup_network",
     "package_registries",
     "allow_host_network",

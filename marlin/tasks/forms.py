@@ -221,6 +221,7 @@ class ProjectForm(forms.ModelForm):
             "reveal_agents_to_experts_after_decision",
             "rereview_on_rubric_change",
             "claim_timeout_minutes",
+            "pair_selection",
             "allow_setup_network",
             "package_registries",
             "allow_host_network",

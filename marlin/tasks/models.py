@@ -68,6 +68,11 @@ class PayMode(models.TextChoices):
     HOURLY = "hourly", "Hourly, from active time"
 
 
+class PairSelection(models.TextChoices):
+    UNIFORM = "uniform", "Uniform: the least-compared pair"
+    ACTIVE = "active", "Active: the pair whose next decision is worth most per expert minute"
+
+
 def default_package_registries() -> list[str]:
     return ["pypi", "npm"]
 
@@ -116,6 +121,13 @@ class Project(models.Model):
     )
 
     # Pay.
+    pair_selection = models.CharField(
+        max_length=20,
+        choices=PairSelection.choices,
+        default=PairSelection.ACTIVE,
+        help_text="How tasks are paired with two agents of the pool. Active falls back to "
+        "uniform until the project has decided comparisons; a tenth of its picks stay uniform.",
+    )
     pay_mode = models.CharField(max_length=20, choices=PayMode.choices, default=PayMode.PER_ITEM)
     pay_per_judgment_cents = models.PositiveIntegerField(default=2500)
     pay_per_review_cents = models.PositiveIntegerField(default=800)
