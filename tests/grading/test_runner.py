@@ -378,7 +378,7 @@ def test_an_unknown_backend_is_an_error_outcome(ws: Path) -> None:
     [
         ({"kind": "command", "name": "x"}, "needs a command"),
         ({"kind": "hidden-tests", "name": "x", "command": "pytest"}, "at least one fail_to_pass"),
-        ({"kind": "lint", "name": "x", "fail_to_pass": ["t"]}, "hidden-tests checks only"),
+        ({"kind": "lint", "name": "x", "fail_to_pass": ["t"]}, "hidden-tests and swebench checks"),
         ({"kind": "lint", "name": "x", "command": "ruff"}, "use a command check"),
         ({"kind": "lint", "name": "x", "paths": ["../etc"]}, "without '..'"),
         ({"kind": "lint", "name": "x", "paths": ["--fix"]}, "not starting with '-'"),
@@ -388,7 +388,7 @@ def test_an_unknown_backend_is_an_error_outcome(ws: Path) -> None:
             "one non-empty line",
         ),
         ({"kind": "command", "name": "x", "command": "t", "shell": "zsh"}, "Extra inputs"),
-        ({"kind": "fuzz", "name": "x"}, "'command', 'hidden-tests', 'lint' or 'security'"),
+        ({"kind": "fuzz", "name": "x"}, "'command', 'hidden-tests', 'swebench', 'lint' or"),
     ],
 )
 def test_check_specs_explain_what_is_wrong(fields: dict[str, object], message: str) -> None:
