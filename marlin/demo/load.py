@@ -1,4 +1,6 @@
-"""Load the demo: users for every role, the ledgerlite repository, a project and its tasks.
+"""Load the demo: users for every role, the ledgerlite repository, a project and its tasks,
+four imported agents with a decided history (marlin/demo/history.py) and two live agents that
+the demo's scripted model server drives (marlin/demo/model_script.py).
 
 Idempotent: running it twice leaves one copy of everything.
 """
@@ -10,14 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from marlin import paths
 from marlin.accounts.actions import do_create_user
 from marlin.accounts.models import ExpertProfile, User
+from marlin.agents.actions import do_create_agent, do_set_agent_pool, do_update_agent
 from marlin.agents.imports import do_import_predictions
-from marlin.agents.models import Run
+from marlin.agents.models import Agent, Provider, Run
 from marlin.catalog.models import MirrorStatus, Repository
+from marlin.demo.history import load_history
+from marlin.demo.model_script import CAREFUL, HASTY
 from marlin.demo.sample_repo import (
     build_sample_repository,
     candidate_patches,
@@ -46,6 +53,9 @@ DEMO_USERS = [
     DemoUser("dave", ("author",), skills=("backend",)),
     DemoUser("alice", ("annotator",), skills=("backend", "security")),
     DemoUser("anna", ("annotator",), skills=("backend",)),
+    # Two more experts, so agreement and the experts page compare four annotators.
+    DemoUser("priya", ("annotator",), skills=("frontend",)),
+    DemoUser("tomas", ("annotator",), skills=("data",)),
     DemoUser("bob", ("reviewer",), skills=("backend",)),
     DemoUser("brian", ("reviewer",), skills=("testing",)),
     DemoUser("carol", ("adjudicator", "reviewer"), skills=("security",)),
@@ -121,8 +131,10 @@ def demo_checks(task: dict) -> list[dict]:
 
 
 @transaction.atomic
-def load_demo() -> Project:
-
+def load_demo(model_url: str | None = None) -> Project:
+    """Load (or find) the demo. ``model_url`` is where the scripted model server listens
+    (http://HOST:PORT); the two live agents are created or pointed there, and they make up
+    the project's pool, so a new task is run by them."""
     users = _ensure_users()
     admin, author, reviewer = users["erin"], users["dave"], users["carol"]
     repository = ensure_demo_repository()
@@ -162,7 +174,75 @@ def load_demo() -> Project:
         if spec["key"] != "format-tests":
             task_actions.do_approve_task(reviewer, task, comment="Clear and checkable.")
     _import_demo_candidates(author, project, source)
+    load_history(users, project, repository, commit)
+    if model_url:
+        do_set_agent_pool(admin, project, ensure_live_agents(author, model_url), reason="demo")
     return project
+
+
+@dataclass(frozen=True)
+class LiveAgent:
+    name: str
+    provider: str
+    model: str
+    description: str
+
+
+LIVE_AGENTS = [
+    LiveAgent(
+        "osprey-live",
+        Provider.OPENAI,
+        CAREFUL,
+        "Marlin's own agent loop on an OpenAI-compatible API: the demo's scripted model "
+        "server, which reads the code, writes a careful change, runs the tests and finishes.",
+    ),
+    LiveAgent(
+        "petrel-live",
+        Provider.ANTHROPIC,
+        HASTY,
+        "Marlin's own agent loop on the Anthropic Messages API: the demo's scripted model "
+        "server, which writes a quick (sometimes wrong) change and finishes.",
+    ),
+]
+
+
+def live_agent_settings(spec: LiveAgent, model_url: str) -> dict:
+    base_url = f"{model_url}/v1" if spec.provider == Provider.OPENAI else model_url
+    # No key: the scripted server asks for none (the providers send a placeholder).
+    return {"model": spec.model, "base_url": base_url, "timeout_s": 30, "max_attempts": 2}
+
+
+def ensure_live_agents(author: User, model_url: str) -> list[Agent]:
+    """The two live agents, pointed at ``model_url``. An agent with runs keeps what it was run
+    with, so a server on another address gets a new version of it."""
+    agents = []
+    for spec in LIVE_AGENTS:
+        settings = live_agent_settings(spec, model_url)
+        agent = Agent.objects.filter(name=spec.name).order_by("-created_at", "-pk").first()
+        if agent is None:
+            agent = do_create_agent(
+                author,
+                name=spec.name,
+                provider=spec.provider,
+                settings=settings,
+                description=spec.description,
+            )
+        elif agent.settings != settings and not agent.runs.exists():
+            agent = do_update_agent(
+                author, agent, {"settings": settings}, reason="demo model server moved"
+            )
+        elif agent.settings != settings:
+            versions = Agent.objects.filter(name=spec.name).count()
+            agent = do_create_agent(
+                author,
+                name=spec.name,
+                provider=spec.provider,
+                settings=settings,
+                version_label=str(versions + 1),
+                description=spec.description,
+            )
+        agents.append(agent)
+    return agents
 
 
 # Two imported agents with opposite strengths, so the comparisons are worth judging: each
@@ -199,13 +279,38 @@ def _import_demo_candidates(author: User, project: Project, source: Path) -> Non
         raise RuntimeError(f"demo predictions did not import: {report.errors}")
 
 
+def start_pages(project: Project) -> dict[str, str]:
+    """Each demo user's first page: where their role's work (or the results) is."""
+    pages = {
+        "admin": reverse("analytics:leaderboard", args=[project.pk]),
+        "author": reverse("tasks:list"),
+        "annotator": reverse("review:queue"),
+        "reviewer": reverse("pipeline:queue"),
+        "adjudicator": reverse("pipeline:adjudication_queue"),
+    }
+    return {user.username: pages[user.roles[0]] for user in DEMO_USERS}
+
+
 def demo_logins() -> list[tuple[str, str, str]]:
     return [(u.username, DEMO_PASSWORD, ", ".join(u.roles)) for u in DEMO_USERS]
 
 
 def describe(project: Project) -> str:
-    counts = {status: project.tasks.filter(status=status).count() for status in TaskStatus.values}
-    return json.dumps({"project": project.name, "tasks": counts})
+    tasks = project.tasks.count()
+    approved = project.tasks.filter(status=TaskStatus.APPROVED).count()
+    comparisons = {
+        state: count
+        for state, count in project.comparisons.values_list("state")
+        .annotate(n=Count("pk"))
+        .values_list("state", "n")
+    }
+    agents = Agent.objects.filter(runs__task__project=project).distinct().count()
+    pool = ", ".join(str(a) for a in project.agent_pool.all()) or "none"
+    shown = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in sorted(comparisons.items()))
+    return (
+        f"{project.name}: {tasks} tasks ({approved} approved), {agents} agents with runs, "
+        f"comparisons: {shown}; agent pool: {pool}"
+    )
 
 
 def demo_source_path() -> Path:

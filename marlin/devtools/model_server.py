@@ -107,6 +107,7 @@ class FakeModelServer:
         self.keep_requests = keep_requests
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._host = host
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True  # a hanging handler must not block shutdown
         self._thread = threading.Thread(
@@ -115,8 +116,7 @@ class FakeModelServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._httpd.server_port}"
 
     @property
     def openai_base_url(self) -> str:
