@@ -24,7 +24,7 @@ from types import FrameType
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 logger = logging.getLogger("marlin.serve")
@@ -222,6 +222,13 @@ class Command(BaseCommand):
         if workers < 1 or threads < 1:
             raise CommandError("--workers and --threads must be at least 1.")
         migrate_if_needed(self.stdout)
+        # serve itself needs the database no more: its connection (and on PostgreSQL its pool)
+        # would stay open beside the web server's for as long as it runs.
+        for database in connections.all(initialized_only=True):
+            database.close()
+            close_pool = getattr(database, "close_pool", None)  # PostgreSQL's pool
+            if close_pool is not None:
+                close_pool()
         supervisor = None if options["no_worker"] else WorkerSupervisor()
         signal.signal(signal.SIGTERM, _stop_on_signal)
         signal.signal(signal.SIGHUP, _stop_on_signal)
