@@ -282,7 +282,7 @@ def _task_fields(
             spec = CheckSpec.model_validate(fields)
         except ValidationError as exc:
             raise ValueError("hidden tests: " + "; ".join(e["msg"] for e in exc.errors())) from None
-        checks.append(spec.model_dump(mode="json", exclude_defaults=True))
+        checks.append(spec.model_dump(mode="json"))
     elif version and environment is None:
         warnings.append(f"no SWE-bench environment spec for {repo} version {version}")
     first_line = next((line.strip() for line in problem.splitlines() if line.strip()), "")
