@@ -124,6 +124,8 @@ def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(
                 assert "diff-file" in get(
                     f"side {side} t{turn} {mode}", f"{base}diff/{side}/?turn={turn}&mode={mode}"
                 )
+            panel = get(f"side panel {side} t{turn}", f"{base}diff/{side}/?turn={turn}&panel=1")
+            assert "tree-link" in panel
             for index in range(4):
                 url = f"{base}file/{side}/{index}/?turn={turn}&force=1"
                 response = client.get(url)
@@ -131,6 +133,13 @@ def test_nothing_an_annotator_can_reach_names_an_agent_or_an_id(
                     seen[f"file {side}{index} t{turn}"] = _assert_blind(url, response, secrets)
                 else:
                     _assert_blind(url, response, secrets)
+        for index in range(4):  # the A | B view's files, one by one
+            url = f"{base}pair/{index}/?turn={turn}&force=1"
+            response = client.get(url)
+            _assert_blind(url, response, secrets)
+            if response.status_code == 200:
+                seen[f"pair {index} t{turn}"] = response.content.decode()
+    assert any(label.startswith("pair ") and "diff-ab" in html for label, html in seen.items())
     for side in ("A", "B"):
         index = next(
             f.index for f in side_files(comparison, side, 1) if f.path == "ledgerlite/money.py"
