@@ -52,6 +52,9 @@ def setup(data_dir: Path, database_url: str) -> None:
 
 def child(data_dir: Path, database_url: str, method: str) -> None:
     setup(data_dir, database_url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a database generated before a newer migration
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -122,6 +125,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 30_000, 100_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", default="")
+    parser.add_argument(
+        "--reuse", default="", help="a directory this script generated (one size) to measure again"
+    )
     parser.add_argument("--child", nargs=3, metavar=("DATA_DIR", "DATABASE_URL", "METHOD"))
     args = parser.parse_args()
     if args.child:
@@ -135,21 +141,26 @@ def main() -> None:
         f"{'(b) s':>7} {'(b) peak MB':>11} {'(b)/(a) MB':>10} {'startup MB':>10} {'load':>5}"
     )
     for size in args.sizes:
-        base = Path(tempfile.mkdtemp(prefix=f"marlin-export-memory-{size}-"))
-        url = database_for(base, size, args.postgres)
-        t0 = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-                "from benchmarks.export_memory import generate; from pathlib import Path; "
-                f"generate(Path({str(base)!r}), {url!r}, {size})",
-            ],
-            check=True,
-            timeout=7200,
-        )
-        generated = time.perf_counter() - t0
+        if args.reuse:
+            base = Path(args.reuse)
+            url = f"sqlite:///{base / 'bench.sqlite3'}"
+            generated = 0.0
+        else:
+            base = Path(tempfile.mkdtemp(prefix=f"marlin-export-memory-{size}-"))
+            url = database_for(base, size, args.postgres)
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                    "from benchmarks.export_memory import generate; from pathlib import Path; "
+                    f"generate(Path({str(base)!r}), {url!r}, {size})",
+                ],
+                check=True,
+                timeout=7200,
+            )
+            generated = time.perf_counter() - t0
         results: dict[str, list[dict[str, float]]] = {"marlin": [], "naive": []}
         for _ in range(args.runs):  # interleaved, so load changes hit both alike
             for method in results:
