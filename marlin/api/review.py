@@ -102,6 +102,9 @@ class JudgmentOut(Schema):
     confidence: int | None
     comments: list[dict[str, Any]]
     turn_notes: dict[str, str]
+    turn_verdicts: dict[str, int] = Field(
+        ..., description="turn number -> your overall preference after that turn (-3..3)"
+    )
     active_seconds: int
     wall_seconds: int
     draft_revision: int
@@ -174,6 +177,11 @@ class DraftIn(Schema):
     confidence: int | None = None
     comments: list[dict[str, Any]] = Field(default_factory=list)
     turn_notes: dict[str, str] = Field(default_factory=dict)
+    turn_verdicts: dict[str, int] = Field(
+        default_factory=dict,
+        description="turn number -> your preference after that turn, for turns before the "
+        "last (-3..3); the last turn's is `overall`",
+    )
     active_seconds: int | None = Field(None, deprecated=True, description=IGNORED_TIME)
     wall_seconds: int | None = Field(None, deprecated=True, description=IGNORED_TIME)
 
@@ -251,6 +259,7 @@ def _judgment_out(j: Judgment, public_id: str | None = None) -> dict[str, Any]:
         "confidence": j.confidence,
         "comments": j.comments,
         "turn_notes": j.turn_notes,
+        "turn_verdicts": j.turn_verdicts,
         "active_seconds": j.active_seconds,
         "wall_seconds": j.wall_seconds,
         "draft_revision": j.draft_revision,

@@ -13,6 +13,7 @@ from marlin.analytics.queries import DecisionFilters
 from marlin.exports.build import judgment_records, preference_rows
 from marlin.review import pipeline, queue
 from marlin.review.models import Comparison, Judgment
+from tests.api.conftest import token_for  # noqa: F401
 from tests.review.factories import PATCH, agree_all, make_comparison, make_project
 
 RATIONALE = "After the follow-up B handles the empty ledger; A still crashes on it."
@@ -113,3 +114,25 @@ def test_follow_ups_are_not_offered_when_a_side_is_imported_and_say_why(
     answer = client.post(f"{page}follow-up/", {"prompt": "And add a test."}, follow=True)
     assert CANNOT_CONTINUE in answer.content.decode()
     assert not Turn.objects.filter(number=3).exists()
+
+
+def test_the_api_saves_and_returns_the_per_turn_preferences(
+    alice,
+    token_for,  # noqa: F811
+    client,
+    two_turns,
+):
+    url = f"/api/comparisons/{two_turns.public_id}/judgment"
+    headers = token_for(alice)
+    body = {"draft_revision": 0, "overall": 1, "turn_verdicts": {"1": -2}}
+    saved = client.put(url, body, content_type="application/json", headers=headers)
+    assert saved.status_code == 200, saved.content
+    assert saved.json()["turn_verdicts"] == {"1": -2}
+    bad = client.put(
+        url,
+        {"draft_revision": 1, "turn_verdicts": {"1": 9}},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert bad.status_code == 422 and "7-point scale" in bad.json()["detail"]
+    assert client.get(url, headers=headers).json()["turn_verdicts"] == {"1": -2}
