@@ -11,8 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from marlin.agents.models import Candidate
-from marlin.diffs.index import index_patch
+from marlin.diffs.index import index_patch, stub_files
+from marlin.diffs.parse import parse_patch
 from marlin.review import queue
+from marlin.review.compare import SideFiles, _turn_diff_index, _write_atomically
 from tests.review.factories import make_comparison, make_project
 
 WHOLE = re.compile(r'(?<![A-Z(])"agents_candidate"\."(?:scrubbed_)?patch"')
@@ -122,3 +124,22 @@ def test_scrubbed_candidates_are_read_from_the_scrubbed_text(big) -> None:
     candidate.save()
     html = client.get(f"/compare/{comparison.public_id}/file/A/0/").content.decode()
     assert "scrubbed_0_" in html and "value_0_" not in html
+
+
+def test_turn_diffs_keep_their_index_beside_the_cached_patch_and_read_by_byte_offset(
+    tmp_path,
+) -> None:
+
+    # Non-ASCII text and a CR inside a line: byte and character offsets differ, and the cache
+    # file must hold the text exactly as git wrote it.
+    text = big_patch(3, 4, 1).replace("value_1_", "vàlue_1_") + (
+        "diff --git a/notes.txt b/notes.txt\n--- a/notes.txt\n+++ b/notes.txt\n"
+        "@@ -1 +1 @@\n-old\r\n+ünïcode\n"
+    )
+    cache = tmp_path / "turn-diffs" / "key.patch"
+    cache.parent.mkdir()
+    _write_atomically(cache, text)
+    index = _turn_diff_index(cache, text)
+    assert (tmp_path / "turn-diffs" / "key.index.json").is_file() and index["sections"]
+    source = SideFiles(files=stub_files(index), entries=list(index["files"]), cache_file=cache)
+    assert source.all() == parse_patch(text)
