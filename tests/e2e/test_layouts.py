@@ -1,5 +1,5 @@
-"""Layouts that hold: every page of the tour, as each role, on a 1440x900 monitor and a 390x844
-phone, in Debian's chromium. The document never scrolls sideways (wide tables and code scroll
+"""Layouts that hold: every page of the tour, as each role, on a 1440x900 monitor, a 1024x768
+tablet and a 390x844 phone, in Debian's chromium. The document never scrolls sideways (wide tables and code scroll
 inside their card), the split diff keeps both code columns readable (at least 35% of the table
 each), the nav folds into a menu button on the phone, and every page is saved as a screenshot in
 the test artifacts (``tour-<role>-<page>-<width>.png``) for a person to look at."""
@@ -18,7 +18,7 @@ from tests.e2e.test_expert_workspace import SerialServerThread
 from tests.review.factories import agree_all, started_judgment, submitted_judgment
 from tests.review.workspace_factories import make_comparison, make_project
 
-SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
+SIZES = {"desktop": (1440, 900), "tablet": (1024, 768), "phone": (390, 844)}
 
 # Sideways overflow of the document: the page is wider than the window.
 DOCUMENT_OVERFLOW = """() => {
