@@ -1,8 +1,9 @@
 """Layouts that hold: every page of the tour, as each role, on a 1440x900 monitor, a 1024x768
-tablet and a 390x844 phone, in Debian's chromium. The document never scrolls sideways (wide tables and code scroll
-inside their card), the split diff keeps both code columns readable (at least 35% of the table
-each), the nav folds into a menu button on the phone, and every page is saved as a screenshot in
-the test artifacts (``tour-<role>-<page>-<width>.png``) for a person to look at."""
+tablet and a 390x844 phone, in Debian's chromium. The document never scrolls sideways (wide
+tables and code scroll inside their card), the split diff and the A | B view keep both code
+columns readable (at least 35% of the table each), no template syntax shows as text, the nav
+folds into a menu button on the phone, and every page is saved as a screenshot in the test
+artifacts (``tour-<role>-<page>-<width>.png``) for a person to look at."""
 
 from __future__ import annotations
 
