@@ -39,6 +39,7 @@ from marlin.analytics.queries import (
 )
 from marlin.analytics.raters import RaterFit
 from marlin.analytics.references import rank_correlation, reference_board
+from marlin.analytics.weak_label_report import weak_label_report
 from marlin.permissions import role_required
 from marlin.tasks.models import Project, TaskKind
 
@@ -349,6 +350,39 @@ def project_selection(request: AuthenticatedHttpRequest, project_id: int) -> Htt
         "analytics/selection.html",
         {"project": project, "preview": active.preview(project), "kinds": dict(TaskKind.choices)},
     )
+
+
+# The weak label may anchor a judgment, so annotators do not get its report; reviewers may.
+WEAK_LABEL_ROLES = ("admin", "author", "adjudicator", "reviewer")
+
+
+@role_required(*WEAK_LABEL_ROLES)
+def project_weak_labels(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
+    """How well the checks, combined by the label model, predict the experts' decisions."""
+    project = get_object_or_404(Project, pk=project_id)
+    result = weak_label_report(project)
+    report = result.report
+    context: dict[str, Any] = {
+        "project": project,
+        "result": result,
+        "functions": [
+            {"name": f.name, "coverage": _pct(f.coverage), "accuracy": _pct(f.accuracy)}
+            for f in result.functions
+        ],
+    }
+    if report is not None:
+        context["summary"] = {
+            "coverage": _pct(report.coverage),
+            "accuracy": _pct(report.accuracy),
+            "brier": _num(report.brier),
+            "calibration_error": _num(report.calibration_error),
+            "triage_share": _pct(report.triage_share),
+            "triage_accuracy": _pct(report.triage_accuracy),
+        }
+        context["bins"] = [
+            {"confidence": _pct(c), "accuracy": _pct(a), "n": n} for c, a, n in report.bins
+        ]
+    return render(request, "analytics/weak_labels.html", context)
 
 
 @role_required(*EXPERT_TABLE_ROLES)
