@@ -313,11 +313,18 @@ def find_repository(name_or_url: str) -> Repository | None:
     found = Repository.objects.filter(name__iexact=text).order_by("pk").first()
     if found is not None:
         return found
-    try:
-        parsed = validate_url(text, allow_local=True)
-    except InvalidRepositoryURL:
-        return None
-    return Repository.objects.filter(normalized_url=parsed.normalized).first()
+    # Compared as text, never resolved: a look-up neither touches the network nor says what
+    # exists on the server's disk.
+    key = text.rstrip("/").removesuffix(".git")
+    for scheme in ("https://", "http://", "ssh://", "git://", "file://"):
+        key = key.removeprefix(scheme)
+    return (
+        Repository.objects.filter(
+            Q(url=text) | Q(normalized_url__iexact=key) | Q(normalized_url=f"local:{key}")
+        )
+        .order_by("pk")
+        .first()
+    )
 
 
 def matching_repository(repo: str) -> Repository | None:

@@ -203,3 +203,21 @@ def test_listed_ids_absent_at_the_base_commit_are_warned_about_on_import(
     updated = run_import("swebench-tasks", str(path), "--project", project.name)
     assert "line 1 octo__calc-1: updated" in updated
     assert Task.objects.get().prompt == "Add things, and fast."
+
+
+def test_a_repository_is_named_by_its_name_url_path_or_id(db, tmp_path: Path) -> None:
+    from marlin.tasks.imports import find_repository
+
+    github = Repository.objects.create(
+        url="https://github.com/pallets/flask",
+        normalized_url="github.com/pallets/flask",
+        name="pallets/flask",
+        host="github.com",
+    )
+    local, _ = local_repository(tmp_path, "mirrors/tqdm", {"README.md": "tqdm\n"})
+    assert find_repository("Pallets/Flask") == github
+    assert find_repository("https://github.com/pallets/flask.git") == github
+    assert find_repository(str(tmp_path / "src")) == local
+    assert find_repository(str(local.pk)) == local
+    assert find_repository("https://github.com/pallets/quart") is None
+    assert find_repository("/etc") is None
