@@ -329,14 +329,17 @@ def find_repository(name_or_url: str) -> Repository | None:
 
 def matching_repository(repo: str) -> Repository | None:
     """The registered repository a record's owner/name means: the one of that name (a local
-    mirror included), or whose URL ends in it (github.com/owner/name, /srv/git/owner/name.git);
-    a mirrored one first."""
+    mirror included), or whose URL ends in it (github.com/owner/name, /srv/git/owner/name.git),
+    or a local mirror laid out as <owner>+<name>/repo; a mirrored one first."""
+    joined = repo.replace("/", "+")
     candidates = [
         r
         for r in Repository.objects.filter(
             Q(name__iexact=repo)
             | Q(normalized_url__iendswith=f"/{repo}")
             | Q(normalized_url__iendswith=f"/{repo}.git")
+            | Q(is_local=True, normalized_url__iendswith=f"/{joined}/repo")
+            | Q(is_local=True, normalized_url__iendswith=f"/{joined}")
         ).order_by("pk")
     ]
     candidates.sort(key=lambda r: not r.is_mirrored)

@@ -221,3 +221,22 @@ def test_a_repository_is_named_by_its_name_url_path_or_id(db, tmp_path: Path) ->
     assert find_repository(str(local.pk)) == local
     assert find_repository("https://github.com/pallets/quart") is None
     assert find_repository("/etc") is None
+
+
+def test_a_local_mirror_in_the_owner_plus_name_layout_is_found_by_owner_name(
+    project: Project, tmp_path: Path
+) -> None:
+    mirror, commit = local_repository(tmp_path / "pallets+flask" / "repo", "x/y", {"a.py": ""})
+    mirror.normalized_url = f"local:{tmp_path}/pallets+flask/repo"
+    mirror.save()
+    record = {
+        "instance_id": "pallets__flask-1",
+        "repo": "pallets/flask",
+        "base_commit": commit,
+        "problem_statement": "Fix it.",
+    }
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    run_import("swebench-tasks", str(path), "--project", project.name)
+    assert Task.objects.get().repository == mirror
+    assert Repository.objects.count() == 1
