@@ -46,15 +46,22 @@ def role_required(*roles: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not holds_role(request.user, *roles):
-                # Answered here, not raised: a role denial is an everyday answer, and Django logs
-                # a raised PermissionDenied with its traceback.
                 message = f"This page needs one of these roles: {', '.join(roles) or 'admin'}."
-                return render(request, "403.html", {"exception": message}, status=403)
-            return view(request, *args, **kwargs)
+                return _denied(request, message)
+            try:
+                return view(request, *args, **kwargs)
+            except PermissionDenied as exc:  # the view's own refusal (a conflict, a closed item)
+                return _denied(request, str(exc))
 
         return wrapped
 
     return decorator
+
+
+def _denied(request: HttpRequest, message: str) -> HttpResponseBase:
+    # Answered here, not raised: a refusal is an everyday answer, and Django logs a raised
+    # PermissionDenied with its traceback.
+    return render(request, "403.html", {"exception": message}, status=403)
 
 
 def require_role(user: object, *roles: str) -> None:

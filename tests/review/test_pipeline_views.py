@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -100,12 +101,18 @@ def test_a_review_without_a_reason_for_a_disagreement_is_refused_and_keeps_the_i
     assert not first.reviews.exists()
 
 
-def test_reviewing_your_own_judgment_is_forbidden(client, make_user, anna) -> None:
+def test_reviewing_your_own_judgment_is_forbidden(client, make_user, anna, caplog) -> None:
     both = make_user("rita", "annotator", "reviewer")
     comparison, first, _ = in_review(both, anna)
     client.force_login(both)
-    response = client.post(f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form())
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = client.post(
+            f"/review/{comparison.public_id}/judgments/{first.pk}/", review_form()
+        )
     assert response.status_code == 403
+    # A styled page with the reason, and no traceback in the log for an everyday refusal.
+    assert "You may not do this" in response.content.decode()
+    assert all(record.exc_info is None for record in caplog.records)
     assert not first.reviews.exists()
 
 
