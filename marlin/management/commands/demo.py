@@ -1,7 +1,7 @@
 import os
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from marlin.demo.load import demo_logins, describe, load_demo, start_pages
 from marlin.demo.model_script import answer
@@ -46,20 +46,24 @@ class Command(BaseCommand):
         if options["load_only"]:
             return
         bind = bind_address(options["addrport"], options["port"])
+        models: FakeModelServer | None = None
         try:
             # In this process, beside serve: the worker's agent runs call it over loopback.
             models = FakeModelServer(
                 side=answer, host=model_host, port=int(model_port), keep_requests=False
             ).start()
         except OSError as exc:
-            raise CommandError(
-                f"The demo's model server cannot listen on {model_host}:{model_port} ({exc}); "
-                "give another address with --model-server ADDR:PORT."
-            ) from None
-        self.stdout.write(
-            f"Scripted model server for the live agents: {model_url} "
-            "(OpenAI /v1/chat/completions, Anthropic /v1/messages)"
-        )
+            # Serve anyway: everything but the live agents' runs works without it.
+            self.stderr.write(
+                f"The demo's model server cannot listen on {model_host}:{model_port} ({exc}): "
+                "runs of the live agents will fail. Start the demo with --model-server "
+                "ADDR:PORT on a free port."
+            )
+        else:
+            self.stdout.write(
+                f"Scripted model server for the live agents: {model_url} "
+                "(OpenAI /v1/chat/completions, Anthropic /v1/messages)"
+            )
         self.stdout.write("Start here (log in as the user):")
         for username, path in start_pages(project).items():
             self.stdout.write(f"  {username:<8} http://{bind}{path}")
@@ -69,4 +73,5 @@ class Command(BaseCommand):
         try:
             call_command("serve", *serve_args)
         finally:
-            models.stop()
+            if models is not None:
+                models.stop()
