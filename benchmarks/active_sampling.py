@@ -6,7 +6,8 @@ after --reference comparisons? Everything that selects and fits is Marlin's own 
 
 - uniform: marlin.agents.pairing.PairSampler (today's pairing: a least-compared pair, seeded);
 - active: marlin.analytics.selection.plan (value per expert minute, a uniform exploration
-  floor), on strengths refitted with marlin.analytics.bt.fit_davidson after every batch;
+  floor), on the model refitted after every batch (selection.fitted_model: bt.fit_davidson at
+  the posterior mode under the selection's prior);
 - active+triage: the same, and comparisons whose checks are decisive and whose weak label
   (marlin.analytics.weak_labels, Dawid-Skene fitted on the full-overlap decisions so far) is
   at least --threshold sure go to one annotator with no review;
@@ -163,7 +164,6 @@ def simulate(args: argparse.Namespace, seed: int, method: str) -> dict[str, list
     uniform = PairSampler(list(range(k)), seed=seed)
     pick_rng = np.random.default_rng(seed + 10_000)
     run = Run()
-    start = np.zeros(k + 1)
     label_model: weak_labels.LabelModel | None = None
     curve: dict[str, list[float]] = {"n": [], "width": [], "tau": [], "rmse": [], "minutes": []}
     total = args.reference if method == "uniform" else args.limit
@@ -174,9 +174,7 @@ def simulate(args: argparse.Namespace, seed: int, method: str) -> dict[str, list
             counts = pair_counts_from_arrays(
                 names, run.first, run.second, [outcome_of(d) for d in run.decision]
             )
-            theta, nu = fit_davidson(counts, start=start)
-            start = np.append(theta, np.log(max(nu, 1e-6)))
-            model = selection.model_of(counts, theta, nu)
+            model = selection.fitted_model(counts)
             picks = selection.plan(
                 model,
                 first_all,
@@ -296,43 +294,48 @@ def main() -> None:
         for m in methods:
             results[m].append(simulate(args, seed, m))
         print(f"  seed {seed} done ({time.perf_counter() - began:.0f} s)", flush=True)
-    # Per seed: the targets are uniform's width and tau at the reference count, in that world.
-    rows: dict[str, dict[str, list[float]]] = {m: {} for m in methods[1:]}
-    for s in range(args.seeds):
-        u = results["uniform"][s]
-        width_t, tau_t, minutes_u = u["width"][-1], u["tau"][-1], u["minutes"][-1]
-        for m in methods[1:]:
-            c = results[m][s]
-            n_w = crossing(c["n"], c["width"], width_t, lower_is_better=True)
-            n_t = crossing(c["n"], c["tau"], tau_t, lower_is_better=False)
-            row = rows[m]
-            row.setdefault("n_width", []).append(n_w / args.reference)
-            row.setdefault("min_width", []).append(at(c["n"], c["minutes"], n_w) / minutes_u)
-            row.setdefault("n_tau", []).append(n_t / args.reference)
-            row.setdefault("n_rmse", []).append(
-                crossing(c["n"], c["rmse"], u["rmse"][-1], lower_is_better=True) / args.reference
-            )
-            row.setdefault("triaged", []).append(c["triaged"][0])
-            row.setdefault("right_full", []).append(c["right_full"][0])
-            row.setdefault("right_single", []).append(c["right_single"][0])
-    u_width = statistics.median(r["width"][-1] for r in results["uniform"])
-    u_tau = statistics.median(r["tau"][-1] for r in results["uniform"])
-    u_min = statistics.median(r["minutes"][-1] for r in results["uniform"])
+
+    # Curves averaged over the seeds first (every method measures at the same counts), so a
+    # noisy curve does not cross the target early by chance; the targets are uniform's averages
+    # at the reference count.
+    def mean_curve(m: str, key: str) -> list[float]:
+        return [float(np.mean(v)) for v in zip(*(r[key] for r in results[m]), strict=True)]
+
+    ns = results["uniform"][0]["n"]
+    target = {key: mean_curve("uniform", key)[-1] for key in ("width", "tau", "rmse", "minutes")}
     print(
-        f"uniform at {args.reference} comparisons (median over seeds): mean 95% interval width "
-        f"{u_width:.0f} Elo points, Kendall tau {u_tau:.3f}, {u_min / 60:.0f} expert hours"
+        f"uniform at {args.reference} comparisons (mean over seeds): mean 95% interval width "
+        f"{target['width']:.0f} Elo points, Kendall tau {target['tau']:.3f}, RMS error "
+        f"{target['rmse']:.0f} Elo points, {target['minutes'] / 60:.0f} expert hours"
     )
     for m in methods[1:]:
-        r = rows[m]
-        med = {key: statistics.median(v) for key, v in r.items()}
+        n_curve = results[m][0]["n"]
+        width, tau, rmse = (mean_curve(m, key) for key in ("width", "tau", "rmse"))
+        minutes = mean_curve(m, "minutes")
+        n_w = crossing(n_curve, width, target["width"], lower_is_better=True)
+        n_t = crossing(n_curve, tau, target["tau"], lower_is_better=False)
+        n_r = crossing(n_curve, rmse, target["rmse"], lower_is_better=True)
+        ref = n_curve.index(ns[-1])
+
+        def share(n: float) -> str:
+            return f"{n / args.reference:.0%}" if np.isfinite(n) else f"> {args.limit}"
+
+        def minutes_share(
+            n: float, n_curve: list[float] = n_curve, minutes: list[float] = minutes
+        ) -> str:
+            return f"{at(n_curve, minutes, n) / target['minutes']:.0%}" if np.isfinite(n) else "-"
+
+        triaged = np.mean([r["triaged"][0] for r in results[m]])
+        right_full = np.mean([r["right_full"][0] for r in results[m]])
+        singles = [r["right_single"][0] for r in results[m] if np.isfinite(r["right_single"][0])]
+        right_single = float(np.mean(singles)) if singles else float("nan")
         print(
-            f"{m:>14}: same width with {med['n_width']:.0%} of the comparisons "
-            f"({1 - med['n_width']:.0%} fewer) and {med['min_width']:.0%} of the expert minutes "
-            f"({1 - med['min_width']:.0%} fewer); same Kendall tau with {med['n_tau']:.0%} of the "
-            f"comparisons; same RMS error with {med['n_rmse']:.0%}; triaged {med['triaged']:.0%}"
-            f" (decisions right: {med['right_full']:.1%} with full overlap, "
-            f"{med['right_single']:.1%} triaged); per seed n_width "
-            + " ".join(f"{x:.2f}" for x in r["n_width"])
+            f"{m:>14}: comparisons (expert minutes) needed for uniform's figure, as a share of "
+            f"uniform's: width {share(n_w)} ({minutes_share(n_w)}), Kendall tau {share(n_t)} "
+            f"({minutes_share(n_t)}), RMS error {share(n_r)} ({minutes_share(n_r)}); at "
+            f"{args.reference}: width {width[ref]:.0f}, tau {tau[ref]:.3f}, RMS error "
+            f"{rmse[ref]:.0f}, {minutes[ref] / 60:.0f} h; triaged {triaged:.0%} (decisions "
+            f"right: {right_full:.1%} with full overlap, {right_single:.1%} triaged)"
         )
     bounds = [design_bound(args, s) for s in range(args.seeds)]
     print(

@@ -18,7 +18,7 @@ from django.db.models import Sum
 from marlin.agents.models import Agent, Provider
 from marlin.agents.pairing import Pair
 from marlin.analytics import selection
-from marlin.analytics.bt import PairCounts, fit_davidson, pair_counts_from_arrays
+from marlin.analytics.bt import PairCounts, pair_counts_from_arrays
 from marlin.analytics.queries import DecisionFilters, outcomes_for
 from marlin.review.models import WorkSession
 from marlin.tasks.models import Project, Task
@@ -70,11 +70,6 @@ def decided_counts(project: Project, pool: Sequence[int]) -> PairCounts | None:
     )
 
 
-def _model(counts: PairCounts) -> selection.Model:
-    theta, nu = fit_davidson(counts)
-    return selection.model_of(counts, theta, nu)
-
-
 def plan_pairs(
     project: Project,
     pool: list[int],
@@ -91,7 +86,7 @@ def plan_pairs(
     decided = decided_counts(project, pool)
     if decided is None:
         return None
-    model = _model(decided)
+    model = selection.fitted_model(decided)
     first, second = selection.all_pairs(len(pool))
     keys = [(pool[i], pool[j]) for i, j in zip(first.tolist(), second.tolist(), strict=True)]
     by_kind, overall = expected_minutes(project)
@@ -148,7 +143,7 @@ def preview(project: Project, n: int = 10) -> Preview:
             "uniformly (the least-compared pair) until the first decisions arrive."
         )
         return Preview(mode, 0, by_kind, overall, [], note)
-    model = _model(decided)
+    model = selection.fitted_model(decided)
     first, second = selection.all_pairs(len(pool))
     rng = np.random.default_rng(0)
     picks = selection.plan(

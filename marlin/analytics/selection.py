@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import norm
 
-from marlin.analytics.bt import PairCounts
+from marlin.analytics.bt import PairCounts, fit_davidson
 from marlin.analytics.confidence import fisher_information
 
 FloatArray = npt.NDArray[np.float64]
@@ -88,6 +88,18 @@ def model_of(counts: PairCounts, theta: FloatArray, nu: float) -> Model:
     # Centre it as the leaderboard centres the strengths (they sum to zero).
     centre = np.eye(k) - 1.0 / k
     return Model(theta=theta, nu=nu, cov=centre @ cov @ centre)
+
+
+def fitted_model(counts: PairCounts) -> Model:
+    """The model of the decided comparisons with the strengths at their posterior mode under the
+    same prior as the covariance (penalty PRIOR_PRECISION / 2 * theta^2).
+
+    The leaderboard's own fit has an almost flat prior, so an agent that never lost gets a huge
+    strength; plugged in here, every pair with it would carry almost no information and it would
+    never be chosen again, however uncertain it is. The prior keeps it in play.
+    """
+    theta, nu = fit_davidson(counts, ridge=PRIOR_PRECISION / 2)
+    return model_of(counts, theta, nu)
 
 
 def values(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from marlin.analytics import selection
-from marlin.analytics.bt import PairCounts
+from marlin.analytics.bt import PairCounts, fit_davidson
 
 
 def _counts(k: int, pairs: dict[tuple[int, int], int]) -> PairCounts:
@@ -114,3 +114,21 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         selection.model_of(_counts(3, {}), np.zeros(2), 0.0)
     with pytest.raises(selection.SelectionError, match="two agents"):
         selection.all_pairs(1)
+
+
+def test_an_agent_that_never_lost_stays_in_play() -> None:
+    # Agent 0 beat everyone: the flat fit sends its strength far up and its pairs look worthless;
+    # the selection's own fit (the covariance's prior) keeps them worth choosing.
+    k = 4
+    wins = np.zeros((k, k))
+    wins[0, 1:] = 3
+    wins[1, 2] = wins[2, 1] = wins[2, 3] = wins[3, 2] = wins[1, 3] = wins[3, 1] = 5
+    counts = PairCounts([f"a{i}" for i in range(k)], wins, np.zeros((k, k)))
+    flat_theta, nu = fit_davidson(counts)
+    flat = selection.model_of(counts, flat_theta, nu)
+    fitted = selection.fitted_model(counts)
+    first, second = np.array([0, 1]), np.array([1, 2])
+    flat_values = selection.values(flat, first, second)
+    fitted_values = selection.values(fitted, first, second)
+    assert flat_values[0] < 0.25 * flat_values[1]
+    assert fitted_values[0] > 2 * fitted_values[1]
