@@ -17,7 +17,9 @@ Printed per run: throughput, p50/p95/p99 latency per endpoint as the client saw 
 (any status other than the expected one, and connection failures), the 1/5-minute load average
 before and after, and a consistency check made afterwards in the database:
 
-* every judgment a client saw submitted is submitted once in the database, and no other is;
+* every judgment a client saw submitted is submitted once in the database, and no other is
+  (a submission whose answer never came, a client timeout, is counted apart: the server may
+  have done it);
 * no comparison has more places taken (judgments + open claims) than its overlap, and each
   comparison's `slots_taken` counter matches its rows;
 * every accepted judgment earned exactly once, and nothing else earned;
@@ -62,6 +64,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 MARLIN = [sys.executable, "-m", "marlin"]
 ENDPOINTS = ("next", "get", "put", "submit")
+UNANSWERED = object()  # a request whose answer never came (timeout, connection lost)
 RATIONALE = (
     "Side A keeps the public API of total() and handles the empty ledger; side B raises KeyError "
     "on the first refund and renames a function two callers use."
@@ -141,7 +144,7 @@ def populate(annotators: int, comparisons: int, out: Path) -> None:
     out.write_text(json.dumps(tokens))
 
 
-def check(submitted_file: Path) -> None:
+def check(submitted_file: Path, unanswered_file: Path | None = None) -> None:
     """The consistency check after a run; prints one JSON object."""
     import django
 
@@ -154,6 +157,11 @@ def check(submitted_file: Path) -> None:
     from marlin.review.models import Claim, Comparison, Judgment, JudgmentStatus
 
     seen = {tuple(pair) for pair in json.loads(submitted_file.read_text())}
+    unanswered = (
+        {tuple(pair) for pair in json.loads(unanswered_file.read_text())}
+        if unanswered_file is not None and unanswered_file.exists()
+        else set()
+    )
     rows = list(
         Judgment.objects.exclude(status=JudgmentStatus.DRAFT).values_list(
             "annotator__username", "comparison__public_id"
@@ -182,7 +190,8 @@ def check(submitted_file: Path) -> None:
                 "submitted_seen": len(seen),
                 "submitted_stored": len(rows),
                 "lost": len(seen - stored),
-                "unexpected": len(stored - seen),
+                "unexpected": len(stored - seen - unanswered),
+                "done_but_unanswered": len((stored - seen) & unanswered),
                 "duplicated": len(rows) - len(stored),
                 "over_overlap": over,
                 "counter_drift": len(queue.recount_slots()),
@@ -286,7 +295,11 @@ class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     first_errors: list[str] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     submitted: list[tuple[str, str]] = field(default_factory=list)
+    # Submissions whose answer never came (timeout, connection lost): the server may have done
+    # them; the check counts them apart from judgments nobody submitted.
+    unanswered: list[tuple[str, str]] = field(default_factory=list)
     empty: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -297,6 +310,7 @@ class Results:
     def error(self, endpoint: str, what: str) -> None:
         with self.lock:
             self.errors[endpoint] += 1
+            self.kinds[what.split(":")[0].split(" ")[0]] += 1
             if len(self.first_errors) < 5:
                 self.first_errors.append(f"{endpoint}: {what}")
 
@@ -321,7 +335,7 @@ def annotator(
             response = client.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             results.error(endpoint, f"{type(exc).__name__}: {exc}")
-            return None
+            return UNANSWERED
         results.add(endpoint, time.perf_counter() - started)
         if response.status_code != expect:
             if endpoint == "next" and response.status_code == 404:
@@ -333,24 +347,28 @@ def annotator(
     with httpx.Client(base_url=base, timeout=request_timeout) as client:
         while time.monotonic() < deadline:
             taken = call("next", "POST", "/api/comparisons/next", 200)
-            if taken is None:
+            if taken is None or taken is UNANSWERED:
                 continue
             if taken.status_code == 404:
                 with results.lock:
                     results.empty += 1
                 return
             public_id = taken.json()["public_id"]
-            if call("get", "GET", f"/api/comparisons/{public_id}", 200) is None:
+            if call("get", "GET", f"/api/comparisons/{public_id}", 200) in (None, UNANSWERED):
                 continue
             url = f"/api/comparisons/{public_id}/judgment"
             revision = 0
             for n in range(3):
                 body = DRAFT | {"draft_revision": revision, "rationale": RATIONALE[: 60 + 40 * n]}
-                if call("put", "PUT", url, 200, json=body) is None:
+                if call("put", "PUT", url, 200, json=body) in (None, UNANSWERED):
                     break
                 revision += 1
             else:
-                if call("submit", "POST", url + "/submit", 200) is not None:
+                done = call("submit", "POST", url + "/submit", 200)
+                if done is UNANSWERED:
+                    with results.lock:
+                        results.unanswered.append((username, public_id))
+                elif done is not None:
                     with results.lock:
                         results.submitted.append((username, public_id))
 
@@ -479,8 +497,10 @@ def run_one(database: str, count: int, pause_name: str, args: argparse.Namespace
         stop_serve(serve)
         serve = None
         submitted_file.write_text(json.dumps(results.submitted + quiet_submitted))
+        unanswered_file = work / "unanswered.json"
+        unanswered_file.write_text(json.dumps(results.unanswered))
         checked = subprocess.run(
-            [sys.executable, __file__, "check", str(submitted_file)],
+            [sys.executable, __file__, "check", str(submitted_file), str(unanswered_file)],
             cwd=ROOT, env=env, check=True, capture_output=True, text=True,
         )  # fmt: skip
         consistency = json.loads(checked.stdout.strip().splitlines()[-1])
@@ -495,6 +515,7 @@ def run_one(database: str, count: int, pause_name: str, args: argparse.Namespace
             "per_second": round(requests / seconds, 1),
             "submitted": len(results.submitted),
             "errors": sum(results.errors.values()),
+            "error_kinds": dict(results.kinds),
             "first_errors": results.first_errors,
             "empty_queue": results.empty,
             "quiet_next_ms": round(quiet, 1),
@@ -532,7 +553,8 @@ def report(row: dict) -> None:
         f"{row['server']:8s} {row['database']:10s} N={row['annotators']:<3d} "
         f"pause={row['pause']:5s} "
         f"{row['per_second']:6.1f} req/s over {row['seconds']} s, {row['submitted']} submitted, "
-        f"errors {row['errors']}, quiet next {row['quiet_next_ms']} ms, "
+        f"errors {row['errors']} {json.dumps(row.get('error_kinds') or {})}, "
+        f"quiet next {row['quiet_next_ms']} ms, "
         f"load {row['load_before']} -> {row['load_after']}"
     )
     for endpoint, lat in row["latency_ms"].items():
@@ -552,7 +574,7 @@ def main() -> None:
         populate(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "check":
-        check(Path(sys.argv[2]))
+        check(Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -21,7 +21,11 @@ worker_class = "gthread"
 # that holds it is restarted.
 timeout = 60
 graceful_timeout = 10  # requests in flight may finish this long after SIGTERM
-keepalive = 5
+# Seconds an idle keep-alive connection stays open. Annotators' clients pause between requests
+# (pages send a heartbeat every 15 s); closing after gunicorn's default 2 s makes them reconnect,
+# and a request sent just as the server closes the connection fails with a reset (seen in
+# benchmarks/load_annotators.py). An idle connection costs a file descriptor in the poller.
+keepalive = 30
 # Gunicorn's own log (starts, stops, worker restarts) on stderr, like the worker's.
 errorlog = "-"
 loglevel = "info"
