@@ -134,8 +134,12 @@ def test_the_leaderboard_ranks_four_agents_with_intervals_in_their_true_order(de
     # The simulated strengths are atlas > corvid > heron > kestrel; with ~60 decisions the
     # strongest and the weakest are always told apart.
     assert float(rows["atlas-coder 1"]["score"]) > float(rows["kestrel-dev 1"]["score"])
-    html = response.content.decode()
-    assert "Krippendorff" in html
+    # Agreement: per criterion over the comparisons with two judgments, and per expert.
+    overall = next(r for r in response.context["criterion_rows"] if r["criterion"] == "overall")
+    assert overall["units"] >= 60 and overall["alpha"] not in ("", "—", None)
+    experts = {row["name"]: row for row in response.context["expert_rows"]}
+    assert {"alice", "anna", "priya", "tomas"} <= set(experts)
+    assert all(row["judgments"] >= 20 for row in experts.values())
 
 
 def test_agreement_experts_and_earnings_are_populated(demo, client):
