@@ -195,7 +195,7 @@ def test_serve_restarts_its_worker_when_the_worker_dies(site: Site) -> None:
         "serve did not start a new worker\n" + site.log(),
     )
     assert second and first not in second  # type: ignore[operator]
-    assert site.answers()
+    wait_until(site.answers, 60, "the web server stopped answering\n" + site.log())
     assert "worker" in site.log() and "restart" in site.log().lower(), site.log()
 
 
@@ -245,10 +245,11 @@ def test_the_check_a_killed_serve_interrupted_finishes_after_a_restart(site: Sit
     site.env["MARLIN_JOB_LEASE_SECONDS"] = "2"
     serve = site.start()
     site.worker()
-    # Long enough to be seen running: each status poll starts a Python process, seconds apart
-    # on a loaded machine.
+    # Long enough to be seen running: the setup command and each status poll start a Python
+    # process, ten seconds and more on a loaded machine, and the check may start before the
+    # setup command has exited.
     made = json.loads(
-        site.call("-m", "tests.checks.scenario", "setup", "--command", "sleep 15 && true")
+        site.call("-m", "tests.checks.scenario", "setup", "--command", "sleep 45 && true")
     )
     candidate = made["candidate"]
     wait_until(lambda: check_statuses(site, candidate) == ["running"], 60, "no check started")
@@ -258,7 +259,7 @@ def test_the_check_a_killed_serve_interrupted_finishes_after_a_restart(site: Sit
     site.start()
     wait_until(
         lambda: check_statuses(site, candidate) == ["passed"],
-        90,
+        240,
         "the interrupted check never finished\n" + site.log(),
     )
 
