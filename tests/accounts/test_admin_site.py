@@ -20,6 +20,7 @@ from django.urls import reverse
 from marlin.accounts.actions import do_issue_token
 from marlin.accounts.models import ApiToken, Earning, EarningKind, ExpertProfile, User
 from marlin.agents.models import Agent, Run, TrajectoryStep, Turn
+from marlin.analytics.imports import do_import_judgments
 from marlin.audit.models import AuditEvent
 from marlin.catalog.jobs import mirror_repository
 from marlin.catalog.models import Repository, Tag
@@ -77,6 +78,8 @@ def world(erin, alice, bob, carol):
         amount_cents=1000,
     )
     Export.objects.create(project=project, kind="records", created_by=erin)
+    arena = '{"model_a": "m1", "model_b": "m2", "winner": "model_a"}\n'
+    do_import_judgments(erin, project, arena, filename="arena.jsonl")  # a set and its judgment
     token, raw = do_issue_token(alice, "export script")  # also an audit event and the chain head
     mirror_repository.enqueue(comparison.task.repository_id)  # a row in the job queue
     return {"token": token, "raw_token": raw}
