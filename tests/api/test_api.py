@@ -198,6 +198,7 @@ def test_exports_through_the_api(
     got = client.get(f"/api/exports/{created.json()['id']}", headers=headers).json()
     assert got["status"] == "done" and set(got["files"]) == {
         "preferences.jsonl",
+        "preferences.openai.jsonl",
         "preferences.parquet",
     }
     assert got["manifest"]["counts"]["rows"] == 4
