@@ -108,7 +108,10 @@ def test_a_failed_turn_is_one_event_that_says_why(dave, _data_dir: Path):
     before = _newest()
     run_turn.call(run.turns.get().pk)
 
-    [event] = _system_events(before)
+    # Agent runs work on the task's built tree: its environment is made first (its own event).
+    events = _system_events(before)
+    assert [e.verb for e in events if not e.verb.startswith("turn.")] == ["environment.create"]
+    [event] = [e for e in events if e.verb.startswith("turn.")]
     assert event.verb == "turn.failed"
     assert event.new_values["status"] == TurnStatus.FAILED
     assert "exit:3" in event.new_values["error"] and "no such tool" in event.new_values["error"]
