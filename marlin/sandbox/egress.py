@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 EGRESS_PORT = 3128
 SOCKET_DIR_IN_SANDBOX = "/run/marlin-egress"
 SOCKET_NAME = "egress.sock"
+# sun_path holds 108 bytes on Linux, the terminating NUL included.
+MAX_SOCKET_PATH_BYTES = 107
 RELAY_IN_SANDBOX = "/run/marlin-relay.py"
 RELAY_SOURCE = Path(__file__).with_name("relay.py")
 # Local hosts the proxy-aware clients inside must reach directly (the credential endpoint).
@@ -446,6 +448,13 @@ def egress_session(egress: Egress, parent: Path | None = None) -> Iterator[Sessi
     """Serve one run's socket for the duration of the block; always closed afterwards."""
     # The worker's pid in the name lets a later worker remove what a killed one left behind.
     directory = Path(tempfile.mkdtemp(prefix=f"marlin-egress-{os.getpid()}-", dir=parent))
+    if len(os.fsencode(directory / SOCKET_NAME)) > MAX_SOCKET_PATH_BYTES:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise EgressError(
+            f"cannot start the egress proxy: its socket path under {directory.parent} is longer "
+            f"than a Unix socket allows ({MAX_SOCKET_PATH_BYTES} bytes): set TMPDIR to a "
+            "shorter directory for the worker"
+        )
     # The sandbox user must be able to reach the socket (its uid maps to the worker's anyway).
     directory.chmod(0o755)
     session = Session(egress, directory)

@@ -5,17 +5,19 @@ the next worker removes the socket's directory."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from marlin.sandbox.egress import sweep_stale_sessions
+from marlin.sandbox.egress import Egress, EgressError, egress_session, sweep_stale_sessions
 
 WORKER = r"""
 import sys
@@ -51,8 +53,8 @@ def running(token: str) -> list[int]:
 def test_the_proxy_and_the_sandbox_die_with_the_worker(tmp_path: Path) -> None:
     workdir = tmp_path / "workspace"
     workdir.mkdir()
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    # Short, under /tmp: pytest's own tmp_path under xdist is too long for a Unix socket's path.
+    scratch = Path(tempfile.mkdtemp(prefix="egress-death-", dir="/tmp"))
     token = f"99.{uuid.uuid4().int % 10**9}"
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, str(workdir), token],
@@ -85,3 +87,15 @@ def test_the_proxy_and_the_sandbox_die_with_the_worker(tmp_path: Path) -> None:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_socket_directory_too_long_for_a_unix_socket_is_refused_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    with pytest.raises(EgressError, match="set TMPDIR to a shorter directory"):
+        with egress_session(Egress(), parent=deep):
+            pass
+    assert list(deep.iterdir()) == []  # nothing left behind
