@@ -820,9 +820,12 @@ async def _model(
         await writer.drain()
         entry.reason = str(response.status_code)
     finally:
-        await response.aclose()
+        # Counted before the last await: a client that stops reading at the stream's end marker
+        # lets its run end, and the session's stop cancels this handler; an await first would
+        # lose the answer's tokens and cost.
         meter.finish()
         _count(session, route, meter)
+        await response.aclose()
 
 
 _client: httpx.AsyncClient | None = None
