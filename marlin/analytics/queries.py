@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -252,13 +252,18 @@ def _turn_outcomes(project: Project, filters: DecisionFilters) -> Outcomes:
             continue
         entry = per_comparison.setdefault(comp, [0, run_a, run_b, agent_a, agent_b])
         entry[0] += int(np.sign(value))
+    return _outcomes(project, per_comparison.values(), skipped)
+
+
+def _outcomes(project: Project, rows: Iterable[Sequence[Any]], skipped: int) -> Outcomes:
+    """Outcomes from (preference, run A, run B, agent A, agent B) rows, in their order."""
     sizes = _final_candidate_sizes(project)
     index: dict[int, int] = {}
     a_idx, b_idx, result, cov_a, cov_b = [], [], [], [], []
-    for direction, run_a, run_b, agent_a, agent_b in per_comparison.values():
+    for value, run_a, run_b, agent_a, agent_b in rows:
         a_idx.append(index.setdefault(agent_a, len(index)))
         b_idx.append(index.setdefault(agent_b, len(index)))
-        result.append(outcome_of(direction))
+        result.append(outcome_of(value))
         cov_a.append(sizes.get(run_a, (0.0, 0.0)))
         cov_b.append(sizes.get(run_b, (0.0, 0.0)))
     return Outcomes(
@@ -283,33 +288,20 @@ def outcomes_for(project: Project, filters: DecisionFilters) -> Outcomes:
         "comparison__run_a__agent_id",
         "comparison__run_b__agent_id",
     )
-    sizes = _final_candidate_sizes(project)
-    index: dict[int, int] = {}
-    a_idx: list[int] = []
-    b_idx: list[int] = []
-    result: list[float] = []
-    cov_a: list[tuple[float, float]] = []
-    cov_b: list[tuple[float, float]] = []
     skipped = 0
-    for overall, ratings, run_a, run_b, agent_a, agent_b in rows.iterator(chunk_size=5000):
-        value = preference(overall, ratings or {}, filters.criterion)
-        if value is None:
-            skipped += 1
-            continue
-        a_idx.append(index.setdefault(agent_a, len(index)))
-        b_idx.append(index.setdefault(agent_b, len(index)))
-        result.append(outcome_of(value))
-        cov_a.append(sizes.get(run_a, (0.0, 0.0)))
-        cov_b.append(sizes.get(run_b, (0.0, 0.0)))
-    return Outcomes(
-        agent_ids=list(index),
-        a_idx=np.asarray(a_idx, dtype=np.int64),
-        b_idx=np.asarray(b_idx, dtype=np.int64),
-        outcome=np.asarray(result, dtype=float),
-        covariates_a=np.asarray(cov_a, dtype=float).reshape(-1, 2),
-        covariates_b=np.asarray(cov_b, dtype=float).reshape(-1, 2),
-        skipped_not_applicable=skipped,
-    )
+
+    def kept() -> Iterator[tuple[float, int, int, int, int]]:
+        nonlocal skipped
+        for overall, ratings, run_a, run_b, agent_a, agent_b in rows.iterator(chunk_size=5000):
+            value = preference(overall, ratings or {}, filters.criterion)
+            if value is None:
+                skipped += 1
+                continue
+            yield value, run_a, run_b, agent_a, agent_b
+
+    # Streamed: the skipped count is final once _outcomes has read every row.
+    outcomes = _outcomes(project, kept(), 0)
+    return replace(outcomes, skipped_not_applicable=skipped)
 
 
 @dataclass
