@@ -177,6 +177,39 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Single sign-on with OpenID Connect (mozilla-django-oidc; docs/deploy.md "Single sign-on"). On
+# when an issuer and a client id are set. Endpoints come from the issuer's discovery document
+# (fetched on first use, not here) unless MARLIN_OIDC_*_ENDPOINT names them.
+OIDC_ISSUER = os.environ.get("MARLIN_OIDC_ISSUER", "")
+OIDC_RP_CLIENT_ID = os.environ.get("MARLIN_OIDC_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_ISSUER and OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = envsecret("MARLIN_OIDC_CLIENT_SECRET") or ""
+OIDC_PROVIDER_NAME = os.environ.get("MARLIN_OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("MARLIN_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("MARLIN_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("MARLIN_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("MARLIN_OIDC_JWKS_URI", "")
+OIDC_OP_END_SESSION_ENDPOINT = os.environ.get("MARLIN_OIDC_END_SESSION_ENDPOINT", "")
+OIDC_RP_SCOPES = " ".join(envlist("MARLIN_OIDC_SCOPES", ["openid", "email", "profile"]))
+OIDC_RP_SIGN_ALGO = os.environ.get("MARLIN_OIDC_SIGN_ALGO", "RS256")
+OIDC_USERNAME_CLAIM = os.environ.get("MARLIN_OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_GROUPS_CLAIM = os.environ.get("MARLIN_OIDC_GROUPS_CLAIM", "groups")
+# "group=role,group=role": the roles named here follow the groups at every login; other roles
+# stay as an admin set them (marlin/accounts/sso.py).
+OIDC_ROLE_MAP = envlist("MARLIN_OIDC_ROLE_MAP", [])
+# Link a first SSO login to an existing local account of the same username (for moving a
+# running instance to SSO); off, such a login is refused.
+OIDC_LINK_EXISTING = envbool("MARLIN_OIDC_LINK_EXISTING", False)
+# Only SSO: the login page shows the provider's button and refuses passwords.
+OIDC_ONLY = envbool("MARLIN_OIDC_ONLY", False)
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # sent back as id_token_hint when logging out at the provider
+OIDC_TIMEOUT = envint("MARLIN_OIDC_TIMEOUT", 10)
+AUTHENTICATION_BACKENDS = [
+    *(["marlin.accounts.sso.SsoBackend"] if OIDC_ENABLED else []),
+    *([] if OIDC_ONLY else ["django.contrib.auth.backends.ModelBackend"]),
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
