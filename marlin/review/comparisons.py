@@ -34,6 +34,12 @@ class PairingError(ValueError):
     """Two runs that cannot be compared (different tasks, same run, same agent)."""
 
 
+def agent_pair(first_agent_id: int, second_agent_id: int) -> str:
+    """The unordered pair of agents as stored on the comparison ("low-high" ids)."""
+    low, high = sorted((first_agent_id, second_agent_id))
+    return f"{low}-{high}"
+
+
 def create_comparison(
     project: Project, task: Task, run_x: Run, run_y: Run, *, actor: User | None = None
 ) -> Comparison:
@@ -47,7 +53,12 @@ def create_comparison(
     run_a, run_b = (run_x, run_y) if secrets.randbelow(2) == 0 else (run_y, run_x)
     with transaction.atomic():
         comparison = Comparison.objects.create(
-            project=project, task=task, run_a=run_a, run_b=run_b, turn_count=1
+            project=project,
+            task=task,
+            run_a=run_a,
+            run_b=run_b,
+            turn_count=1,
+            agent_pair=agent_pair(run_a.agent_id, run_b.agent_id),
         )
         record(
             actor,

@@ -24,6 +24,12 @@ class ComparisonState(models.TextChoices):
     VOIDED = "voided", "Voided"
 
 
+class Routing(models.TextChoices):
+    NONE = "", "Not routed"
+    SINGLE = "single", "One annotator, no review"
+    FULL = "full", "Full overlap and review"
+
+
 class Comparison(models.Model):
     """Two runs on the same task, shown blind as A and B (the sides are stored, chosen at
     random).
@@ -48,6 +54,20 @@ class Comparison(models.Model):
     # submission turns a claim into a judgment), so `next` never counts rows to find free work.
     slots_taken = models.PositiveSmallIntegerField(default=0)
     void_reason = models.TextField(blank=True)
+    # The two agents as "low-high" ids, so the queue can cap how often one expert sees the same
+    # pair without joining runs. Never shown to blinded users (ids identify agents).
+    agent_pair = models.CharField(max_length=40, blank=True, editable=False)
+    # The queue's order within a project, highest first: set by the worker's sweep from active
+    # pair selection (marlin/analytics/queue_order.py), 0 until then. ``priority_note`` says why.
+    priority = models.FloatField(default=0.0)
+    priority_note = models.CharField(max_length=300, blank=True)
+    # Triage (project policy): "single" = one annotator, no review; "full" = the project's
+    # overlap and reviews; "" = not routed (triage off, or its checks still running).
+    routing = models.CharField(max_length=10, choices=Routing.choices, blank=True, default="")
+    routing_reason = models.TextField(blank=True)
+    # The checks' weak label for reviewers and staff (WeakLabel in marlin/review/routing.py);
+    # never shown to an annotator before their judgment.
+    weak_label = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,11 +85,29 @@ class Comparison(models.Model):
                 fields=["created_at", "id"],
                 condition=models.Q(state="awaiting_judgments"),
                 name="comparison_awaiting",
-            )
+            ),
+            # The claim's order: priority, then oldest first, over comparisons awaiting only.
+            models.Index(
+                models.F("priority").desc(),
+                "created_at",
+                "id",
+                condition=models.Q(state="awaiting_judgments"),
+                name="comparison_awaiting_priority",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"comparison {self.public_id}"
+
+    @property
+    def judgments_required(self) -> int:
+        """Judgments this comparison takes: one when triage routed it to a single annotator."""
+        return 1 if self.routing == Routing.SINGLE else self.project.overlap
+
+    @property
+    def reviews_required(self) -> int:
+        """Reviews each of its judgments needs: none when triage routed it to one annotator."""
+        return 0 if self.routing == Routing.SINGLE else self.project.reviewers_per_judgment
 
     def has_judged(self, user: User) -> bool:
         """Whether the user has a judgment (in any status, a draft too) on this comparison."""

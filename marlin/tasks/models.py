@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -102,6 +103,23 @@ class Project(models.Model):
     reveal_agents_to_experts_after_decision = models.BooleanField(default=False)
     rereview_on_rubric_change = models.BooleanField(default=False)
     claim_timeout_minutes = models.PositiveIntegerField(default=90)
+    # Blinding: seeing the same two agents again and again teaches an expert their styles.
+    max_judgments_per_pair = models.PositiveSmallIntegerField(
+        default=20,
+        help_text="Most comparisons of the same two agents the queue gives one expert "
+        "(0: no limit).",
+    )
+    triage = models.BooleanField(
+        default=False,
+        help_text="Send comparisons whose checks are decisive and whose weak label is confident "
+        "to a single annotator with no review; the others get the full overlap and reviews.",
+    )
+    triage_threshold = models.FloatField(
+        default=0.9,
+        validators=[MinValueValidator(0.51), MaxValueValidator(1.0)],
+        help_text="Probability the weak label must put on one side winning for triage "
+        "(0.51-1).",
+    )
 
     # Sandbox policy.
     allow_setup_network = models.BooleanField(
