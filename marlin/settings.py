@@ -203,6 +203,7 @@ OIDC_LINK_EXISTING = envbool("MARLIN_OIDC_LINK_EXISTING", False)
 # Only SSO: the login page shows the provider's button and refuses passwords.
 OIDC_ONLY = envbool("MARLIN_OIDC_ONLY", False)
 OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"  # the URL name the provider sends back to
 OIDC_STORE_ID_TOKEN = True  # sent back as id_token_hint when logging out at the provider
 OIDC_TIMEOUT = envint("MARLIN_OIDC_TIMEOUT", 10)
 AUTHENTICATION_BACKENDS = [
