@@ -140,7 +140,8 @@ TEMPLATES = [
     }
 ]
 
-DATABASE_URL = os.environ.get("MARLIN_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'marlin.sqlite3'}"
+# MARLIN_DATABASE_URL_FILE too: the URL carries the database password (compose.yaml's secret).
+DATABASE_URL = envsecret("MARLIN_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'marlin.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 # Connections kept by each process on PostgreSQL; 0 turns the pool off (then each thread keeps
 # its own connection for CONN_MAX_AGE). `marlin serve` sets it to its thread count.
