@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export MARLIN_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: demo test test-sqlite test-postgres setup system-deps agent-clis lint bench clean
+.PHONY: demo test test-sqlite test-postgres setup system-deps agent-clis lint bench image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ lint: setup
 
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The container image (Dockerfile, compose.yaml; docs/deploy.md). Needs a docker daemon and
+# access to Docker Hub's python image and the package registries; CI here has neither, so it
+# only lints the files (tests/deploy/).
+MARLIN_IMAGE ?= marlin:latest
+image:
+	docker build --tag $(MARLIN_IMAGE) .
 
 clean:
 	rm -rf $(VENV) var test-artifacts
