@@ -69,9 +69,18 @@ def label_of(overall: int) -> int:
     return weak_labels.SECOND if overall > 0 else weak_labels.TIE
 
 
-def project_votes(project: Project) -> tuple[np.ndarray, np.ndarray]:
-    """Votes (comparisons x functions) and labels (UNKNOWN where undecided), one row per
-    comparison of the project."""
+@dataclass(frozen=True)
+class ProjectVotes:
+    """One row per comparison of the project that has both candidates."""
+
+    ids: list[int]  # comparison ids
+    votes: np.ndarray  # (comparisons x functions), side A voting as FIRST
+    labels: np.ndarray  # decisions (UNKNOWN where undecided)
+    pending: np.ndarray  # a check of either side is still queued or running
+
+
+def comparison_votes(project: Project) -> ProjectVotes:
+    """Votes, labels and whether checks are still running, per comparison of the project."""
     comparisons = list(
         Comparison.objects.filter(project=project).values_list("pk", "run_a_id", "run_b_id")
     )
@@ -92,19 +101,33 @@ def project_votes(project: Project) -> tuple[np.ndarray, np.ndarray]:
     decided = dict(
         Decision.objects.filter(comparison__project=project).values_list("comparison_id", "overall")
     )
+    running = (CheckStatus.QUEUED, CheckStatus.RUNNING)
+    ids: list[int] = []
     votes: list[list[int]] = []
     labels: list[int] = []
+    pending: list[bool] = []
     for pk, run_a, run_b in comparisons:
         if run_a not in latest or run_b not in latest:
             continue
         _, cand_a, patch_a = latest[run_a]
         _, cand_b, patch_b = latest[run_b]
+        ids.append(pk)
         votes.append(votes_of(_side(results[cand_a], patch_a), _side(results[cand_b], patch_b)))
         labels.append(label_of(decided[pk]) if pk in decided else weak_labels.UNKNOWN)
-    return (
+        pending.append(any(r.status in running for r in results[cand_a] + results[cand_b]))
+    return ProjectVotes(
+        ids,
         np.asarray(votes, dtype=np.int64).reshape(-1, len(LABELLING_FUNCTIONS)),
         np.asarray(labels, dtype=np.int64),
+        np.asarray(pending, dtype=bool),
     )
+
+
+def project_votes(project: Project) -> tuple[np.ndarray, np.ndarray]:
+    """Votes (comparisons x functions) and labels (UNKNOWN where undecided), one row per
+    comparison of the project."""
+    found = comparison_votes(project)
+    return found.votes, found.labels
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def check_assigned(actor: User, comparison: Comparison) -> Judgment | None:
     if judgment is None:
         raise NotAssigned(_NOT_ASSIGNED)
     if not queue.may_take(actor, comparison) or (
-        queue.used_slots(comparison) >= comparison.project.overlap
+        queue.used_slots(comparison) >= comparison.judgments_required
     ):
         raise NotAssigned(_CLAIM_EXPIRED)
     return judgment

@@ -126,7 +126,7 @@ def judgment_submitted(judgment: Judgment) -> Comparison:
     _refuse_if_closed(comparison)
     if comparison.state == ComparisonState.AWAITING_JUDGMENTS:
         submitted = comparison.judgments.filter(status__in=LIVE_STATUSES).count()
-        if submitted >= comparison.project.overlap:
+        if submitted >= comparison.judgments_required:
             _move(
                 judgment.annotator,
                 comparison,
@@ -168,7 +168,7 @@ def _check_reviewable(actor: User, comparison: Comparison, judgment: Judgment) -
     reviews = active_reviews(judgment)
     if reviews.filter(reviewer_id=actor.pk).exists():
         raise IllegalTransition("You already reviewed this judgment.")
-    needed = comparison.project.reviewers_per_judgment
+    needed = comparison.reviews_required
     if reviews.count() >= needed:
         raise IllegalTransition(f"This judgment already has the {needed} review(s) it needs.")
 
@@ -366,7 +366,7 @@ def _settle(actor: User, comparison: Comparison) -> None:
     """Once every judgment has its reviews: agreed (then decided) or disputed."""
     project = comparison.project
     judgments = list(comparison.judgments.filter(status__in=LIVE_STATUSES).order_by("pk"))
-    if len(judgments) < project.overlap or any(
+    if len(judgments) < comparison.judgments_required or any(
         j.status != JudgmentStatus.SUBMITTED for j in judgments
     ):
         return
@@ -376,7 +376,7 @@ def _settle(actor: User, comparison: Comparison) -> None:
         )
     )
     for judgment in judgments:
-        if sum(1 for r in reviews if r.judgment_id == judgment.pk) < project.reviewers_per_judgment:
+        if sum(1 for r in reviews if r.judgment_id == judgment.pk) < comparison.reviews_required:
             return
     rule = judgments_agree([_verdict(j) for j in judgments], project.agreement_max_step_difference)
     objections = _review_objections(reviews)

@@ -38,6 +38,7 @@ from marlin.review.models import (
     JudgmentStatus,
     Review,
     ReviewVerdict,
+    Routing,
 )
 from marlin.tasks.models import Project, RubricVersion
 from marlin.tasks.rubric import SCALE_7
@@ -117,6 +118,7 @@ def review_queue_for(user: User) -> QuerySet[Judgment]:
         .exclude(Exists(judged))
         .annotate(n_reviews=Count("reviews", filter=Q(reviews__superseded_at__isnull=True)))
         .filter(n_reviews__lt=F("comparison__project__reviewers_per_judgment"))
+        .exclude(comparison__routing=Routing.SINGLE)  # triage: no review
         .select_related("comparison__project", "comparison__task")
         .order_by("submitted_at", "pk")
     )

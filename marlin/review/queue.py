@@ -35,15 +35,18 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import (
     Case,
+    Count,
     Exists,
     F,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
-from django.db.models.functions import Lower
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from marlin.audit.actions import record
@@ -55,6 +58,7 @@ from marlin.review.models import (
     ComparisonState,
     Judgment,
     JudgmentStatus,
+    Routing,
     WorkKind,
     WorkSession,
 )
@@ -180,11 +184,29 @@ def release_expired_claims(now: Any = None) -> int:
 
 def eligible_comparisons(annotator: Any, project: Project | None = None) -> QuerySet[Comparison]:
     """Comparisons the annotator could take now (for counts; ``next_comparison`` claims)."""
+    places = Case(
+        When(routing=Routing.SINGLE, then=Value(1)),
+        default=F("project__overlap"),
+        output_field=IntegerField(),
+    )
+    seen_pair = (
+        Claim.objects.filter(annotator=annotator, comparison__agent_pair=OuterRef("agent_pair"))
+        .values("annotator")
+        .annotate(n=Count("comparison", distinct=True))
+        .values("n")
+    )
     queryset = (
-        Comparison.objects.filter(
+        Comparison.objects.annotate(places=places, seen_pair=Coalesce(Subquery(seen_pair), 0))
+        .filter(
             state=ComparisonState.AWAITING_JUDGMENTS,
             project__is_active=True,
-            slots_taken__lt=F("project__overlap"),
+            slots_taken__lt=F("places"),
+        )
+        .exclude(project__triage=True, routing=Routing.NONE)
+        .filter(
+            Q(project__max_judgments_per_pair=0)
+            | Q(agent_pair="")
+            | Q(seen_pair__lt=F("project__max_judgments_per_pair"))
         )
         .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
         .exclude(
@@ -209,7 +231,7 @@ def eligible_comparisons(annotator: Any, project: Project | None = None) -> Quer
         else Value(0, output_field=IntegerField())
     )
     return queryset.annotate(repo_language=Lower("task__repository__language"), rank=rank).order_by(
-        "rank", "created_at", "pk"
+        "rank", "-priority", "created_at", "pk"
     )
 
 
@@ -250,10 +272,12 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
     postgres = connection.vendor == "postgresql"
     me = annotator.pk
     awaiting = ComparisonState.AWAITING_JUDGMENTS.value
+    single = Routing.SINGLE.value
     languages = _languages(annotator)
     # Placeholders in the order they appear in the text.
-    params: list[Any] = [awaiting, *([project.pk] if project else []), me, me, me]
+    params: list[Any] = [awaiting, single, *([project.pk] if project else []), me, me, me]
     params += [me, awaiting, *([project.pk] if project else []), me, *SLOT_STATUSES]
+    params += [me]
     params += languages
     in_list = ", ".join(["%s"] * len(languages))
     # (A constant would be read as a column number in ORDER BY: no language, no rank.)
@@ -277,7 +301,9 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
             INNER JOIN {project} p ON p.id = c.project_id
             INNER JOIN {task} t ON t.id = c.task_id
             INNER JOIN {repository} r ON r.id = t.repository_id
-            WHERE c.state = %s AND p.is_active AND c.slots_taken < p.overlap {in_project}
+            WHERE c.state = %s AND p.is_active
+              AND c.slots_taken < (CASE WHEN c.routing = %s THEN 1 ELSE p.overlap END)
+              AND (NOT p.triage OR c.routing <> '') {in_project}
               AND (t.created_by_id IS NULL OR t.created_by_id <> %s)
               AND NOT EXISTS (
                 SELECT 1 FROM {judgment} j WHERE j.comparison_id = c.id AND j.annotator_id = %s)
@@ -292,7 +318,12 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
                     SELECT 1 FROM {judgment} hj
                     WHERE hj.comparison_id = h.comparison_id AND hj.annotator_id = %s
                       AND hj.status IN ({slot_statuses})))
-            ORDER BY {rank}c.created_at, c.id
+              AND (p.max_judgments_per_pair = 0 OR c.agent_pair = '' OR (
+                SELECT COUNT(DISTINCT s.comparison_id) FROM {claim} s
+                INNER JOIN {comparison} sc ON sc.id = s.comparison_id
+                WHERE s.annotator_id = %s AND sc.agent_pair = c.agent_pair
+              ) < p.max_judgments_per_pair)
+            ORDER BY {rank}c.priority DESC, c.created_at, c.id
             LIMIT 1
             {lock}
         )
@@ -327,7 +358,7 @@ def claim(annotator: Any, comparison: Comparison) -> Claim | None:
         taken = Comparison.objects.filter(
             pk=comparison.pk,
             state=ComparisonState.AWAITING_JUDGMENTS,
-            slots_taken__lt=comparison.project.overlap,
+            slots_taken__lt=comparison.judgments_required,
         ).update(slots_taken=F("slots_taken") + 1)
         if not taken:
             return None
