@@ -29,6 +29,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from marlin import paths
 from marlin.agents import jobs as agent_jobs
 from marlin.agents.models import Candidate
+from marlin.analytics import queue_order
 from marlin.checks import jobs as check_jobs
 from marlin.management.lifetime import die_with_parent
 from marlin.review import comparisons, queue
@@ -58,6 +59,7 @@ class Recovered:
     runs: int = 0
     handed_on: list[int] = field(default_factory=list)
     claims: int = 0
+    queues: int = 0  # projects whose queue order, weak labels and triage were refreshed
 
     def __str__(self) -> str:
         return (
@@ -65,7 +67,8 @@ class Recovered:
             f"build(s) and checks of {len(self.candidates)} candidate(s) queued again, "
             f"{self.runs} agent run(s) recovered, "
             f"{len(self.handed_on)} finished turn(s) handed on again, "
-            f"{self.claims} idle claim(s) released"
+            f"{self.claims} idle claim(s) released, "
+            f"{self.queues} project queue(s) reordered"
         )
 
     @property
@@ -104,6 +107,12 @@ def recover_all(*, sweep: bool = True) -> Recovered:
     # Claims idle past their project's timeout go back to the queue here, not in the requests
     # of the annotators asking for work.
     recovered.claims = queue.release_expired_claims()
+    # The queue's order (active pair selection), weak labels and triage: computed here, so
+    # that `next` only reads a stored priority (marlin/analytics/queue_order.py).
+    try:
+        recovered.queues = len(queue_order.refresh_all())
+    except Exception:  # statistics must not stop the recovery of work; logged, tried again
+        logger.exception("refreshing the queues' order failed")
     return recovered
 
 
