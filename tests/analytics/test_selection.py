@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.integrate import quad
+from scipy.stats import norm
 
 from marlin.analytics import selection
 from marlin.analytics.bt import PairCounts, fit_davidson
@@ -132,3 +134,64 @@ def test_an_agent_that_never_lost_stays_in_play() -> None:
     fitted_values = selection.values(fitted, first, second)
     assert flat_values[0] < 0.25 * flat_values[1]
     assert fitted_values[0] > 2 * fitted_values[1]
+
+
+def test_the_order_value_of_two_agents_is_the_expected_drop_of_their_misorder_chance() -> None:
+    # Two agents: P(wrong order) is Phi(-g / s) now; after one more outcome the gap estimate
+    # moves by N(0, s^2 - s'^2) and its sd falls to s'. Integrate that by quadrature.
+    theta = np.array([0.2, -0.2])
+    model = selection.model_of(_counts(2, {(0, 1): 6}), theta, 0.4)
+    value = selection.values(model, np.array([0]), np.array([1]), target="order")[0]
+    var = model.cov[0, 0] + model.cov[1, 1] - 2 * model.cov[0, 1]
+    w = selection.outcome_information(theta, 0.4, np.array([0]), np.array([1]))[0]
+    var_after = var - w * var**2 / (1 + w * var)
+    moved = np.sqrt(var - var_after)
+    gap = 0.4
+
+    def after(z: float) -> float:
+        return float(norm.cdf(-abs(gap + moved * z) / np.sqrt(var_after)) * norm.pdf(z))
+
+    expected = norm.cdf(-gap / np.sqrt(var)) - quad(after, -10, 10, points=[-gap / moved])[0]
+    assert value > 0
+    assert value == pytest.approx(expected, rel=0.02)
+
+
+def test_the_order_target_spends_the_next_comparison_where_the_order_is_in_doubt() -> None:
+    # Agents 1 and 2 are 0.05 apart; every other neighbour is 2 apart (about 350 Elo points):
+    # only their order is in doubt, so the order target compares them.
+    theta = np.array([2.0, 0.05, 0.0, -2.05])
+    pairs = {p: 4 for p in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]}
+    model = selection.model_of(_counts(4, pairs), theta, 0.3)
+    first, second = selection.all_pairs(4)
+    pick = selection.choose(
+        model,
+        first,
+        second,
+        np.ones(first.size),
+        np.random.default_rng(0),
+        target="order",
+        explore=0.0,
+    )
+    assert (int(first[pick.index]), int(second[pick.index])) == (1, 2)
+    value = selection.values(model, first, second, target="order")
+    assert value[pick.index] > 3 * np.sort(value)[-2]
+
+
+def test_the_floor_keeps_lopsided_pairs_in_a_plan() -> None:
+    # The order target alone would never compare agents 0 and 3 here; a floor of 20% uniform
+    # picks does, and about 20% of a long plan is exploration.
+    theta = np.array([2.0, 0.05, 0.0, -2.05])
+    model = selection.model_of(_counts(4, {(0, 1): 4, (1, 2): 4, (2, 3): 4}), theta, 0.3)
+    first, second = selection.all_pairs(4)
+    rng = np.random.default_rng(5)
+    greedy = selection.plan(
+        model, first, second, np.ones(first.size), 60, rng, target="order", explore=0.0
+    )
+    lopsided = int(np.flatnonzero((first == 0) & (second == 3))[0])
+    assert lopsided not in {p.index for p in greedy}
+    picks = selection.plan(
+        model, first, second, np.ones(first.size), 600, rng, target="order", explore=0.2
+    )
+    explored = sum(p.explored for p in picks)
+    assert 0.15 * 600 < explored < 0.25 * 600  # binomial(600, 0.2): sd about 10
+    assert lopsided in {p.index for p in picks if p.explored}
