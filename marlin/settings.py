@@ -171,6 +171,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PO
         "timeout": envint("MARLIN_DB_POOL_TIMEOUT", 30),
         "max_idle": 300,
     }
+# Django's own backends, plus sealing a transaction's audit events right before it commits
+# (marlin.audit.backends; docs/decisions/0016).
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.sqlite3": "marlin.audit.backends.sqlite3",
+    "django.db.backends.postgresql": "marlin.audit.backends.postgresql",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

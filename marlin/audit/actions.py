@@ -11,8 +11,8 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
-from django.utils import timezone
 
+from marlin.audit.chain import add_pending
 from marlin.audit.keys import AuditKey, current_key, keyring
 from marlin.audit.models import (
     GENESIS_HASH,
@@ -41,7 +41,8 @@ def record(
     project_id: int | None = None,
 ) -> AuditEvent:
     """Append one event. Must run inside the caller's transaction so the change and its record
-    commit together."""
+    commit together. The event is linked into the chain and saved right before that transaction
+    commits: its sequence, hashes and id are set then, and a rollback discards it."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record() must be called inside transaction.atomic()")
     if obj is not None:
@@ -51,11 +52,8 @@ def record(
             project_id = getattr(obj, "project_id", None)
     if not object_type:
         raise ValueError("record() needs an object or an object_type")
-    key = current_key()  # before the lock: every audited write in the system waits on it
-    head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    key = current_key()
     event = AuditEvent(
-        sequence=head.last_sequence + 1,
-        created_at=timezone.now(),
         actor_id=actor.pk if actor is not None else None,
         actor_name=(actor.get_username() if actor is not None else "") or "system",
         verb=verb,
@@ -65,15 +63,12 @@ def record(
         old_values=_jsonable(old),
         new_values=_jsonable(new),
         reason=reason,
-        prev_hash=head.last_hash,
         algorithm=Algorithm.HMAC_SHA256,
         key_id=key.id,
     )
-    event.hash = event.compute_hash({key.id: key})
-    event.save()
-    head.last_hash = event.hash
-    head.last_sequence = event.sequence
-    head.save(update_fields=["last_hash", "last_sequence"])
+    # Chained when the transaction commits (marlin.audit.chain), so the chain head is locked
+    # only for the insert and the commit rather than for the rest of the action.
+    add_pending(connection, event, key)
     return event
 
 

@@ -55,7 +55,8 @@ class AuditEventQuerySet(models.QuerySet):
 
 
 class AuditChainHead(models.Model):
-    """A single row holding the chain's tip; locking it serialises writers on every database."""
+    """A single row holding the chain's tip. A transaction locks it right before it commits, to
+    seal its events (marlin.audit.chain), so the chain is one sequence in commit order."""
 
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
     last_sequence = models.BigIntegerField(default=0)

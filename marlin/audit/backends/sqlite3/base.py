@@ -1,0 +1,9 @@
+"""Django's SQLite backend, sealing audit events before each commit (marlin.audit.backends)."""
+
+from django.db.backends.sqlite3 import base
+
+from marlin.audit.backends import SealsAuditEvents
+
+
+class DatabaseWrapper(SealsAuditEvents, base.DatabaseWrapper):
+    pass
