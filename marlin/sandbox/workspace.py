@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
 
 from marlin.sandbox.core import Limits, Mount, Overlay, backend_name, run
 from marlin.sandbox.gitutil import GitError, parse_patch_headers, run_git, validate_ref
@@ -813,13 +814,28 @@ def _rmtree(path: Path) -> None:
         path.unlink(missing_ok=True)
         return
 
-    # An agent may leave read-only directories behind; make them writable and retry once.
-    def retry(function: Callable[[str], object], failed: str, _exc_info: object) -> None:
+    # An agent may leave read-only directories behind, and overlayfs leaves its work directory
+    # at mode 000, which only root can walk (a worker running as another user, as in the
+    # container image, cannot): make them writable and retry once. A directory rmtree could
+    # not open is removed whole here, as rmtree has given up on it. Once per path: a second
+    # failure is the real error.
+    tried: set[str] = set()
+
+    def retry(
+        function: Callable[..., object],
+        failed: str,
+        exc_info: tuple[type[BaseException], BaseException, TracebackType],
+    ) -> None:
+        if failed in tried:
+            raise exc_info[1]
+        tried.add(failed)
         parent = os.path.dirname(failed)
         os.chmod(parent, stat.S_IRWXU)
         if os.path.isdir(failed) and not os.path.islink(failed):
             os.chmod(failed, stat.S_IRWXU)
-        function(failed)
+            shutil.rmtree(failed, onerror=retry)
+        else:
+            function(failed)
 
     shutil.rmtree(path, onerror=retry)
 
