@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import statistics
@@ -53,7 +54,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,11 +377,16 @@ def annotator(
 class LockSampler(threading.Thread):
     """PostgreSQL only: every 0.25 s, how many of the run's database sessions are running a
     statement, how many wait for a lock, how many of those wait on the audit chain's head (the
-    single row every audited write locks), and how many connections there are at all."""
+    single row every audited write locks), and how many connections there are at all. And for
+    each session waiting for a lock: the table it waits on (the locked relation, or the table
+    its statement writes) and what the session holding it up is doing (its state and statement),
+    to find any hot row held across a request."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
         self.url, self.samples = url, []  # type: ignore[var-annotated]
+        self.waits: Counter[str] = Counter()
+        self.blockers: Counter[str] = Counter()
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -399,8 +405,19 @@ class LockSampler(threading.Thread):
                         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     ).fetchone()
                 )
+                waiting = conn.execute(
+                    "SELECT w.query, (SELECT relname FROM pg_locks l JOIN pg_class c"
+                    "   ON c.oid = l.relation WHERE l.pid = w.pid AND NOT l.granted LIMIT 1),"
+                    " b.state, b.query"
+                    " FROM pg_stat_activity w"
+                    " LEFT JOIN pg_stat_activity b ON b.pid = (pg_blocking_pids(w.pid))[1]"
+                    " WHERE w.datname = current_database() AND w.wait_event_type = 'Lock'"
+                ).fetchall()
+                for query, relation, blocker_state, blocker_query in waiting:
+                    self.waits[relation or _table_of(query)] += 1
+                    self.blockers[f"{blocker_state}: {_statement_kind(blocker_query)}"] += 1
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         self.stopping.set()
         self.join(5)
         if not self.samples:
@@ -411,7 +428,23 @@ class LockSampler(threading.Thread):
             "waiting_for_a_lock": round(sum(s[1] for s in self.samples) / n, 2),
             "waiting_for_the_audit_head": round(sum(s[2] for s in self.samples) / n, 2),
             "connections_max": max(s[3] for s in self.samples),
+            "waiting_on": {k: round(v / n, 2) for k, v in self.waits.most_common(6)},
+            "held_up_by": {k: round(v / n, 2) for k, v in self.blockers.most_common(6)},
         }
+
+
+def _table_of(query: str | None) -> str:
+    match = re.search(r'\b(?:UPDATE|INTO|FROM)\s+"?(\w+)', query or "", re.IGNORECASE)
+    return match.group(1) if match else "?"
+
+
+def _statement_kind(query: str | None) -> str:
+    words = (query or "").split()
+    if not words:
+        return "?"
+    if words[0].upper() in ("COMMIT", "BEGIN", "ROLLBACK", "RELEASE", "SAVEPOINT"):
+        return words[0].upper()
+    return f"{words[0].upper()} {_table_of(query)}"
 
 
 def percentile(values: list[float], q: float) -> float:
