@@ -258,3 +258,38 @@ def _why(pick: selection.Pick, kind: str, minutes: float) -> str:
         f"{selection.describe(pick, TARGET, minutes)} ({kind} tasks); "
         f"{pick.per_minute * 60:.3g} per expert hour"
     )
+
+
+@dataclass(frozen=True)
+class Next:
+    public_id: str
+    task: str
+    kind: str
+    first: str  # agent names (the page is for admins and authors)
+    second: str
+    priority: float
+    why: str
+    taken: int  # places taken
+
+
+def next_in_queue(project: Project, n: int = 10) -> list[Next]:
+    """The comparisons the queue hands out next (before languages and the pair cap, which
+    depend on who asks), with why they come first."""
+    rows = (
+        Comparison.objects.filter(project=project, state=ComparisonState.AWAITING_JUDGMENTS)
+        .select_related("task", "run_a__agent", "run_b__agent")
+        .order_by("-priority", "created_at", "pk")[:n]
+    )
+    return [
+        Next(
+            c.public_id,
+            c.task.title,
+            c.task.kind,
+            c.run_a.agent.name,
+            c.run_b.agent.name,
+            c.priority,
+            c.priority_note or "not ordered yet: waits for the worker's next sweep (oldest first)",
+            c.slots_taken,
+        )
+        for c in rows
+    ]

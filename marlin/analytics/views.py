@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from marlin.accounts.http import AuthenticatedHttpRequest
 from marlin.accounts.models import User
 from marlin.agents.models import Agent
-from marlin.analytics import active, charts
+from marlin.analytics import active, charts, queue_order
 from marlin.analytics.bt import ELO_BASE, ELO_PER_LOG
 from marlin.analytics.coefficients import Coefficient
 from marlin.analytics.confidence import DEFAULT_MIN_COMPARISONS, TIE_MODELS
@@ -348,7 +348,12 @@ def project_selection(request: AuthenticatedHttpRequest, project_id: int) -> Htt
     return render(
         request,
         "analytics/selection.html",
-        {"project": project, "preview": active.preview(project), "kinds": dict(TaskKind.choices)},
+        {
+            "project": project,
+            "preview": active.preview(project),
+            "kinds": dict(TaskKind.choices),
+            "queue": queue_order.next_in_queue(project),
+        },
     )
 
 

@@ -23,7 +23,7 @@ from marlin.agents.models import Candidate
 from marlin.api.auth import AUTH, HeartbeatTicketAuth, require, user_of
 from marlin.api.types import MAX_ID, Counter, Id, Pagination, filter_param
 from marlin.errors import IllegalTransition
-from marlin.review import actions, pipeline, queue
+from marlin.review import actions, pipeline, queue, routing
 from marlin.review.activity import Ticket, do_ticket_heartbeat
 from marlin.review.compare import checks_visible
 from marlin.review.forms import (
@@ -112,6 +112,14 @@ class JudgmentOut(Schema):
     submitted_at: datetime | None
 
 
+class WeakLabelOut(Schema):
+    a: float = Field(..., description="P(the decision prefers side A)")
+    b: float = Field(..., description="P(the decision prefers side B)")
+    tie: float
+    votes: list[str] = Field(..., description="The checks that voted, and for which side")
+    decided: int = Field(..., description="Decided comparisons the label model learnt from")
+
+
 class ComparisonOut(Schema):
     public_id: str
     state: str
@@ -123,6 +131,17 @@ class ComparisonOut(Schema):
     agents: dict[str, str] | None = Field(
         None, description="Agent names by side: admins and authors only."
     )
+    weak_label: WeakLabelOut | None = Field(
+        None,
+        description="What the checks suggest (label model probabilities for the sides as shown): "
+        "reviewers, adjudicators, authors and admins only, never an annotator working on it.",
+    )
+    routing: str | None = Field(
+        None,
+        description="Triage: single (one annotator, no review), full, or empty (not routed); "
+        "same audience as weak_label.",
+    )
+    routing_reason: str | None = Field(None, description="Why it was routed so.")
 
 
 class ComparisonBrief(Schema):
@@ -362,6 +381,17 @@ def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
         "rubric": version.criteria,
         "my_judgment": _judgment_out(mine, comparison.public_id) if mine else None,
         "agents": _agents(user, comparison),
+        **_weak_label(user, comparison),
+    }
+
+
+def _weak_label(user: Any, comparison: Comparison) -> dict[str, Any]:
+    if not routing.may_see_weak_label(user, comparison):
+        return {}
+    return {
+        "weak_label": comparison.weak_label,
+        "routing": comparison.routing,
+        "routing_reason": comparison.routing_reason,
     }
 
 

@@ -23,7 +23,7 @@ from marlin.accounts.models import User
 from marlin.audit.models import AuditEvent
 from marlin.errors import IllegalTransition
 from marlin.permissions import role_required
-from marlin.review import activity, blinding, compare, pipeline
+from marlin.review import activity, blinding, compare, pipeline, routing
 from marlin.review.forms import (
     DecisionForm,
     ReasonForm,
@@ -170,6 +170,7 @@ def review_judgment(
         "review/pipeline/review.html",
         {
             **_blind(comparison, request.user),
+            **routing.weak_label_context(request.user, comparison),
             "judgment": judgment,
             "rows": list(rows.values()),
             "criteria": [
@@ -247,6 +248,7 @@ def adjudicate(request: AuthenticatedHttpRequest, public_id: str) -> HttpRespons
         "review/pipeline/adjudicate.html",
         {
             **_blind(comparison, request.user),
+            **routing.weak_label_context(request.user, comparison),
             "judgments": [
                 {"judgment": j, "rows": judgment_rows(j), "reviews": list(j.reviews.all())}
                 for j in judgments
@@ -311,6 +313,7 @@ def _outcome_context(request: AuthenticatedHttpRequest, comparison: Comparison) 
         "current_version": _current_version(comparison),
         "reveal": agents is not None,
         "agents": agents,
+        **routing.weak_label_context(request.user, comparison),
     }
 
 

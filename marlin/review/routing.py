@@ -106,3 +106,25 @@ def do_route(
     new: dict[str, Any] = {"routing": routing, "weak_label": comparison.weak_label}
     record(None, "comparison.routed", comparison, old={"routing": ""}, new=new, reason=reason)
     return comparison
+
+
+def weak_label_context(user: User, comparison: Comparison) -> dict[str, Any]:
+    """What the review pages show of the weak label and the routing, for those who may see it
+    (nothing at all for the others: not even that there is one)."""
+    if not may_see_weak_label(user, comparison):
+        return {}
+    label = comparison.weak_label
+    return {
+        "weak_label": {
+            "a": f"{label['a']:.0%}",
+            "b": f"{label['b']:.0%}",
+            "tie": f"{label['tie']:.0%}",
+            "votes": label.get("votes", []),
+            "decided": label.get("decided", 0),
+        }
+        if label
+        else None,
+        "routing": comparison.get_routing_display() if comparison.routing else "",
+        "routing_reason": comparison.routing_reason,
+        "show_weak_label": True,
+    }

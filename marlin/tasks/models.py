@@ -117,8 +117,7 @@ class Project(models.Model):
     triage_threshold = models.FloatField(
         default=0.9,
         validators=[MinValueValidator(0.51), MaxValueValidator(1.0)],
-        help_text="Probability the weak label must put on one side winning for triage "
-        "(0.51-1).",
+        help_text="Probability the weak label must put on one side winning for triage (0.51-1).",
     )
 
     # Sandbox policy.

@@ -174,7 +174,20 @@ def project_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def project_detail(request: AuthenticatedHttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.select_related("rubric"), pk=project_id)
     counts = dict(project.tasks.values_list("status").annotate(n=Count("id")))
-    return render(request, "tasks/project_detail.html", {"project": project, "counts": counts})
+    # The head of the annotators' queue and why (agent names: staff only, as the pool card).
+    # Through the reverse relation: the review app sits above this one.
+    next_items = (
+        project.comparisons.filter(state="awaiting_judgments")
+        .select_related("task", "run_a__agent", "run_b__agent")
+        .order_by("-priority", "created_at", "pk")[:5]
+        if request.user.has_role("admin", "author")
+        else []
+    )
+    return render(
+        request,
+        "tasks/project_detail.html",
+        {"project": project, "counts": counts, "next_items": next_items},
+    )
 
 
 @role_required()
