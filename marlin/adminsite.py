@@ -14,10 +14,15 @@ This module imports no Marlin app, so every app's admin.py can build on it.
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import resolve_url
 
 
 class MarlinAdminSite(admin.AdminSite):
@@ -27,6 +32,18 @@ class MarlinAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_authenticated and user.has_role("admin"))
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Visitors log in on Marlin's own page (which audits the login, offers single sign-on
+        and honours MARLIN_OIDC_ONLY); a logged-in user without the admin role gets the
+        admin's page saying so."""
+        if not request.user.is_authenticated:
+            # Not auth.views.redirect_to_login: this module is imported before the apps load.
+            next_url = request.GET.get("next") or request.get_full_path()
+            return HttpResponseRedirect(
+                f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': next_url})}"
+            )
+        return super().login(request, extra_context)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

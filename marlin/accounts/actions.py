@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from marlin.accounts.models import ApiToken, ExpertProfile, Role, RoleGrant, User
+from marlin.accounts.models import ApiToken, ExpertProfile, Role, RoleGrant, SsoIdentity, User
 from marlin.audit.actions import record
 
 
@@ -45,7 +46,7 @@ def username_problem(username: str) -> str | None:
 def do_create_user(
     actor: User | None,
     username: str,
-    password: str,
+    password: str | None,
     *,
     roles: Sequence[str] = (),
     email: str = "",
@@ -179,3 +180,135 @@ def do_set_user_active(actor: User | None, user: User, active: bool, *, reason: 
         reason=reason,
     )
     return True
+
+
+# Logins. Every login and every refused one is an event, whichever way it came (password or single
+# sign-on); failures name the username tried, never the password.
+
+
+@transaction.atomic
+def do_record_login(user: User, method: str, *, detail: dict | None = None) -> None:
+    record(user, "user.login", user, new={"method": method, **(detail or {})})
+
+
+@transaction.atomic
+def do_record_login_failure(username: str, method: str, reason: str) -> None:
+    user = User.objects.filter(username=username).first() if username else None
+    record(
+        None,
+        "user.login_failed",
+        user,
+        object_type="accounts.user",
+        object_id=user.pk if user else "",
+        new={"method": method, "username": username[:USERNAME_MAX_LENGTH]},
+        reason=reason[:500],
+    )
+
+
+@transaction.atomic
+def do_record_logout(user: User, *, detail: dict | None = None) -> None:
+    record(user, "user.logout", user, new=detail or {})
+
+
+class SsoRefused(Exception):
+    """A single sign-on login Marlin will not accept; the message says why, for the person."""
+
+
+@dataclass(frozen=True)
+class SsoPerson:
+    """What a verified single sign-on login says about the person (marlin/accounts/sso.py)."""
+
+    issuer: str
+    subject: str
+    username: str
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    groups: frozenset[str] = frozenset()
+
+
+@transaction.atomic
+def do_sso_login(
+    person: SsoPerson, role_map: Mapping[str, frozenset[str]], *, link_existing: bool = False
+) -> User:
+    """The user `person` logs in as: found by issuer and subject, else linked or created, with
+    their name and email brought up to date and the mapped roles following their groups."""
+    identity = (
+        SsoIdentity.objects.select_related("user")
+        .filter(issuer=person.issuer, subject=person.subject)
+        .first()
+    )
+    if identity is not None:
+        user = User.objects.select_for_update().get(pk=identity.user_id)
+    else:
+        user = _first_sso_login(person, link_existing=link_existing)
+    if not user.is_active:
+        raise SsoRefused("Your Marlin account is deactivated; ask an admin to reactivate it.")
+    changes = {
+        name: value
+        for name, value in (
+            ("email", person.email),
+            ("first_name", person.first_name[:150]),
+            ("last_name", person.last_name[:150]),
+        )
+        if value and getattr(user, name) != value
+    }
+    if changes:
+        do_update_user(None, user, changes, reason=f"single sign-on login at {person.issuer}")
+    do_sync_sso_roles(user, person.groups, role_map, issuer=person.issuer)
+    return user
+
+
+def _first_sso_login(person: SsoPerson, *, link_existing: bool) -> User:
+    username = User.normalize_username(person.username)
+    if not username:
+        raise SsoRefused(
+            "The identity provider sent no username for you; the operator sets which claim "
+            "holds it (MARLIN_OIDC_USERNAME_CLAIM)."
+        )
+    problem = username_problem(username)
+    if problem:
+        raise SsoRefused(
+            f"Your username at the identity provider cannot name a Marlin account. {problem}"
+        )
+    existing = User.objects.select_for_update().filter(username__iexact=username).first()
+    if existing is not None:
+        linked = existing.sso_identities.filter(issuer=person.issuer).exists()
+        if not link_existing or linked:
+            raise SsoRefused(
+                f"A Marlin account named {username!r} already exists and is not linked to this "
+                "sign-in. An admin can rename or deactivate it, or link accounts by name "
+                "(MARLIN_OIDC_LINK_EXISTING)."
+            )
+        user = existing
+    else:
+        user = do_create_user(
+            None, username, None, email=person.email, reason="first single sign-on login"
+        )
+    identity = SsoIdentity.objects.create(user=user, issuer=person.issuer, subject=person.subject)
+    record(
+        None,
+        "user.sso_link",
+        user,
+        new={"issuer": person.issuer, "subject": person.subject, "identity": identity.pk},
+        reason="first single sign-on login",
+    )
+    return user
+
+
+@transaction.atomic
+def do_sync_sso_roles(
+    user: User, groups: frozenset[str], role_map: Mapping[str, frozenset[str]], *, issuer: str
+) -> None:
+    """Grant the roles `groups` map to, and revoke the mapped roles they no longer map to.
+    Roles the map never names are left as an admin set them."""
+    managed = frozenset().union(*role_map.values()) if role_map else frozenset()
+    wanted = frozenset().union(*(role_map.get(group, frozenset()) for group in groups))
+    held = set(user.role_grants.values_list("role", flat=True))
+    shown = ", ".join(sorted(groups & set(role_map))) or "none mapped"
+    for role in sorted(wanted - held):
+        do_grant_role(None, user, role, reason=f"single sign-on at {issuer}: groups {shown}")
+    for role in sorted((held & managed) - wanted):
+        do_revoke_role(
+            None, user, role, reason=f"single sign-on at {issuer}: no group maps to {role}"
+        )

@@ -14,7 +14,15 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from marlin.accounts import actions
-from marlin.accounts.models import ApiToken, Earning, ExpertProfile, Role, RoleGrant, User
+from marlin.accounts.models import (
+    ApiToken,
+    Earning,
+    ExpertProfile,
+    Role,
+    RoleGrant,
+    SsoIdentity,
+    User,
+)
 from marlin.adminsite import ReadOnlyAdmin
 
 # Marlin's access is RoleGrant rows; Django's groups and permission rows grant nothing here, and
@@ -194,6 +202,17 @@ class RoleGrantAdmin(ReadOnlyAdmin):
     list_filter = ["role"]
     search_fields = ["user__username"]
     list_select_related = ["user", "granted_by"]
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(ReadOnlyAdmin):
+    """Made by a first single sign-on login (marlin/accounts/sso.py); removing one would let the
+    next login with that identity make a new account, so it is not offered here."""
+
+    list_display = ["user", "issuer", "subject", "created_at"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "subject"]
+    list_select_related = ["user"]
 
 
 @admin.register(ExpertProfile)

@@ -63,6 +63,25 @@ class RoleGrant(models.Model):
         return f"{self.user} is {self.role}"
 
 
+class SsoIdentity(models.Model):
+    """The single sign-on identity a user logs in with: the provider's issuer and its stable
+    subject id. A login is matched by these, never by a username or an email the person may be
+    able to change at the provider."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sso_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="unique_sso_identity")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"
+
+
 class ExpertProfile(models.Model):
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="expert_profile")
     skills = models.JSONField(default=list, blank=True, help_text="e.g. backend, security, ml")
@@ -109,14 +128,26 @@ class ApiToken(models.Model):
 
     @classmethod
     def authenticate(cls, raw: str) -> User | None:
+        # The user's roles ride along (one EXISTS per role), so a request's role checks need no
+        # query of their own; and the profile, as the queue reads the expert's languages.
+        held = {
+            f"holds_{role}": models.Exists(
+                RoleGrant.objects.filter(user_id=models.OuterRef("user_id"), role=role)
+            )
+            for role in Role.values
+        }
         token = (
-            # The profile too: the queue reads the expert's languages on every `next`.
             cls.objects.select_related("user", "user__expert_profile")
+            .annotate(**held)
             .filter(token_hash=_hash_token(raw), revoked_at__isnull=True, user__is_active=True)
             .first()
         )
         if token is None:
             return None
+        user = token.user
+        roles = frozenset(role for role in Role.values if getattr(token, f"holds_{role}"))
+        # The same set role_names() would read (superusers are admins).
+        user._role_names = roles | {Role.ADMIN.value} if user.is_superuser else roles
         now = timezone.now()
         stale = now - LAST_USED_RESOLUTION
         if token.last_used_at is None or token.last_used_at < stale:
@@ -126,7 +157,7 @@ class ApiToken(models.Model):
                 models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=stale),
                 pk=token.pk,
             ).update(last_used_at=now)
-        return token.user
+        return user
 
 
 class EarningKind(models.TextChoices):

@@ -4,8 +4,10 @@ from django.urls import path
 from marlin.accounts import views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.MarlinLoginView.as_view(), name="login"),
+    path("logout/", views.logout, name="logout"),
+    path("sso/start/", views.SsoStartView.as_view(), name="sso_start"),
+    path("sso/callback/", views.SsoCallbackView.as_view(), name="sso_callback"),
     path(
         "password/",
         auth_views.PasswordChangeView.as_view(success_url="/account/password/done/"),

@@ -18,7 +18,14 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from marlin.accounts.actions import do_issue_token
-from marlin.accounts.models import ApiToken, Earning, EarningKind, ExpertProfile, User
+from marlin.accounts.models import (
+    ApiToken,
+    Earning,
+    EarningKind,
+    ExpertProfile,
+    SsoIdentity,
+    User,
+)
 from marlin.agents.models import Agent, Run, TrajectoryStep, Turn
 from marlin.analytics.imports import do_import_judgments
 from marlin.audit.models import AuditEvent
@@ -69,6 +76,7 @@ def world(erin, alice, bob, carol):
         decided_by=carol,
     )
     ExpertProfile.objects.create(user=alice, hourly_rate_cents=5000)
+    SsoIdentity.objects.create(user=bob, issuer="https://id.example.org", subject="b-1")
     Earning.objects.create(
         user=alice,
         project=project,
