@@ -87,6 +87,18 @@ def keyring() -> dict[str, AuditKey]:
     return ring
 
 
+def available_keys() -> dict[str, AuditKey]:
+    """The keys this machine has now, by id, without generating one: what `marlin restore` checks
+    a backup's events against before it writes anything (a generated key would sign nothing old)."""
+    texts = [(text, "MARLIN_AUDIT_OLD_KEYS") for text in settings.AUDIT_OLD_KEYS]
+    generated = data_dir() / "audit_key"
+    if settings.AUDIT_KEY:
+        texts.append((settings.AUDIT_KEY, "MARLIN_AUDIT_KEY"))
+    elif generated.is_file():
+        texts.append((generated.read_text().strip(), str(generated)))
+    return {key.id: key for key in (_key(text, source) for text, source in texts)}
+
+
 def check_configured_keys(**kwargs: object) -> list[checks.CheckMessage]:
     """System check: a configured key that is too short stops the server at start, not at the
     first audited write. (An unset key is fine: it is generated on first use.)"""
