@@ -9,6 +9,8 @@ marlin import swebench-tasks FILE / predictions FILE
 marlin export ...            write dataset exports
 marlin audit checkpoint      sign the audit chain's head into the checkpoint file
 marlin audit verify          verify the keyed audit chain against the checkpoints
+marlin backup DEST           dump the database, exports and checkpoints (never a key)
+marlin restore SRC           restore a backup into an empty database and data directory
 """
 
 from __future__ import annotations
