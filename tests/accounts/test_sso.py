@@ -300,3 +300,18 @@ def test_settings_that_would_lock_everyone_out_stop_the_server(settings):
 
     assert "nobody could log in" in str(refused.value)
     assert "unknown role 'superhero'" in str(refused.value)
+
+
+def test_turning_password_login_off_ends_the_sessions_made_with_a_password(
+    client, sso, dave, settings
+):
+    assert (
+        client.post("/account/login/", {"username": "dave", "password": PASSWORD}).status_code
+        == 302
+    )
+    assert client.get("/").status_code == 200
+
+    use_provider(settings, sso, MARLIN, only=True)  # the operator sets MARLIN_OIDC_ONLY=1
+
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/account/login/")
