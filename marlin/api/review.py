@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
@@ -43,7 +43,7 @@ from marlin.review.models import (
     JudgmentStatus,
     Review,
 )
-from marlin.tasks.models import Project
+from marlin.tasks.models import Project, RubricVersion
 
 router = Router()
 NAME_ROLES = ("admin", "author")
@@ -52,6 +52,15 @@ OVERSIGHT_ROLES = (
     "adjudicator",
 )  # may open any comparison (still blind for adjudicators)
 REVIEW_STATES = (ComparisonState.IN_REVIEW, ComparisonState.DISPUTED)
+# The candidate columns a comparison's payload reads (patch_for_experts, is_flagged, counts).
+PAYLOAD_FIELDS = (
+    "patch",
+    "scrubbed_patch",
+    "fingerprints",
+    "files_changed",
+    "lines_added",
+    "lines_removed",
+)
 VISIBLE_JUDGMENTS = (
     JudgmentStatus.SUBMITTED,
     JudgmentStatus.ACCEPTED,
@@ -287,20 +296,22 @@ def _judgment_out(j: Judgment, public_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def _may_open(user: Any, comparison: Comparison, mine: Judgment | None) -> bool:
+def _may_open(user: Any, comparison: Comparison) -> bool:
     if user.has_role("admin", *OVERSIGHT_ROLES):
         return True
     if user.has_role("reviewer") and comparison.state in REVIEW_STATES:
         return True
     if not user.has_role("annotator"):
         return False
-    # An annotator opens what they judged or hold (`held`: annotated by _comparisons()).
-    return mine is not None or bool(getattr(comparison, "held", False))
+    # An annotator opens what they judged or hold (both annotated by _comparisons()).
+    return comparison.my_judgment_id is not None or bool(comparison.held)  # type: ignore[attr-defined]
 
 
 def _comparisons(user: Any) -> QuerySet[Comparison]:
-    """Comparisons with what their payload needs, in one query, and whether `user` holds an
-    open claim on each (`held`)."""
+    """Comparisons with what their payload needs, in one query: whether `user` holds an open
+    claim on each (`held`), the id of their own judgment on it if any (`my_judgment_id`), and
+    the criteria of the rubric's newest version (`current_criteria`)."""
+    newest_version = RubricVersion.objects.filter(rubric_id=OuterRef("project__rubric_id"))
     return Comparison.objects.select_related(
         "project__rubric", "task__repository", "run_a__agent", "run_b__agent"
     ).annotate(
@@ -308,47 +319,62 @@ def _comparisons(user: Any) -> QuerySet[Comparison]:
             Claim.objects.filter(
                 comparison=OuterRef("pk"), annotator_id=user.pk, released_at__isnull=True
             )
-        )
+        ),
+        my_judgment_id=Subquery(
+            Judgment.objects.filter(comparison=OuterRef("pk"), annotator_id=user.pk).values("pk")[
+                :1
+            ]
+        ),
+        current_criteria=Subquery(
+            newest_version.order_by("-number").values("criteria")[:1], output_field=JSONField()
+        ),
     )
 
 
-def _mine(user: Any, comparison: Comparison) -> Judgment | None:
-    return (
-        Judgment.objects.filter(comparison=comparison, annotator_id=user.pk)
-        .select_related("rubric_version")
-        .first()
+def _with_mine(user: Any, comparison: Comparison) -> Comparison:
+    """Their own judgment rides along as `comparison.mine`, read only when there is one (a
+    comparison just claimed has none: the claim requires it)."""
+    comparison.mine = (  # type: ignore[attr-defined]
+        Judgment.objects.select_related("rubric_version").get(pk=comparison.my_judgment_id)  # type: ignore[attr-defined]
+        if comparison.my_judgment_id is not None  # type: ignore[attr-defined]
+        else None
     )
+    return comparison
 
 
 def comparison_for(user: Any, public_id: str) -> Comparison:
     """The comparison if this user may open it; 404 otherwise (existence is not revealed).
     Their own judgment on it, if any, rides along as `comparison.mine`."""
     comparison = _comparisons(user).filter(public_id=public_id).first()
-    mine = _mine(user, comparison) if comparison is not None else None
-    if comparison is None or not _may_open(user, comparison, mine):
+    if comparison is None or not _may_open(user, comparison):
         raise HttpError(404, "No such comparison, or it is not assigned to you.")
-    comparison.mine = mine  # type: ignore[attr-defined]
-    return comparison
+    return _with_mine(user, comparison)
 
 
 def _candidates(comparison: Comparison, *, with_checks: bool) -> dict[int, Candidate]:
     """Both sides' candidates at the comparison's turn, by run id, in one query (and their
-    check results in one more when they are shown)."""
-    candidates = Candidate.objects.filter(
-        turn__run_id__in=[comparison.run_a_id, comparison.run_b_id],
-        turn__number=comparison.turn_count,
-    ).select_related("turn")
+    check results in one more when they are shown). Only the columns the payload shows: the
+    file index and the turn's logs can be large and are not part of it."""
+    candidates = (
+        Candidate.objects.filter(
+            turn__run_id__in=[comparison.run_a_id, comparison.run_b_id],
+            turn__number=comparison.turn_count,
+        )
+        .annotate(run_id=F("turn__run_id"))
+        .only(*PAYLOAD_FIELDS)
+    )
     if with_checks:
         candidates = candidates.prefetch_related("check_results")
-    return {candidate.turn.run_id: candidate for candidate in candidates}
+    return {candidate.run_id: candidate for candidate in candidates}
 
 
 def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
+    """The payload of a comparison from `_comparisons()` that went through `_with_mine()`."""
     show_checks = checks_visible(comparison, user)
     by_run = _candidates(comparison, with_checks=show_checks)
     sides = []
-    for letter, run in (("A", comparison.run_a), ("B", comparison.run_b)):
-        candidate = by_run.get(run.pk)
+    for letter, run_id in (("A", comparison.run_a_id), ("B", comparison.run_b_id)):
+        candidate = by_run.get(run_id)
         sides.append(
             {
                 "side": letter,
@@ -363,9 +389,8 @@ def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
                 else None,
             }
         )
-    mine = comparison.mine if hasattr(comparison, "mine") else _mine(user, comparison)
+    mine = comparison.mine  # type: ignore[attr-defined]
     task = comparison.task
-    version = mine.rubric_version if mine else comparison.project.rubric.current_version()
     return {
         "public_id": comparison.public_id,
         "state": comparison.state,
@@ -378,7 +403,7 @@ def comparison_out(user: Any, comparison: Comparison) -> dict[str, Any]:
             "base_commit": task.base_commit,
         },
         "sides": sides,
-        "rubric": version.criteria,
+        "rubric": mine.rubric_version.criteria if mine else comparison.current_criteria,  # type: ignore[attr-defined]
         "my_judgment": _judgment_out(mine, comparison.public_id) if mine else None,
         "agents": _agents(user, comparison),
         **_weak_label(user, comparison),
@@ -460,7 +485,7 @@ def next_comparison(
     if comparison is None:
         raise HttpError(404, "Your queue is empty: no comparison is waiting for you right now.")
     # The queue just handed it to them: no need to ask whether they may open it.
-    return comparison_out(user, _comparisons(user).get(pk=comparison.pk))
+    return comparison_out(user, _with_mine(user, _comparisons(user).get(pk=comparison.pk)))
 
 
 @router.get(

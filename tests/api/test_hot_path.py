@@ -64,13 +64,16 @@ def test_next_claims_with_the_update_the_claim_row_and_the_audit_event(alice, op
 def test_the_hot_path_query_counts(client, alice, open_work, django_assert_max_num_queries) -> None:
     headers = _headers(alice)
     client.get("/api/comparisons", headers=headers)  # the token's use is written once a minute
-    # next: token, roles, claim (UPDATE, claim row, 3 for the audit event), then the payload
-    # (comparison, both candidates, their checks, own judgment, rubric), two savepoints.
-    with django_assert_max_num_queries(14):
+    # next: the token (with the user's roles and profile), the claim (UPDATE, claim row, 3 for
+    # the audit event), then the payload: the comparison (with the rubric's newest criteria and
+    # whether they judged it: a fresh claim has no judgment to read), both candidates, their
+    # checks; two savepoints.
+    with django_assert_max_num_queries(11):
         taken = client.post("/api/comparisons/next", headers=headers)
     assert taken.status_code == 200, taken.content
     public_id = taken.json()["public_id"]
-    with django_assert_max_num_queries(7):
+    # GET: the token, the comparison, the candidates, their checks (no judgment yet: not read).
+    with django_assert_max_num_queries(4):
         shown = client.get(f"/api/comparisons/{public_id}", headers=headers)
     assert shown.status_code == 200 and shown.json()["my_judgment"] is None
     url = f"/api/comparisons/{public_id}/judgment"
@@ -78,8 +81,8 @@ def test_the_hot_path_query_counts(client, alice, open_work, django_assert_max_n
         url, DRAFT | {"draft_revision": 0}, content_type="application/json", headers=headers
     )
     assert first.status_code == 200, first.content
-    # A save: token, roles, the judgment, one UPDATE (and its savepoint pair).
-    with django_assert_max_num_queries(6):
+    # A save: the token (and roles), the judgment, one UPDATE (and its savepoint pair).
+    with django_assert_max_num_queries(5):
         saved = client.put(
             url,
             DRAFT | {"draft_revision": 1, "rationale": DRAFT["rationale"] + " More."},
@@ -89,7 +92,7 @@ def test_the_hot_path_query_counts(client, alice, open_work, django_assert_max_n
     assert saved.status_code == 200, saved.content
     assert saved.json()["draft_revision"] == 2
     assert saved.json()["rationale"].endswith("More.")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(13):
         submitted = client.post(url + "/submit", headers=headers)
     assert submitted.status_code == 200, submitted.content
     assert submitted.json()["status"] == "submitted"
