@@ -250,7 +250,7 @@ def test_logging_out_ends_the_session_and_goes_to_the_providers_end_session(clie
     assert client.get("/").status_code == 302  # back to the login page
 
 
-def test_password_logins_and_failed_ones_are_audited(client, dave):
+def test_password_logins_and_failed_ones_are_audited(client, dave, erin):
     assert (
         client.post("/account/login/", {"username": "dave", "password": "wrong"}).status_code == 200
     )
@@ -265,6 +265,13 @@ def test_password_logins_and_failed_ones_are_audited(client, dave):
     assert "wrong" not in str(failed.new_values) + failed.reason
     login = AuditEvent.objects.get(verb="user.login")
     assert login.actor == dave and login.new_values == {"method": "password"}
+    client.post("/account/logout/")
+    client.post("/account/login/", {"username": "nobody", "password": "guess"})
+    assert AuditEvent.objects.filter(verb="user.login_failed").count() == 2
+
+    client.force_login(erin)
+    log = client.get("/audit/").content.decode()
+    assert "user.login_failed" in log and "nobody" in log
 
 
 def test_with_password_login_off_the_page_offers_only_single_sign_on(client, sso_only, dave):
