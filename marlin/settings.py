@@ -103,10 +103,14 @@ INSTALLED_APPS = [
     "marlin.review",
     "marlin.analytics",
     "marlin.exports",
+    "marlin.monitoring",
     "marlin",
 ]
 
 MIDDLEWARE = [
+    # Outermost of all: the request id, the latency metric and the request's log line see every
+    # answer as the client gets it (docs/deploy.md, "Health and metrics").
+    "marlin.monitoring.middleware.observe_requests",
     # Outermost: turns any error answer under /api/ that is not JSON into JSON (404, 405, 500).
     "marlin.api.middleware.json_api_errors",
     "django.middleware.security.SecurityMiddleware",
@@ -300,11 +304,33 @@ AUDIT_OLD_KEYS = envsecrets("MARLIN_AUDIT_OLD_KEYS")
 AUDIT_CHECKPOINT_FILE = os.environ.get("MARLIN_AUDIT_CHECKPOINT_FILE") or None
 AUDIT_SYSLOG = os.environ.get("MARLIN_AUDIT_SYSLOG") or None
 
+# Health, metrics and logs (docs/deploy.md, "Health and metrics"). /readyz fails when the data
+# directory has less free space than this, when no worker's heartbeat is this recent (0: do not
+# check workers), or when the database or the queue does not answer within the timeout.
+READY_MIN_FREE_MB = envint("MARLIN_READY_MIN_FREE_MB", 1024)
+READY_WORKER_SECONDS = envint("MARLIN_READY_WORKER_SECONDS", 120)
+READY_TIMEOUT_SECONDS = envint("MARLIN_READY_TIMEOUT_SECONDS", 3)
+WORKER_HEARTBEAT_SECONDS = envint("MARLIN_WORKER_HEARTBEAT_SECONDS", 15)
+# /metrics wants this bearer token; unset, it answers loopback clients only.
+METRICS_TOKEN = envsecret("MARLIN_METRICS_TOKEN")
+METRICS_ACTIVE_MINUTES = envint("MARLIN_METRICS_ACTIVE_MINUTES", 5)
+# "json": one JSON object per log line, and one line per request (marlin.monitoring.logs).
+LOG_FORMAT = os.environ.get("MARLIN_LOG_FORMAT", "plain")
+LOG_REQUESTS = envbool("MARLIN_LOG_REQUESTS", LOG_FORMAT == "json")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "marlin.monitoring.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("MARLIN_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

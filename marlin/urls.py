@@ -19,4 +19,5 @@ urlpatterns = [
     path("exports/", include("marlin.exports.urls")),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
+    path("", include("marlin.monitoring.urls")),
 ]
