@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from django.core.management import call_command
@@ -131,6 +134,17 @@ class WorkerSupervisor:
         worker.wait()
 
 
+def metrics_directory() -> tuple[str, bool]:
+    """The PROMETHEUS_MULTIPROC_DIR that the web processes and the worker share (so /metrics sums
+    them), and whether serve made it (then it is removed when serve stops: its counts belong to
+    this run). One the operator set is used as it is."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        return given, False
+    return tempfile.mkdtemp(prefix="marlin-metrics-"), True
+
+
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     # SIGTERM and SIGHUP end serve the way Ctrl-C does: by unwinding, so its children are stopped.
     raise SystemExit(0)
@@ -229,6 +243,9 @@ class Command(BaseCommand):
             close_pool = getattr(database, "close_pool", None)  # PostgreSQL's pool
             if close_pool is not None:
                 close_pool()
+        # Set before the children start: prometheus-client picks its storage when imported.
+        metrics_dir, made_metrics_dir = metrics_directory()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         supervisor = None if options["no_worker"] else WorkerSupervisor()
         signal.signal(signal.SIGTERM, _stop_on_signal)
         signal.signal(signal.SIGHUP, _stop_on_signal)
@@ -268,3 +285,5 @@ class Command(BaseCommand):
                 _stop_web(web)
             if supervisor is not None:
                 supervisor.stop()
+            if made_metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import InterfaceError, OperationalError, connections, transaction
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
@@ -32,6 +33,7 @@ from marlin.agents.models import Candidate
 from marlin.analytics import queue_order
 from marlin.checks import jobs as check_jobs
 from marlin.management.lifetime import die_with_parent
+from marlin.monitoring import workers as worker_heartbeats
 from marlin.review import comparisons, queue
 from marlin.sandbox.limits import sweep_empty_cgroups
 from marlin.sandbox.workspace import sweep_stale_workspaces
@@ -156,6 +158,26 @@ def _recover_periodically(
         connections.close_all()
 
 
+def _beat_periodically(every: float, stop: threading.Event, worker_id: str) -> None:
+    """Keep this worker's heartbeat row fresh (/readyz and /metrics read it) until stopped, then
+    remove it. A beat that fails is logged and tried again at the next one."""
+    started_at = timezone.now()
+    try:
+        while True:
+            try:
+                worker_heartbeats.beat(worker_id, started_at=started_at)
+            except Exception:  # the heartbeat must never stop the worker
+                logger.exception("could not record the worker's heartbeat; trying again")
+                connections.close_all()
+            if stop.wait(every):
+                break
+        worker_heartbeats.forget(worker_id)
+    except Exception:  # stopping: a row left behind only ages out
+        logger.exception("could not remove the worker's heartbeat")
+    finally:
+        connections.close_all()
+
+
 def run_until_stopped(work: Callable[[], object], *, stopping: Callable[[], bool]) -> None:
     """Run `work` until it returns. After a database error, close this thread's connections
     (Django does not reopen a broken one by itself), log, wait, and run it again; the waits
@@ -218,8 +240,15 @@ class Command(BaseCommand):
             raise SystemExit(2)
         if options["parent_pid"] is not None:
             die_with_parent(options["parent_pid"])
-        _recover(self.stdout.write)
         stop = threading.Event()
+        beating = threading.Thread(
+            target=_beat_periodically,
+            args=(settings.WORKER_HEARTBEAT_SECONDS, stop, worker_heartbeats.new_worker_id()),
+            name="marlin-worker-heartbeat",
+            daemon=True,
+        )
+        beating.start()
+        _recover(self.stdout.write)
         if not options["batch"]:
             threading.Thread(
                 target=_recover_periodically,
@@ -231,6 +260,7 @@ class Command(BaseCommand):
             self._work(options)
         finally:
             stop.set()
+            beating.join(timeout=5)
 
     def _work(self, options: dict) -> None:
         if settings.TASKS_BACKEND == "rq":
