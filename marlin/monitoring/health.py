@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import timedelta
 
 import psycopg
 from django.conf import settings
@@ -120,7 +119,3 @@ def readiness() -> list[Check]:
         check_disk(),
         check_worker(database_ok=database.ok),
     ]
-
-
-def heartbeat_age_limit() -> timedelta:
-    return timedelta(seconds=max(settings.READY_WORKER_SECONDS, 1))

@@ -98,7 +98,9 @@ class DatabaseCollector(Collector):
             "marlin_jobs_running", "Jobs a worker is running, by job function.", labels=["job"]
         )
         if settings.TASKS_BACKEND == "rq":
-            queued.add_metric(["all"], _rq_queue_length())
+            waiting, in_hand = _rq_counts()
+            queued.add_metric(["all"], waiting)
+            running.add_metric(["all"], in_hand)
         elif settings.TASKS_BACKEND != "immediate":
             rows = (
                 DBTaskResult.objects.filter(
@@ -192,12 +194,23 @@ class DatabaseCollector(Collector):
             )
 
 
-def _rq_queue_length() -> int:
-    # Only the RQ backend needs django-rq (the `redis` extra); imported where it is used. RQ's
-    # queue holds opaque job ids, so its depth is one number rather than one per job function.
-    import django_rq
+def _rq_counts() -> tuple[int, int]:
+    """(waiting, running) jobs of RQ's default queue. RQ's queue holds opaque job ids, so its
+    depth is one number rather than one per job function. Only the RQ backend needs Redis (the
+    `redis` extra); imported where it is used."""
+    import redis
+    from rq import Queue
 
-    return int(django_rq.get_queue("default").count)
+    connection = redis.Redis.from_url(
+        settings.RQ_QUEUES["default"]["URL"],
+        socket_connect_timeout=settings.READY_TIMEOUT_SECONDS,
+        socket_timeout=settings.READY_TIMEOUT_SECONDS,
+    )
+    try:
+        queue = Queue("default", connection=connection)
+        return int(queue.count), int(queue.started_job_registry.count)
+    finally:
+        connection.close()
 
 
 def exposition() -> bytes:

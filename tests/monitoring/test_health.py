@@ -115,9 +115,9 @@ def test_readyz_fails_when_redis_does_not_answer(client, worker_alive, settings)
 
 
 @pytest.mark.redis
-def test_readyz_pings_redis_for_the_rq_backend(client, worker_alive, settings) -> None:
+def test_readyz_pings_redis_for_the_rq_backend(client, worker_alive, settings, redis_url) -> None:
     settings.TASKS_BACKEND = "rq"
-    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:6379/0"}}
+    settings.RQ_QUEUES = {"default": {"URL": redis_url}}
     status, body = ready(client)
     assert status == 200, body
     assert body["checks"]["queue"] == {"ok": True, "detail": "reachable"}
