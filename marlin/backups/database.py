@@ -132,6 +132,7 @@ def _quote(name: str) -> str:
 
 
 def _sqlite_read(connection: sqlite3.Connection) -> tuple[dict[str, int], dict[str, list[str]]]:
+    _require_schema(_sqlite_tables(connection))
     found = {
         # Table names from sqlite_master, quoted: nothing a user typed.
         table: connection.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]  # noqa: S608
@@ -226,6 +227,7 @@ def _postgres_read(
     connection: psycopg.Connection[Any],
 ) -> tuple[dict[str, int], dict[str, list[str]]]:
     found = {}
+    _require_schema(_postgres_tables(connection))
     for table in _postgres_tables(connection):
         query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
         row = connection.execute(query).fetchone()
@@ -273,6 +275,14 @@ def _restore_postgres(dump_file: Path) -> None:
     command = [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error"]
     dbname = str(settings.DATABASES["default"]["NAME"])
     _run([*command, "--single-transaction", f"--dbname={dbname}", str(dump_file)], "pg_restore")
+
+
+def _require_schema(tables: list[str]) -> None:
+    if "django_migrations" not in tables:
+        raise BackupError(
+            f"The {describe_target()} has no Marlin tables: there is nothing to back up (is "
+            "MARLIN_DATABASE_URL or MARLIN_DATA_DIR the instance you meant?)."
+        )
 
 
 def _migrations(rows: Any) -> dict[str, list[str]]:
