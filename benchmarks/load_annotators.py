@@ -405,12 +405,16 @@ class LockSampler(threading.Thread):
                         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     ).fetchone()
                 )
+                # The session holding the lock, not the ones queued ahead of this one: among
+                # the blocking sessions, one that is not itself waiting for a lock.
                 waiting = conn.execute(
                     "SELECT w.query, (SELECT relname FROM pg_locks l JOIN pg_class c"
                     "   ON c.oid = l.relation WHERE l.pid = w.pid AND NOT l.granted LIMIT 1),"
                     " b.state, b.query"
                     " FROM pg_stat_activity w"
-                    " LEFT JOIN pg_stat_activity b ON b.pid = (pg_blocking_pids(w.pid))[1]"
+                    " LEFT JOIN LATERAL (SELECT state, query FROM pg_stat_activity"
+                    "   WHERE pid = ANY(pg_blocking_pids(w.pid))"
+                    "   AND wait_event_type IS DISTINCT FROM 'Lock' LIMIT 1) b ON true"
                     " WHERE w.datname = current_database() AND w.wait_event_type = 'Lock'"
                 ).fetchall()
                 for query, relation, blocker_state, blocker_query in waiting:
