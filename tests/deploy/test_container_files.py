@@ -5,6 +5,7 @@ offline from the packages in the test extra, then what a reviewer looks for in t
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.deploy.containerfiles import (
 )
 
 BIN = Path(sys.executable).parent
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 MARLIN_SERVICES = ("web", "worker")
 # What a secret looks like in a variable's name; such a variable may only name a file.
 SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|DATABASE_URL", re.IGNORECASE)
@@ -260,4 +262,49 @@ def test_dockerignore_lets_in_what_the_dockerfile_copies_and_nothing_secret() ->
 @pytest.mark.parametrize("path", ["Dockerfile", "compose.yaml", ".dockerignore"])
 def test_the_files_are_where_docker_and_compose_look_for_them(path: str) -> None:
     assert (ROOT / path).is_file()
-    assert path in (ROOT / "docs" / "deploy.md").read_text()
+    assert path in DEPLOY_DOC.read_text()
+
+
+def test_the_guide_names_every_variable_an_operator_can_set() -> None:
+    sources = [ROOT / "marlin" / "settings.py", *(ROOT / "marlin" / "management").rglob("*.py")]
+    read = {
+        name
+        for source in sources
+        for name in re.findall(r"\b(MARLIN_[A-Z0-9_]*[A-Z0-9])\b", source.read_text())
+    }
+    assert "MARLIN_DATABASE_URL" in read
+
+    documented = DEPLOY_DOC.read_text()
+    # NAME_FILE is documented with NAME, marked "(*file*)".
+    missing = {n for n in read if f"`{n}`" not in documented and f"`{n[:-5]}`" not in documented}
+
+    assert not missing, f"docs/deploy.md, Configuration: {sorted(missing)}"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_guides_systemd_units_pass_systemd_analyze(tmp_path: Path) -> None:
+    """The units of "Without containers", as written there but for the paths of this machine."""
+    text = DEPLOY_DOC.read_text()
+    units = {
+        name: re.search(r"```ini\n(.*?)```", text[at:], re.S).group(1)  # the next one
+        for name, at in (
+            (m.group(1), m.end()) for m in re.finditer(r"`/etc/systemd/system/([\w@.-]+)`", text)
+        )
+    }
+    assert set(units) == {"marlin-web.service", "marlin-worker@.service"}
+    environment = tmp_path / "marlin.env"
+    environment.write_text(f"MARLIN_DATA_DIR={tmp_path / 'data'}\n")
+    for name, unit in units.items():
+        for command in re.findall(r"^ExecStart=/opt/marlin/bin/marlin (.+)$", unit, re.M):
+            assert command in ("serve --no-worker 127.0.0.1:8000", "worker"), command
+        local = unit.replace("/opt/marlin/bin/marlin", str(BIN / "marlin"))
+        local = local.replace("/etc/marlin/marlin.env", str(environment))
+        path = tmp_path / name.replace("@.", "@1.")  # an instance of the template
+
+        path.write_text(local)
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", result.stderr
