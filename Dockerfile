@@ -61,7 +61,7 @@ VOLUME ["/var/lib/marlin"]
 EXPOSE 8000
 # /healthz: the web process answers (docs/deploy.md, "Health and metrics"). A worker's container
 # overrides it with `--sandbox` (compose.yaml).
-HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=10s --start-period=300s --retries=3 \
     CMD ["python", "/opt/marlin/healthcheck.py", "/healthz"]
 ENTRYPOINT ["tini", "--", "marlin"]
 CMD ["serve"]
