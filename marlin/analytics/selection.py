@@ -15,9 +15,10 @@ log-strengths becomes C - w C x x' C / (1 + w x' C x). Two targets:
 - "swap": the drop in the summed probability that adjacent ranks are in the wrong order,
   Phi(-|gap| / sd(gap)) per adjacent pair, with the estimated gaps taken as true;
 - "order": the expected drop in the number of agent pairs ranked in the wrong order, averaged
-  over what the new outcome may do to the estimated gaps (a knowledge-gradient value): for each
-  pair of agents, P(wrong order) = Phi(-|gap| / sd) now, and after one more comparison the gap
-  estimate moves by a normal amount of variance sd^2 - sd'^2 and its sd falls to sd'.
+  over what new outcomes may do to the estimated gaps (a knowledge-gradient value): for each
+  pair of agents, P(wrong order) = Phi(-|gap| / sd) now, and after m more comparisons the gap
+  estimate moves by a normal amount of variance sd^2 - sd'^2 and its sd falls to sd'; a
+  candidate's value is its best drop per comparison over m in LOOKAHEAD.
 
 Value per expected expert minute ranks the candidates. A share ``explore`` of picks is uniform
 over the allowed candidates, so every pair keeps being compared now and then (the model can be
@@ -51,8 +52,10 @@ TARGETS: dict[str, str] = {
 # covariance finite for agents with no comparisons yet, and weighs nothing once there are a few.
 PRIOR_PRECISION = 0.25
 DEFAULT_EXPLORE = 0.1
-# The "order" target leaves out pairs of agents whose order is sure (P(wrong order) below this).
+# The "order" target leaves out pairs of agents whose order is sure (P(wrong order) below this),
+# and values a candidate by its best drop per comparison over this many comparisons of it.
 SURELY_ORDERED = 1e-4
+LOOKAHEAD = (1, 4, 16)
 
 
 class SelectionError(ValueError):
@@ -131,7 +134,7 @@ def values(
         out: FloatArray = np.sum(np.sqrt(var)[:, None] - np.sqrt(after), axis=0)
         return out
     if target == "order":
-        return _order_values(model, cx, shrink)
+        return _order_values(model, cx, w, q)
     order = np.argsort(-model.theta, kind="stable")
     upper, lower = order[:-1], order[1:]
     gap = np.abs(model.theta[upper] - model.theta[lower])
@@ -143,30 +146,44 @@ def values(
     return out
 
 
-def _order_values(model: Model, cx: FloatArray, shrink: FloatArray) -> FloatArray:
-    """Knowledge-gradient drop of sum over agent pairs of P(wrong order), per candidate.
+def _order_values(model: Model, cx: FloatArray, w: FloatArray, q: FloatArray) -> FloatArray:
+    """Drop of the expected number of agent pairs in the wrong order, per comparison, per
+    candidate: the best over m in LOOKAHEAD of (the drop after m comparisons of the pair) / m.
 
-    For one pair of agents with estimated gap g >= 0 of sd S, an outcome moves the estimate to
-    u ~ N(g, s^2) and leaves sd S' (S^2 = S'^2 + s^2). The expected P(wrong order) after is
-    E Phi(-|u| / S'); since E Phi(-u / S') = Phi(-g / S), the drop is
-    E[(1 - 2 Phi(u / S')) 1(u < 0)] = Phi(-g / s) - 2 P(V <= u, u <= 0) with V ~ N(0, S'^2),
-    a bivariate normal probability (corr -s / S at g / S and -g / s), in closed form through
-    Owen's T function.
+    One comparison rarely moves an estimated gap across zero unless the gap is already near
+    it, so a one-step value would never spend comparisons on a gap that needs a few of them
+    (the value of information is not concave; Frazier and Powell 2010 take the best m, "KG(*)").
     """
     upper, lower = np.triu_indices(len(model.theta), k=1)
     gap = np.abs(model.theta[upper] - model.theta[lower])
     cov = model.cov
     var = np.clip(cov[upper, upper] + cov[lower, lower] - 2 * cov[upper, lower], 1e-12, None)
-    keep = ndtr(-gap / np.sqrt(var)) > SURELY_ORDERED  # far apart: one outcome changes nothing
-    upper, lower, gap, var = upper[keep], lower[keep], gap[keep], var[keep]
-    sd = np.sqrt(var)[:, None]
-    moved = shrink[None, :] * (cx[upper] - cx[lower]) ** 2  # pairs x candidates: s^2
-    s = np.sqrt(np.clip(moved, 1e-24, var[:, None] * (1 - 1e-9)))
+    keep = ndtr(-gap / np.sqrt(var)) > SURELY_ORDERED  # far apart: nothing will flip them
+    gap, var = gap[keep], var[keep]
+    ycx2 = (cx[upper[keep]] - cx[lower[keep]]) ** 2  # pairs x candidates: (y' C x)^2
+    out: FloatArray = np.zeros(len(w))
+    for m in LOOKAHEAD:
+        out = np.maximum(out, _order_drop(gap, var, ycx2 * (m * w / (1 + m * w * q))) / m)
+    return out
+
+
+def _order_drop(gap: FloatArray, var: FloatArray, moved: FloatArray) -> FloatArray:
+    """Per candidate: the summed drop of P(wrong order) over pairs of agents.
+
+    For one pair of agents with estimated gap g >= 0 of sd S, new outcomes move the estimate to
+    u ~ N(g, s^2) (s^2 = ``moved``) and leave sd S' (S^2 = S'^2 + s^2). The expected
+    P(wrong order) after is E Phi(-|u| / S'); since E Phi(-u / S') = Phi(-g / S), the drop is
+    E[(1 - 2 Phi(u / S')) 1(u < 0)] = Phi(-g / s) - 2 P(V <= u, u <= 0) with V ~ N(0, S'^2),
+    a bivariate normal probability (corr -s / S at g / S and -g / s), in closed form through
+    Owen's T function.
+    """
+    sd = np.sqrt(var)[:, None] * np.ones_like(moved)
+    s = np.sqrt(np.clip(moved, 1e-24, sd**2 * (1 - 1e-9)))
     g = np.maximum(gap, 1e-9)[:, None] * np.ones_like(s)  # Owen's T needs h != 0
-    # One outcome moves the estimate by about s: where the gap is more than 8 s away from 0 the
-    # order cannot flip (the drop is below Phi(-8)), so only the rest is computed.
+    # The estimate moves by about s: where the gap is more than 8 s away from 0 the order
+    # cannot flip (the drop is below Phi(-8)), so only the rest is computed.
     near = g < 8 * s
-    g, s, sd = g[near], s[near], (sd * np.ones_like(moved))[near]
+    g, s, sd = g[near], s[near], sd[near]
     h, k, rho = g / sd, -g / s, -s / sd
     root = np.sqrt(1 - rho**2)
     # Phi2(h, k; rho) for h > 0 > k (Owen 1956): the -1/2 is the hk < 0 branch.

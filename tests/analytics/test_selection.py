@@ -137,23 +137,30 @@ def test_an_agent_that_never_lost_stays_in_play() -> None:
 
 
 def test_the_order_value_of_two_agents_is_the_expected_drop_of_their_misorder_chance() -> None:
-    # Two agents: P(wrong order) is Phi(-g / s) now; after one more outcome the gap estimate
-    # moves by N(0, s^2 - s'^2) and its sd falls to s'. Integrate that by quadrature.
+    # Two agents: P(wrong order) is Phi(-g / S) now; after m more outcomes the gap estimate
+    # moves by N(0, S^2 - S'^2) and its sd falls to S'. Integrate that by quadrature for each m
+    # of the look-ahead; the value is the best drop per comparison.
     theta = np.array([0.2, -0.2])
     model = selection.model_of(_counts(2, {(0, 1): 6}), theta, 0.4)
     value = selection.values(model, np.array([0]), np.array([1]), target="order")[0]
     var = model.cov[0, 0] + model.cov[1, 1] - 2 * model.cov[0, 1]
     w = selection.outcome_information(theta, 0.4, np.array([0]), np.array([1]))[0]
-    var_after = var - w * var**2 / (1 + w * var)
-    moved = np.sqrt(var - var_after)
     gap = 0.4
 
-    def after(z: float) -> float:
-        return float(norm.cdf(-abs(gap + moved * z) / np.sqrt(var_after)) * norm.pdf(z))
+    def drop(m: int) -> float:
+        var_after = var - m * w * var**2 / (1 + m * w * var)
+        moved = np.sqrt(var - var_after)
 
-    expected = norm.cdf(-gap / np.sqrt(var)) - quad(after, -10, 10, points=[-gap / moved])[0]
+        def after(z: float) -> float:
+            return float(norm.cdf(-abs(gap + moved * z) / np.sqrt(var_after)) * norm.pdf(z))
+
+        return float(norm.cdf(-gap / np.sqrt(var)) - quad(after, -10, 10, points=[-gap / moved])[0])
+
+    per_comparison = [drop(m) / m for m in selection.LOOKAHEAD]
     assert value > 0
-    assert value == pytest.approx(expected, rel=0.02)
+    assert value == pytest.approx(max(per_comparison), rel=1e-3)
+    # One outcome alone is worth less per comparison than a few here (the gap is 0.46 sd wide).
+    assert per_comparison[0] < max(per_comparison)
 
 
 def test_the_order_target_spends_the_next_comparison_where_the_order_is_in_doubt() -> None:
