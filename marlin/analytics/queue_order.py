@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Sum
 
 from marlin.analytics import selection, weak_labels
 from marlin.analytics.active import decided_counts, expected_minutes
@@ -48,7 +48,7 @@ UNDECIDED = (
 SIDES = {weak_labels.VOTE_FIRST: "A", weak_labels.VOTE_SECOND: "B"}
 
 # Per process: what each project looked like at its last refresh (nothing changed: skip it).
-_last_seen: dict[int, tuple[object, ...]] = {}
+_last_seen: dict[int, tuple[tuple[object, ...], tuple[object, ...]]] = {}
 
 
 @dataclass(frozen=True)
@@ -59,25 +59,34 @@ class Refreshed:
     routed: dict[str, int]  # routing -> comparisons routed now
 
 
-def _fingerprint(project: Project) -> tuple[object, ...]:
+def _fingerprints(project: Project) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """What the queue's order depends on, and what the weak labels and triage depend on (they
+    read every candidate's patch, so they are not redone when only a place was taken)."""
     comparisons = Comparison.objects.filter(project=project).aggregate(
         n=Count("pk"),
         changed=Max("updated_at"),
         decided=Count("pk", filter=Q(state=ComparisonState.DECIDED)),
+        taken=Sum("slots_taken", filter=Q(state=ComparisonState.AWAITING_JUDGMENTS)),
     )
     checks = CheckResult.objects.filter(candidate__turn__run__task__project=project).aggregate(
         n=Count("pk"), finished=Max("finished_at")
     )
-    return (
+    order = (
         comparisons["n"],
         comparisons["changed"],
         comparisons["decided"],
+        comparisons["taken"],
+        project.pair_selection,
+    )
+    labels = (
+        comparisons["n"],
+        comparisons["decided"],
         checks["n"],
         checks["finished"],
-        project.pair_selection,
         project.triage,
         project.triage_threshold,
     )
+    return order, labels
 
 
 def refresh_all(*, seed: int | None = None) -> list[Refreshed]:
@@ -85,20 +94,26 @@ def refresh_all(*, seed: int | None = None) -> list[Refreshed]:
     out = []
     projects = Project.objects.filter(is_active=True, comparisons__state__in=UNDECIDED).distinct()
     for project in projects:
-        seen = _fingerprint(project)
-        if _last_seen.get(project.pk) == seen:
+        order, labels = _fingerprints(project)
+        seen_order, seen_labels = _last_seen.get(project.pk, (None, None))
+        if (order, labels) == (seen_order, seen_labels):
             continue
-        out.append(refresh_project(project, seed=seed))
-        # Our own writes (routing) change the fingerprint; take it after them.
-        _last_seen[project.pk] = _fingerprint(project)
+        out.append(refresh_project(project, seed=seed, labels=labels != seen_labels))
+        # Our own writes (routing) change the fingerprints; take them after them.
+        _last_seen[project.pk] = _fingerprints(project)
     return out
 
 
 def refresh_project(
-    project: Project, *, seed: int | None = None, explore: float = selection.DEFAULT_EXPLORE
+    project: Project,
+    *,
+    seed: int | None = None,
+    explore: float = selection.DEFAULT_EXPLORE,
+    labels: bool = True,
 ) -> Refreshed:
-    """Weak labels, triage and the queue's order for one project, now."""
-    labelled, routed = _label_and_route(project)
+    """Weak labels and triage (unless ``labels`` is False) and the queue's order for one
+    project, now."""
+    labelled, routed = _label_and_route(project) if labels else (0, {})
     ordered = set_priorities(queue_order(project, seed=seed, explore=explore))
     return Refreshed(project.pk, ordered, labelled, routed)
 

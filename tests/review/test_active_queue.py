@@ -134,15 +134,26 @@ def test_a_uniform_project_keeps_oldest_first(client, league, alice):
     assert _next(client, alice).json()["public_id"] == known.public_id
 
 
-def test_the_workers_sweep_orders_the_queue_and_skips_projects_that_did_not_change(league):
+def test_the_workers_sweep_orders_the_queue_and_skips_projects_that_did_not_change(
+    client, league, alice
+):
     project, (p, q, r, s) = league
     waiting = [_waiting(project, r, s, 1), _waiting(project, p, q, 2)]
     assert recover_all(sweep=False).queues == 1
     priorities = sorted(
-        c.priority for c in Comparison.objects.filter(pk__in=[w.pk for w in waiting])
+        Comparison.objects.filter(pk__in=[w.pk for w in waiting]).values_list("priority", flat=True)
     )
     assert priorities == [0.5, 1.0]
     assert recover_all(sweep=False).queues == 0  # nothing changed since
+    # alice takes one (overlap 2 now, so it keeps a free place): it goes first from now on.
+    project.overlap = 2
+    project.save(update_fields=["overlap"])
+    taken = _next(client, alice).json()["public_id"]
+    assert recover_all(sweep=False).queues == 1
+    first = Comparison.objects.filter(project=project, state="awaiting_judgments").order_by(
+        "-priority"
+    )[0]
+    assert first.public_id == taken and "already taken" in first.priority_note
     _waiting(project, q, s, 3)
     assert recover_all(sweep=False).queues == 1
 
