@@ -28,6 +28,7 @@ import jwt
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.core import checks
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest
@@ -168,6 +169,11 @@ class SsoBackend(OIDCAuthenticationBackend):
             raise ProviderUnavailable(
                 f"The identity provider refused or did not answer ({_short(exc)})."
             ) from exc
+
+    def get_user(self, user_id: int) -> User | None:
+        # Django's rule, not the library's (which returns inactive users too): a deactivated
+        # account's sessions end at once, whichever way it logged in.
+        return ModelBackend.get_user(self, user_id)
 
     def get_payload_data(self, token: bytes | str, key: Any) -> dict[str, Any]:
         """The ID token's claims once its signature, issuer, audience and times hold."""

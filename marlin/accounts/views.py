@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django.views.generic import View
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from marlin.accounts import actions, sso
@@ -120,6 +121,7 @@ class SsoStartView(OIDCAuthenticationRequestView):
 
     def __init__(self, **kwargs: Any) -> None:
         # Not the library's __init__, which reads the endpoint before a failure can be shown.
+        View.__init__(self, **kwargs)
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
 
     def get(self, request: HttpRequest) -> HttpResponse:

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import Client
 
-from marlin.accounts.actions import do_grant_role, do_issue_token
+from marlin.accounts.actions import do_grant_role, do_issue_token, do_set_user_active
 from marlin.accounts.models import SsoIdentity, User
 from marlin.audit.models import AuditEvent
 from tests.conftest import PASSWORD
@@ -322,3 +322,17 @@ def test_turning_password_login_off_ends_the_sessions_made_with_a_password(
 
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/account/login/")
+
+
+def test_deactivating_an_sso_account_ends_its_session_and_refuses_its_next_login(client, sso, erin):
+    sso.set_user("mallory", IDP_PASSWORD, ["marlin-annotators"])
+    log_in(client, "mallory")
+    mallory = User.objects.get(username="mallory")
+    assert client.get("/").status_code == 200
+
+    do_set_user_active(erin, mallory, False, reason="left the company")
+
+    assert client.get("/").status_code == 302
+    response = log_in(client, "mallory")
+    assert response.status_code == 403 and b"Your Marlin account is deactivated" in response.content
+    assert client.get("/").status_code == 302
