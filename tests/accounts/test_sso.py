@@ -336,3 +336,17 @@ def test_deactivating_an_sso_account_ends_its_session_and_refuses_its_next_login
     response = log_in(client, "mallory")
     assert response.status_code == 403 and b"Your Marlin account is deactivated" in response.content
     assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("asked", "lands_on"),
+    [("/leaderboard/", "/leaderboard/"), ("https://evil.example/phish", "/")],
+)
+def test_a_login_goes_back_to_the_page_asked_for_when_it_is_marlins(client, sso, asked, lands_on):
+    sso.set_user("alice", IDP_PASSWORD, ["marlin-annotators"])
+    response = client.get("/account/sso/start/", {"next": asked})
+    assert response.status_code == 302
+
+    answer = client.get(sign_in_at_provider(response["Location"], "alice"))
+
+    assert answer.status_code == 302 and answer["Location"] == lands_on
