@@ -13,7 +13,7 @@ import contextvars
 import json
 import logging
 import re
-import uuid
+import secrets
 from datetime import UTC, datetime
 
 # The id of the request or job this thread (or asyncio task) is serving, for every log line.
@@ -40,7 +40,7 @@ def accepted_request_id(incoming: str | None) -> str:
     """The caller's X-Request-ID when it is a plausible id, else a new one."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # what a UUID4's hex would be, without building the UUID
 
 
 class JsonFormatter(logging.Formatter):

@@ -47,7 +47,8 @@ def observe_requests(get_response: Callable[[HttpRequest], HttpResponse]):
     log_requests = settings.LOG_REQUESTS
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        request_id = logs.accepted_request_id(request.headers.get("X-Request-ID"))
+        # META, not request.headers: that builds a dict of every header on first use.
+        request_id = logs.accepted_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         token = logs.request_id.set(request_id)
         started = time.perf_counter()
         try:
