@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
+from marlin.accounts.models import User
 from marlin.audit.actions import record, verify_chain
 from marlin.audit.models import AuditChainHead, AuditEvent
 
@@ -59,6 +60,21 @@ def test_events_are_written_when_their_transaction_commits(erin):
     assert _verbs() == ["test.one", "test.two"]
     assert event.pk is not None and event.sequence == 1
     assert AuditEvent.objects.get(pk=event.pk).hash == event.hash
+
+
+def test_a_commit_that_fails_takes_the_change_and_its_events_with_it(erin):
+    # Foreign keys are checked when the transaction commits, after the events were sealed.
+    ghost = User(pk=987654, username="ghost")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="newcomer")
+        record(erin, "test.change", object_type="thing", object_id=1)
+        record(ghost, "test.by_nobody", object_type="thing", object_id=2)
+    assert _verbs() == [] and not User.objects.filter(username="newcomer").exists()
+    with transaction.atomic():
+        record(erin, "test.after", object_type="thing", object_id=3)
+    assert _verbs() == ["test.after"]
+    assert AuditEvent.objects.get().sequence == 1
+    assert verify_chain() is None
 
 
 @pytest.mark.postgres

@@ -8,11 +8,16 @@ audit models: `record()` hands over the sealing function with the events (marlin
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import Error
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+class Sealer(Protocol):
+    def __call__(
+        self, connection: BaseDatabaseWrapper, pending: list[Any], *, committing: bool
+    ) -> None: ...
 
 
 class Pending:
@@ -21,21 +26,23 @@ class Pending:
 
     def __init__(self) -> None:
         self.items: list[tuple[frozenset[str | None], Any]] = []
-        self.sealer: Callable[[BaseDatabaseWrapper, list[Any]], None] | None = None
+        self.sealer: Sealer | None = None
 
     def add(
         self,
         connection: BaseDatabaseWrapper,
         item: Any,
-        sealer: Callable[[BaseDatabaseWrapper, list[Any]], None],
+        sealer: Sealer,
     ) -> None:
         self.items.append((frozenset(connection.savepoint_ids), item))
         self.sealer = sealer
 
-    def seal(self, connection: BaseDatabaseWrapper) -> None:
+    def seal(self, connection: BaseDatabaseWrapper, *, committing: bool) -> None:
+        """Hand the items to the sealer; `committing` when the commit follows at once (the
+        sealer may then commit itself)."""
         items, self.items = [item for _, item in self.items], []
         if items and self.sealer is not None:
-            self.sealer(connection, items)
+            self.sealer(connection, items, committing=committing)
 
     def drop_savepoint(self, sid: str) -> None:
         self.items = [(sids, item) for sids, item in self.items if sid not in sids]
@@ -61,7 +68,7 @@ class SealsAuditEvents(BaseDatabaseWrapper):
     def commit(self) -> None:
         if self.audit_pending.items:
             try:
-                self.audit_pending.seal(self)
+                self.audit_pending.seal(self, committing=True)
             except BaseException:
                 # Nothing of the transaction may commit without its events.
                 self.audit_pending.clear()
@@ -76,7 +83,7 @@ class SealsAuditEvents(BaseDatabaseWrapper):
         # A test case's atomic blocks never commit: releasing the savepoint of the outermost
         # block of the application's own is where the events of the code under test are sealed.
         if self.audit_pending.items and not in_own_transaction(self):
-            self.audit_pending.seal(self)
+            self.audit_pending.seal(self, committing=False)
         super().savepoint_commit(sid)
 
     def savepoint_rollback(self, sid: str) -> None:
