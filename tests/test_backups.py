@@ -140,6 +140,7 @@ def test_a_sqlite_backup_restores_the_same_data_and_pages(sqlite_source: dict) -
     verified = marlin(env, "audit", "verify")
     assert "Audit chain OK" in verified.stdout
     assert "1 checkpoints in" in verified.stdout and "match the log" in verified.stdout
+    assert (data / "audit-checkpoints.jsonl").stat().st_mode & 0o777 == 0o600
     source_counts = sqlite_counts(sqlite_source["data"] / "marlin.sqlite3")
     assert source_counts["review_comparison"] > 60 and source_counts["audit_auditevent"] > 500
     # Every table has the same rows, but sessions: everyone logs in again after a restore.
@@ -309,6 +310,12 @@ def test_a_postgresql_backup_restores_the_same_data_and_pages(tmp_path: Path) ->
         assert "PostgreSQL database marlin_backup_dst" in refused.stderr
         assert "is not empty" in refused.stderr
         assert _postgres_counts(dst_url) == {**after, "django_session": 2}
+
+        # Nor does a PostgreSQL backup go into SQLite: the restore says so and writes nothing.
+        sqlite_env = environ(tmp_path / "sqlite-dst", **key)
+        refused = marlin(sqlite_env, "restore", str(tmp_path / "backup"), ok=False)
+        assert "Restoring across databases is not supported" in refused.stderr
+        assert not (tmp_path / "sqlite-dst" / "marlin.sqlite3").exists()
     finally:
         with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             for name in names:

@@ -82,7 +82,7 @@ def _copy_checkpoints(work: Path) -> Path | None:
         return None
     target = work / CHECKPOINTS_FILE
     target.parent.mkdir(parents=True)
-    shutil.copyfile(source, target)
+    shutil.copy2(source, target)  # with its mode (0600), which restore keeps
     return target
 
 
