@@ -27,7 +27,7 @@ from marlin.sandbox.workspace import (
     remove_workspace,
     sandbox_view,
 )
-from tests.deploy.containerfiles import ROOT, dockerignore_allowed, stages
+from tests.deploy.containerfiles import ROOT, compose, dockerignore_allowed, stages
 from tests.management.test_serve import free_port, wait_until
 from tests.sandbox.test_workspace import git
 
@@ -174,16 +174,7 @@ def test_the_secrets_script_makes_private_files_and_never_replaces_one(tmp_path:
     )
     assert first.returncode == 0, first.stderr
     made = {p.name: p for p in secrets.iterdir()}
-    assert set(made) == {
-        "secret_key",
-        "audit_key",
-        "metrics_token",
-        "postgres_password",
-        "database_url",
-        "oidc_client_secret",
-        "anthropic_api_key",
-        "openai_api_key",
-    }
+    assert set(made) == set(compose()["secrets"])  # every file compose.yaml mounts, no other
     for name, path in made.items():
         info = path.stat()
         assert info.st_mode & 0o777 == 0o400, name
