@@ -37,10 +37,12 @@ Run: .venv/bin/python benchmarks/active_sampling.py [--seeds 8] [--agents 24] [-
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as marlin/__init__.py does
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marlin.settings")
@@ -50,6 +52,7 @@ import django  # noqa: E402
 django.setup()  # marlin.agents.pairing sits in a Django app (its sampler is plain Python)
 
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from marlin.agents.pairing import PairSampler  # noqa: E402
@@ -304,6 +307,30 @@ def seed_share(
     return n / reference if n <= other["n"][-1] else inf
 
 
+def bootstrap_share(
+    uniform: list[dict[str, list[float]]],
+    other: list[dict[str, list[float]]],
+    key: str,
+    reference: int,
+    rounds: int = 200,
+) -> tuple[str, str]:
+    """5th and 95th percentiles of the seed-averaged share over seeds resampled with
+    replacement (the same seeds for both methods: they share their worlds)."""
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(uniform), len(uniform))
+
+        def mean_of(runs: list[dict[str, list[float]]], pick: npt.NDArray[np.int64] = pick):
+            curves = {k: np.mean([runs[i][k] for i in pick], axis=0).tolist() for k in METRICS}
+            return {"n": runs[0]["n"], **curves}
+
+        shares.append(seed_share(mean_of(uniform), mean_of(other), key, reference))
+    big = 1e9
+    low, high = np.percentile(np.nan_to_num(shares, posinf=big), [5, 95])
+    return tuple(f"{x:.0%}" if x < big / 10 else "beyond" for x in (low, high))  # type: ignore[return-value]
+
+
 def quartiles(values: list[float]) -> str:
     # "beyond": past the end of the method's run (inf sorts last, as it should).
     big = 1e9
@@ -334,7 +361,13 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.8, help="triage confidence")
     parser.add_argument("--checks", choices=list(CHECKS), default="swebench")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 12 agents, short runs")
+    parser.add_argument("--save", help="write the curves of every seed to this JSON file")
+    parser.add_argument("--report", help="print the report of a --save file (no simulation)")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        report(argparse.Namespace(**saved["args"]), saved["methods"], saved["results"])
+        return
     if args.quick:
         args.seeds, args.agents, args.reference, args.limit = 2, 12, 240, 360
         args.batch, args.every = 12, 24
@@ -355,6 +388,9 @@ def main() -> None:
         for m in methods:
             results[m].append(simulate(args, seed, m))
         print(f"  seed {seed} done ({time.perf_counter() - began:.0f} s)", flush=True)
+    if args.save:
+        saved = {"args": vars(args), "methods": methods, "results": results}
+        Path(args.save).write_text(json.dumps(saved))
     report(args, methods, results)
     print(f"total {time.perf_counter() - began:.0f} s")
 
@@ -394,6 +430,8 @@ def report(
                 seed_share(u, r, key, args.reference)
                 for u, r in zip(results["uniform"], results[m], strict=True)
             ]
+            low, high = bootstrap_share(results["uniform"], results[m], key, args.reference)
+            pooled += f" [90%: {low}-{high}]"
             ref = n_curve.index(results["uniform"][0]["n"][-1])
             at_ref = [r[key][ref] for r in results[m]]
             parts.append(
