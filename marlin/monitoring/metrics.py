@@ -30,6 +30,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -214,18 +215,28 @@ def _rq_counts() -> tuple[int, int]:
         connection.close()
 
 
-def exposition() -> bytes:
-    """The text Prometheus scrapes: this process's (or all processes') own metrics, then the
-    database's."""
+def process_registry() -> CollectorRegistry:
+    """This process's own metrics, or with PROMETHEUS_MULTIPROC_DIR those of every process that
+    shares the directory."""
     if multiprocess_dir():
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)
-        own = generate_latest(processes)
-    else:
-        own = generate_latest(REGISTRY)
+        return processes
+    return REGISTRY
+
+
+def exposition() -> bytes:
+    """The text Prometheus scrapes: the processes' own metrics, then the database's."""
     database = CollectorRegistry()
     database.register(DatabaseCollector())
-    return own + generate_latest(database)
+    return generate_latest(process_registry()) + generate_latest(database)
+
+
+def serve_process_metrics(address: str, port: int) -> None:
+    """Answer Prometheus on ADDRESS:PORT from a thread, with this process's metrics only (a
+    worker outside `marlin serve`: its job durations and failures; the deployment's gauges are
+    the web app's /metrics)."""
+    start_http_server(port, addr=address, registry=process_registry())
 
 
 # Methods a client may send that are not these are counted as "other": a label's values must

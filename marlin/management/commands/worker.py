@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
@@ -33,6 +33,7 @@ from marlin.agents.models import Candidate
 from marlin.analytics import queue_order
 from marlin.checks import jobs as check_jobs
 from marlin.management.lifetime import die_with_parent
+from marlin.monitoring import metrics
 from marlin.monitoring import workers as worker_heartbeats
 from marlin.review import comparisons, queue
 from marlin.sandbox.limits import sweep_empty_cgroups
@@ -232,6 +233,18 @@ class Command(BaseCommand):
             help="Stop when this process (the one starting the worker) dies, even by SIGKILL. "
             "`marlin serve` passes its own.",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="Answer Prometheus on this port with this worker's job durations and failures "
+            "(a worker outside `marlin serve`; docs/deploy.md, 'Health and metrics').",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default="127.0.0.1",
+            help="Address for --metrics-port (default 127.0.0.1; the answer has no access check).",
+        )
 
     def handle(self, *args, **options) -> None:
         every = options["recover_every"] or min(60.0, max(settings.JOB_LEASE_SECONDS / 3, 1.0))
@@ -240,6 +253,14 @@ class Command(BaseCommand):
             raise SystemExit(2)
         if options["parent_pid"] is not None:
             die_with_parent(options["parent_pid"])
+        if options["metrics_port"] is not None:
+            try:
+                metrics.serve_process_metrics(options["metrics_address"], options["metrics_port"])
+            except OSError as exc:
+                raise CommandError(
+                    f"Cannot answer metrics on {options['metrics_address']}:"
+                    f"{options['metrics_port']} ({exc.strerror}); choose another --metrics-port."
+                ) from exc
         stop = threading.Event()
         beating = threading.Thread(
             target=_beat_periodically,
