@@ -318,11 +318,14 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
                     SELECT 1 FROM {judgment} hj
                     WHERE hj.comparison_id = h.comparison_id AND hj.annotator_id = %s
                       AND hj.status IN ({slot_statuses})))
-              AND (p.max_judgments_per_pair = 0 OR c.agent_pair = '' OR (
-                SELECT COUNT(DISTINCT s.comparison_id) FROM {claim} s
-                INNER JOIN {comparison} sc ON sc.id = s.comparison_id
-                WHERE s.annotator_id = %s AND sc.agent_pair = c.agent_pair
-              ) < p.max_judgments_per_pair)
+              AND NOT EXISTS (
+                SELECT 1 FROM (
+                  SELECT sc.agent_pair, COUNT(DISTINCT s.comparison_id) AS seen FROM {claim} s
+                  INNER JOIN {comparison} sc ON sc.id = s.comparison_id
+                  WHERE s.annotator_id = %s AND sc.agent_pair <> ''
+                  GROUP BY sc.agent_pair) capped
+                WHERE capped.agent_pair = c.agent_pair AND p.max_judgments_per_pair > 0
+                  AND capped.seen >= p.max_judgments_per_pair)
             ORDER BY {rank}c.priority DESC, c.created_at, c.id
             LIMIT 1
             {lock}
