@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import quote
 from django.urls import reverse
+from django.utils import timezone
 
 from marlin.accounts.actions import do_issue_token
 from marlin.accounts.models import (
@@ -33,6 +34,7 @@ from marlin.catalog.jobs import mirror_repository
 from marlin.catalog.models import Repository, Tag
 from marlin.checks.models import CheckResult
 from marlin.exports.models import Export
+from marlin.monitoring.workers import beat, new_worker_id
 from marlin.review.actions import do_judgment_heartbeat
 from marlin.review.models import Claim, Decision, Judgment, Review
 from marlin.tasks.models import Environment
@@ -90,6 +92,7 @@ def world(erin, alice, bob, carol):
     do_import_judgments(erin, project, arena, filename="arena.jsonl")  # a set and its judgment
     token, raw = do_issue_token(alice, "export script")  # also an audit event and the chain head
     mirror_repository.enqueue(comparison.task.repository_id)  # a row in the job queue
+    beat(new_worker_id(), started_at=timezone.now())  # a worker's heartbeat row
     return {"token": token, "raw_token": raw}
 
 
