@@ -96,6 +96,10 @@ def test_a_first_login_creates_the_account_with_the_roles_its_groups_map_to(clie
     login = AuditEvent.objects.get(verb="user.login")
     assert login.actor == alice and login.new_values == {"method": "sso", "issuer": sso.issuer}
     assert client.get("/").status_code == 200
+    profile = client.get("/account/profile/").content
+    assert (
+        b"Change your password" not in profile and b"You log in through single sign-on" in profile
+    )
 
 
 def test_the_code_alone_is_worthless_without_the_pkce_verifier_marlin_kept(client, sso):
