@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Literal
 
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import connection, models
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -104,6 +105,20 @@ def _hash_token(raw: str) -> str:
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def _role_list() -> RawSQL:
+    """The token's user's roles, comma-separated, as a column of the token's own query. Written
+    out because the ORM's version (an EXISTS per role) took 2 ms of CPU to build, more than the
+    query it saves; role names have no commas (Role)."""
+    quote = connection.ops.quote_name
+    grants, tokens = quote(RoleGrant._meta.db_table), quote(ApiToken._meta.db_table)
+    joined = "string_agg(role, ',')" if connection.vendor == "postgresql" else "group_concat(role)"
+    return RawSQL(  # noqa: S611 - table names and fixed text, no values
+        f"SELECT {joined} FROM {grants} WHERE {grants}.user_id = {tokens}.user_id",  # noqa: S608
+        (),
+        output_field=models.TextField(),
+    )
+
+
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 is stored; the raw value is shown once."""
 
@@ -128,24 +143,18 @@ class ApiToken(models.Model):
 
     @classmethod
     def authenticate(cls, raw: str) -> User | None:
-        # The user's roles ride along (one EXISTS per role), so a request's role checks need no
-        # query of their own; and the profile, as the queue reads the expert's languages.
-        held = {
-            f"holds_{role}": models.Exists(
-                RoleGrant.objects.filter(user_id=models.OuterRef("user_id"), role=role)
-            )
-            for role in Role.values
-        }
+        # The user's roles ride along, so a request's role checks need no query of their own;
+        # and the profile, as the queue reads the expert's languages.
         token = (
             cls.objects.select_related("user", "user__expert_profile")
-            .annotate(**held)
+            .annotate(role_list=_role_list())
             .filter(token_hash=_hash_token(raw), revoked_at__isnull=True, user__is_active=True)
             .first()
         )
         if token is None:
             return None
         user = token.user
-        roles = frozenset(role for role in Role.values if getattr(token, f"holds_{role}"))
+        roles = frozenset(token.role_list.split(",")) if token.role_list else frozenset()
         # The same set role_names() would read (superusers are admins).
         user._role_names = roles | {Role.ADMIN.value} if user.is_superuser else roles
         now = timezone.now()
