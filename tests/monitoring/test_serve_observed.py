@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.management.test_serve import Site, wait_until
+from tests.management.test_serve import Site, children, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +159,20 @@ def test_serve_sums_metrics_over_its_processes_and_logs_json_without_secrets(
     text = site.log()
     for secret in [*SECRETS.values(), token, METRICS_TOKEN]:
         assert secret not in text, secret
+
+
+def test_serve_makes_its_own_metrics_directory_and_removes_it_when_it_stops(site: Site) -> None:
+    site.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    site.env.pop("MARLIN_METRICS_TOKEN", None)
+    process = site.start("serve", f"127.0.0.1:{site.port}", "--no-worker", "--workers", "1")
+    [web] = children(process.pid)
+    environ = Path(f"/proc/{web}/environ").read_bytes().split(b"\0")
+    [setting] = [item for item in environ if item.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    directory = Path(setting.split(b"=", 1)[1].decode())
+    assert fetch(site, "/healthz")[0] == 200
+    status, _, body = fetch(site, "/metrics")  # loopback, no token configured
+    assert status == 200 and b'route="/healthz"' in body
+    assert any(directory.iterdir())
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert not directory.exists()
