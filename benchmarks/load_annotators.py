@@ -419,7 +419,13 @@ class LockSampler(threading.Thread):
                 ).fetchall()
                 for query, relation, blocker_state, blocker_query in waiting:
                     self.waits[relation or _table_of(query)] += 1
-                    self.blockers[f"{blocker_state}: {_statement_kind(blocker_query)}"] += 1
+                    # A row lock's later waiters queue on the first waiter's tuple lock.
+                    held_up_by = (
+                        f"{blocker_state}: {_statement_kind(blocker_query)}"
+                        if blocker_state
+                        else "queued behind another waiting session"
+                    )
+                    self.blockers[held_up_by] += 1
 
     def summary(self) -> dict[str, Any]:
         self.stopping.set()
