@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import BooleanField, F, IntegerField, JSONField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
@@ -310,25 +312,45 @@ def _may_open(user: Any, comparison: Comparison) -> bool:
 def _comparisons(user: Any) -> QuerySet[Comparison]:
     """Comparisons with what their payload needs, in one query: whether `user` holds an open
     claim on each (`held`), the id of their own judgment on it if any (`my_judgment_id`), and
-    the criteria of the rubric's newest version (`current_criteria`)."""
-    newest_version = RubricVersion.objects.filter(rubric_id=OuterRef("project__rubric_id"))
-    return Comparison.objects.select_related(
-        "project__rubric", "task__repository", "run_a__agent", "run_b__agent"
-    ).annotate(
-        held=Exists(
-            Claim.objects.filter(
-                comparison=OuterRef("pk"), annotator_id=user.pk, released_at__isnull=True
-            )
-        ),
-        my_judgment_id=Subquery(
-            Judgment.objects.filter(comparison=OuterRef("pk"), annotator_id=user.pk).values("pk")[
-                :1
-            ]
-        ),
-        current_criteria=Subquery(
-            newest_version.order_by("-number").values("criteria")[:1], output_field=JSONField()
-        ),
+    the criteria of the rubric's newest version (`current_criteria`). Agents are joined only for
+    those who see their names."""
+    related = ["project", "task__repository"]
+    if user.has_role(*NAME_ROLES):
+        related += ["run_a__agent", "run_b__agent"]
+    return Comparison.objects.select_related(*related).annotate(**_payload_columns(user.pk))
+
+
+def _payload_columns(user_id: int) -> dict[str, RawSQL]:
+    """The three sub-selects of `_comparisons()`, written out: built through the ORM (Exists,
+    Subquery) they cost 1.3 ms of CPU per request, written out 0.15 ms (SQLite, in-process; the
+    agents' and rubric's joins another 1.7 ms). Only table names and fixed text go in."""
+    quote = connection.ops.quote_name
+    comparison, claim, judgment, version, project = (
+        quote(model._meta.db_table)
+        for model in (Comparison, Claim, Judgment, RubricVersion, Project)
     )
+    return {
+        "held": RawSQL(  # noqa: S611
+            f"EXISTS (SELECT 1 FROM {claim} h WHERE h.comparison_id = {comparison}.id"  # noqa: S608
+            " AND h.annotator_id = %s AND h.released_at IS NULL)",
+            (user_id,),
+            output_field=BooleanField(),
+        ),
+        # One judgment per annotator and comparison (a unique constraint).
+        "my_judgment_id": RawSQL(  # noqa: S611
+            f"SELECT j.id FROM {judgment} j WHERE j.comparison_id = {comparison}.id"  # noqa: S608
+            " AND j.annotator_id = %s",
+            (user_id,),
+            output_field=IntegerField(),
+        ),
+        "current_criteria": RawSQL(  # noqa: S611
+            f"SELECT v.criteria FROM {version} v INNER JOIN {project} p"  # noqa: S608
+            f" ON p.rubric_id = v.rubric_id WHERE p.id = {comparison}.project_id"
+            " ORDER BY v.number DESC LIMIT 1",
+            (),
+            output_field=JSONField(),
+        ),
+    }
 
 
 def _with_mine(user: Any, comparison: Comparison) -> Comparison:
