@@ -534,8 +534,9 @@ def test_upgrading_from_the_previous_release_keeps_every_row(upgraded: Upgrade) 
     # The keyed audit chain appends one event after the old ones (the seal) and moves the
     # chain head to it (the next test); every other row is as it was.
     sealed = upgraded.counts_before["audit_auditevent"] + 1
-    # Work sessions (server-measured time) are new: the old release's work has none.
-    new_tables = {"review_worksession": 0}
+    # Work sessions (server-measured time) are new: the old release's work has none; nor had
+    # anyone logged in through single sign-on.
+    new_tables = {"review_worksession": 0, "accounts_ssoidentity": 0}
     assert _table_counts() == {**upgraded.counts_before, "audit_auditevent": sealed, **new_tables}
     by_table = {m._meta.db_table: m for m in _marlin_models(current_apps)}
     assert set(upgraded.rows_before) <= set(by_table), "a table lost its model"
