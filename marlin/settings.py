@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -315,7 +316,9 @@ WORKER_HEARTBEAT_SECONDS = envint("MARLIN_WORKER_HEARTBEAT_SECONDS", 15)
 METRICS_TOKEN = envsecret("MARLIN_METRICS_TOKEN")
 METRICS_ACTIVE_MINUTES = envint("MARLIN_METRICS_ACTIVE_MINUTES", 5)
 # "json": one JSON object per log line, and one line per request (marlin.monitoring.logs).
-LOG_FORMAT = os.environ.get("MARLIN_LOG_FORMAT", "plain")
+LOG_FORMAT = os.environ.get("MARLIN_LOG_FORMAT") or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"MARLIN_LOG_FORMAT={LOG_FORMAT!r}: use plain or json.")
 LOG_REQUESTS = envbool("MARLIN_LOG_REQUESTS", LOG_FORMAT == "json")
 
 LOGGING = {
