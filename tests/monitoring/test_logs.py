@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +83,16 @@ def test_a_job_line_names_job_outcome_duration_and_id(db, log_lines, settings) -
     for line in found.values():
         assert line["job"] == "catalog.mirror_repository" and line["duration_ms"] >= 0
         assert "not-an-id" not in json.dumps(line)  # the job's arguments are not logged
+
+
+def test_an_unknown_log_format_stops_the_start_with_what_to_set(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "marlin", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "MARLIN_LOG_FORMAT": "xml", "MARLIN_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "MARLIN_LOG_FORMAT='xml': use plain or json." in done.stderr
