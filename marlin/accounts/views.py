@@ -73,13 +73,7 @@ class MarlinLoginView(LoginView):
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
-        context.update(
-            sso_enabled=settings.OIDC_ENABLED,
-            sso_name=settings.OIDC_PROVIDER_NAME,
-            password_login=not settings.OIDC_ONLY,
-        )
-        return context
+        return {**super().get_context_data(**kwargs), **_login_choices()}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if settings.OIDC_ONLY:
@@ -102,14 +96,16 @@ class MarlinLoginView(LoginView):
         return super().form_invalid(form)
 
 
-def _login_page(request: HttpRequest, error: str, *, status: int) -> HttpResponse:
-    context = {
-        "form": AuthenticationForm(request),
+def _login_choices() -> dict[str, Any]:
+    return {
         "sso_enabled": settings.OIDC_ENABLED,
         "sso_name": settings.OIDC_PROVIDER_NAME,
         "password_login": not settings.OIDC_ONLY,
-        "login_error": error,
     }
+
+
+def _login_page(request: HttpRequest, error: str, *, status: int) -> HttpResponse:
+    context = {"form": AuthenticationForm(request), "login_error": error, **_login_choices()}
     return render(request, "registration/login.html", context, status=status)
 
 
