@@ -65,7 +65,9 @@ JOB_FAILURES = Counter(
     ["job"],
 )
 
-FINISHED_CHECKS = [s for s in CheckStatus.values if s not in (CheckStatus.QUEUED, CheckStatus.RUNNING)]
+FINISHED_CHECKS = [
+    s for s in CheckStatus.values if s not in (CheckStatus.QUEUED, CheckStatus.RUNNING)
+]
 
 
 def multiprocess_dir() -> str | None:
