@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -246,6 +247,59 @@ def test_a_backup_from_a_newer_schema_is_refused(sqlite_source: dict) -> None:
     assert "made by a newer Marlin" in refused.stderr
     assert "review.9999_from_the_future" in refused.stderr
     assert not (data / "marlin.sqlite3").exists()
+
+
+# Creates users (each an audited action) until the file STOP_FILE exists.
+WRITER = """
+import itertools, os, pathlib
+from marlin.accounts.actions import do_create_user
+stop = pathlib.Path(os.environ["STOP_FILE"])
+for n in itertools.count():
+    if stop.exists():
+        break
+    do_create_user(None, f"busy{n}", None, roles=["annotator"], reason="writes during a backup")
+"""
+
+
+def _users(path: Path) -> int:
+    with sqlite3.connect(path, timeout=30) as db:
+        return db.execute("SELECT count(*) FROM accounts_user").fetchone()[0]
+
+
+def test_a_backup_taken_while_writes_go_on_restores_one_consistent_state(
+    sqlite_source: dict,
+) -> None:
+    busy, busy_env = empty_target(sqlite_source, "busy")
+    with sqlite3.connect(sqlite_source["data"] / "marlin.sqlite3") as source:
+        with sqlite3.connect(busy / "marlin.sqlite3") as db:
+            source.backup(db)
+    stop = sqlite_source["root"] / "stop-writing"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "marlin", "shell", "--no-imports", "-c", WRITER],
+        cwd=ROOT,
+        env={**busy_env, "STOP_FILE": str(stop)},
+    )
+    try:
+        start = _users(busy / "marlin.sqlite3")
+        while _users(busy / "marlin.sqlite3") < start + 3:
+            assert writer.poll() is None, "the writer stopped"
+            time.sleep(0.2)
+        marlin(busy_env, "backup", str(sqlite_source["root"] / "busy-backup"))
+        during = _users(busy / "marlin.sqlite3")
+        while _users(busy / "marlin.sqlite3") < during + 3:
+            assert writer.poll() is None, "the writer stopped"
+            time.sleep(0.2)
+    finally:
+        stop.touch()
+        writer.wait(timeout=120)
+    assert writer.returncode == 0
+
+    data, env = empty_target(sqlite_source, "from-busy")
+    # The restore compares every table's rows with the counts read in the dump's transaction.
+    marlin(env, "restore", str(sqlite_source["root"] / "busy-backup"))
+    assert "Audit chain OK" in marlin(env, "audit", "verify").stdout
+    restored = _users(data / "marlin.sqlite3")
+    assert start + 3 <= restored < _users(busy / "marlin.sqlite3")
 
 
 def _postgres_counts(url: str) -> dict[str, int]:
