@@ -162,6 +162,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 15,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django's own default for a SQLite test database, said out loud: with the engine renamed
+    # below, pytest-django's xdist naming no longer recognises SQLite and would otherwise name
+    # each worker's test database after the data file ("test_/path/marlin.sqlite3_gw0").
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
     # A pool per process (psycopg_pool through Django): a request thread borrows a connection
     # and gives it back when the request ends, so `marlin serve` holds at most workers x
