@@ -34,7 +34,13 @@ from marlin.analytics.active import decided_counts, expected_minutes
 from marlin.analytics.weak_label_report import LABELLING_FUNCTIONS, comparison_votes
 from marlin.checks.models import CheckResult
 from marlin.review.models import Comparison, ComparisonState, Routing
-from marlin.review.routing import WeakLabel, do_route, set_priorities, set_weak_labels
+from marlin.review.routing import (
+    WeakLabel,
+    do_route,
+    release_pending,
+    set_priorities,
+    set_weak_labels,
+)
 from marlin.tasks.models import PairSelection, Project
 
 PLAN_LIMIT = 300  # comparisons planned one by one; the rest wait oldest first
@@ -113,6 +119,8 @@ def refresh_project(
 ) -> Refreshed:
     """Weak labels and triage (unless ``labels`` is False) and the queue's order for one
     project, now."""
+    if not project.triage:
+        release_pending(project.pk)
     labelled, routed = _label_and_route(project) if labels else (0, {})
     ordered = set_priorities(queue_order(project, seed=seed, explore=explore))
     return Refreshed(project.pk, ordered, labelled, routed)
@@ -142,7 +150,8 @@ def _label_and_route(project: Project) -> tuple[int, dict[str, int]]:
     for n, row in enumerate(rows):
         pk = found.ids[row]
         label = _weak_label(found.votes[row], proba[n], decided)
-        waiting = states[pk] == ComparisonState.AWAITING_JUDGMENTS and routing[pk] == Routing.NONE
+        unrouted = routing[pk] in (Routing.NONE, Routing.PENDING)
+        waiting = states[pk] == ComparisonState.AWAITING_JUDGMENTS and unrouted
         if project.triage and waiting:
             way, why = _route(found.votes[row], proba[n], decided, project.triage_threshold)
             if do_route(pk, way, why, label) is not None:

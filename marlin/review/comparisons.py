@@ -26,7 +26,7 @@ from django.db.models import F, Q
 from marlin.accounts.models import User
 from marlin.agents.models import Candidate, Run, Turn, TurnStatus
 from marlin.audit.actions import record
-from marlin.review.models import Comparison, ComparisonState
+from marlin.review.models import Comparison, ComparisonState, Routing
 from marlin.tasks.models import Project, Task
 
 
@@ -59,6 +59,8 @@ def create_comparison(
             run_b=run_b,
             turn_count=1,
             agent_pair=agent_pair(run_a.agent_id, run_b.agent_id),
+            # Under triage it waits out of the queue until the worker routes it by its checks.
+            routing=Routing.PENDING if project.triage else Routing.NONE,
         )
         record(
             actor,

@@ -26,6 +26,7 @@ class ComparisonState(models.TextChoices):
 
 class Routing(models.TextChoices):
     NONE = "", "Not routed"
+    PENDING = "pending", "Waiting for its checks (triage)"
     SINGLE = "single", "One annotator, no review"
     FULL = "full", "Full overlap and review"
 
@@ -62,7 +63,9 @@ class Comparison(models.Model):
     priority = models.FloatField(default=0.0)
     priority_note = models.CharField(max_length=300, blank=True)
     # Triage (project policy): "single" = one annotator, no review; "full" = the project's
-    # overlap and reviews; "" = not routed (triage off, or its checks still running).
+    # overlap and reviews; "pending" = made under triage, out of the queue until routed (a
+    # column of its own, so the claim filters on this row, not on its project's policy);
+    # "" = not routed (triage off).
     routing = models.CharField(max_length=10, choices=Routing.choices, blank=True, default="")
     routing_reason = models.TextField(blank=True)
     # The checks' weak label for reviewers and staff (WeakLabel in marlin/review/routing.py);

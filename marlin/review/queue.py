@@ -202,7 +202,7 @@ def eligible_comparisons(annotator: Any, project: Project | None = None) -> Quer
             project__is_active=True,
             slots_taken__lt=F("places"),
         )
-        .exclude(project__triage=True, routing=Routing.NONE)
+        .exclude(routing=Routing.PENDING)
         .filter(
             Q(project__max_judgments_per_pair=0)
             | Q(agent_pair="")
@@ -273,9 +273,10 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
     me = annotator.pk
     awaiting = ComparisonState.AWAITING_JUDGMENTS.value
     single = Routing.SINGLE.value
+    pending = Routing.PENDING.value
     languages = _languages(annotator)
     # Placeholders in the order they appear in the text.
-    params: list[Any] = [awaiting, single, *([project.pk] if project else []), me, me, me]
+    params: list[Any] = [awaiting, single, pending, *([project.pk] if project else []), me, me, me]
     params += [me, awaiting, *([project.pk] if project else []), me, *SLOT_STATUSES]
     params += [me]
     params += languages
@@ -303,7 +304,7 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
             INNER JOIN {repository} r ON r.id = t.repository_id
             WHERE c.state = %s AND p.is_active
               AND c.slots_taken < (CASE WHEN c.routing = %s THEN 1 ELSE p.overlap END)
-              AND (NOT p.triage OR c.routing <> '') {in_project}
+              AND c.routing <> %s {in_project}
               AND (t.created_by_id IS NULL OR t.created_by_id <> %s)
               AND NOT EXISTS (
                 SELECT 1 FROM {judgment} j WHERE j.comparison_id = c.id AND j.annotator_id = %s)
@@ -318,14 +319,14 @@ def _claim_next(annotator: Any, project: Project | None, *, skip_locked: bool) -
                     SELECT 1 FROM {judgment} hj
                     WHERE hj.comparison_id = h.comparison_id AND hj.annotator_id = %s
                       AND hj.status IN ({slot_statuses})))
-              AND NOT EXISTS (
-                SELECT 1 FROM (
-                  SELECT sc.agent_pair, COUNT(DISTINCT s.comparison_id) AS seen FROM {claim} s
+              AND (c.agent_pair, c.project_id) NOT IN (
+                SELECT seen.agent_pair, cp.id FROM (
+                  SELECT sc.agent_pair, COUNT(DISTINCT s.comparison_id) AS n FROM {claim} s
                   INNER JOIN {comparison} sc ON sc.id = s.comparison_id
                   WHERE s.annotator_id = %s AND sc.agent_pair <> ''
-                  GROUP BY sc.agent_pair) capped
-                WHERE capped.agent_pair = c.agent_pair AND p.max_judgments_per_pair > 0
-                  AND capped.seen >= p.max_judgments_per_pair)
+                  GROUP BY sc.agent_pair) seen
+                CROSS JOIN {project} cp
+                WHERE cp.max_judgments_per_pair > 0 AND seen.n >= cp.max_judgments_per_pair)
             ORDER BY {rank}c.priority DESC, c.created_at, c.id
             LIMIT 1
             {lock}

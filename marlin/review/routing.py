@@ -79,6 +79,14 @@ def set_weak_labels(labels: dict[int, WeakLabel]) -> int:
     return len(batch)
 
 
+def release_pending(project_id: int) -> int:
+    """Triage was switched off: comparisons waiting to be routed go back to the queue as they
+    are (the project's overlap and reviews). Nothing was decided about them, so no audit."""
+    return Comparison.objects.filter(project_id=project_id, routing=Routing.PENDING).update(
+        routing=Routing.NONE
+    )
+
+
 @transaction.atomic
 def do_route(
     comparison_id: int, routing: str, reason: str, weak_label: WeakLabel | None
@@ -91,11 +99,16 @@ def do_route(
         raise ValueError(f"routing must be single or full; got {routing!r}")
     comparison = (
         Comparison.objects.select_for_update(of=("self",), no_key=True)
-        .filter(pk=comparison_id, state=ComparisonState.AWAITING_JUDGMENTS, routing=Routing.NONE)
+        .filter(
+            pk=comparison_id,
+            state=ComparisonState.AWAITING_JUDGMENTS,
+            routing__in=(Routing.NONE, Routing.PENDING),
+        )
         .first()
     )
     if comparison is None:
         return None
+    old = comparison.routing
     if routing == Routing.SINGLE and (comparison.slots_taken or comparison.judgments.exists()):
         routing = Routing.FULL
         reason = "annotators had taken it before its checks finished; " + reason
@@ -104,7 +117,7 @@ def do_route(
     comparison.weak_label = dict(weak_label) if weak_label is not None else None
     comparison.save(update_fields=["routing", "routing_reason", "weak_label", "updated_at"])
     new: dict[str, Any] = {"routing": routing, "weak_label": comparison.weak_label}
-    record(None, "comparison.routed", comparison, old={"routing": ""}, new=new, reason=reason)
+    record(None, "comparison.routed", comparison, old={"routing": old}, new=new, reason=reason)
     return comparison
 
 

@@ -18,15 +18,15 @@ from marlin.analytics import queue_order
 from marlin.audit.models import AuditEvent
 from marlin.checks.models import CheckResult, CheckStatus
 from marlin.management.commands.worker import recover_all
-from marlin.review.comparisons import agent_pair
+from marlin.review.comparisons import create_comparison
 from marlin.review.models import Comparison, ComparisonState, Routing
 from marlin.tasks.models import PairSelection
 from tests.analytics_views.factories import (
     decide,
     make_agent,
-    make_comparison,
     make_project,
     make_repository,
+    make_run,
     make_task,
 )
 
@@ -45,13 +45,10 @@ def _headers(user) -> dict[str, str]:
 
 
 def _waiting(project, first, second, n: int):
-    """A comparison of two agents waiting for judgments, made as the pairing makes it (with
-    its agent pair), on a new task."""
+    """A comparison of two agents waiting for judgments, on a new task, made by the function
+    the pairing uses (sides at random, its agent pair, pending under triage)."""
     task = make_task(project, make_repository(f"acme/repo{n}"), n=n)
-    comparison = make_comparison(project, task, first, second)
-    comparison.agent_pair = agent_pair(first.pk, second.pk)
-    comparison.save(update_fields=["agent_pair"])
-    return comparison
+    return create_comparison(project, task, make_run(task, first), make_run(task, second))
 
 
 def _next(client: Client, user, project=None):
@@ -86,7 +83,7 @@ def _hidden_tests(comparison: Comparison, a_passes: bool, b_passes: bool) -> Non
 
 @pytest.fixture
 def league(db, make_user):
-    """Four agents: p and q compared 40 times (p wins 3 in 4), r and s once each against p."""
+    """Four agents: p and q compared 40 times, r and s once each against p."""
     project = make_project("Active", overlap=1, pair_selection=PairSelection.ACTIVE)
     p, q, r, s = (make_agent(name) for name in ("p-agent", "q-agent", "r-agent", "s-agent"))
     for n in range(40):
@@ -116,12 +113,13 @@ def test_the_queue_hands_out_the_comparison_worth_most_first_not_the_oldest(
     author.force_login(dave)
     page = author.get(f"/tasks/projects/{project.pk}/").content.decode()
     assert "Next in the annotators&#x27; queue" in page or "Next in the annotators' queue" in page
-    assert "r-agent vs s-agent" in page and "per expert hour" in page
+    pair = f"{uncertain.run_a.agent.name} vs {uncertain.run_b.agent.name}"  # sides as drawn
+    assert pair in page and "per expert hour" in page
     selection = author.get(f"/leaderboard/{project.pk}/selection/")
     assert selection.status_code == 200
     table = selection.content.decode().split('id="queue-order"')[1]
     assert known.public_id in table and uncertain.public_id in table
-    assert "r-agent vs s-agent" in table and "per expert hour" in table
+    assert pair in table and "per expert hour" in table
 
 
 def test_a_uniform_project_keeps_oldest_first(client, league, alice):
@@ -269,7 +267,9 @@ def test_triage_waits_for_enough_decisions_before_trusting_the_label_model(db, m
     assert "learnt from 3 decided comparisons; triage needs 20" in waiting.routing_reason
 
 
-def test_a_comparison_whose_checks_still_run_is_not_routed(db, make_user):
+def test_a_comparison_whose_checks_still_run_waits_and_triage_switched_off_frees_it(
+    client, db, alice
+):
     project = make_project("Running", overlap=2, triage=True)
     x, y = make_agent("x-agent"), make_agent("y-agent")
     waiting = _waiting(project, x, y, 1)
@@ -278,7 +278,12 @@ def test_a_comparison_whose_checks_still_run_is_not_routed(db, make_user):
     )
     queue_order.refresh_project(project, seed=0)
     waiting.refresh_from_db()
-    assert waiting.routing == Routing.NONE and waiting.weak_label is None
+    assert waiting.routing == Routing.PENDING and waiting.weak_label is None
+    assert _next(client, alice).status_code == 404
+    project.triage = False
+    project.save(update_fields=["triage"])
+    queue_order.refresh_project(project, seed=0)
+    assert _next(client, alice).json()["public_id"] == waiting.public_id
 
 
 def test_reviewers_see_the_weak_label_and_annotators_never_do_before_their_judgment(
