@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -266,6 +267,31 @@ def _users(path: Path) -> int:
         return db.execute("SELECT count(*) FROM accounts_user").fetchone()[0]
 
 
+def write_during_backup(env: dict[str, str], users: Callable[[], int], backup: Path) -> int:
+    """Back up while a writer creates users, from after its third to before its last; return
+    how many users there were before it started."""
+    stop = backup.parent / f"{backup.name}.stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "marlin", "shell", "--no-imports", "-c", WRITER],
+        cwd=ROOT,
+        env={**env, "STOP_FILE": str(stop)},
+    )
+    try:
+        start = users()
+        for enough in (start + 3, None):
+            if enough is None:
+                marlin(env, "backup", str(backup))
+                enough = users() + 3
+            while users() < enough:
+                assert writer.poll() is None, "the writer stopped"
+                time.sleep(0.2)
+    finally:
+        stop.touch()
+        writer.wait(timeout=120)
+    assert writer.returncode == 0
+    return start
+
+
 def test_a_backup_taken_while_writes_go_on_restores_one_consistent_state(
     sqlite_source: dict,
 ) -> None:
@@ -273,33 +299,14 @@ def test_a_backup_taken_while_writes_go_on_restores_one_consistent_state(
     with sqlite3.connect(sqlite_source["data"] / "marlin.sqlite3") as source:
         with sqlite3.connect(busy / "marlin.sqlite3") as db:
             source.backup(db)
-    stop = sqlite_source["root"] / "stop-writing"
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "marlin", "shell", "--no-imports", "-c", WRITER],
-        cwd=ROOT,
-        env={**busy_env, "STOP_FILE": str(stop)},
-    )
-    try:
-        start = _users(busy / "marlin.sqlite3")
-        while _users(busy / "marlin.sqlite3") < start + 3:
-            assert writer.poll() is None, "the writer stopped"
-            time.sleep(0.2)
-        marlin(busy_env, "backup", str(sqlite_source["root"] / "busy-backup"))
-        during = _users(busy / "marlin.sqlite3")
-        while _users(busy / "marlin.sqlite3") < during + 3:
-            assert writer.poll() is None, "the writer stopped"
-            time.sleep(0.2)
-    finally:
-        stop.touch()
-        writer.wait(timeout=120)
-    assert writer.returncode == 0
+    backup = sqlite_source["root"] / "busy-backup"
+    start = write_during_backup(busy_env, lambda: _users(busy / "marlin.sqlite3"), backup)
 
     data, env = empty_target(sqlite_source, "from-busy")
     # The restore compares every table's rows with the counts read in the dump's transaction.
-    marlin(env, "restore", str(sqlite_source["root"] / "busy-backup"))
+    marlin(env, "restore", str(backup))
     assert "Audit chain OK" in marlin(env, "audit", "verify").stdout
-    restored = _users(data / "marlin.sqlite3")
-    assert start + 3 <= restored < _users(busy / "marlin.sqlite3")
+    assert start + 3 <= _users(data / "marlin.sqlite3") < _users(busy / "marlin.sqlite3")
 
 
 def _postgres_counts(url: str) -> dict[str, int]:
@@ -317,62 +324,96 @@ def _postgres_counts(url: str) -> dict[str, int]:
         return counts
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db
-def test_a_postgresql_backup_restores_the_same_data_and_pages(tmp_path: Path) -> None:
+KEY = {"MARLIN_AUDIT_KEY": "backup-test-audit-key-" + "k" * 24}
+
+
+@pytest.fixture
+def postgres_databases(db) -> Iterator[Callable[..., list[str]]]:
+    """Makes empty databases of our own on the suite's PostgreSQL server; drops them after."""
     if connection.vendor != "postgresql":
         pytest.skip("runs when the suite runs on PostgreSQL (MARLIN_DATABASE_URL=postgres://...)")
     params = connection.settings_dict
     server = f"postgres://{params['USER']}@{params['HOST']}:{params['PORT'] or 5432}"
-    names = ("marlin_backup_src", "marlin_backup_dst")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        for name in names:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        key = {"MARLIN_AUDIT_KEY": "backup-test-audit-key-" + "k" * 24}
-        src_url, dst_url = (f"{server}/{name}" for name in names)
-        src = environ(tmp_path / "src", MARLIN_DATABASE_URL=src_url, **key)
-        marlin(src, "demo", "--load-only", "--model-server", "127.0.0.1:9")
-        marlin(src, "audit", "checkpoint")
-        before = pages(src, tmp_path / "src-pages.json")
-        marlin(src, "backup", str(tmp_path / "backup"), "--with-mirrors")
-        content = backup_bytes(tmp_path / "backup")
-        assert key["MARLIN_AUDIT_KEY"].encode() not in content
-        assert before["comparison"]["session"].encode() not in content
+    made: list[str] = []
 
-        dst = environ(tmp_path / "dst", MARLIN_DATABASE_URL=dst_url, **key)
-        restored = marlin(dst, "restore", str(tmp_path / "backup"))
-        assert "Restored the PostgreSQL database marlin_backup_dst" in restored.stdout
-        assert "Audit chain OK" in marlin(dst, "audit", "verify").stdout
-        source_counts, after = _postgres_counts(src_url), _postgres_counts(dst_url)
-        assert source_counts.pop("django_session") == 2 and after.pop("django_session") == 0
-        assert after == source_counts and source_counts["review_decision"] > 50
-        assert (tmp_path / "dst" / "mirrors" / "demo-ledgerlite.git" / "HEAD").is_file()
-        again = pages(dst, tmp_path / "dst-pages.json")
-        for name, page in before.items():
-            assert again[name]["html"] == page["html"], name
-
-        # The restored database is not empty any more: a second restore refuses, changes nothing.
-        (tmp_path / "dst2").mkdir()
-        refused = marlin(
-            {**dst, "MARLIN_DATA_DIR": str(tmp_path / "dst2")},
-            "restore",
-            str(tmp_path / "backup"),
-            ok=False,
-        )
-        assert "PostgreSQL database marlin_backup_dst" in refused.stderr
-        assert "is not empty" in refused.stderr
-        assert _postgres_counts(dst_url) == {**after, "django_session": 2}
-
-        # Nor does a PostgreSQL backup go into SQLite: the restore says so and writes nothing.
-        sqlite_env = environ(tmp_path / "sqlite-dst", **key)
-        refused = marlin(sqlite_env, "restore", str(tmp_path / "backup"), ok=False)
-        assert "Restoring across databases is not supported" in refused.stderr
-        assert not (tmp_path / "sqlite-dst" / "marlin.sqlite3").exists()
-    finally:
+    def create(*names: str) -> list[str]:
         with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             for name in names:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                made.append(name)
+        return [f"{server}/{name}" for name in names]
+
+    yield create
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        for name in made:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.mark.postgres
+def test_a_postgresql_backup_restores_the_same_data_and_pages(
+    tmp_path: Path, postgres_databases: Callable[..., list[str]]
+) -> None:
+    src_url, dst_url = postgres_databases("marlin_backup_src", "marlin_backup_dst")
+    src = environ(tmp_path / "src", MARLIN_DATABASE_URL=src_url, **KEY)
+    marlin(src, "demo", "--load-only", "--model-server", "127.0.0.1:9")
+    marlin(src, "audit", "checkpoint")
+    before = pages(src, tmp_path / "src-pages.json")
+    marlin(src, "backup", str(tmp_path / "backup"), "--with-mirrors")
+    content = backup_bytes(tmp_path / "backup")
+    assert KEY["MARLIN_AUDIT_KEY"].encode() not in content
+    assert before["comparison"]["session"].encode() not in content
+
+    dst = environ(tmp_path / "dst", MARLIN_DATABASE_URL=dst_url, **KEY)
+    restored = marlin(dst, "restore", str(tmp_path / "backup"))
+    assert "Restored the PostgreSQL database marlin_backup_dst" in restored.stdout
+    assert "Audit chain OK" in marlin(dst, "audit", "verify").stdout
+    source_counts, after = _postgres_counts(src_url), _postgres_counts(dst_url)
+    assert source_counts.pop("django_session") == 2 and after.pop("django_session") == 0
+    assert after == source_counts and source_counts["review_decision"] > 50
+    assert (tmp_path / "dst" / "mirrors" / "demo-ledgerlite.git" / "HEAD").is_file()
+    again = pages(dst, tmp_path / "dst-pages.json")
+    for name, page in before.items():
+        assert again[name]["html"] == page["html"], name
+
+    # The restored database is not empty any more: a second restore refuses, changes nothing.
+    (tmp_path / "dst2").mkdir()
+    refused = marlin(
+        {**dst, "MARLIN_DATA_DIR": str(tmp_path / "dst2")},
+        "restore",
+        str(tmp_path / "backup"),
+        ok=False,
+    )
+    assert "PostgreSQL database marlin_backup_dst" in refused.stderr
+    assert "is not empty" in refused.stderr
+    assert _postgres_counts(dst_url) == {**after, "django_session": 2}
+
+    # Nor does a PostgreSQL backup go into SQLite: the restore says so and writes nothing.
+    sqlite_env = environ(tmp_path / "sqlite-dst", **KEY)
+    refused = marlin(sqlite_env, "restore", str(tmp_path / "backup"), ok=False)
+    assert "Restoring across databases is not supported" in refused.stderr
+    assert not (tmp_path / "sqlite-dst" / "marlin.sqlite3").exists()
+
+
+def _postgres_users(url: str) -> int:
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT count(*) FROM accounts_user").fetchone()
+        return int(row[0]) if row else 0
+
+
+@pytest.mark.postgres
+def test_a_postgresql_backup_taken_while_writes_go_on_restores_one_consistent_state(
+    tmp_path: Path, postgres_databases: Callable[..., list[str]]
+) -> None:
+    src_url, dst_url = postgres_databases("marlin_backup_busy", "marlin_backup_busy_dst")
+    src = environ(tmp_path / "src", MARLIN_DATABASE_URL=src_url, **KEY)
+    marlin(src, "migrate")
+    backup = tmp_path / "backup"
+    start = write_during_backup(src, lambda: _postgres_users(src_url), backup)
+
+    dst = environ(tmp_path / "dst", MARLIN_DATABASE_URL=dst_url, **KEY)
+    marlin(dst, "restore", str(backup))  # compares every table with the snapshot's counts
+    assert "Audit chain OK" in marlin(dst, "audit", "verify").stdout
+    assert start + 3 <= _postgres_users(dst_url) < _postgres_users(src_url)
