@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from django.db.models import Sum
@@ -25,7 +26,6 @@ from marlin.tasks.models import Project, Task
 
 # Until a project has measured time, a comparison is taken to cost about an hour of experts.
 DEFAULT_MINUTES = 60.0
-TARGET: selection.Target = "width"
 
 
 def expected_minutes(project: Project) -> tuple[dict[str, float], float]:
@@ -70,6 +70,27 @@ def decided_counts(project: Project, pool: Sequence[int]) -> PairCounts | None:
     )
 
 
+# Why a target's picks look as they do, in a sentence for the project's selection page.
+WHY: dict[str, str] = {
+    "width": "one more decision of two agents whose strengths are uncertain and close adds the "
+    "most information (Fisher information of the Davidson model).",
+    "swap": "a decision between neighbours in the ranking whose order is still in doubt lowers "
+    "the chance that they are shown the wrong way round the most.",
+    "order": "a decision, or a few, between two agents whose order is in doubt is the one most "
+    "likely to put a wrongly ordered pair right (a knowledge-gradient value).",
+}
+
+
+def target_of(project: Project) -> selection.Target:
+    """The project's selection target, checked against the ones selection knows."""
+    target = project.selection_target
+    if target not in selection.TARGETS:
+        raise ValueError(
+            f"unknown selection target {target!r}: one of {', '.join(selection.TARGETS)}"
+        )
+    return cast(selection.Target, target)
+
+
 def plan_pairs(
     project: Project,
     pool: list[int],
@@ -87,6 +108,7 @@ def plan_pairs(
     if decided is None:
         return None
     model = selection.fitted_model(decided)
+    target = target_of(project)
     first, second = selection.all_pairs(len(pool))
     keys = [(pool[i], pool[j]) for i, j in zip(first.tolist(), second.tolist(), strict=True)]
     by_kind, overall = expected_minutes(project)
@@ -98,12 +120,12 @@ def plan_pairs(
             allowed[:] = True
         minutes = by_kind.get(task.kind, overall)
         pick = selection.choose(
-            model, first, second, np.full(first.size, minutes), rng, allowed=allowed, target=TARGET
+            model, first, second, np.full(first.size, minutes), rng, allowed=allowed, target=target
         )
         i, j = int(first[pick.index]), int(second[pick.index])
         model = selection.update(model, i, j)
         pair = (pool[i], pool[j]) if rng.random() < 0.5 else (pool[j], pool[i])
-        out.append((pair, "active: " + selection.describe(pick, TARGET, minutes)))
+        out.append((pair, "active: " + selection.describe(pick, target, minutes)))
     return out
 
 
@@ -144,10 +166,11 @@ def preview(project: Project, n: int = 10) -> Preview:
         )
         return Preview(mode, 0, by_kind, overall, [], note)
     model = selection.fitted_model(decided)
+    target = target_of(project)
     first, second = selection.all_pairs(len(pool))
     rng = np.random.default_rng(0)
     picks = selection.plan(
-        model, first, second, np.full(first.size, overall), n, rng, explore=0.0, target=TARGET
+        model, first, second, np.full(first.size, overall), n, rng, explore=0.0, target=target
     )
     names = {a.pk: a.name for a in Agent.objects.filter(pk__in=pool)}
     totals = decided.totals
@@ -162,11 +185,11 @@ def preview(project: Project, n: int = 10) -> Preview:
         for p in picks
     ]
     note = (
-        f"Each pair below {selection.TARGETS[TARGET]} per expert minute, given the "
-        f"{decided.n_comparisons} decided comparisons: one more decision of two agents whose "
-        "strengths are uncertain and close adds the most information (Fisher information of "
-        "the Davidson model). Each pick counts the ones above it, so the list spreads over the "
-        f"pool. A share of {selection.DEFAULT_EXPLORE:.0%} of real picks is uniform at random."
+        f"Each pair below {selection.TARGETS[target]} per expert minute, given the "
+        f"{decided.n_comparisons} decided comparisons: "
+        + WHY[target]
+        + " Each pick counts the ones above it, so the list spreads over the pool. A share of "
+        f"{selection.DEFAULT_EXPLORE:.0%} of real picks is uniform at random."
     )
     if mode != "active":
         note = (

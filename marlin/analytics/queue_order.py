@@ -30,7 +30,7 @@ import numpy as np
 from django.db.models import Count, Max, Q, Sum
 
 from marlin.analytics import selection, weak_labels
-from marlin.analytics.active import decided_counts, expected_minutes
+from marlin.analytics.active import decided_counts, expected_minutes, target_of
 from marlin.analytics.weak_label_report import LABELLING_FUNCTIONS, comparison_votes
 from marlin.checks.models import CheckResult
 from marlin.review.models import Comparison, ComparisonState, Routing
@@ -45,7 +45,6 @@ from marlin.tasks.models import PairSelection, Project
 
 PLAN_LIMIT = 300  # comparisons planned one by one; the rest wait oldest first
 TRIAGE_MIN_DECIDED = 20
-TARGET: selection.Target = "width"
 UNDECIDED = (
     ComparisonState.AWAITING_JUDGMENTS,
     ComparisonState.IN_REVIEW,
@@ -246,6 +245,7 @@ def _planned(
         note = "no decided comparisons between these agents yet: oldest first"
         return [(w.pk, note) for w in rest]
     model = selection.fitted_model(decided)
+    target = target_of(project)
     index = {agent: i for i, agent in enumerate(agents)}
     by_kind, overall = expected_minutes(project)
     # Candidates are (pair, task kind) groups; each holds its comparisons oldest first.
@@ -263,10 +263,10 @@ def _planned(
     order: list[tuple[int, str]] = []
     for _ in range(min(PLAN_LIMIT, len(rest))):
         pick = selection.choose(
-            model, first, second, minutes, rng, allowed=left > 0, target=TARGET, explore=explore
+            model, first, second, minutes, rng, allowed=left > 0, target=target, explore=explore
         )
         g = pick.index
-        order.append((groups[keys[g]][taken[g]], _why(pick, keys[g][2], float(minutes[g]))))
+        order.append((groups[keys[g]][taken[g]], _why(pick, target, keys[g][2], float(minutes[g]))))
         taken[g] += 1
         left[g] -= 1
         model = selection.update(model, int(first[g]), int(second[g]))
@@ -275,11 +275,11 @@ def _planned(
     return order + [(w.pk, later) for w in rest if w.pk not in planned]
 
 
-def _why(pick: selection.Pick, kind: str, minutes: float) -> str:
+def _why(pick: selection.Pick, target: selection.Target, kind: str, minutes: float) -> str:
     if pick.explored:
-        return selection.describe(pick, TARGET, minutes)
+        return selection.describe(pick, target, minutes)
     return (
-        f"{selection.describe(pick, TARGET, minutes)} ({kind} tasks); "
+        f"{selection.describe(pick, target, minutes)} ({kind} tasks); "
         f"{pick.per_minute * 60:.3g} per expert hour"
     )
 

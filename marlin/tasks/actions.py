@@ -43,6 +43,7 @@ PROJECT_POLICY_FIELDS = [
     "triage",
     "triage_threshold",
     "pair_selection",
+    "selection_target",
     "allow_setup_network",
     "package_registries",
     "allow_host_network",

@@ -225,6 +225,7 @@ class ProjectForm(forms.ModelForm):
             "triage",
             "triage_threshold",
             "pair_selection",
+            "selection_target",
             "allow_setup_network",
             "package_registries",
             "allow_host_network",

@@ -74,6 +74,14 @@ class PairSelection(models.TextChoices):
     ACTIVE = "active", "Active: the pair whose next decision is worth most per expert minute"
 
 
+class SelectionTarget(models.TextChoices):
+    """What active selection spends expert minutes on (marlin.analytics.selection.TARGETS)."""
+
+    WIDTH = "width", "Precise scores: narrowest leaderboard intervals"
+    SWAP = "swap", "Neighbouring ranks: fewest adjacent agents swapped"
+    ORDER = "order", "Whole ranking: fewest agents in the wrong order"
+
+
 def default_package_registries() -> list[str]:
     return ["pypi", "npm"]
 
@@ -144,6 +152,13 @@ class Project(models.Model):
         default=PairSelection.ACTIVE,
         help_text="How tasks are paired with two agents of the pool. Active falls back to "
         "uniform until the project has decided comparisons; a tenth of its picks stay uniform.",
+    )
+    selection_target = models.CharField(
+        max_length=10,
+        choices=SelectionTarget.choices,
+        default=SelectionTarget.WIDTH,
+        help_text="What active selection optimises. Intervals suit reporting scores; the "
+        "ranking suits choosing between agents (docs/statistics.md: which saves how much).",
     )
     pay_mode = models.CharField(max_length=20, choices=PayMode.choices, default=PayMode.PER_ITEM)
     pay_per_judgment_cents = models.PositiveIntegerField(default=2500)

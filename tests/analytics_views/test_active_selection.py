@@ -124,3 +124,41 @@ def test_the_page_explains_the_next_pairs_with_measured_minutes(
     assert ("agent-2" in first_row) != ("agent-3" in first_row)
     annotator = make_user("anne", "annotator")
     assert client_for(annotator).get(f"/leaderboard/{project.pk}/selection/").status_code == 403
+
+
+def test_the_author_chooses_what_active_selection_aims_at(decided_pool, client_for, erin, dave):
+    """The target is a project policy set on the project's form (audited like the rest of it);
+    the selection page and the pairing reasons then speak of that target."""
+    from tests.tasks.test_project_network_policy import form_data
+
+    project, agents, tasks = decided_pool
+    assert project.selection_target == "width"  # the default
+    refused = client_for(erin).post(
+        f"/tasks/projects/{project.pk}/edit/",
+        form_data(project, selection_target="fastest", reason="try"),
+    )
+    assert refused.status_code == 200
+    assert "Select a valid choice" in refused.content.decode()
+    project.refresh_from_db()
+    assert project.selection_target == "width"
+
+    saved = client_for(erin).post(
+        f"/tasks/projects/{project.pk}/edit/",
+        form_data(project, selection_target="order", reason="we pick one agent"),
+    )
+    assert saved.status_code == 302
+    project.refresh_from_db()
+    assert project.selection_target == "order"
+    event = AuditEvent.objects.filter(verb="project.update", object_id=str(project.pk)).last()
+    assert event is not None and event.new_values["selection_target"] == "order"
+
+    assert (
+        "aiming at whole ranking"
+        in client_for(dave).get(f"/tasks/projects/{project.pk}/").content.decode()
+    )
+    html = client_for(dave).get(f"/leaderboard/{project.pk}/selection/").content.decode()
+    assert "most lowers the expected number of agents ranked in the wrong order" in html
+    assert "knowledge-gradient" in html
+    do_pair_tasks(dave, project, tasks[:3], seed=2)
+    reasons = [p["why"] for p in _pairs_chosen(project)]
+    assert any("wrong order" in r for r in reasons if not r.endswith("uniform"))

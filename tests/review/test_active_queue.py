@@ -122,6 +122,22 @@ def test_the_queue_hands_out_the_comparison_worth_most_first_not_the_oldest(
     assert pair in table and "per expert hour" in table
 
 
+def test_a_project_aiming_at_the_ranking_orders_its_queue_by_that_target(client, league, alice):
+    """r and s each have one decision: their order is the one most in doubt, so the ranking
+    target also puts r vs s first, and its note speaks of agents in the wrong order."""
+    project, (p, q, r, s) = league
+    project.selection_target = "order"
+    project.save(update_fields=["selection_target"])
+    known = _waiting(project, p, q, 1)
+    uncertain = _waiting(project, r, s, 2)
+    queue_order.refresh_project(project, seed=1, explore=0.0)
+    known.refresh_from_db()
+    uncertain.refresh_from_db()
+    assert uncertain.priority > known.priority
+    assert "wrong order" in uncertain.priority_note
+    assert _next(client, alice).json()["public_id"] == uncertain.public_id
+
+
 def test_a_uniform_project_keeps_oldest_first(client, league, alice):
     project, (p, q, r, s) = league
     project.pair_selection = PairSelection.UNIFORM
