@@ -27,9 +27,9 @@ systems resolve 18-28% (docs/benchmarks.md). Pairs are chosen in batches (tasks 
 batches before their runs start; decisions arrive a batch later).
 
 Each figure is reported two ways: from the curves averaged over the seeds (with a 90% bootstrap
-interval over seeds), and per seed as the median and quartiles over seeds; either way both curves are smoothed by a power law in n
-(fitted in log-log from 20% of --reference on: the rank figures of one run are too noisy to
-read where a raw curve first crosses a level).
+interval over seeds), and per seed as the median and quartiles over seeds; either way both
+curves are smoothed by a power law in n (fitted in log-log from 20% of --reference on: the rank
+figures of one run are too noisy to read where a raw curve first crosses a level).
 
 Run: .venv/bin/python benchmarks/active_sampling.py [--seeds 8] [--agents 24] [--quick]
 """
