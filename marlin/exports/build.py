@@ -209,12 +209,23 @@ def _load_chunk(
 
 
 def _select_in(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
-    """Rows of ``sql``, whose ``{ids}`` becomes one placeholder per id and whose ``{candidate}``,
-    ``{turn}``, ``{check}`` and ``{judgment}`` become those models' quoted table names; the ids
-    (integers) are bound as parameters, nothing from a user reaches the text."""
+    """Rows of ``sql``, whose ``IN ({ids})`` becomes one placeholder per id (``= ANY`` of one
+    array parameter on PostgreSQL) and whose ``{candidate}``, ``{turn}``, ``{check}`` and
+    ``{judgment}`` become those models' quoted table names; the ids (integers) are bound as
+    parameters, nothing from a user reaches the text."""
     values = [int(i) for i in ids]
     if not values:
         return []
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        # One array parameter: psycopg's client-side binding splits the query text at every
+        # placeholder, and 4,000 of them per query were a fifth of the export's CPU. The array
+        # goes as its text form (integers only) because psycopg's list dumper checks every item
+        # in Python.
+        sql = sql.replace("IN ({ids})", "= ANY(%s::bigint[])")
+        placeholders, params = "", ["{" + ",".join(map(str, values)) + "}"]
+    else:
+        placeholders, params = ", ".join(["%s"] * len(values)), values
     tables = {
         name: connection.ops.quote_name(model._meta.db_table)
         for name, model in (
@@ -225,7 +236,7 @@ def _select_in(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
         )
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(ids=", ".join(["%s"] * len(values)), **tables), values)
+        cursor.execute(sql.format(ids=placeholders, **tables), params)
         return list(cursor.fetchall())
 
 

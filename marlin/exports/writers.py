@@ -8,9 +8,10 @@ changed, removed or added.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -169,17 +170,32 @@ def write_preferences(
     query behind them runs once and only one Parquet batch is held at a time; the count."""
     formats = list(formats)
     with ExitStack() as stack:
-        lines: list[tuple[Any, Callable[[dict[str, Any]], dict[str, Any]]]] = []
-        for name, shape in (("jsonl", _same_row), ("openai", openai_preference)):
-            if name in formats:
-                path = directory / PREFERENCE_FILES[name]
-                lines.append((stack.enter_context(open(path, "w", encoding="utf-8")), shape))
+        handles = {
+            name: stack.enter_context(
+                open(directory / PREFERENCE_FILES[name], "w", encoding="utf-8")
+            )
+            for name in ("jsonl", "openai")
+            if name in formats
+        }
+        trl, openai = handles.get("jsonl"), handles.get("openai")
 
         def echoed() -> Iterator[dict[str, Any]]:
             for row in rows:
-                for handle, shape in lines:
-                    handle.write(json.dumps(shape(row), ensure_ascii=False, default=str))
-                    handle.write("\n")
+                # Each row's patches are encoded once for both files: the TRL line is joined
+                # from the prompt's and messages' JSON and the rest's, and the OpenAI line
+                # (openai_preference's layout) reuses the same pieces; both are byte for byte
+                # what json.dumps writes for the row and for openai_preference(row).
+                prompt = _ENCODER.encode(row["prompt"])
+                chosen, preferred = _messages_json(row["chosen"])
+                rejected, non_preferred = _messages_json(row["rejected"])
+                if trl is not None:
+                    parts = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+                    trl.write(_object_json(row, parts))
+                if openai is not None:
+                    openai.write(
+                        f'{{"input": {{"messages": {prompt}}}, "preferred_output": {preferred}, '
+                        f'"non_preferred_output": {non_preferred}}}\n'
+                    )
                 yield row
 
         if "parquet" in formats:
@@ -187,8 +203,32 @@ def write_preferences(
         return sum(1 for _ in echoed())
 
 
-def _same_row(row: dict[str, Any]) -> dict[str, Any]:
-    return row
+# What json.dumps(value, ensure_ascii=False, default=str) uses, built once instead of per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _messages_json(messages: list[dict[str, str]]) -> tuple[str, str]:
+    """The JSON of a message list, and of openai_preference's one-message output list for it,
+    encoding each message (and so each patch) once."""
+    encoded = [_ENCODER.encode(m) for m in messages]
+    final = _final_assistant(messages)
+    if messages and list(messages[-1].items()) == list(final.items()):
+        last = encoded[-1]
+    else:
+        last = _ENCODER.encode(final)
+    return "[" + ", ".join(encoded) + "]", "[" + last + "]"
+
+
+def _object_json(row: dict[str, Any], encoded: dict[str, str]) -> str:
+    """One JSON line for ``row``, equal to json.dumps's, whose first keys' values are already
+    encoded; the remaining keys are encoded in one call."""
+    if list(itertools.islice(row, len(encoded))) != list(encoded):
+        return _ENCODER.encode(row) + "\n"
+    lead = ", ".join(f"{_ENCODER.encode(key)}: {value}" for key, value in encoded.items())
+    rest = {key: value for key, value in row.items() if key not in encoded}
+    if not rest:
+        return "{" + lead + "}\n"
+    return "{" + lead + ", " + _ENCODER.encode(rest)[1:] + "\n"
 
 
 def sha256_file(path: Path) -> str:

@@ -14,11 +14,11 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from marlin.agents.models import Run
+from marlin.agents.models import Candidate, Run
 from marlin.exports.actions import ExportError, do_create_export
 from marlin.exports.jobs import write_export
 from marlin.exports.models import Export, ExportStatus
-from marlin.exports.writers import verify_manifest
+from marlin.exports.writers import openai_preference, verify_manifest
 from marlin.review.models import Decision
 from tests.analytics_views.factories import league, make_agent, make_project
 
@@ -139,6 +139,25 @@ def test_both_preference_files_come_from_one_pass_over_the_decisions(decided, er
     both_files = decision_queries()
     assert one_file > 0
     assert both_files == one_file
+
+
+def test_both_json_lines_files_are_what_json_dumps_writes(decided, erin):
+    # The job encodes each row's patches once for both files; the bytes must still be exactly
+    # json.dumps's (key order, separators, non-ASCII kept as written) for the row and for
+    # openai_preference(row), with conversations (several messages) and with odd characters.
+    for candidate in Candidate.objects.all():
+        candidate.patch += '+    label = "Größe \\ 日本"  # \u2028 and a tab\t\n'
+        candidate.save(update_fields=["patch"])
+    directory = Path(run_export(erin, decided, "preferences", conversations=True).directory)
+    # split("\n"), not splitlines(): U+2028 inside a JSON string is not a line end.
+    trl = (directory / "preferences.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+    openai = (directory / "preferences.openai.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(trl) == len(openai) == 4
+    for trl_line, openai_line in zip(trl, openai, strict=True):
+        row = json.loads(trl_line)
+        assert len(row["chosen"]) > 1 and "日本" in row["chosen"][-1]["content"]
+        assert trl_line == json.dumps(row, ensure_ascii=False)
+        assert openai_line == json.dumps(openai_preference(row), ensure_ascii=False)
 
 
 def test_a_tampered_or_extra_file_fails_verification(decided, erin):
