@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -127,12 +128,13 @@ def generate_postgres(n: int) -> None:
     from marlin.agents.models import Agent, Candidate, Run, Turn
     from marlin.checks.models import CheckResult
     from marlin.review.models import Comparison, Decision, Judgment
-    from marlin.tasks.models import RubricVersion, Task
+    from marlin.tasks.models import Project, RubricVersion, Task
 
-    _admin, project = fill(0)
-    for model in (Run, Comparison):
-        if model.objects.exists():
-            raise SystemExit(f"{model._meta.db_table} is not empty: generate into a new database")
+    for filled in (Run, Comparison):
+        if filled.objects.exists():
+            raise SystemExit(f"{filled._meta.db_table} is not empty: generate into a new database")
+    fill(0)
+    project = Project.objects.get(name="bench")
     task_ids = list(
         Task.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)
     )
@@ -145,7 +147,7 @@ def generate_postgres(n: int) -> None:
     # patch_text(i, side) = a head that varies with i % 500 and i, and 25 body lines that vary
     # with i % 97 and the side: the 194 bodies are precomputed, the head is string arithmetic.
     bodies = {(k, side): patch_text(k, side) for k in range(97) for side in "AB"}
-    params: dict[str, object] = {
+    params: dict[str, Any] = {
         "n": n,
         "tasks": task_ids,
         "agents": agent_ids,
@@ -167,7 +169,7 @@ def generate_postgres(n: int) -> None:
         "floor(((i %% 7) - 3) / 2.0)::int, 'maintainability', 0, 'overall', (i %% 7) - 3)"
     )
     rationale = "'A handles refunds; B double-counts them.'"
-    plan = [
+    plan: list[tuple[type[models.Model], str, dict[str, str]]] = [
         (
             Run,
             sides,
@@ -293,7 +295,7 @@ def generate_postgres(n: int) -> None:
                 f"in {time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
-        for model in (Run, Turn, Candidate, CheckResult, Comparison, Judgment, Decision):
+        for model, _source, _exprs in plan:
             table = model._meta.db_table
             last = f"SELECT max(id) FROM {connection.ops.quote_name(table)}"  # noqa: S608
             cursor.execute(f"SELECT setval(pg_get_serial_sequence(%s, 'id'), ({last}))", [table])
