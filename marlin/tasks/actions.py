@@ -13,7 +13,14 @@ from marlin.accounts.models import User
 from marlin.audit.actions import record
 from marlin.errors import IllegalTransition
 from marlin.permissions import require_role
-from marlin.tasks.models import Project, Rubric, RubricVersion, Task, TaskStatus
+from marlin.tasks.models import (
+    PROJECT_POLICY_FIELDS,
+    Project,
+    Rubric,
+    RubricVersion,
+    Task,
+    TaskStatus,
+)
 from marlin.tasks.rubric import DEFAULT_CRITERIA, validate_criteria
 
 TASK_FIELDS = [
@@ -26,32 +33,6 @@ TASK_FIELDS = [
     "setup_command",
     "environment_spec",
     "checks",
-]
-PROJECT_POLICY_FIELDS = [
-    "description",
-    "is_active",
-    "overlap",
-    "reviewers_per_judgment",
-    "agreement_max_step_difference",
-    "reviewers_see_annotator",
-    "min_rationale_chars",
-    "hide_checks_until_drafted",
-    "reveal_agents_to_experts_after_decision",
-    "rereview_on_rubric_change",
-    "claim_timeout_minutes",
-    "max_judgments_per_pair",
-    "triage",
-    "triage_threshold",
-    "pair_selection",
-    "selection_target",
-    "allow_setup_network",
-    "package_registries",
-    "allow_host_network",
-    "pay_mode",
-    "pay_per_judgment_cents",
-    "pay_per_review_cents",
-    "pay_per_adjudication_cents",
-    "hourly_rate_cents",
 ]
 
 

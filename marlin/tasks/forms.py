@@ -11,7 +11,7 @@ from marlin.catalog.models import MirrorStatus, Repository
 from marlin.grading.spec import CheckSpec, EnvironmentSpec
 from marlin.sandbox.egress import PACKAGE_REGISTRIES, registry_allow_list
 from marlin.sandbox.gitutil import GitError, resolve_commit
-from marlin.tasks.models import Project, TaskKind
+from marlin.tasks.models import PROJECT_POLICY_FIELDS, Project, TaskKind
 
 
 def parse_checks(text: str) -> list[dict]:
@@ -209,33 +209,7 @@ def criteria_problems(exc: PydanticValidationError) -> list[str]:
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
-        fields = [
-            "name",
-            "description",
-            "overlap",
-            "reviewers_per_judgment",
-            "agreement_max_step_difference",
-            "reviewers_see_annotator",
-            "min_rationale_chars",
-            "hide_checks_until_drafted",
-            "reveal_agents_to_experts_after_decision",
-            "rereview_on_rubric_change",
-            "claim_timeout_minutes",
-            "max_judgments_per_pair",
-            "triage",
-            "triage_threshold",
-            "pair_selection",
-            "selection_target",
-            "allow_setup_network",
-            "package_registries",
-            "allow_host_network",
-            "pay_mode",
-            "pay_per_judgment_cents",
-            "pay_per_review_cents",
-            "pay_per_adjudication_cents",
-            "hourly_rate_cents",
-            "is_active",
-        ]
+        fields = ["name", *PROJECT_POLICY_FIELDS]
 
     def clean_package_registries(self) -> list[str]:
         value = self.cleaned_data.get("package_registries") or []

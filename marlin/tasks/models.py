@@ -178,6 +178,36 @@ class Project(models.Model):
         return self.name
 
 
+# What an administrator may set on a project besides its name and rubric: the actions accept
+# these and the policy form shows them, in this order.
+PROJECT_POLICY_FIELDS = [
+    "description",
+    "overlap",
+    "reviewers_per_judgment",
+    "agreement_max_step_difference",
+    "reviewers_see_annotator",
+    "min_rationale_chars",
+    "hide_checks_until_drafted",
+    "reveal_agents_to_experts_after_decision",
+    "rereview_on_rubric_change",
+    "claim_timeout_minutes",
+    "max_judgments_per_pair",
+    "triage",
+    "triage_threshold",
+    "pair_selection",
+    "selection_target",
+    "allow_setup_network",
+    "package_registries",
+    "allow_host_network",
+    "pay_mode",
+    "pay_per_judgment_cents",
+    "pay_per_review_cents",
+    "pay_per_adjudication_cents",
+    "hourly_rate_cents",
+    "is_active",
+]
+
+
 class TaskKind(models.TextChoices):
     FEATURE = "feature", "Feature"
     BUG_FIX = "bug_fix", "Bug fix"
