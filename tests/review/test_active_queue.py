@@ -87,11 +87,17 @@ def league(db, make_user):
     project = make_project("Active", overlap=1, pair_selection=PairSelection.ACTIVE)
     p, q, r, s = (make_agent(name) for name in ("p-agent", "q-agent", "r-agent", "s-agent"))
     for n in range(40):
-        decided = _waiting(project, p, q, 1000 + n)
-        decide(decided, -2 if n % 4 else 2)
-    for n, agent in enumerate((r, s)):
-        decide(_waiting(project, p, agent, 2000 + n), 1 if n else -1)
+        _prefer(_waiting(project, p, q, 1000 + n), p if n % 4 else q, 2)
+    _prefer(_waiting(project, p, r, 2000), p, 1)
+    _prefer(_waiting(project, p, s, 2001), s, 1)
     return project, (p, q, r, s)
+
+
+def _prefer(comparison: Comparison, winner, strength: int) -> None:
+    """Decide for `winner` whichever side the pairing drew it on, so the league's standings do
+    not depend on the random sides."""
+    on_a = comparison.run_a.agent_id == winner.pk
+    decide(comparison, -strength if on_a else strength)
 
 
 def test_the_queue_hands_out_the_comparison_worth_most_first_not_the_oldest(
