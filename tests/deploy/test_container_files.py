@@ -234,6 +234,22 @@ def test_model_keys_reach_only_the_worker_and_the_database_is_not_published() ->
     assert all(p.startswith("127.0.0.1:") for p in services["web"]["ports"])
 
 
+def test_the_workers_answer_prometheus_on_the_compose_network_only() -> None:
+    """Job durations and failures live in each worker process: the worker service serves them
+    on a port exposed to the compose network (Prometheus's dns_sd finds every replica), never
+    published on the host, with arguments `marlin worker` accepts."""
+    from marlin.management.commands.worker import Command
+
+    worker = compose()["services"]["worker"]
+    command = worker["command"]
+    options = Command().create_parser("marlin", "worker").parse_args(command[1:])
+    # All interfaces of the container: the compose network, never the host (no ports).
+    assert (options.metrics_port, options.metrics_address) == (9101, "0.0.0.0")  # noqa: S104
+    assert worker["expose"] == ["9101"] and "ports" not in worker
+    guide = DEPLOY_DOC.read_text()
+    assert 'dns_sd_configs: [{names: ["worker"], type: A, port: 9101}]' in guide
+
+
 def test_the_worker_starts_after_the_web_app_has_migrated() -> None:
     services = compose()["services"]
 
