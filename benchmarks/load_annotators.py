@@ -41,6 +41,7 @@ The machine is shared: the load average printed with each run says how busy it w
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -324,6 +325,7 @@ def annotator(
     deadline: float,
     pause: tuple[float, float],
     request_timeout: float,
+    kind: str = "stdlib",
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(username)
@@ -334,7 +336,7 @@ def annotator(
         started = time.perf_counter()
         try:
             response = client.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:
             results.error(endpoint, f"{type(exc).__name__}: {exc}")
             return UNANSWERED
         results.add(endpoint, time.perf_counter() - started)
@@ -345,7 +347,7 @@ def annotator(
             return None
         return response
 
-    with httpx.Client(base_url=base, timeout=request_timeout) as client:
+    with _client(base, request_timeout, kind) as client:
         while time.monotonic() < deadline:
             taken = call("next", "POST", "/api/comparisons/next", 200)
             if taken is None or taken is UNANSWERED:
@@ -372,6 +374,88 @@ def annotator(
                 elif done is not None:
                     with results.lock:
                         results.submitted.append((username, public_id))
+
+
+class _Answer:
+    """The little of an HTTP response the loop reads (what httpx.Response offers)."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code, self.content = status_code, body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class LeanClient:
+    """One keep-alive HTTP/1.1 connection through the standard library's http.client.
+
+    The load runs on the server's machine, so the client's CPU is taken from the server: httpx
+    costs ~15-20 ms of CPU a request on this machine under load (a third of a core at 30 req/s),
+    http.client a fraction of that. A lost connection is reopened on the next request."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        parts = urlsplit(base)
+        self.host, self.port, self.timeout = parts.hostname or "", parts.port or 80, timeout
+        self.connection: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, url: str, headers: dict[str, str], json: Any = None) -> _Answer:
+        body, sent = None, dict(headers)
+        if json is not None:
+            body = _json_dumps(json).encode()
+            sent["Content-Type"] = "application/json"
+        if self.connection is None:
+            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            self.connection.request(method, url, body=body, headers=sent)
+            response = self.connection.getresponse()
+            answer = _Answer(response.status, response.read())
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return answer
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def __enter__(self) -> LeanClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_json_dumps = json.dumps
+
+
+def _client(base: str, timeout: float, kind: str) -> Any:
+    if kind == "httpx":
+        return httpx.Client(base_url=base, timeout=timeout)
+    return LeanClient(base, timeout)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants alive now (from /proc), plus what
+    their exited children were charged (cutime, cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(fields[n]) for n in (11, 12, 13, 14)) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 class LockSampler(threading.Thread):
@@ -519,13 +603,16 @@ def run_one(database: str, count: int, pause_name: str, args: argparse.Namespace
         if sampler is not None:
             sampler.start()
         load_before = loadavg()
+        server_cpu, client_cpu = tree_cpu_seconds(serve.pid), time.process_time()
+        if getattr(serve, "worker", None) is not None:
+            server_cpu += tree_cpu_seconds(serve.worker.pid)
         started = time.monotonic()
         deadline = started + args.duration
         threads = [
             threading.Thread(
                 target=annotator,
                 args=(base, token, f"annotator-{n:03d}", results, deadline, pause),
-                kwargs={"request_timeout": args.request_timeout},
+                kwargs={"request_timeout": args.request_timeout, "kind": args.client},
                 daemon=True,
             )
             for n, token in enumerate(tokens[:count])
@@ -535,8 +622,13 @@ def run_one(database: str, count: int, pause_name: str, args: argparse.Namespace
         for thread in threads:
             thread.join(args.duration + args.request_timeout + 30)
         seconds = time.monotonic() - started
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = tree_cpu_seconds(serve.pid) - server_cpu
+        if getattr(serve, "worker", None) is not None:
+            server_cpu += tree_cpu_seconds(serve.worker.pid)
         load_after = loadavg()
         sessions = sampler.summary() if sampler is not None else {}
+        requests = sum(len(v) for v in results.latencies.values())
         stop_serve(serve)
         serve = None
         submitted_file.write_text(json.dumps(results.submitted + quiet_submitted))
@@ -547,7 +639,6 @@ def run_one(database: str, count: int, pause_name: str, args: argparse.Namespace
             cwd=ROOT, env=env, check=True, capture_output=True, text=True,
         )  # fmt: skip
         consistency = json.loads(checked.stdout.strip().splitlines()[-1])
-        requests = sum(len(v) for v in results.latencies.values())
         row = {
             "server": args.server,
             "database": database,
@@ -562,6 +653,13 @@ def run_one(database: str, count: int, pause_name: str, args: argparse.Namespace
             "first_errors": results.first_errors,
             "empty_queue": results.empty,
             "quiet_next_ms": round(quiet, 1),
+            "client": args.client,
+            # CPU per answered request: the server (web processes and the job worker) and this
+            # client (its threads, and the PostgreSQL sampler's), both on the same 2 cores.
+            "cpu_ms_per_request": {
+                "server": round(server_cpu * 1000 / max(requests, 1), 1),
+                "client": round(client_cpu * 1000 / max(requests, 1), 1),
+            },
             "load_before": load_before,
             "load_after": load_after,
             "latency_ms": {
@@ -600,6 +698,14 @@ def report(row: dict) -> None:
         f"quiet next {row['quiet_next_ms']} ms, "
         f"load {row['load_before']} -> {row['load_after']}"
     )
+    cpu = row["cpu_ms_per_request"]
+    # Little's law: with N clients that never pause, the mean response time is N / throughput,
+    # whatever the server does; a latency goal needs the throughput to match.
+    implied = row["annotators"] / row["per_second"] if row["per_second"] else float("nan")
+    print(
+        f"    CPU per request: server {cpu['server']} ms, client ({row['client']}) "
+        f"{cpu['client']} ms; N / throughput = {implied * 1000:.0f} ms"
+    )
     for endpoint, lat in row["latency_ms"].items():
         print(
             f"    {endpoint:6s} n={lat['n']:<6d} p50 {lat['p50']:8.1f}  p95 {lat['p95']:8.1f}  "
@@ -634,6 +740,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--client",
+        default="stdlib",
+        choices=["stdlib", "httpx"],
+        help="the load client's HTTP library: http.client (lean), or httpx to compare",
+    )
     parser.add_argument(
         "--server",
         default="gunicorn",
