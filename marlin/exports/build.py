@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 
 from marlin.accounts.models import User
 from marlin.agents.models import Agent, Candidate, Run, Turn
@@ -73,9 +75,14 @@ def _message(raw: Any) -> dict[str, str]:
 def continuation(conversation: list[Any], patch: str) -> list[dict[str, str]]:
     """The agent's side of a conversation (everything after the first user message), then the
     final patch as the last assistant message, so the rows stay comparable to patch-only ones."""
+    return agent_messages(conversation) + [{"role": "assistant", "content": patch}]
+
+
+def agent_messages(conversation: list[Any]) -> list[dict[str, str]]:
+    """continuation() without the final patch message."""
     messages = [_message(m) for m in conversation or []]
     first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), -1)
-    return messages[first_user + 1 :] + [{"role": "assistant", "content": patch}]
+    return messages[first_user + 1 :]
 
 
 # Decisions are read as plain values, not model instances: building ~11 model objects per
@@ -116,9 +123,19 @@ class Lookups:
         }
         self._pseudonyms: dict[int, str] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
+        self._prompts: dict[int, list[dict[str, str]]] = {}
+
+    def prompt(self, task_id: int) -> list[dict[str, str]]:
+        """prompt_messages of a loaded task without follow-ups, built once per task."""
+        messages = self._prompts.get(task_id)
+        if messages is None:
+            messages = self._prompts[task_id] = prompt_messages(self.tasks[task_id], [])
+        return messages
 
     def pseudonyms(self, user_ids: Iterable[int]) -> dict[int, str]:
         missing = {pk for pk in user_ids if pk is not None and pk not in self._pseudonyms}
+        if not missing:
+            return self._pseudonyms
         for pk, joined in User.objects.filter(pk__in=missing).values_list("pk", "date_joined"):
             self._pseudonyms[pk] = User(pk=pk, date_joined=joined).pseudonym
         return self._pseudonyms
@@ -141,7 +158,9 @@ class Lookups:
 class Chunk:
     """Related rows for one chunk of decisions, fetched in bulk."""
 
-    patches: dict[int, tuple[int, str]]  # run id -> (candidate id, patch) of its latest turn
+    # run id -> (candidate id, patch as UTF-8 bytes) of its latest turn: the export writes the
+    # patch bytes as they came from the database (see writers.json_string_bytes).
+    patches: dict[int, tuple[int, bytes]]
     checks: dict[int, list[dict[str, Any]]]  # candidate id -> check summaries
     follow_ups: dict[int, list[str]]  # run id -> prompts of turns 2..n
     experts: dict[int, list[str]]  # comparison id -> pseudonyms of the judging experts
@@ -166,7 +185,11 @@ def _load_chunk(
     ):
         latest[run_id] = candidate_id  # later turns overwrite: the latest wins
     texts = dict(
-        _select_in("SELECT id, patch FROM {candidate} WHERE id IN ({ids})", latest.values())
+        _select_in(
+            "SELECT id, {patch_bytes} FROM {candidate} WHERE id IN ({ids})",
+            latest.values(),
+            text_as_bytes=True,
+        )
     )
     patches = {run_id: (pk, texts[pk]) for run_id, pk in latest.items()}
     checks: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -200,6 +223,8 @@ def _load_chunk(
     for comparison_id, who, rationale in judged:
         experts[comparison_id].append(names[who])
         rationales[comparison_id].append(rationale)
+    for lists in (checks, experts, rationales):
+        _one_object_per_value(lists)
     convs = (
         dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "conversation"))
         if conversations
@@ -208,16 +233,36 @@ def _load_chunk(
     return Chunk(patches, checks, follow_ups, experts, rationales, convs)
 
 
-def _select_in(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+def _one_object_per_value(lists: dict[int, list[Any]]) -> None:
+    """Equal lists (of strings, or of dicts with the same keys) become one object, so the
+    writers encode each distinct one once per batch."""
+    seen: dict[tuple[Any, ...], list[Any]] = {}
+    for key, value in lists.items():
+        fingerprint = tuple(tuple(v.values()) if isinstance(v, dict) else v for v in value)
+        lists[key] = seen.setdefault(fingerprint, value)
+
+
+class _Utf8Bytes(Loader):
+    """Text columns as the UTF-8 bytes PostgreSQL sent, not decoded into str."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def _select_in(
+    sql: str, ids: Iterable[int], *, text_as_bytes: bool = False
+) -> list[tuple[Any, ...]]:
     """Rows of ``sql``, whose ``IN ({ids})`` becomes one placeholder per id (``= ANY`` of one
     array parameter on PostgreSQL) and whose ``{candidate}``, ``{turn}``, ``{check}`` and
     ``{judgment}`` become those models' quoted table names; the ids (integers) are bound as
-    parameters, nothing from a user reaches the text."""
+    parameters, nothing from a user reaches the text. With ``text_as_bytes`` text columns come
+    back as UTF-8 bytes, and ``{patch_bytes}`` names the candidate's patch as such."""
     values = [int(i) for i in ids]
     if not values:
         return []
     params: list[Any]
-    if connection.vendor == "postgresql":
+    postgres = connection.vendor == "postgresql"
+    if postgres:
         # One array parameter: psycopg's client-side binding splits the query text at every
         # placeholder, and 4,000 of them per query were a fifth of the export's CPU. The array
         # goes as its text form (integers only) because psycopg's list dumper checks every item
@@ -235,8 +280,11 @@ def _select_in(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
             ("judgment", Judgment),
         )
     }
+    patch_bytes = "patch" if postgres else "CAST(patch AS BLOB)"
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(ids=placeholders, **tables), params)
+        if text_as_bytes and postgres:
+            cursor.cursor.adapters.register_loader("text", _Utf8Bytes)
+        cursor.execute(sql.format(ids=placeholders, patch_bytes=patch_bytes, **tables), params)
         return list(cursor.fetchall())
 
 
@@ -253,67 +301,172 @@ def preference_decisions(project: Project, filters: DecisionFilters) -> QuerySet
     return decisions_for(project, filters)
 
 
-def preference_row(
-    d: dict[str, Any], chunk: Chunk, lookups: Lookups, keys: list[str], *, conversations: bool
-) -> dict[str, Any]:
-    task = lookups.tasks[d["comparison__task_id"]]
-    a_chosen = d["overall"] < 0
-    run_a, run_b = d["comparison__run_a_id"], d["comparison__run_b_id"]
-    agent_a, agent_b = d["comparison__run_a__agent_id"], d["comparison__run_b__agent_id"]
-    (chosen_run, chosen_agent), (rejected_run, rejected_agent) = (
-        ((run_a, agent_a), (run_b, agent_b)) if a_chosen else ((run_b, agent_b), (run_a, agent_a))
-    )
-    chosen_id, chosen_patch = chunk.patches.get(chosen_run, (None, ""))
-    rejected_id, rejected_patch = chunk.patches.get(rejected_run, (None, ""))
-    if conversations:
-        chosen = continuation(chunk.conversations.get(chosen_run, []), chosen_patch)
-        rejected = continuation(chunk.conversations.get(rejected_run, []), rejected_patch)
-    else:
-        chosen = [{"role": "assistant", "content": chosen_patch}]
-        rejected = [{"role": "assistant", "content": rejected_patch}]
-    # Ratings are on the A..B scale (negative prefers A); flip so positive prefers the chosen side.
-    sign = -1 if a_chosen else 1
-    ratings = d["ratings"] or {}
-    criteria = []
-    for key in keys:
-        value = d["overall"] if key == OVERALL_KEY else ratings.get(key)
-        criteria.append(
-            {"criterion": key, "preference": None if value is None else sign * int(value)}
+# The preference-pair columns, in the order of the rows and of their JSON objects; the
+# layout and its types are writers.PREFERENCE_SCHEMA.
+PREFERENCE_COLUMNS = (
+    "prompt",
+    "chosen",
+    "rejected",
+    "margin",
+    "criteria",
+    "rationale",
+    "rubric",
+    "rubric_version",
+    "chosen_side",
+    "chosen_agent",
+    "chosen_agent_version",
+    "rejected_agent",
+    "rejected_agent_version",
+    "chosen_checks",
+    "rejected_checks",
+    "experts",
+    "expert_rationales",
+    "decided_by",
+    "decision_source",
+    "decided_at",
+    "comparison_id",
+    "task_id",
+    "task_external_id",
+    "task_kind",
+    "repository",
+    "base_commit",
+    "turns",
+    "turn",
+)
+
+
+def preference_batch(
+    decisions: list[dict[str, Any]],
+    chunk: Chunk,
+    lookups: Lookups,
+    keys: list[str],
+    *,
+    conversations: bool,
+) -> dict[str, list[Any]]:
+    """One chunk's preference rows column by column (PREFERENCE_COLUMNS -> one value per row).
+
+    Every column holds what the row's JSON holds, except "chosen" and "rejected": each value is
+    ``(messages, patch)``, the agent's messages before the patch (empty without conversations)
+    and the patch as UTF-8 bytes, so patches go from the database to the files without a
+    round trip through str. Values that repeat (a task's prompt, a criteria list, a check
+    list) are shared objects: read them, don't change them."""
+    columns: dict[str, list[Any]] = {name: [] for name in PREFERENCE_COLUMNS}
+    (
+        prompt_col, chosen_col, rejected_col, margin_col, criteria_col, rationale_col,
+        rubric_col, rubric_version_col, side_col, chosen_agent_col, chosen_version_col,
+        rejected_agent_col, rejected_version_col, chosen_checks_col, rejected_checks_col,
+        experts_col, expert_rationales_col, decided_by_col, source_col, decided_at_col,
+        comparison_col, task_id_col, external_id_col, kind_col, repository_col, commit_col,
+        turns_col, turn_col,
+    ) = columns.values()  # fmt: skip
+    empty: list[Any] = []  # one shared empty list: the writers encode it once per batch
+    no_patch = (None, b"")
+    criteria_lists: dict[tuple[int | None, ...], list[dict[str, Any]]] = {}
+    names = lookups.pseudonyms(())
+    for d in decisions:
+        task_id = d["comparison__task_id"]
+        task = lookups.tasks[task_id]
+        overall = d["overall"]
+        a_chosen = overall < 0
+        run_a, run_b = d["comparison__run_a_id"], d["comparison__run_b_id"]
+        agent_a, agent_b = d["comparison__run_a__agent_id"], d["comparison__run_b__agent_id"]
+        if a_chosen:
+            chosen_run, chosen_agent, rejected_run, rejected_agent = run_a, agent_a, run_b, agent_b
+        else:
+            chosen_run, chosen_agent, rejected_run, rejected_agent = run_b, agent_b, run_a, agent_a
+        chosen_id, chosen_patch = chunk.patches.get(chosen_run, no_patch)
+        rejected_id, rejected_patch = chunk.patches.get(rejected_run, no_patch)
+        if conversations:
+            chosen_col.append(
+                (agent_messages(chunk.conversations.get(chosen_run, [])), chosen_patch)
+            )
+            rejected_col.append(
+                (agent_messages(chunk.conversations.get(rejected_run, [])), rejected_patch)
+            )
+        else:
+            chosen_col.append((empty, chosen_patch))
+            rejected_col.append((empty, rejected_patch))
+        follow_ups = chunk.follow_ups.get(run_a)
+        prompt_col.append(
+            prompt_messages(task, follow_ups) if follow_ups else lookups.prompt(task_id)
         )
-    rubric, number = lookups.versions[d["rubric_version_id"]]
-    decided_by = d["decided_by_id"]
-    return {
-        "prompt": prompt_messages(task, chunk.follow_ups.get(run_a, [])),
-        "chosen": chosen,
-        "rejected": rejected,
-        "margin": abs(d["overall"]),
-        "criteria": criteria,
-        "rationale": d["rationale"],
-        "rubric": rubric,
-        "rubric_version": number,
-        "chosen_side": "A" if a_chosen else "B",
-        "chosen_agent": lookups.agents[chosen_agent][0],
-        "chosen_agent_version": lookups.agents[chosen_agent][1],
-        "rejected_agent": lookups.agents[rejected_agent][0],
-        "rejected_agent_version": lookups.agents[rejected_agent][1],
-        "chosen_checks": chunk.checks.get(chosen_id, []) if chosen_id else [],
-        "rejected_checks": chunk.checks.get(rejected_id, []) if rejected_id else [],
-        "experts": chunk.experts.get(d["comparison_id"], []),
-        "expert_rationales": chunk.rationales.get(d["comparison_id"], []),
-        "decided_by": lookups.pseudonyms([decided_by])[decided_by] if decided_by else None,
-        "decision_source": d["source"],
-        "decided_at": d["decided_at"].isoformat(),
-        "comparison_id": d["comparison__public_id"],
-        "task_id": d["comparison__task_id"],
-        "task_external_id": task["external_id"],
-        "task_kind": task["kind"],
-        "repository": task["repository"],
-        "base_commit": task["base_commit"],
-        "turns": d["comparison__turn_count"],
+        # Ratings are on the A..B scale (negative prefers A); flip so positive prefers the
+        # chosen side.
+        sign = -1 if a_chosen else 1
+        ratings = d["ratings"] or {}
+        preferences = tuple(
+            None if value is None else sign * int(value)
+            for value in (overall if key == OVERALL_KEY else ratings.get(key) for key in keys)
+        )
+        criteria = criteria_lists.get(preferences)
+        if criteria is None:
+            criteria = criteria_lists[preferences] = [
+                {"criterion": key, "preference": value}
+                for key, value in zip(keys, preferences, strict=True)
+            ]
+        criteria_col.append(criteria)
+        margin_col.append(abs(overall))
+        rationale_col.append(d["rationale"])
+        rubric, number = lookups.versions[d["rubric_version_id"]]
+        rubric_col.append(rubric)
+        rubric_version_col.append(number)
+        side_col.append("A" if a_chosen else "B")
+        chosen_name, chosen_version = lookups.agents[chosen_agent]
+        rejected_name, rejected_version = lookups.agents[rejected_agent]
+        chosen_agent_col.append(chosen_name)
+        chosen_version_col.append(chosen_version)
+        rejected_agent_col.append(rejected_name)
+        rejected_version_col.append(rejected_version)
+        chosen_checks_col.append(chunk.checks.get(chosen_id, empty) if chosen_id else empty)
+        rejected_checks_col.append(chunk.checks.get(rejected_id, empty) if rejected_id else empty)
+        comparison_id = d["comparison_id"]
+        experts_col.append(chunk.experts.get(comparison_id, empty))
+        expert_rationales_col.append(chunk.rationales.get(comparison_id, empty))
+        decided_by = d["decided_by_id"]
+        decided_by_col.append(names[decided_by] if decided_by else None)
+        source_col.append(d["source"])
+        decided_at_col.append(d["decided_at"].isoformat())
+        comparison_col.append(d["comparison__public_id"])
+        task_id_col.append(task_id)
+        external_id_col.append(task["external_id"])
+        kind_col.append(task["kind"])
+        repository_col.append(task["repository"])
+        commit_col.append(task["base_commit"])
         # The turn the decision and both patches are from: the last judged turn (experts judge
         # the comparison's newest turn; earlier turns' preferences are in judgments.jsonl).
-        "turn": d["comparison__turn_count"],
-    }
+        turns_col.append(d["comparison__turn_count"])
+        turn_col.append(d["comparison__turn_count"])
+    return columns
+
+
+def preference_batches(
+    project: Project,
+    filters: DecisionFilters,
+    *,
+    conversations: bool = False,
+    counts: dict[str, Any] | None = None,
+) -> Iterator[dict[str, list[Any]]]:
+    """The decided, non-tied comparisons as preference_batch columns, a chunk at a time. Ties
+    are counted in `counts["ties_excluded"]`."""
+    counts = counts if counts is not None else {}
+    counts.setdefault("ties_excluded", 0)
+    counts.setdefault("rubric_versions", {})
+    keys = criterion_keys(project)
+    lookups = Lookups()
+    for batch in chunked(preference_decisions(project, filters)):
+        chunk = _load_chunk(batch, lookups, conversations=conversations)
+        counts["decisions_seen"] = counts.get("decisions_seen", 0) + len(batch)
+        kept = [d for d in batch if d["overall"] != 0]
+        counts["ties_excluded"] += len(batch) - len(kept)
+        for version_id in dict.fromkeys(d["rubric_version_id"] for d in kept):
+            rubric, number = lookups.versions[version_id]
+            counts["rubric_versions"][f"{rubric} v{number}"] = {
+                "rubric": rubric,
+                "version": number,
+                "rubric_version_id": version_id,
+            }
+        if kept:
+            yield preference_batch(kept, chunk, lookups, keys, conversations=conversations)
 
 
 def preference_rows(
@@ -323,26 +476,16 @@ def preference_rows(
     conversations: bool = False,
     counts: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One row per decided, non-tied comparison. Ties are counted in `counts["ties_excluded"]`."""
-    counts = counts if counts is not None else {}
-    counts.setdefault("ties_excluded", 0)
-    counts.setdefault("rubric_versions", {})
-    keys = criterion_keys(project)
-    lookups = Lookups()
-    for batch in chunked(preference_decisions(project, filters)):
-        chunk = _load_chunk(batch, lookups, conversations=conversations)
-        for d in batch:
-            counts["decisions_seen"] = counts.get("decisions_seen", 0) + 1
-            if d["overall"] == 0:
-                counts["ties_excluded"] += 1
-                continue
-            rubric, number = lookups.versions[d["rubric_version_id"]]
-            counts["rubric_versions"][f"{rubric} v{number}"] = {
-                "rubric": rubric,
-                "version": number,
-                "rubric_version_id": d["rubric_version_id"],
-            }
-            yield preference_row(d, chunk, lookups, keys, conversations=conversations)
+    """One row (a dict in the files' layout) per decided, non-tied comparison; ties are counted
+    in `counts["ties_excluded"]`. The export job writes preference_batches directly; this is
+    the same data a row at a time."""
+    for columns in preference_batches(project, filters, conversations=conversations, counts=counts):
+        for values in zip(*columns.values(), strict=True):
+            row = dict(zip(PREFERENCE_COLUMNS, values, strict=True))
+            for side in ("chosen", "rejected"):
+                messages, patch = row[side]
+                row[side] = [*messages, {"role": "assistant", "content": patch.decode()}]
+            yield row
 
 
 # --- records ----------------------------------------------------------------------------------
@@ -487,7 +630,7 @@ def prediction_rows(
             per_model[name][iid] = {
                 "instance_id": iid,
                 "model_name_or_path": name,
-                "model_patch": chunk.patches[run_id][1],
+                "model_patch": chunk.patches[run_id][1].decode(),
             }
     return {name: list(rows.values()) for name, rows in sorted(per_model.items())}
 

@@ -23,6 +23,7 @@ from marlin.exports.models import Export, ExportKind, ExportStatus
 from marlin.exports.writers import (
     PREFERENCE_FORMATS,
     PREFERENCE_SCHEMA,
+    Digests,
     write_jsonl,
     write_manifest,
     write_preferences,
@@ -63,6 +64,17 @@ class Progress:
                 self.set(offset + share * min(self.done / self.expected, 1.0) * 100)
             yield row
 
+    def wrap_batches(
+        self, batches: Iterator[dict[str, list[Any]]]
+    ) -> Iterator[dict[str, list[Any]]]:
+        """wrap() for batches of rows given as columns (build.preference_batches)."""
+        for batch in batches:
+            before = self.done
+            self.done += len(next(iter(batch.values()), []))
+            if self.done // PROGRESS_EVERY != before // PROGRESS_EVERY:
+                self.set(min(self.done / self.expected, 1.0) * 100)
+            yield batch
+
     def set(self, percent: float) -> None:
         value = int(min(max(percent, 0), 99))  # 100 is written only with status done
         if value != self.last:
@@ -73,20 +85,20 @@ class Progress:
 
 
 def _write_preferences(
-    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress, digests: Digests
 ) -> dict[str, Any]:
     options = export.filters or {}
     formats = options.get("formats") or list(PREFERENCE_FORMATS)
     counts: dict[str, Any] = {}
-    rows = progress.wrap(
-        build.preference_rows(
+    batches = progress.wrap_batches(
+        build.preference_batches(
             export.project,
             filters,
             conversations=bool(options.get("conversations")),
             counts=counts,
         )
     )
-    written = write_preferences(out, rows, formats, PREFERENCE_SCHEMA)
+    written = write_preferences(out, batches, formats, PREFERENCE_SCHEMA, digests)
     return {
         "rows": written,
         "ties_excluded": counts.get("ties_excluded", 0),
@@ -99,7 +111,7 @@ def _write_preferences(
 
 
 def _write_records(
-    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress, digests: Digests
 ) -> dict[str, Any]:
     project = export.project
     counts = {
@@ -128,7 +140,7 @@ def _write_records(
 
 
 def _write_predictions(
-    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress, digests: Digests
 ) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     per_model = build.prediction_rows(export.project, filters, counts)
@@ -147,7 +159,7 @@ def _write_predictions(
 
 
 def _write_tasks(
-    export: Export, filters: DecisionFilters, out: Path, progress: Progress
+    export: Export, filters: DecisionFilters, out: Path, progress: Progress, digests: Digests
 ) -> dict[str, Any]:
     return {
         "tasks": write_jsonl(
@@ -207,7 +219,8 @@ def run_export(export_id: int, on_progress: Callable[[int], None] | None = None)
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         progress = Progress(export_id, expected_rows(export, filters), on_progress)
-        counts = WRITERS[ExportKind(export.kind)](export, filters, partial, progress)
+        digests: Digests = {}  # files hashed as they were written
+        counts = WRITERS[ExportKind(export.kind)](export, filters, partial, progress, digests)
         manifest = write_manifest(
             partial,
             {
@@ -220,6 +233,7 @@ def run_export(export_id: int, on_progress: Callable[[int], None] | None = None)
                 "marlin_version": marlin_version(),
                 "layout": "docs/api.md#export-formats",
             },
+            digests,
         )
         partial.rename(final)
     except Exception as exc:

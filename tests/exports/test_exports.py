@@ -15,10 +15,17 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from marlin.agents.models import Candidate, Run
+from marlin.analytics.queries import DecisionFilters
 from marlin.exports.actions import ExportError, do_create_export
+from marlin.exports.build import preference_rows
 from marlin.exports.jobs import write_export
 from marlin.exports.models import Export, ExportStatus
-from marlin.exports.writers import openai_preference, verify_manifest
+from marlin.exports.writers import (
+    PREFERENCE_SCHEMA,
+    openai_preference,
+    verify_manifest,
+    write_parquet,
+)
 from marlin.review.models import Decision
 from tests.analytics_views.factories import league, make_agent, make_project
 
@@ -158,6 +165,39 @@ def test_both_json_lines_files_are_what_json_dumps_writes(decided, erin):
         assert len(row["chosen"]) > 1 and "日本" in row["chosen"][-1]["content"]
         assert trl_line == json.dumps(row, ensure_ascii=False)
         assert openai_line == json.dumps(openai_preference(row), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("conversations", [False, True])
+def test_the_preference_files_are_the_rows_through_json_dumps_and_from_pylist(
+    decided, erin, tmp_path, conversations
+):
+    # The job writes a batch of rows at a time as columns (patches as the database's bytes,
+    # escaped without json; each distinct value encoded once; Parquet from flat arrays). Its
+    # files must be byte for byte what the plain way writes from preference_rows: json.dumps
+    # per row, and Parquet from pa.Table.from_pylist, also for the control characters JSON
+    # spells \u00XX, \b and \f, non-ASCII text, U+2028 and CR.
+    for i, candidate in enumerate(Candidate.objects.order_by("pk")):
+        controls = "\x01\x0b\b\f\x1f" if i % 2 else ""  # half the patches take each path
+        candidate.patch += f'+    label = "Größe \\ 日本 {controls}"  # \u2028 \t\r\n'
+        candidate.save(update_fields=["patch"])
+    export = run_export(erin, decided, "preferences", conversations=conversations)
+    directory = Path(export.directory)
+    rows = list(preference_rows(decided, DecisionFilters(), conversations=conversations))
+    patches = [row[side][-1]["content"] for row in rows for side in ("chosen", "rejected")]
+    assert len(rows) == 4 and all("日本" in patch and "\r" in patch for patch in patches)
+    assert {"\x0b" in patch for patch in patches} == {True, False}
+    assert (directory / "preferences.jsonl").read_bytes() == "".join(
+        json.dumps(row, ensure_ascii=False) + "\n" for row in rows
+    ).encode()
+    assert (directory / "preferences.openai.jsonl").read_bytes() == "".join(
+        json.dumps(openai_preference(row), ensure_ascii=False) + "\n" for row in rows
+    ).encode()
+    write_parquet(tmp_path / "plain.parquet", rows, PREFERENCE_SCHEMA)
+    assert (directory / "preferences.parquet").read_bytes() == (
+        tmp_path / "plain.parquet"
+    ).read_bytes()
+    # The manifest's digests, taken while writing, are the files'.
+    assert verify_manifest(directory) == []
 
 
 def test_a_tampered_or_extra_file_fails_verification(decided, erin):
