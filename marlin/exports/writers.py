@@ -219,27 +219,34 @@ def write_preferences(
 
         def later(work: Callable[..., None], *args: Any) -> None:
             pending.append(pool.submit(work, *args))
-            while len(pending) > 2:  # two batches queued at most: memory stays bounded
+            while len(pending) > 4:  # about two batches queued at most: memory stays bounded
                 pending.popleft().result()
 
-        held: dict[str, list[Any]] = {}
+        held: list[pa.RecordBatch] = []  # rows not yet in a row group
+        waiting = 0
         for columns in batches:
             rows = len(columns["prompt"])
             count += rows
+            factors = {
+                name: _factorize(values)
+                for name, values in columns.items()
+                if name not in PAIR_COLUMNS
+            }
             if outputs:
-                lines = _json_lines(columns, rows)
+                lines = _json_lines(columns, factors)
                 for name, (handle, digest) in outputs.items():
                     later(_write_hashed, handle, digest, lines[name])
             if parquet is not None:
-                for name, values in columns.items():
-                    held.setdefault(name, []).extend(values)
-                while len(held["prompt"]) >= batch_rows:
-                    group = {name: values[:batch_rows] for name, values in held.items()}
-                    held = {name: values[batch_rows:] for name, values in held.items()}
-                    later(parquet.write_table, _arrow_table(group, schema))
+                held.append(_record_batch(columns, factors, schema))
+                waiting += rows
+                while waiting >= batch_rows:
+                    table = pa.Table.from_batches(held, schema=schema)
+                    later(parquet.write_table, table.slice(0, batch_rows).combine_chunks())
+                    held = table.slice(batch_rows).to_batches()
+                    waiting -= batch_rows
         if parquet is not None:
-            if held and held["prompt"]:
-                later(parquet.write_table, _arrow_table(held, schema))
+            if waiting:
+                later(parquet.write_table, pa.Table.from_batches(held, schema).combine_chunks())
             elif count == 0:
                 later(parquet.write_table, schema.empty_table())
         while pending:
@@ -276,41 +283,52 @@ def json_string_bytes(text: bytes) -> bytes:
     )
 
 
-def _column_json(values: list[Any]) -> list[str]:
-    """The JSON of each value; strings and integers encoded once per distinct value, lists and
-    dicts once per object (a batch shares the objects that repeat)."""
-    by_value: dict[Any, str] = {}
-    by_object: dict[int, str] = {}
-    out: list[str] = []
-    for value in values:
-        kind = type(value)
-        if kind is str or kind is int:  # a str never equals an int, so one dict holds both
-            encoded = by_value.get(value)
-            if encoded is None:
-                encoded = by_value[value] = (
-                    encode_basestring(value) if kind is str else int.__repr__(value)
-                )
-        elif value is None:
-            encoded = "null"
-        else:
-            encoded = by_object.get(id(value))
-            if encoded is None:
-                encoded = by_object[id(value)] = _ENCODER.encode(value)
-        out.append(encoded)
-    return out
+def _factorize(values: list[Any]) -> tuple[list[Any], list[int]]:
+    """The distinct values (strings, integers and None by value; anything else, such as the
+    lists a batch shares, by identity) and each value's position among them: a batch's columns
+    repeat a few values many times, which are then encoded and converted once."""
+    try:
+        distinct = list(dict.fromkeys(values))
+    except TypeError:  # lists
+        distinct = []
+    keys: list[Any] = values
+    if not distinct or not {type(v) for v in distinct} <= {str, int, type(None)}:
+        # By identity (by value only where equal means the same JSON: True == 1, 1.0 == 1).
+        keys = list(map(id, values))
+        distinct = list(dict(zip(keys, values, strict=True)).values())
+        index = {id(value): i for i, value in enumerate(distinct)}
+    else:
+        index = {value: i for i, value in enumerate(distinct)}
+    return distinct, list(map(index.__getitem__, keys))
 
 
-def _json_lines(columns: dict[str, list[Any]], rows: int) -> dict[str, bytes]:
-    """A batch's TRL lines ("jsonl") and OpenAI lines ("openai"), each row's patches escaped
-    once for both."""
+def _json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    return _ENCODER.encode(value)
+
+
+def _json_lines(
+    columns: dict[str, list[Any]], factors: dict[str, tuple[list[Any], list[int]]]
+) -> dict[str, bytes]:
+    """A batch's TRL lines ("jsonl") and OpenAI lines ("openai"), each distinct value encoded
+    once and each row's patches escaped once for both."""
     names = list(columns)
     if names[:3] != ["prompt", *PAIR_COLUMNS]:
         raise ValueError(f"a preference batch starts with prompt, chosen, rejected, not {names}")
     rest = names[3:]
     # A str.format template for the rest of the line (the keys are identifiers: no braces).
     tail = '"}}]' + "".join(f", {_ENCODER.encode(name)}: {{}}" for name in rest) + "}}\n"
-    prompts = _column_json(columns["prompt"])
-    values = zip(*(_column_json(columns[name]) for name in rest), strict=True)
+
+    def encoded(name: str) -> list[str]:
+        distinct, codes = factors[name]
+        return list(map([_json(value) for value in distinct].__getitem__, codes))
+
+    prompts = encoded("prompt")
+    values = zip(*map(encoded, rest), strict=True)
     escaped: dict[int, bytes] = {}
     leads: dict[int, str] = {}
 
@@ -350,19 +368,29 @@ def _json_lines(columns: dict[str, list[Any]], rows: int) -> dict[str, bytes]:
     return {"jsonl": b"".join(trl), "openai": b"".join(openai)}
 
 
-def _arrow_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    """Columns (as in write_preferences) as one Arrow table, each column built from flat lists
-    rather than from a dict per row (what pa.Table.from_pylist would walk)."""
+def _record_batch(
+    columns: dict[str, list[Any]],
+    factors: dict[str, tuple[list[Any], list[int]]],
+    schema: pa.Schema,
+) -> pa.RecordBatch:
+    """A batch's columns as Arrow arrays, built from flat lists rather than from a dict per row
+    (what pa.Table.from_pylist walks); a column of few distinct values is converted once per
+    value and spread with take()."""
     arrays = []
     for field in schema:
-        values = columns[field.name]
         if field.name in PAIR_COLUMNS:
-            arrays.append(_pair_array(values, field.type))
-        elif pa.types.is_list(field.type):
-            arrays.append(_list_array(values, field.type))
+            arrays.append(_pair_array(columns[field.name], field.type))
+            continue
+        distinct, codes = factors[field.name]
+        if len(distinct) * 2 <= len(codes):
+            arrays.append(_array(distinct, field.type).take(pa.array(codes, type=pa.int32())))
         else:
-            arrays.append(pa.array(values, type=field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+            arrays.append(_array(columns[field.name], field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _array(values: list[Any], kind: Any) -> pa.Array:
+    return _list_array(values, kind) if pa.types.is_list(kind) else pa.array(values, type=kind)
 
 
 def _pair_array(values: list[tuple[list[dict[str, str]], bytes]], kind: Any) -> pa.Array:
