@@ -18,15 +18,18 @@ import pytest
 
 from tests.checks.scenario import link_shared_tools
 from tests.checks.test_worker_recovery import Workers
+from tests.migrated_sqlite import copy_migrated_sqlite
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def workers(tmp_path: Path, _data_dir: Path) -> Iterator[Workers]:
+def workers(
+    tmp_path: Path, _data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workers]:
     link_shared_tools(_data_dir)
     pool = Workers(tmp_path, _data_dir)
-    pool.call("-m", "marlin", "migrate", "--verbosity", "0")
+    copy_migrated_sqlite(tmp_path_factory, pool.db)
     yield pool
     for process in pool.started:
         if process.poll() is None:

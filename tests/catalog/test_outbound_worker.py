@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.catalog.servers import SilentServer, processes_naming_port
+from tests.migrated_sqlite import copy_migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,10 @@ def silent_server() -> Iterator[SilentServer]:
 
 
 def test_sigterm_stops_a_worker_stuck_on_a_silent_git_server_with_its_git_helpers(
-    tmp_path: Path, _data_dir: Path, silent_server: SilentServer
+    tmp_path: Path,
+    _data_dir: Path,
+    silent_server: SilentServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     db = tmp_path / "marlin.sqlite3"
     env = {
@@ -57,7 +61,7 @@ def test_sigterm_stops_a_worker_stuck_on_a_silent_git_server_with_its_git_helper
         )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
-    marlin("migrate", "--verbosity", "0")
+    copy_migrated_sqlite(tmp_path_factory, db)
     marlin("createuser", "erin", "--role", "admin", "--role", "author")
     marlin("repos", "add", silent_server.url())  # queues the mirror job
 

@@ -87,13 +87,14 @@ def test_a_check_job_goes_through_redis_and_an_rq_worker(settings, redis_url: st
 @pytest.mark.redis
 @pytest.mark.slow
 def test_marlin_worker_runs_rq_jobs_when_the_backend_is_rq(
-    redis_url: str, tmp_path, _data_dir
+    redis_url: str, tmp_path, _data_dir, tmp_path_factory
 ) -> None:  # type: ignore[no-untyped-def]
     from tests.checks.test_worker_recovery import Workers
+    from tests.migrated_sqlite import copy_migrated_sqlite
 
     workers = Workers(tmp_path, _data_dir)
     workers.env.update(MARLIN_TASKS_BACKEND="rq", MARLIN_REDIS_URL=redis_url)
-    workers.call("-m", "marlin", "migrate", "--verbosity", "0")
+    copy_migrated_sqlite(tmp_path_factory, workers.db)
     made = workers.call("-m", "tests.checks.scenario", "setup")
     candidate = json.loads(made)["candidate"]
     assert workers.rows(candidate) == [("queued", 0)]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.migrated_sqlite import copy_migrated_sqlite
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -102,8 +104,11 @@ class Workers:
 
 
 @pytest.fixture
-def workers(tmp_path: Path, _data_dir: Path) -> Iterator[Workers]:
+def workers(
+    tmp_path: Path, _data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workers]:
     pool = Workers(tmp_path, _data_dir)
+    copy_migrated_sqlite(tmp_path_factory, pool.db)
     yield pool
     for process in pool.started:
         if process.poll() is None:
@@ -118,7 +123,6 @@ def workers(tmp_path: Path, _data_dir: Path) -> Iterator[Workers]:
 def test_a_check_interrupted_by_a_killed_worker_finishes_once_on_the_next_worker(
     workers: Workers,
 ) -> None:
-    workers.call("-m", "marlin", "migrate", "--verbosity", "0")
     made = json.loads(
         workers.call(
             "-m",
@@ -162,9 +166,15 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 15
 def test_a_worker_survives_a_database_locked_longer_than_the_busy_timeout(
     workers: Workers,
 ) -> None:
-    workers.call("-m", "marlin", "migrate", "--verbosity", "0")
     worker = workers.start("worker")
-    time.sleep(2)  # past its first recovery sweep: polling the queue
+    # Past its first recovery sweep and polling the queue. Waiting for the log line rather than
+    # a fixed 2 s: on a loaded machine Django alone can take longer than that to start, and a
+    # worker that is not yet running never meets the lock.
+    deadline = time.monotonic() + 120
+    while "Starting worker" not in workers.log("worker") and time.monotonic() < deadline:
+        assert worker.poll() is None, workers.log("worker")
+        time.sleep(0.1)
+    assert "Starting worker" in workers.log("worker"), workers.log("worker")
     assert worker.poll() is None, workers.log("worker")
 
     blocker = sqlite3.connect(workers.db, timeout=15, isolation_level=None)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.checks.scenario import link_shared_tools
+from tests.migrated_sqlite import copy_migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,10 +169,12 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, _data_dir: Path) -> Iterator[Site]:
+def site(
+    tmp_path: Path, _data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     link_shared_tools(_data_dir)
     made = Site(tmp_path, _data_dir)
-    made.call("-m", "marlin", "migrate", "--verbosity", "0")
+    copy_migrated_sqlite(tmp_path_factory, tmp_path / "marlin.sqlite3")
     yield made
     made.stop_everything()
 
