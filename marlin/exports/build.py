@@ -178,15 +178,21 @@ def _load_chunk(
     lookups.load_tasks(d["comparison__task_id"] for d in decisions)
     # Related rows by raw SQL over the chunk's integer ids: the ORM prepares every value of a
     # 4,000-id IN list one by one, which was a third of the export's time (docs/benchmarks.md).
-    # The candidate of each run's latest turn is found without its text; then only those
-    # patches are read (a multi-turn run's earlier patches never leave the database).
+    # One pass over the chunk's turns finds each run's latest candidate (without its text) and
+    # the prompts of turns 2..n; then only those patches are read (a multi-turn run's earlier
+    # patches never leave the database).
     latest: dict[int, int] = {}
-    for run_id, candidate_id in _select_in(
-        "SELECT t.run_id, c.id FROM {candidate} c JOIN {turn} t "
-        "ON c.turn_id = t.id WHERE t.run_id IN ({ids}) ORDER BY t.number",
+    follow_ups: dict[int, list[str]] = defaultdict(list)
+    for run_id, candidate_id, prompt in _select_in(
+        "SELECT t.run_id, c.id, CASE WHEN t.number > 1 THEN t.prompt END "
+        "FROM {turn} t LEFT JOIN {candidate} c ON c.turn_id = t.id "
+        "WHERE t.run_id IN ({ids}) ORDER BY t.number",
         run_ids,
     ):
-        latest[run_id] = candidate_id  # later turns overwrite: the latest wins
+        if candidate_id is not None:
+            latest[run_id] = candidate_id  # later turns overwrite: the latest wins
+        if prompt is not None:
+            follow_ups[run_id].append(prompt)
     texts = dict(
         _select_in(
             "SELECT id, {patch_bytes} FROM {candidate} WHERE id IN ({ids})",
@@ -211,12 +217,6 @@ def _load_chunk(
         if found is None:
             found = check_lists[key] = [dict(zip(CHECK_FIELDS, row, strict=True)) for row in rows]
         checks[candidate_id] = found
-    follow_ups: dict[int, list[str]] = defaultdict(list)
-    for run_id, prompt in _select_in(
-        "SELECT run_id, prompt FROM {turn} WHERE run_id IN ({ids}) AND number > 1 ORDER BY number",
-        run_ids,
-    ):
-        follow_ups[run_id].append(prompt)
     judged = [
         (comparison_id, who, rationale)
         for comparison_id, who, rationale, status in _select_in(

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from itertools import repeat
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -327,45 +328,50 @@ def _json_lines(
         distinct, codes = factors[name]
         return list(map([_json(value) for value in distinct].__getitem__, codes))
 
-    prompts = encoded("prompt")
-    values = zip(*map(encoded, rest), strict=True)
-    escaped: dict[int, bytes] = {}
-    leads: dict[int, str] = {}
+    distinct, codes = factors["prompt"]
+    prompts = list(map([_json(value).encode() for value in distinct].__getitem__, codes))
+    tails = [tail.format(*row).encode() for row in zip(*map(encoded, rest), strict=True)]
+    chosen_leads, chosen = _pair_json(columns["chosen"])
+    rejected_leads, rejected = _pair_json(columns["rejected"])
+    # Each line is its pieces in order: zip them row by row and join, without a Python loop.
+    trl = zip(
+        repeat(b'{"prompt": '),
+        prompts,
+        repeat(b', "chosen": '),
+        chosen_leads,
+        chosen,
+        repeat(b'"}], "rejected": '),
+        rejected_leads,
+        rejected,
+        tails,
+    )
+    openai = zip(
+        repeat(b'{"input": {"messages": '),
+        prompts,
+        repeat(b'}, "preferred_output": [' + _ASSISTANT.encode()),
+        chosen,
+        repeat(b'"}], "non_preferred_output": [' + _ASSISTANT.encode()),
+        rejected,
+        repeat(b'"}]}\n'),
+    )
+    return {
+        "jsonl": b"".join(itertools.chain.from_iterable(trl)),
+        "openai": b"".join(itertools.chain.from_iterable(openai)),
+    }
 
-    def pair(value: tuple[list[dict[str, str]], bytes]) -> tuple[str, bytes]:
-        messages, patch = value
-        lead = leads.get(id(messages))
-        if lead is None:  # the messages before the patch, as the start of the list's JSON
-            lead = leads[id(messages)] = (
-                _ENCODER.encode(messages)[:-1] + ", " if messages else "["
-            ) + _ASSISTANT
-        body = escaped.get(id(patch))
-        if body is None:
-            body = escaped[id(patch)] = json_string_bytes(patch)
-        return lead, body
 
-    trl: list[bytes] = []
-    openai: list[bytes] = []
-    for prompt, chosen, rejected, rest_values in zip(
-        prompts, columns["chosen"], columns["rejected"], values, strict=True
-    ):
-        chosen_lead, chosen_patch = pair(chosen)
-        rejected_lead, rejected_patch = pair(rejected)
-        trl += (
-            f'{{"prompt": {prompt}, "chosen": {chosen_lead}'.encode(),
-            chosen_patch,
-            f'"}}], "rejected": {rejected_lead}'.encode(),
-            rejected_patch,
-            tail.format(*rest_values).encode(),
-        )
-        openai += (
-            f'{{"input": {{"messages": {prompt}}}, "preferred_output": [{_ASSISTANT}'.encode(),
-            chosen_patch,
-            f'"}}], "non_preferred_output": [{_ASSISTANT}'.encode(),
-            rejected_patch,
-            b'"}]}\n',
-        )
-    return {"jsonl": b"".join(trl), "openai": b"".join(openai)}
+def _pair_json(values: list[tuple[list[dict[str, str]], bytes]]) -> tuple[list[bytes], list[bytes]]:
+    """For (messages, patch) values: the JSON of the message list up to the final message's
+    content (the messages' JSON once per list object), and the patches' JSON string bodies."""
+    leads: dict[int, bytes] = {}
+    for messages, _ in values:
+        if id(messages) not in leads:
+            start = _ENCODER.encode(messages)[:-1] + ", " if messages else "["
+            leads[id(messages)] = (start + _ASSISTANT).encode()
+    return (
+        [leads[id(messages)] for messages, _ in values],
+        [json_string_bytes(patch) for _, patch in values],
+    )
 
 
 def _record_batch(
