@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from marlin.grading import swebench
 from marlin.grading.parsers import (
     MAX_REPORT_BYTES,
     ParseError,
@@ -208,10 +209,6 @@ def _reset_and_apply_test_patch(context: _Context) -> list[str]:
 def _run_swebench(context: _Context) -> CheckOutcome:
     """Run the spec's test command on the test patch's files and grade the log with the
     official harness's code (marlin.grading.swebench)."""
-    # Imported here, not at the top: the harness costs about 3 s of CPU to import, and every
-    # Django process (each `marlin` command, each worker) imports this module at start-up.
-    from marlin.grading import swebench
-
     if swebench.MISSING:
         return CheckOutcome(status="error", detail=swebench.MISSING)
     spec = context.spec
