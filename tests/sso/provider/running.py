@@ -81,7 +81,15 @@ def running_provider(directory: Path) -> Iterator[Provider]:
     log_path = directory / "provider.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "django", "serve_provider", f"127.0.0.1:{port}"],
+            [
+                sys.executable,
+                "-m",
+                "django",
+                "serve_provider",
+                f"127.0.0.1:{port}",
+                "--parent-pid",
+                str(os.getpid()),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
