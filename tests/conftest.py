@@ -126,6 +126,8 @@ def _keep_xdist_groups(config, items) -> None:
     here when xdist's own suffix did not take."""
     if not getattr(config.option, "loadgroup", False):
         return
+    from _pytest.nodeid import NodeId
+
     for item in items:
         names = {
             str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
@@ -133,10 +135,6 @@ def _keep_xdist_groups(config, items) -> None:
         }
         suffix = "@" + "_".join(sorted(names))
         if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
-            # Only pytest >= 9.2 gets here (before it, xdist's own suffix takes), and only it
-            # has this module: imported here so older pytest versions never look for it.
-            from _pytest.nodeid import NodeId
-
             item._id = NodeId.parse(item.nodeid + suffix)
 
 
