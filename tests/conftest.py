@@ -118,31 +118,9 @@ def artifacts_dir() -> Path:
 DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
 
 
-def _keep_xdist_groups(config, items) -> None:
-    """`--dist loadgroup` sends the tests of one `xdist_group` to one worker by suffixing their
-    node ids with `@group`. pytest-xdist 3.8 does that by setting `item._nodeid`, which pytest 9.2
-    no longer reads (the id lives in `item._id`), so every group was split between the workers:
-    test_backups.py loaded the demo in both and chromium started twice at once. Suffix the id
-    here when xdist's own suffix did not take."""
-    if not getattr(config.option, "loadgroup", False):
-        return
-    from _pytest.nodeid import NodeId
-
-    for item in items:
-        names = {
-            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-            for mark in item.iter_markers("xdist_group")
-        }
-        suffix = "@" + "_".join(sorted(names))
-        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
-            item._id = NodeId.parse(item.nodeid + suffix)
-
-
-@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """With MARLIN_TEST_DB_ONLY=1 (the PostgreSQL pass of `make test`), keep only the tests that
     touch the database: the plain-Python ones already ran in the SQLite pass."""
-    _keep_xdist_groups(config, items)
     if os.environ.get("MARLIN_TEST_DB_ONLY") != "1":
         return
     keep, drop = [], []
