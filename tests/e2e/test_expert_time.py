@@ -49,9 +49,14 @@ def test_heartbeats_follow_activity_and_the_server_counts_only_real_time(
     page.on("request", lambda r: beats.append(r) if r.url.endswith("/api/heartbeats") else None)
     page.clock.install()
     opened = time.monotonic()
-    page.goto(f"{live_server.url}/compare/{comparison.public_id}/")
-    page.mouse.move(200, 300)
-    page.clock.run_for(30_000)
+    # The first heartbeat's answer carries the ticket the next ones send. The page's clock is
+    # fake, so without waiting for that answer the next beat could go out before it arrived
+    # on a loaded machine, which no real 15 s interval allows.
+    with page.expect_response(lambda r: r.url.endswith("/api/heartbeats")):
+        page.goto(f"{live_server.url}/compare/{comparison.public_id}/")
+        page.mouse.move(200, 300)
+        page.clock.run_for(1_000)
+    page.clock.run_for(29_000)
     # A heartbeat as the page opens (once it has the focus), then one every 15 s of activity.
     assert 2 <= len(beats) <= 4, len(beats)
     body = json.loads(beats[0].post_data)
